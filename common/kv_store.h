@@ -1,0 +1,74 @@
+// Ordered key-value storage with namespaces and atomic batches.
+//
+// Implementations: RocksDbKvStore (the embedded production store, one column
+// family per namespace) and MemoryKvStore (tests). All methods are
+// thread-safe. Keys and values are arbitrary bytes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace geoledger {
+
+// A group of writes applied all-or-nothing by KvStore::Write.
+class KvBatch {
+ public:
+  struct Op {
+    bool is_delete;
+    std::string ns, key, value;
+  };
+  void Put(std::string_view ns, std::string_view key, std::string_view value) {
+    ops_.push_back({false, std::string(ns), std::string(key), std::string(value)});
+  }
+  void Delete(std::string_view ns, std::string_view key) {
+    ops_.push_back({true, std::string(ns), std::string(key), {}});
+  }
+  const std::vector<Op>& ops() const { return ops_; }
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+
+  // Returns the value, std::nullopt when the key is absent, or an error
+  // (kNotFound only for an unknown namespace; kInternal for I/O failures).
+  virtual StatusOr<std::optional<std::string>> Get(std::string_view ns,
+                                                   std::string_view key) const = 0;
+
+  // Applies every op or none. With sync=true the call returns OK only once the
+  // batch is on stable storage; any failure means nothing may be assumed
+  // durable and the caller must not acknowledge the write.
+  virtual Status Write(const KvBatch& batch, bool sync) = 0;
+
+  // Calls fn(key, value) for each key in `ns` starting with `prefix`, in key
+  // order, until fn returns false.
+  virtual Status Scan(std::string_view ns, std::string_view prefix,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
+};
+
+// The namespaces every store is opened with. Components add theirs here.
+inline const std::vector<std::string>& KnownNamespaces() {
+  static const std::vector<std::string> kNamespaces = {"meta", "tokens"};
+  return kNamespaces;
+}
+
+// Opens (creating if needed) a RocksDB database in `dir` with every namespace
+// in `namespaces` as a column family. Fails if another process holds it.
+StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& dir,
+                                                      const std::vector<std::string>& namespaces);
+
+// An in-memory store for tests. Namespaces are created on first use.
+std::unique_ptr<KvStore> NewMemoryKvStore();
+
+}  // namespace geoledger

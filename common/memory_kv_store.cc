@@ -1,0 +1,56 @@
+#include <map>
+#include <mutex>
+
+#include "common/kv_store.h"
+
+namespace geoledger {
+namespace {
+
+class MemoryKvStore final : public KvStore {
+ public:
+  StatusOr<std::optional<std::string>> Get(std::string_view ns,
+                                           std::string_view key) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto nit = data_.find(std::string(ns));
+    if (nit == data_.end()) return std::optional<std::string>();
+    auto it = nit->second.find(std::string(key));
+    if (it == nit->second.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+
+  Status Write(const KvBatch& batch, bool /*sync*/) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& op : batch.ops()) {
+      if (op.is_delete) data_[op.ns].erase(op.key);
+      else data_[op.ns][op.key] = op.value;
+    }
+    return Status::Ok();
+  }
+
+  Status Scan(std::string_view ns, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    std::vector<std::pair<std::string, std::string>> rows;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto nit = data_.find(std::string(ns));
+      if (nit == data_.end()) return Status::Ok();
+      for (auto it = nit->second.lower_bound(std::string(prefix)); it != nit->second.end(); ++it) {
+        if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+        rows.emplace_back(it->first, it->second);
+      }
+    }
+    for (const auto& [k, v] : rows)
+      if (!fn(k, v)) break;
+    return Status::Ok();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::map<std::string, std::string>> data_;  // guarded by mu_
+};
+
+}  // namespace
+
+std::unique_ptr<KvStore> NewMemoryKvStore() { return std::make_unique<MemoryKvStore>(); }
+
+}  // namespace geoledger

@@ -1,0 +1,107 @@
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <map>
+#include <mutex>
+
+#include "common/kv_store.h"
+
+namespace geoledger {
+namespace {
+
+class RocksDbKvStore final : public KvStore {
+ public:
+  RocksDbKvStore(std::unique_ptr<rocksdb::DB> db,
+                 std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : db_(std::move(db)), handles_(std::move(handles)) {
+    for (auto* h : handles_) by_name_[h->GetName()] = h;
+  }
+
+  ~RocksDbKvStore() override {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db_->Close().PermitUncheckedError();
+  }
+
+  StatusOr<std::optional<std::string>> Get(std::string_view ns,
+                                           std::string_view key) const override {
+    auto* cf = Family(ns);
+    if (cf == nullptr) return NotFound("kv get: unknown namespace " + std::string(ns));
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return Internal("kv get in " + std::string(ns) + ": " + s.ToString());
+    return std::optional<std::string>(std::move(value));
+  }
+
+  Status Write(const KvBatch& batch, bool sync) override {
+    rocksdb::WriteBatch wb;
+    for (const auto& op : batch.ops()) {
+      auto* cf = Family(op.ns);
+      if (cf == nullptr) return NotFound("kv write: unknown namespace " + op.ns);
+      rocksdb::Status s = op.is_delete ? wb.Delete(cf, op.key) : wb.Put(cf, op.key, op.value);
+      if (!s.ok()) return Internal("kv write: " + s.ToString());
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    rocksdb::Status s = db_->Write(wo, &wb);
+    if (!s.ok()) return Internal("kv write: " + s.ToString());
+    return Status::Ok();
+  }
+
+  Status Scan(std::string_view ns, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    auto* cf = Family(ns);
+    if (cf == nullptr) return NotFound("kv scan: unknown namespace " + std::string(ns));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      std::string_view k(it->key().data(), it->key().size());
+      if (k.substr(0, prefix.size()) != prefix) break;
+      if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+    }
+    if (!it->status().ok()) return Internal("kv scan in " + std::string(ns) + ": " + it->status().ToString());
+    return Status::Ok();
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* Family(std::string_view ns) const {
+    auto it = by_name_.find(std::string(ns));
+    return it == by_name_.end() ? nullptr : it->second;
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name_;  // immutable after construction
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& dir,
+                                                      const std::vector<std::string>& namespaces) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.paranoid_checks = true;
+  options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  options.keep_log_file_num = 3;
+
+  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(options, dir, &existing).ok()) {
+    for (const auto& e : existing)
+      if (e != rocksdb::kDefaultColumnFamilyName) names.push_back(e);
+  }
+  for (const auto& n : namespaces)
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions(options));
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(options), dir, descs, &handles, &raw);
+  if (!s.ok()) return Unavailable("open storage at " + dir + ": " + s.ToString());
+  return std::unique_ptr<KvStore>(
+      std::make_unique<RocksDbKvStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+}
+
+}  // namespace geoledger

@@ -1,0 +1,83 @@
+#include "server/admin_routes.h"
+
+#include "common/log.h"
+
+namespace geoledger::server {
+namespace {
+
+nlohmann::json PrincipalJson(const Principal& p) {
+  nlohmann::json j = {{"id", p.id},
+                      {"name", p.name},
+                      {"scopes", p.scopes},
+                      {"created_unix_ms", p.created_unix_ms},
+                      {"created_by", p.created_by},
+                      {"revoked", p.revoked}};
+  if (!p.tenant.empty()) j["tenant"] = p.tenant;
+  return j;
+}
+
+// Reads a required string field; kInvalidArgument names the field.
+StatusOr<std::string> RequiredString(const nlohmann::json& body, const char* field) {
+  if (!body.is_object() || !body.contains(field) || !body[field].is_string())
+    return InvalidArgument(std::string("'") + field + "' must be a string");
+  return body[field].get<std::string>();
+}
+
+}  // namespace
+
+void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
+  d.AddRoute("GET", "/v1/whoami", Access::kAuthenticated, "",
+             [](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               nlohmann::json j = PrincipalJson(*ctx.principal);
+               return JsonResponse(200, j);
+             });
+
+  d.AddRoute("POST", "/v1/admin/tokens", Access::kScoped, "admin",
+             [tokens](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               if (!ctx.body.is_object()) return InvalidArgument("body must be a JSON object");
+               for (auto it = ctx.body.begin(); it != ctx.body.end(); ++it)
+                 if (it.key() != "name" && it.key() != "scopes" && it.key() != "tenant")
+                   return InvalidArgument("unknown field '" + it.key() + "'");
+               GL_ASSIGN_OR_RETURN(std::string name, RequiredString(ctx.body, "name"));
+               if (!ctx.body.contains("scopes") || !ctx.body["scopes"].is_array())
+                 return InvalidArgument("'scopes' must be an array of strings");
+               std::vector<std::string> scopes;
+               for (const auto& s : ctx.body["scopes"]) {
+                 if (!s.is_string()) return InvalidArgument("'scopes' must be an array of strings");
+                 scopes.push_back(s.get<std::string>());
+               }
+               std::string tenant;
+               if (ctx.body.contains("tenant")) {
+                 GL_ASSIGN_OR_RETURN(tenant, RequiredString(ctx.body, "tenant"));
+               }
+               GL_ASSIGN_OR_RETURN(auto issued,
+                                   tokens()->Create(name, std::move(scopes), tenant, ctx.principal->name));
+               log::Info("token created", {{"request_id", ctx.request_id},
+                                           {"token_id", issued.principal.id},
+                                           {"name", issued.principal.name},
+                                           {"by", ctx.principal->name}});
+               nlohmann::json j = PrincipalJson(issued.principal);
+               j["token"] = issued.token;
+               HttpResponse r = JsonResponse(201, j);
+               r.headers.emplace_back("Location", "/v1/admin/tokens/" + issued.principal.id);
+               return r;
+             });
+
+  d.AddRoute("GET", "/v1/admin/tokens", Access::kScoped, "admin",
+             [tokens](RequestContext&) -> StatusOr<HttpResponse> {
+               nlohmann::json list = nlohmann::json::array();
+               for (const auto& p : tokens()->List()) list.push_back(PrincipalJson(p));
+               return JsonResponse(200, {{"tokens", list}});
+             });
+
+  d.AddRoute("DELETE", "/v1/admin/tokens/{id}", Access::kScoped, "admin",
+             [tokens](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               const std::string& id = ctx.params["id"];
+               GL_RETURN_IF_ERROR(tokens()->Revoke(id));
+               log::Info("token revoked", {{"request_id", ctx.request_id}, {"token_id", id},
+                                           {"by", ctx.principal->name}});
+               return JsonResponse(200, {{"id", id}, {"revoked", true}});
+             });
+}
+
+}  // namespace geoledger::server

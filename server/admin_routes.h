@@ -1,0 +1,19 @@
+// Token administration and identity routes:
+//   GET    /v1/whoami                  any valid token
+//   POST   /v1/admin/tokens            scope admin — returns the token once
+//   GET    /v1/admin/tokens            scope admin — never returns secrets
+//   DELETE /v1/admin/tokens/{id}       scope admin
+#pragma once
+
+#include <functional>
+
+#include "server/dispatcher.h"
+#include "server/token_store.h"
+
+namespace geoledger::server {
+
+// `tokens` returns the live store (non-null whenever the dispatcher lets an
+// authenticated request through).
+void RegisterAdminRoutes(Dispatcher& dispatcher, std::function<TokenStore*()> tokens);
+
+}  // namespace geoledger::server

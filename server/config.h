@@ -1,0 +1,51 @@
+// geoledgerd configuration: flags, then GEOLEDGER_* environment variables,
+// then an optional YAML file (--config), then built-in defaults. The first
+// source that sets an option wins. Unknown keys and bad values are errors.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace geoledger::server {
+
+struct ServerConfig {
+  std::string data_dir;
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  std::string region;
+  std::string config_file;
+  bool dev = false;
+
+  int threads = 0;  // 0: one per core
+  std::string log_level = "info";
+  bool access_log = true;
+
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{30'000};
+  std::chrono::milliseconds keepalive_timeout{60'000};
+  std::chrono::milliseconds drain_timeout{10'000};
+
+  std::string tls_cert, tls_key, tls_client_ca;  // PEM files; cert+key enable TLS
+  std::chrono::milliseconds tls_handshake_timeout{5'000};
+
+  double tenant_rate = 1000, tenant_burst = 2000;  // per tenant; rate 0 disables
+  double token_rate = 20000, token_burst = 40000;  // per token; rate 0 disables
+
+  bool tls_enabled() const { return !tls_cert.empty(); }
+};
+
+// Parses argv (argv[0] is the program). On --help, returns kFailedPrecondition
+// with the help text as the message. `env` is consulted for GEOLEDGER_*
+// variables (pass `environ`).
+StatusOr<ServerConfig> ParseConfig(int argc, const char* const* argv, char** env);
+
+// The reference table rendered as Markdown (for the README and --help).
+std::string ConfigReferenceMarkdown();
+
+}  // namespace geoledger::server

@@ -1,0 +1,224 @@
+#include "server/dispatcher.h"
+
+#include <algorithm>
+
+#include "common/encoding.h"
+#include "common/log.h"
+#include "crypto/hash.h"
+#include "server/problem.h"
+
+namespace geoledger::server {
+namespace {
+
+bool IsBodyMethod(const std::string& m) { return m == "POST" || m == "PUT" || m == "PATCH"; }
+
+bool IsJsonContentType(const std::string* ct) {
+  if (ct == nullptr) return false;
+  std::string v = *ct;
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto semi = v.find(';');
+  std::string type = v.substr(0, semi);
+  type.erase(std::remove(type.begin(), type.end(), ' '), type.end());
+  return type == "application/json";
+}
+
+// Nesting depth of a JSON text, counting brackets outside strings. Bounded
+// before parsing so a deeply nested body cannot exhaust the stack.
+size_t JsonDepth(const std::string& s) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : s) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') max_depth = std::max(max_depth, ++depth);
+    else if ((c == ']' || c == '}') && depth > 0) --depth;
+  }
+  return max_depth;
+}
+
+ProblemKind KindForHttp(int status) {
+  switch (status) {
+    case 400: return ProblemKind::kBadRequest;
+    case 408: return ProblemKind::kRequestTimeout;
+    case 413: return ProblemKind::kPayloadTooLarge;
+    case 431: return ProblemKind::kHeadersTooLarge;
+    case 503: return ProblemKind::kUnavailable;
+    default: return ProblemKind::kBadRequest;
+  }
+}
+
+}  // namespace
+
+HttpResponse JsonResponse(int status, const nlohmann::json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+std::string ChooseRequestId(const std::string* header) {
+  if (header != nullptr && !header->empty() && header->size() <= 128 &&
+      std::all_of(header->begin(), header->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
+      }))
+    return *header;
+  return HexEncode(crypto::RandomBytes(12));
+}
+
+Dispatcher::Dispatcher(Options options, const Clock* clock, HttpMetrics* metrics)
+    : options_(options),
+      clock_(clock),
+      metrics_(metrics),
+      tenant_limiter_(options.tenant_limit, clock),
+      token_limiter_(options.token_limit, clock) {}
+
+void Dispatcher::AddRoute(const std::string& method, const std::string& pattern, Access access,
+                          const std::string& scope, RouteHandler handler) {
+  int id = router_.Add(method, pattern);
+  int metrics_id = metrics_->AddRoute(method, pattern);
+  if (static_cast<int>(routes_.size()) != id) std::abort();
+  routes_.push_back({access, scope, std::move(handler), metrics_id});
+}
+
+HttpResponse Dispatcher::Handle(const HttpRequest& request) {
+  auto start = clock_->Now();
+  in_flight_.fetch_add(1);
+  metrics_->AddInFlight(1);
+  RequestContext ctx{request, ChooseRequestId(request.Header("x-request-id")), "unmatched", {}, std::nullopt, {}, {}};
+  int metrics_id = HttpMetrics::kUnmatched;
+  HttpResponse response;
+  try {
+    response = Process(request, ctx, &metrics_id);
+  } catch (const std::exception& e) {
+    log::Error("handler threw", {{"request_id", ctx.request_id}, {"error", e.what()}});
+    response = ProblemFromStatus(Internal("unhandled exception"), ctx.request_id);
+  } catch (...) {
+    log::Error("handler threw", {{"request_id", ctx.request_id}});
+    response = ProblemFromStatus(Internal("unhandled exception"), ctx.request_id);
+  }
+  Finish(request, ctx, response, metrics_id, start);
+  metrics_->AddInFlight(-1);
+  in_flight_.fetch_sub(1);
+  return response;
+}
+
+HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx, int* metrics_id) {
+  const std::string& rid = ctx.request_id;
+  if (draining()) {
+    HttpResponse r = ProblemFromStatus(Unavailable("server is shutting down"), rid);
+    r.close_connection = true;
+    return r;
+  }
+  Router::Match match = router_.Find(request.method, request.path);
+  if (match.route_id < 0) {
+    if (!match.allowed_methods.empty()) {
+      std::string allow;
+      for (const auto& m : match.allowed_methods) allow += (allow.empty() ? "" : ", ") + m;
+      HttpResponse r = MakeProblem(ProblemKind::kMethodNotAllowed,
+                                   request.method + " is not allowed on " + request.path, rid);
+      r.headers.emplace_back("Allow", allow);
+      return r;
+    }
+    return MakeProblem(ProblemKind::kNotFound, "no resource at this path", rid);
+  }
+  const Route& route = routes_[match.route_id];
+  *metrics_id = route.metrics_id;
+  ctx.route = router_.pattern(match.route_id);
+  ctx.params = std::move(match.params);
+
+  if (route.access != Access::kPublic) {
+    const TokenStore* tokens = tokens_.load();
+    if (tokens == nullptr) return ProblemFromStatus(Unavailable("service is starting"), rid);
+    const std::string* auth = request.Header("authorization");
+    if (auth == nullptr) return MakeProblem(ProblemKind::kUnauthenticated, "missing bearer token", rid);
+    if (auth->size() < 7 || !std::equal(auth->begin(), auth->begin() + 7, "bearer ",
+                                        [](char a, char b) { return std::tolower(a) == b; }))
+      return MakeProblem(ProblemKind::kUnauthenticated, "expected 'Authorization: Bearer <token>'", rid);
+    auto who = tokens->Authenticate(std::string_view(*auth).substr(7));
+    if (!who.ok()) return ProblemFromStatus(who.status(), rid);
+    ctx.principal = std::move(*who);
+    const Principal& principal = *ctx.principal;
+    if (route.access == Access::kScoped && !principal.HasScope(route.scope))
+      return MakeProblem(ProblemKind::kForbidden, "token lacks scope '" + route.scope + "'", rid);
+
+    auto p = ctx.params.find("tenant");
+    if (p != ctx.params.end()) ctx.tenant = p->second;
+    else if (const std::string* h = request.Header("x-tenant-id")) ctx.tenant = *h;
+    else if (auto q = request.query.find("tenant"); q != request.query.end()) ctx.tenant = q->second;
+    if (!principal.tenant.empty() && !ctx.tenant.empty() && ctx.tenant != principal.tenant)
+      return MakeProblem(ProblemKind::kForbidden, "token is restricted to another tenant", rid);
+
+    auto by_token = token_limiter_.Acquire(principal.id);
+    if (!by_token.allowed) {
+      metrics_->CountRateLimited(false);
+      HttpResponse r = MakeProblem(ProblemKind::kRateLimited, "rate limit for this token exceeded", rid);
+      r.headers.emplace_back("Retry-After", std::to_string(by_token.retry_after_seconds));
+      return r;
+    }
+    if (!ctx.tenant.empty()) {
+      auto by_tenant = tenant_limiter_.Acquire(ctx.tenant);
+      if (!by_tenant.allowed) {
+        metrics_->CountRateLimited(true);
+        HttpResponse r = MakeProblem(ProblemKind::kRateLimited, "rate limit for this tenant exceeded", rid);
+        r.headers.emplace_back("Retry-After", std::to_string(by_tenant.retry_after_seconds));
+        return r;
+      }
+    }
+  }
+
+  if (IsBodyMethod(request.method) && !request.body.empty()) {
+    if (!IsJsonContentType(request.Header("content-type")))
+      return MakeProblem(ProblemKind::kUnsupportedMediaType, "request body must be application/json", rid);
+    if (JsonDepth(request.body) > options_.max_json_depth)
+      return MakeProblem(ProblemKind::kBadRequest, "JSON nested too deeply", rid);
+    ctx.body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
+  }
+
+  StatusOr<HttpResponse> result = route.handler(ctx);
+  if (!result.ok()) {
+    if (ProblemKindFor(result.status().code()) == ProblemKind::kInternal)
+      log::Error("request failed", {{"request_id", rid}, {"route", router_.pattern(match.route_id)},
+                                    {"error", result.status().ToString()}});
+    return ProblemFromStatus(result.status(), rid);
+  }
+  return std::move(*result);
+}
+
+void Dispatcher::Finish(const HttpRequest& request, const RequestContext& ctx, HttpResponse& response,
+                        int metrics_id, std::chrono::steady_clock::time_point start) {
+  response.headers.emplace_back("X-Request-Id", ctx.request_id);
+  bool has_cache_control = std::any_of(response.headers.begin(), response.headers.end(),
+                                       [](const auto& h) { return h.first == "Cache-Control"; });
+  if (!has_cache_control) response.headers.emplace_back("Cache-Control", "no-store");
+  double seconds = std::chrono::duration<double>(clock_->Now() - start).count();
+  metrics_->Observe(metrics_id, response.status, seconds);
+  if (options_.access_log && log::Enabled(log::Level::kInfo)) {
+    nlohmann::json f = {{"request_id", ctx.request_id},
+                        {"method", request.method},
+                        {"route", ctx.route},
+                        {"status", response.status},
+                        {"duration_ms", seconds * 1000.0},
+                        {"peer", request.peer}};
+    if (ctx.principal) f["token"] = ctx.principal->name;
+    log::Info("request", f);
+  }
+}
+
+HttpResponse Dispatcher::Reject(int http_status, const std::string& detail, const std::string& peer) {
+  std::string rid = ChooseRequestId(nullptr);
+  HttpResponse r = MakeProblem(KindForHttp(http_status), detail, rid);
+  r.headers.emplace_back("X-Request-Id", rid);
+  r.close_connection = true;
+  metrics_->Observe(HttpMetrics::kUnmatched, r.status, 0);
+  if (options_.access_log)
+    log::Info("request rejected", {{"request_id", rid}, {"status", r.status}, {"detail", detail}, {"peer", peer}});
+  return r;
+}
+
+}  // namespace geoledger::server

@@ -1,0 +1,285 @@
+#include "server/http_server.h"
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+#include <pistache/peer.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/log.h"
+#include "server/router.h"
+
+namespace geoledger::server {
+namespace {
+
+using namespace Pistache;
+
+constexpr char kConnData[] = "geoledger.conn";
+
+// Per-connection framing state, kept in the peer's data map.
+struct ConnState {
+  size_t bytes_this_request = 0;
+  bool closing = false;  // a fatal answer was sent; ignore further input
+};
+
+// A response header with a name chosen at run time. Pistache 0.0.5 writes
+// only typed headers; Collection::addRaw entries are silently dropped.
+class OutHeader final : public Http::Header::Header {
+ public:
+  OutHeader(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {
+    // Never let a value split the header block.
+    value_.erase(std::remove_if(value_.begin(), value_.end(), [](char c) { return c == '\r' || c == '\n'; }),
+                 value_.end());
+  }
+  const char* name() const override { return name_.c_str(); }
+  void write(std::ostream& os) const override { os << value_; }
+  uint64_t hash() const override { return 0x676c6f75746864ull; }
+
+ private:
+  std::string name_, value_;
+};
+
+struct FrontendLimits {
+  Dispatcher* dispatcher;
+  size_t max_header_bytes;
+  size_t max_body_bytes;
+};
+
+void CloseAfterSend(Async::Promise<ssize_t> sent, const std::shared_ptr<Tcp::Peer>& peer) {
+  std::weak_ptr<Tcp::Peer> weak = peer;
+  // shutdown(2) makes the transport see a hang-up and release the peer itself.
+  auto close_it = [weak] {
+    if (auto p = weak.lock()) ::shutdown(p->fd(), SHUT_RDWR);
+  };
+  sent.then([close_it](ssize_t) { close_it(); }, [close_it](std::exception_ptr) { close_it(); });
+}
+
+class Frontend final : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(Frontend)
+
+  explicit Frontend(std::shared_ptr<const FrontendLimits> limits) : limits_(std::move(limits)) {}
+
+  void onConnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    peer->putData(ParserData,
+                  std::make_shared<Http::RequestParser>(limits_->max_header_bytes + limits_->max_body_bytes));
+    peer->putData(kConnData, std::make_shared<ConnState>());
+  }
+
+  void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
+    auto parser = getParser(peer);
+    auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
+    if (conn->closing) return;
+    const auto step_id = [&] { return parser->step()->id(); };
+    const bool in_head_before = step_id() != Http::Private::BodyStep::Id;
+    if (!parser->feed(buffer, len)) {
+      if (in_head_before) Fail(peer, parser, conn, 431, "request line and headers exceed the limit");
+      else Fail(peer, parser, conn, 413, "request body exceeds the limit");
+      return;
+    }
+    conn->bytes_this_request += len;
+    Http::Private::State state;
+    try {
+      state = parser->parse();
+    } catch (const Http::HttpError& e) {
+      Fail(peer, parser, conn, 400, "malformed request");
+      return;
+    } catch (const std::exception& e) {
+      Fail(peer, parser, conn, 400, "malformed request");
+      return;
+    }
+    auto& request = parser->request;
+    if (state != Http::Private::State::Done) {
+      if (step_id() != Http::Private::BodyStep::Id) {
+        if (conn->bytes_this_request > limits_->max_header_bytes)
+          Fail(peer, parser, conn, 431, "request line and headers exceed the limit");
+        return;
+      }
+      // Headers are complete: refuse an oversized body before it arrives.
+      if (auto cl = request.headers().tryGet<Http::Header::ContentLength>()) {
+        if (cl->value() > limits_->max_body_bytes) Fail(peer, parser, conn, 413, "request body exceeds the limit");
+      }
+      return;
+    }
+    if (conn->bytes_this_request - std::min(conn->bytes_this_request, request.body().size()) >
+        limits_->max_header_bytes) {
+      Fail(peer, parser, conn, 431, "request line and headers exceed the limit");
+      return;
+    }
+    if (request.body().size() > limits_->max_body_bytes) {
+      Fail(peer, parser, conn, 413, "request body exceeds the limit");
+      return;
+    }
+    conn->bytes_this_request = 0;
+    request.copyAddress(peer->address());
+    peer->setIdle(false);
+    Http::ResponseWriter writer(request.version(), transport(), this, peer);
+    Serve(request, std::move(writer), peer);
+    parser->reset();
+  }
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
+    // Not reached: onInput serves requests itself. Kept for the interface.
+    Send(std::move(writer), limits_->dispatcher->Reject(400, "unexpected request path", ""), false, nullptr);
+  }
+
+  void onTimeout(const Http::Request&, Http::ResponseWriter writer) override {
+    Send(std::move(writer), limits_->dispatcher->Reject(408, "request not received in time", ""), false, nullptr);
+  }
+
+ private:
+  void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<Http::RequestParser>& parser,
+            const std::shared_ptr<ConnState>& conn, int status, const std::string& detail) {
+    conn->closing = true;
+    Http::ResponseWriter writer(Http::Version::Http11, transport(), this, peer);
+    HttpResponse r = limits_->dispatcher->Reject(status, detail, peer->address().host());
+    Send(std::move(writer), r, /*keep_alive=*/false, peer);
+    parser->reset();
+  }
+
+  void Serve(const Http::Request& req, Http::ResponseWriter writer, const std::shared_ptr<Tcp::Peer>& peer) {
+    HttpRequest in;
+    in.method = Http::methodString(req.method());
+    in.path = req.resource();
+    in.body = req.body();
+    in.peer = req.address().host();
+    for (auto it = req.query().parameters_begin(); it != req.query().parameters_end(); ++it) {
+      auto k = PercentDecode(it->first);
+      auto v = PercentDecode(it->second);
+      if (!k || !v) {
+        Send(std::move(writer), limits_->dispatcher->Reject(400, "malformed query string", in.peer), false, peer);
+        return;
+      }
+      in.query[*k] = *v;
+    }
+    for (const auto& h : req.headers().list()) {
+      std::ostringstream os;
+      h->write(os);
+      std::string name = h->name();
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      in.headers.emplace_back(std::move(name), os.str());
+    }
+    for (const auto& [name, raw] : req.headers().rawList()) {
+      std::string lname = name;
+      std::transform(lname.begin(), lname.end(), lname.begin(), [](unsigned char c) { return std::tolower(c); });
+      in.headers.emplace_back(std::move(lname), raw.value());
+    }
+
+    bool keep_alive;
+    auto conn_hdr = req.headers().tryGet<Http::Header::Connection>();
+    if (req.version() == Http::Version::Http11)
+      keep_alive = !(conn_hdr && conn_hdr->control() == Http::ConnectionControl::Close);
+    else
+      keep_alive = conn_hdr && conn_hdr->control() == Http::ConnectionControl::KeepAlive;
+
+    HttpResponse out = limits_->dispatcher->Handle(in);
+    if (out.close_connection) keep_alive = false;
+    Send(std::move(writer), out, keep_alive, peer);
+  }
+
+  static void Send(Http::ResponseWriter writer, const HttpResponse& r, bool keep_alive,
+                   const std::shared_ptr<Tcp::Peer>& peer) {
+    auto& headers = writer.headers();
+    // The library pre-sets "Connection: Close" on requests without the header.
+    headers.remove<Http::Header::Connection>();
+    headers.add<Http::Header::Connection>(keep_alive ? Http::ConnectionControl::KeepAlive
+                                                     : Http::ConnectionControl::Close);
+    for (const auto& [name, value] : r.headers) headers.add(std::make_shared<OutHeader>(name, value));
+    if (!r.content_type.empty()) writer.setMime(Http::Mime::MediaType::fromString(r.content_type));
+    auto sent = writer.send(static_cast<Http::Code>(r.status), r.body);
+    if (!keep_alive && peer) CloseAfterSend(std::move(sent), peer);
+  }
+
+  std::shared_ptr<const FrontendLimits> limits_;
+};
+
+// Pistache does the TLS handshake with a blocking SSL_accept on its accept
+// thread. Accepted sockets inherit SO_RCVTIMEO/SO_SNDTIMEO from the listening
+// socket, so setting them there bounds the handshake; once the library makes
+// the socket non-blocking the timeouts no longer matter.
+Status BoundHandshakes(uint16_t port, std::chrono::milliseconds timeout) {
+  for (int fd = 3; fd < 65536; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    uint16_t p = 0;
+    if (addr.ss_family == AF_INET) p = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    else if (addr.ss_family == AF_INET6) p = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (p != port) continue;
+    timeval tv{};
+    tv.tv_sec = timeout.count() / 1000;
+    tv.tv_usec = (timeout.count() % 1000) * 1000;
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
+      return Internal("cannot set handshake timeout on the listening socket");
+    return Status::Ok();
+  }
+  return Internal("listening socket not found to bound TLS handshakes");
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  std::unique_ptr<Http::Endpoint> endpoint;
+  bool stopped = false;
+};
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o, Dispatcher* dispatcher) {
+  auto limits = std::make_shared<FrontendLimits>(
+      FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes});
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  server->impl_ = std::make_unique<Impl>();
+  try {
+    Address addr(o.host, Port(o.port));
+    auto endpoint = std::make_unique<Http::Endpoint>(addr);
+    auto opts = Http::Endpoint::options()
+                    .threads(o.threads)
+                    .flags(Tcp::Options::ReuseAddr)
+                    .maxRequestSize(o.max_header_bytes + o.max_body_bytes)
+                    .headerTimeout(o.header_timeout)
+                    .bodyTimeout(o.body_timeout)
+                    .keepaliveTimeout(o.keepalive_timeout);
+    endpoint->init(opts);
+    endpoint->setHandler(std::make_shared<Frontend>(limits));
+    if (!o.tls_cert.empty()) {
+      endpoint->useSSL(o.tls_cert, o.tls_key);
+      if (!o.tls_client_ca.empty()) endpoint->useSSLAuth(o.tls_client_ca);
+    }
+    // serveThreaded() binds the socket itself; an earlier bind() would leave a
+    // second, never-accepted listening socket behind.
+    endpoint->serveThreaded();
+    server->port_ = static_cast<uint16_t>(endpoint->getPort());
+    server->impl_->endpoint = std::move(endpoint);
+    if (!o.tls_cert.empty()) {
+      Status st = BoundHandshakes(server->port_, o.tls_handshake_timeout);
+      if (!st.ok()) {
+        server->Stop();
+        return st;
+      }
+    }
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (!o.tls_cert.empty() && what.find("SSL") != std::string::npos)
+      return InvalidArgument("TLS setup failed: " + what);
+    return Unavailable("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + what);
+  }
+  return server;
+}
+
+void HttpServer::Stop() {
+  if (!impl_ || impl_->stopped || !impl_->endpoint) return;
+  impl_->stopped = true;
+  impl_->endpoint->shutdown();
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+}  // namespace geoledger::server

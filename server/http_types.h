@@ -1,0 +1,36 @@
+// Transport-neutral request and response values passed between the Pistache
+// frontend and the API dispatcher.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace geoledger::server {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", …
+  std::string path;    // without the query string
+  std::map<std::string, std::string> query;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;
+  std::string peer;  // remote address, for logs
+
+  // First value of header `name` (lower-case), or nullptr.
+  const std::string* Header(const std::string& name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return &v;
+    return nullptr;
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool close_connection = false;  // the server closes after sending
+};
+
+}  // namespace geoledger::server

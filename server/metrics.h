@@ -1,0 +1,55 @@
+// Prometheus metrics for HTTP traffic: request counts by route, method and
+// status, and latency histograms by route. Routes are registered before
+// serving; recording is lock-free.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace geoledger::server {
+
+class HttpMetrics {
+ public:
+  static constexpr std::array<double, 14> kBucketsSeconds = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
+
+  // Registers a series label set; returns its id. Not thread-safe: call before
+  // serving. Id `kUnmatched` exists from the start for requests no route took.
+  int AddRoute(const std::string& method, const std::string& route);
+  static constexpr int kUnmatched = 0;
+
+  HttpMetrics();
+  // Records one finished request. Thread-safe, lock-free.
+  void Observe(int route_id, int status, double seconds);
+  void CountRateLimited(bool by_tenant);
+  void AddInFlight(int delta) { in_flight_.fetch_add(delta, std::memory_order_relaxed); }
+
+  // Extra lines appended to the exposition (gauges owned by other components).
+  // Register before serving; the callback must be thread-safe.
+  void AddCollector(std::function<void(std::string&)> collector);
+
+  // Prometheus text exposition format 0.0.4.
+  std::string Render() const;
+
+ private:
+  struct Series {
+    std::string method, route;
+    std::array<std::atomic<uint64_t>, 600> by_status{};
+    std::array<std::atomic<uint64_t>, kBucketsSeconds.size() + 1> buckets{};  // last: +Inf
+    std::atomic<uint64_t> sum_micros{0};
+    std::atomic<uint64_t> count{0};
+  };
+  std::vector<std::unique_ptr<Series>> series_;
+  std::vector<std::function<void(std::string&)>> collectors_;
+  std::atomic<uint64_t> rate_limited_tenant_{0}, rate_limited_token_{0};
+  std::atomic<int64_t> in_flight_{0};
+};
+
+}  // namespace geoledger::server

@@ -1,0 +1,43 @@
+// RFC 9457 problem details. Every error response of the service is rendered
+// here and only here: Status → HTTP status, stable type URI, title.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "server/http_types.h"
+
+namespace geoledger::server {
+
+// Stable machine-readable problem kinds. The type URI is
+// "urn:geoledger:problem:<slug>"; slugs never change once published.
+enum class ProblemKind {
+  kBadRequest,            // 400
+  kUnauthenticated,       // 401
+  kForbidden,             // 403
+  kNotFound,              // 404
+  kMethodNotAllowed,      // 405
+  kRequestTimeout,        // 408
+  kConflict,              // 409
+  kPayloadTooLarge,       // 413
+  kUnsupportedMediaType,  // 415
+  kHeadersTooLarge,       // 431
+  kRateLimited,           // 429
+  kInternal,              // 500
+  kUnavailable,           // 503
+};
+
+int ProblemHttpStatus(ProblemKind kind);
+std::string ProblemTypeUri(ProblemKind kind);
+
+// Builds the application/problem+json response. `detail` must not contain
+// secrets or personal data; it is shown to the caller.
+HttpResponse MakeProblem(ProblemKind kind, const std::string& detail,
+                         const std::string& request_id = "");
+
+// The one mapping from Status to problem. Internal and data-loss errors are
+// reported without their message (it is logged instead).
+ProblemKind ProblemKindFor(StatusCode code);
+HttpResponse ProblemFromStatus(const Status& status, const std::string& request_id = "");
+
+}  // namespace geoledger::server

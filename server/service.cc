@@ -1,0 +1,178 @@
+#include "server/service.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "common/log.h"
+#include "crypto/key_source.h"
+#include "server/admin_routes.h"
+#include "server/problem.h"
+
+namespace geoledger::server {
+namespace {
+
+Status MakeDir(const std::string& path, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+    return Internal("cannot create directory " + path + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+// Writes `content` to `path` atomically (temp file + rename) with `mode`.
+Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return Internal("cannot write " + path + ": " + std::strerror(errno));
+  ::fchmod(fd, mode);
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Internal("cannot write " + path);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Service::Service(const ServerConfig& config) : config_(config) {}
+
+StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
+  std::unique_ptr<Service> s(new Service(config));
+  Dispatcher::Options dopts;
+  dopts.access_log = config.access_log;
+  dopts.tenant_limit = {config.tenant_rate, config.tenant_burst, 100000};
+  dopts.token_limit = {config.token_rate, config.token_burst, 100000};
+  s->dispatcher_ = std::make_unique<Dispatcher>(dopts, &SystemClock::Get(), &s->metrics_);
+  s->RegisterRoutes();
+
+  GL_RETURN_IF_ERROR(MakeDir(config.data_dir, 0700));
+  ::unlink((config.data_dir + "/listen.addr").c_str());
+  HttpServerOptions hopts;
+  hopts.host = config.listen_host;
+  hopts.port = config.listen_port;
+  hopts.threads = config.threads;
+  hopts.max_header_bytes = config.max_header_bytes;
+  hopts.max_body_bytes = config.max_body_bytes;
+  hopts.header_timeout = config.header_timeout;
+  hopts.body_timeout = config.body_timeout;
+  hopts.keepalive_timeout = config.keepalive_timeout;
+  hopts.tls_cert = config.tls_cert;
+  hopts.tls_key = config.tls_key;
+  hopts.tls_client_ca = config.tls_client_ca;
+  hopts.tls_handshake_timeout = config.tls_handshake_timeout;
+  GL_ASSIGN_OR_RETURN(s->http_, HttpServer::Start(hopts, s->dispatcher_.get()));
+  std::string addr = config.listen_host + ":" + std::to_string(s->http_->port());
+  log::Info("listening", {{"address", addr}, {"tls", config.tls_enabled()},
+                          {"mtls", !config.tls_client_ca.empty()}, {"region", config.region}});
+
+  Status st = s->OpenStorageAndKeys();
+  if (st.ok()) st = s->BootstrapAdminToken();
+  if (!st.ok()) {
+    s->Shutdown();
+    return st;
+  }
+  s->dispatcher_->SetTokenStore(s->tokens_.get());
+  s->not_ready_reason_.store("");
+  s->ready_.store(true);
+  // Written last, so its presence means the service is ready (used by scripts and tests).
+  GL_RETURN_IF_ERROR(WriteFileAtomic(config.data_dir + "/listen.addr", addr + "\n", 0644));
+  log::Info("ready", {{"address", addr}});
+  return s;
+}
+
+Status Service::OpenStorageAndKeys() {
+  const std::string keys_dir = config_.data_dir + "/keys";
+  if (config_.dev) {
+    bool created = false;
+    GL_RETURN_IF_ERROR(crypto::GenerateDevKeys(keys_dir, &created));
+    if (created) {
+      log::Warn("DEVELOPMENT KEYS GENERATED: the region root key and audit signing key under " +
+                    keys_dir +
+                    " were created by --dev. They are plain files on this disk. Never use --dev "
+                    "for real personal data; provision keys as described in "
+                    "compliance-docs/key-management.md.",
+                {{"keys_dir", keys_dir}});
+    }
+  }
+  not_ready_reason_.store("loading keys");
+  auto source = crypto::NewFileKeySource(keys_dir);
+  auto root = source->LoadRootKey();
+  if (!root.ok()) return FailedPrecondition("region root key: " + root.status().message() +
+                                            (config_.dev ? "" : " (start with --dev to generate development keys)"));
+  root_key_ = std::move(*root);
+  auto seed = source->LoadAuditSigningSeed();
+  if (!seed.ok()) return FailedPrecondition("audit signing key: " + seed.status().message());
+  GL_ASSIGN_OR_RETURN(auto signer, crypto::Ed25519Signer::FromSeed(*seed));
+  audit_signer_.emplace(std::move(signer));
+
+  const std::string origin = "geoledger/" + config_.region;
+  GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/audit-public.key",
+                                     crypto::NoteVerifierKey(origin, audit_signer_->public_key()) + "\n", 0644));
+  GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/audit-public.key.bin", audit_signer_->public_key(), 0644));
+
+  not_ready_reason_.store("opening storage");
+  GL_ASSIGN_OR_RETURN(kv_, OpenRocksDbKvStore(config_.data_dir + "/db", KnownNamespaces()));
+  GL_ASSIGN_OR_RETURN(tokens_, TokenStore::Open(kv_.get(), &SystemClock::Get()));
+  return Status::Ok();
+}
+
+Status Service::BootstrapAdminToken() {
+  if (!tokens_->empty()) return Status::Ok();
+  GL_ASSIGN_OR_RETURN(auto issued, tokens_->Create("bootstrap-admin", AllScopes(), "", "geoledgerd"));
+  const std::string path = config_.data_dir + "/admin.token";
+  GL_RETURN_IF_ERROR(WriteFileAtomic(path, issued.token + "\n", 0600));
+  log::Warn("bootstrap admin token written; create named tokens with POST /v1/admin/tokens and "
+            "revoke this one",
+            {{"path", path}, {"token_id", issued.principal.id}});
+  return Status::Ok();
+}
+
+void Service::RegisterRoutes() {
+  Dispatcher& d = *dispatcher_;
+  d.AddRoute("GET", "/healthz", Access::kPublic, "", [](RequestContext&) -> StatusOr<HttpResponse> {
+    return JsonResponse(200, {{"status", "ok"}});
+  });
+  d.AddRoute("GET", "/readyz", Access::kPublic, "", [this](RequestContext& ctx) -> StatusOr<HttpResponse> {
+    if (dispatcher_->draining()) return Unavailable("draining for shutdown");
+    if (!ready_.load()) return Unavailable(std::string("not ready: ") + not_ready_reason_.load());
+    return JsonResponse(200, {{"status", "ready"}, {"region", config_.region}, {"storage", "open"}, {"keys", "loaded"}});
+  });
+  d.AddRoute("GET", "/metrics", Access::kPublic, "", [this](RequestContext&) -> StatusOr<HttpResponse> {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_.Render();
+    r.body += "# HELP geoledger_ready 1 when the service is ready to serve.\n# TYPE geoledger_ready gauge\n";
+    r.body += std::string("geoledger_ready ") + (ready_.load() && !dispatcher_->draining() ? "1" : "0") + "\n";
+    return r;
+  });
+  RegisterAdminRoutes(d, [this]() { return tokens_.get(); });
+}
+
+void Service::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  dispatcher_->BeginDrain();
+  log::Info("draining", {{"in_flight", dispatcher_->in_flight()}});
+  auto deadline = std::chrono::steady_clock::now() + config_.drain_timeout;
+  while (dispatcher_->in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (dispatcher_->in_flight() > 0)
+    log::Warn("drain timeout: requests still in flight", {{"in_flight", dispatcher_->in_flight()}});
+  if (http_) http_->Stop();
+  ready_.store(false);
+  dispatcher_->SetTokenStore(nullptr);
+  tokens_.reset();
+  kv_.reset();  // closes RocksDB
+  ::unlink((config_.data_dir + "/listen.addr").c_str());
+  log::Info("stopped");
+}
+
+Service::~Service() { Shutdown(); }
+
+}  // namespace geoledger::server

@@ -1,0 +1,57 @@
+// geoledgerd as an object: opens storage, loads keys, bootstraps the admin
+// token, registers the API and serves it. main() only parses flags and waits
+// for a signal.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/kv_store.h"
+#include "common/status.h"
+#include "crypto/secret.h"
+#include "crypto/signer.h"
+#include "server/config.h"
+#include "server/dispatcher.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
+#include "server/token_store.h"
+
+namespace geoledger::server {
+
+class Service {
+ public:
+  // Starts listening first (so /healthz answers and /readyz says why it is
+  // not ready), then opens storage and loads keys. Any failure is returned
+  // and nothing keeps running.
+  static StatusOr<std::unique_ptr<Service>> Start(const ServerConfig& config);
+  ~Service();
+
+  uint16_t port() const { return http_->port(); }
+  bool ready() const { return ready_.load(); }
+
+  // SIGTERM: stop taking new work, wait up to drain_timeout for in-flight
+  // requests, stop the listener and close storage. Idempotent.
+  void Shutdown();
+
+ private:
+  explicit Service(const ServerConfig& config);
+  Status OpenStorageAndKeys();
+  Status BootstrapAdminToken();
+  void RegisterRoutes();
+
+  const ServerConfig config_;
+  HttpMetrics metrics_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<KvStore> kv_;
+  std::unique_ptr<TokenStore> tokens_;
+  crypto::SecretBytes root_key_;  // wraps tenant keys
+  std::optional<crypto::Ed25519Signer> audit_signer_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> shut_down_{false};
+  std::atomic<const char*> not_ready_reason_{"starting"};  // static strings only
+};
+
+}  // namespace geoledger::server
