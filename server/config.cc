@@ -137,7 +137,6 @@ const std::vector<OptionSpec>& Specs() {
       {"tls-cert", "PEM certificate chain; with --tls-key enables HTTPS", "", Text(&ServerConfig::tls_cert)},
       {"tls-key", "PEM private key for --tls-cert", "", Text(&ServerConfig::tls_key)},
       {"tls-client-ca", "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)", "", Text(&ServerConfig::tls_client_ca)},
-      {"tls-handshake-timeout-ms", "Time allowed for a TLS handshake", "5000", Millis(&ServerConfig::tls_handshake_timeout, 100, 60000)},
       {"rate-limit-tenant-rps", "Requests per second per tenant (0 disables)", "1000", Rate(&ServerConfig::tenant_rate)},
       {"rate-limit-tenant-burst", "Burst size per tenant", "2000", Rate(&ServerConfig::tenant_burst)},
       {"rate-limit-token-rps", "Requests per second per token (0 disables)", "20000", Rate(&ServerConfig::token_rate)},

@@ -32,7 +32,6 @@ struct ServerConfig {
   std::chrono::milliseconds drain_timeout{10'000};
 
   std::string tls_cert, tls_key, tls_client_ca;  // PEM files; cert+key enable TLS
-  std::chrono::milliseconds tls_handshake_timeout{5'000};
 
   double tenant_rate = 1000, tenant_burst = 2000;  // per tenant; rate 0 disables
   double token_rate = 20000, token_burst = 40000;  // per token; rate 0 disables

@@ -198,33 +198,6 @@ class Frontend final : public Http::Handler {
   std::shared_ptr<const FrontendLimits> limits_;
 };
 
-// Pistache does the TLS handshake with a blocking SSL_accept on its accept
-// thread. Accepted sockets inherit SO_RCVTIMEO/SO_SNDTIMEO from the listening
-// socket, so setting them there bounds the handshake; once the library makes
-// the socket non-blocking the timeouts no longer matter.
-Status BoundHandshakes(uint16_t port, std::chrono::milliseconds timeout) {
-  for (int fd = 3; fd < 65536; ++fd) {
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_storage addr{};
-    socklen_t alen = sizeof addr;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
-    uint16_t p = 0;
-    if (addr.ss_family == AF_INET) p = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    else if (addr.ss_family == AF_INET6) p = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-    if (p != port) continue;
-    timeval tv{};
-    tv.tv_sec = timeout.count() / 1000;
-    tv.tv_usec = (timeout.count() % 1000) * 1000;
-    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
-        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
-      return Internal("cannot set handshake timeout on the listening socket");
-    return Status::Ok();
-  }
-  return Internal("listening socket not found to bound TLS handshakes");
-}
-
 }  // namespace
 
 struct HttpServer::Impl {
@@ -258,13 +231,6 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions&
     endpoint->serveThreaded();
     server->port_ = static_cast<uint16_t>(endpoint->getPort());
     server->impl_->endpoint = std::move(endpoint);
-    if (!o.tls_cert.empty()) {
-      Status st = BoundHandshakes(server->port_, o.tls_handshake_timeout);
-      if (!st.ok()) {
-        server->Stop();
-        return st;
-      }
-    }
   } catch (const std::exception& e) {
     std::string what = e.what();
     if (!o.tls_cert.empty() && what.find("SSL") != std::string::npos)

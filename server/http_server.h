@@ -8,10 +8,14 @@
 //  * separate limits for the request line plus headers (431) and the body
 //    (413, decided from Content-Length before the body arrives), answered as
 //    problem documents, after which the connection is closed;
-//  * malformed requests answered with a problem document and a close;
-//  * a bound on TLS handshakes, which the library performs blocking on its
-//    accept thread (one silent client would otherwise stall every new
-//    connection).
+//  * malformed requests answered with a problem document and a close.
+//
+// Known limit of the library, not fixed here: with TLS, Pistache performs the
+// handshake with a blocking SSL_accept on its single accept thread, bounded
+// by a fixed 10 s socket timeout. A client that connects and stays silent
+// delays every other new TLS connection by up to 10 s. Production
+// deployments terminate TLS at the gateway or keep geoledgerd on a trusted
+// network (compliance-docs/threat-model.md).
 #pragma once
 
 #include <chrono>
@@ -33,7 +37,6 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{30'000};
   std::chrono::milliseconds keepalive_timeout{60'000};
   std::string tls_cert, tls_key, tls_client_ca;
-  std::chrono::milliseconds tls_handshake_timeout{5'000};
 };
 
 class HttpServer {

@@ -1,0 +1,99 @@
+#include "common/encoding.h"
+
+#include <gtest/gtest.h>
+
+#include "common/kv_store.h"
+#include "common/status.h"
+
+namespace geoledger {
+namespace {
+
+TEST(EncodingTest, Base64MatchesRfc4648Vectors) {
+  EXPECT_EQ(Base64Encode(""), "");
+  EXPECT_EQ(Base64Encode("f"), "Zg==");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(Base64Encode("foo"), "Zm9v");
+  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(*Base64Decode("Zm9vYg=="), "foob");
+  EXPECT_EQ(*Base64Decode("Zm9vYmE="), "fooba");
+}
+
+TEST(EncodingTest, Base64RejectsNonCanonicalInput) {
+  EXPECT_FALSE(Base64Decode("Zg"));      // missing padding
+  EXPECT_FALSE(Base64Decode("Zh=="));    // non-zero trailing bits
+  EXPECT_FALSE(Base64Decode("Z m9v"));   // junk
+  EXPECT_FALSE(Base64Decode("Zm9v-_=="));
+  EXPECT_FALSE(Base64UrlDecode("Zm9v+/"));
+  EXPECT_FALSE(Base64UrlDecode("Z"));
+}
+
+TEST(EncodingTest, Base64UrlRoundTripsAllBytes) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  for (size_t n = 0; n < all.size(); n += 7) {
+    auto part = all.substr(0, n);
+    EXPECT_EQ(*Base64UrlDecode(Base64UrlEncode(part)), part);
+    EXPECT_EQ(*Base64Decode(Base64Encode(part)), part);
+  }
+}
+
+TEST(EncodingTest, HexRoundTripsAndRejectsUppercaseAndOddLength) {
+  EXPECT_EQ(HexEncode("\x01\xab"), "01ab");
+  EXPECT_EQ(*HexDecode("01ab"), "\x01\xab");
+  EXPECT_FALSE(HexDecode("01AB"));
+  EXPECT_FALSE(HexDecode("abc"));
+}
+
+TEST(StatusTest, StatusOrCarriesValueOrError) {
+  StatusOr<int> v = 7;
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, 7);
+  StatusOr<int> e = NotFound("token 'x'");
+  EXPECT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(e.status().ToString(), "not_found: token 'x'");
+  StatusOr<int> bad = Status::Ok();  // misuse becomes an internal error, not a value
+  EXPECT_EQ(bad.status().code(), StatusCode::kInternal);
+}
+
+TEST(KvStoreTest, MemoryStoreAppliesBatchesAndScansByPrefix) {
+  auto kv = NewMemoryKvStore();
+  KvBatch b;
+  b.Put("tokens", "tok/a", "1");
+  b.Put("tokens", "tok/b", "2");
+  b.Put("tokens", "x/c", "3");
+  ASSERT_TRUE(kv->Write(b, true).ok());
+  std::vector<std::string> keys;
+  ASSERT_TRUE(kv->Scan("tokens", "tok/", [&](std::string_view k, std::string_view) {
+                  keys.emplace_back(k);
+                  return true;
+                }).ok());
+  EXPECT_EQ(keys, (std::vector<std::string>{"tok/a", "tok/b"}));
+  KvBatch d;
+  d.Delete("tokens", "tok/a");
+  ASSERT_TRUE(kv->Write(d, true).ok());
+  EXPECT_FALSE(kv->Get("tokens", "tok/a")->has_value());
+  EXPECT_EQ(**kv->Get("tokens", "tok/b"), "2");
+}
+
+TEST(KvStoreTest, RocksDbStorePersistsAcrossReopenAndRejectsUnknownNamespace) {
+  std::string dir = ::testing::TempDir() + "/kv-" + std::to_string(::getpid());
+  {
+    auto kv = OpenRocksDbKvStore(dir, {"tokens"});
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    KvBatch b;
+    b.Put("tokens", "k", std::string("v\0w", 3));
+    ASSERT_TRUE((*kv)->Write(b, true).ok());
+    KvBatch bad;
+    bad.Put("nope", "k", "v");
+    EXPECT_EQ((*kv)->Write(bad, true).code(), StatusCode::kNotFound);
+    // A second open of the same directory fails while the first holds it.
+    EXPECT_FALSE(OpenRocksDbKvStore(dir, {"tokens"}).ok());
+  }
+  auto kv = OpenRocksDbKvStore(dir, {"tokens"});
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(**(*kv)->Get("tokens", "k"), std::string("v\0w", 3));
+}
+
+}  // namespace
+}  // namespace geoledger

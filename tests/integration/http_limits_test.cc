@@ -1,0 +1,195 @@
+// Bad input at the HTTP layer: every case gets the right 4xx (or the
+// connection is dropped) and the server keeps serving.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "tests/integration/test_server.h"
+
+namespace geoledger::testing {
+namespace {
+
+class HttpLimitsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = TestServer::Start({"--max-body-bytes", "4096", "--max-header-bytes", "8192",
+                                 "--header-timeout-ms", "700", "--body-timeout-ms", "1500"});
+    ASSERT_TRUE(server_->started()) << server_->log();
+  }
+  void ExpectStillServing() {
+    RawResponse r = server_->Request("GET", "/healthz");
+    EXPECT_EQ(r.status, 200) << server_->log();
+  }
+  void ExpectProblem(const RawResponse& r, int status, const std::string& slug) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/problem+json");
+    auto doc = nlohmann::json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(doc.is_object()) << r.body;
+    EXPECT_EQ(doc.value("type", ""), "urn:geoledger:problem:" + slug);
+    EXPECT_EQ(doc.value("status", 0), status);
+    EXPECT_FALSE(doc.value("title", "").empty());
+  }
+  std::unique_ptr<TestServer> server_;
+};
+
+TEST_F(HttpLimitsTest, TwoRequestsWithoutConnectionHeaderShareOneSocket) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  const std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  RawResponse first, second;
+  ASSERT_TRUE(c.Send(req));
+  ASSERT_TRUE(c.ReadResponse(&first));
+  EXPECT_EQ(first.status, 200);
+  EXPECT_NE(first.Header("connection"), "Close");
+  ASSERT_TRUE(c.Send(req));
+  ASSERT_TRUE(c.ReadResponse(&second));
+  EXPECT_EQ(second.status, 200);
+}
+
+TEST_F(HttpLimitsTest, ConnectionCloseIsHonoured) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  RawResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("connection"), "Close");
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(5)));
+}
+
+TEST_F(HttpLimitsTest, Http10ClosesByDefault) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.0\r\n\r\n"));
+  RawResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(5)));
+}
+
+TEST_F(HttpLimitsTest, MalformedRequestLineGets400AndClose) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("THIS IS NOT HTTP\r\n\r\n"));
+  RawResponse r;
+  if (c.ReadResponse(&r)) ExpectProblem(r, 400, "bad-request");
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(5)));
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, HundredKilobyteHeaderGets431AndClose) {
+  RawConnection c(server_->port());
+  std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n";
+  c.Send(req);  // the server may close before taking all of it
+  RawResponse r;
+  if (c.ReadResponse(&r)) ExpectProblem(r, 431, "headers-too-large");
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(5)));
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, BodyOverLimitGets413BeforeItIsSent) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("POST /v1/admin/tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Authorization: Bearer " + server_->admin_token() +
+                     "\r\nContent-Length: 100000\r\n\r\n{\"name\":"));
+  RawResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  ExpectProblem(r, 413, "payload-too-large");
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(5)));
+  // Nothing was created.
+  RawResponse list = server_->Authed(server_->admin_token(), "GET", "/v1/admin/tokens");
+  EXPECT_EQ(nlohmann::json::parse(list.body)["tokens"].size(), 1u);
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, BodyOverLimitSentWholeGets413) {
+  std::string body = "{\"name\":\"" + std::string(6000, 'a') + "\",\"scopes\":[\"decide\"]}";
+  RawResponse r = server_->Authed(server_->admin_token(), "POST", "/v1/admin/tokens", body);
+  ExpectProblem(r, 413, "payload-too-large");
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, WrongContentTypeGets415AndChangesNothing) {
+  RawResponse r = server_->Authed(server_->admin_token(), "POST", "/v1/admin/tokens",
+                                  R"({"name":"x","scopes":["decide"]})", {{"Content-Type", "text/plain"}});
+  ExpectProblem(r, 415, "unsupported-media-type");
+  RawResponse list = server_->Authed(server_->admin_token(), "GET", "/v1/admin/tokens");
+  EXPECT_EQ(nlohmann::json::parse(list.body)["tokens"].size(), 1u);
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, InvalidJsonGets400) {
+  RawResponse r = server_->Authed(server_->admin_token(), "POST", "/v1/admin/tokens", "{not json");
+  ExpectProblem(r, 400, "bad-request");
+  RawResponse deep = server_->Authed(server_->admin_token(), "POST", "/v1/admin/tokens",
+                                     std::string(2000, '[') + std::string(2000, ']'));
+  ExpectProblem(deep, 400, "bad-request");
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, SilentClientIsDroppedAndOthersAreServedMeanwhile) {
+  RawConnection silent(server_->port());
+  ASSERT_TRUE(silent.connected());
+  ExpectStillServing();  // the silent connection blocks nobody
+  EXPECT_TRUE(silent.WaitForClose(std::chrono::seconds(10)));
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, SlowHeadersAreCutOff) {
+  RawConnection slow(server_->port());
+  ASSERT_TRUE(slow.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));  // never finishes
+  EXPECT_TRUE(slow.WaitForClose(std::chrono::seconds(10)));
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, UnknownPathGets404) {
+  ExpectProblem(server_->Request("GET", "/nope"), 404, "not-found");
+  ExpectProblem(server_->Request("GET", "/healthz/"), 404, "not-found");
+}
+
+TEST_F(HttpLimitsTest, WrongMethodGets405WithAllow) {
+  RawResponse r = server_->Request("DELETE", "/healthz");
+  ExpectProblem(r, 405, "method-not-allowed");
+  EXPECT_EQ(r.Header("allow"), "GET");
+}
+
+TEST_F(HttpLimitsTest, RequestIdIsEchoedOrGenerated) {
+  RawResponse echoed = server_->Request("GET", "/healthz", {{"X-Request-Id", "req-42.a"}});
+  EXPECT_EQ(echoed.Header("x-request-id"), "req-42.a");
+  RawResponse generated = server_->Request("GET", "/healthz", {{"X-Request-Id", "bad id with spaces"}});
+  EXPECT_EQ(generated.Header("x-request-id").size(), 24u);
+  RawResponse problem = server_->Request("GET", "/nope", {{"X-Request-Id", "trace-1"}});
+  EXPECT_EQ(nlohmann::json::parse(problem.body).value("request_id", ""), "trace-1");
+  EXPECT_NE(server_->log().find("\"request_id\":\"req-42.a\""), std::string::npos);
+}
+
+TEST_F(HttpLimitsTest, MetricsCountRequestsByRouteAndStatus) {
+  server_->Request("GET", "/healthz");
+  server_->Request("GET", "/nope");
+  RawResponse m = server_->Request("GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("geoledger_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("geoledger_http_requests_total{route=\"unmatched\",method=\"\",status=\"404\"}"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("geoledger_http_request_duration_seconds_bucket{route=\"/healthz\""),
+            std::string::npos);
+  EXPECT_NE(m.body.find("geoledger_ready 1"), std::string::npos);
+}
+
+TEST_F(HttpLimitsTest, LogsAreJsonLinesWithoutSecrets) {
+  server_->Authed(server_->admin_token(), "GET", "/v1/whoami");
+  std::string log = server_->log();
+  std::istringstream lines(log);
+  std::string line;
+  int parsed = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << line;
+    ++parsed;
+  }
+  EXPECT_GT(parsed, 2);
+  std::string secret = server_->admin_token().substr(server_->admin_token().find('.') + 1);
+  EXPECT_EQ(log.find(secret), std::string::npos);
+}
+
+}  // namespace
+}  // namespace geoledger::testing

@@ -1,0 +1,283 @@
+#include "tests/integration/test_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#ifndef GEOLEDGERD_PATH
+#error "GEOLEDGERD_PATH must point at the geoledgerd binary"
+#endif
+
+namespace geoledger::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+std::string MakeTempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "geoledger-test-XXXXXX").string();
+  char* d = ::mkdtemp(tmpl.data());
+  return d ? std::string(d) : "";
+}
+
+void RemoveTree(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+RawConnection::RawConnection(uint16_t port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::Send(const std::string& bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool RawConnection::ReadResponse(RawResponse* out, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto fill = [&]() -> bool {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    buffer_.append(buf, static_cast<size_t>(n));
+    return true;
+  };
+  size_t head_end;
+  while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos)
+    if (!fill()) return false;
+  std::istringstream head(buffer_.substr(0, head_end));
+  std::string line;
+  std::getline(head, line);
+  *out = RawResponse();
+  if (line.size() < 12) return false;
+  out->status = std::atoi(line.substr(9, 3).c_str());
+  while (std::getline(head, line)) {
+    line = Trim(line);
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    out->headers[Lower(line.substr(0, colon))] = value;
+  }
+  size_t length = std::strtoul(out->Header("content-length").c_str(), nullptr, 10);
+  while (buffer_.size() < head_end + 4 + length)
+    if (!fill()) return false;
+  out->body = buffer_.substr(head_end + 4, length);
+  buffer_.erase(0, head_end + 4 + length);
+  return true;
+}
+
+bool RawConnection::WaitForClose(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(1, left.count())));
+    if (r <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n == 0) return true;
+    if (n < 0) return errno == ECONNRESET;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+  return false;
+}
+
+std::unique_ptr<TestServer> TestServer::Start(const std::vector<std::string>& extra_args,
+                                              const std::string& data_dir, bool dev) {
+  auto s = std::unique_ptr<TestServer>(new TestServer());
+  s->own_dir_ = data_dir.empty();
+  s->data_dir_ = data_dir.empty() ? MakeTempDir() + "/data" : data_dir;
+  std::filesystem::create_directories(std::filesystem::path(s->data_dir_).parent_path());
+  std::vector<std::string> args = {GEOLEDGERD_PATH, "--data-dir", s->data_dir_, "--listen",
+                                   "127.0.0.1:0",    "--region",   "eu-west-1",  "--threads", "2"};
+  if (dev) args.push_back("--dev");
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::string log_path = s->data_dir_ + ".log";
+  ::unlink((s->data_dir_ + "/listen.addr").c_str());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, STDERR_FILENO);
+    ::dup2(fd, STDOUT_FILENO);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  s->pid_ = pid;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      s->pid_ = -1;
+      return s;  // exited during startup: started() is false
+    }
+    std::string addr = Trim(ReadFile(s->data_dir_ + "/listen.addr"));
+    if (!addr.empty()) {
+      s->port_ = static_cast<uint16_t>(std::atoi(addr.substr(addr.rfind(':') + 1).c_str()));
+      s->admin_token_ = Trim(ReadFile(s->data_dir_ + "/admin.token"));
+      return s;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return s;
+}
+
+std::string TestServer::log() const { return ReadFile(data_dir_ + ".log"); }
+
+int TestServer::Terminate(std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      port_ = 0;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  port_ = 0;
+  return -1;
+}
+
+TestServer::~TestServer() {
+  Terminate();
+  if (own_dir_) RemoveTree(std::filesystem::path(data_dir_).parent_path().string());
+}
+
+RawResponse TestServer::Request(const std::string& method, const std::string& path,
+                                const std::map<std::string, std::string>& headers,
+                                const std::string& body) {
+  RawConnection c(port_);
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  RawResponse r;
+  if (!c.connected() || !c.Send(req) || !c.ReadResponse(&r)) r.status = -1;
+  return r;
+}
+
+RawResponse TestServer::Authed(const std::string& token, const std::string& method,
+                               const std::string& path, const std::string& body,
+                               std::map<std::string, std::string> headers) {
+  headers["Authorization"] = "Bearer " + token;
+  if (!body.empty() && headers.count("Content-Type") == 0) headers["Content-Type"] = "application/json";
+  return Request(method, path, headers, body);
+}
+
+std::string TestServer::CreateToken(const std::string& name, const std::vector<std::string>& scopes,
+                                    const std::string& tenant) {
+  nlohmann::json body = {{"name", name}, {"scopes", scopes}};
+  if (!tenant.empty()) body["tenant"] = tenant;
+  RawResponse r = Authed(admin_token_, "POST", "/v1/admin/tokens", body.dump());
+  if (r.status != 201) return "";
+  return nlohmann::json::parse(r.body).value("token", "");
+}
+
+int RunCommand(const std::vector<std::string>& argv_in, std::string* output,
+               std::chrono::milliseconds timeout) {
+  int pipefd[2];
+  if (::pipe(pipefd) != 0) return -1;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipefd[1], STDOUT_FILENO);
+    ::dup2(pipefd[1], STDERR_FILENO);
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    std::vector<std::string> copy = argv_in;
+    std::vector<char*> argv;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  bool done = false;
+  while (!done) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ::close(pipefd[0]);
+      if (output) *output = out;
+      return -1;
+    }
+    pollfd p{pipefd[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100))) > 0) {
+      char buf[4096];
+      ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+      if (n > 0) out.append(buf, static_cast<size_t>(n));
+      else done = true;
+    }
+  }
+  ::close(pipefd[0]);
+  ::waitpid(pid, &status, 0);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace geoledger::testing

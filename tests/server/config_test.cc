@@ -1,0 +1,80 @@
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace geoledger::server {
+namespace {
+
+StatusOr<ServerConfig> Parse(std::vector<std::string> args, std::vector<std::string> env = {}) {
+  args.insert(args.begin(), "geoledgerd");
+  std::vector<const char*> argv;
+  for (auto& a : args) argv.push_back(a.c_str());
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  return ParseConfig(static_cast<int>(argv.size()), argv.data(), envp.data());
+}
+
+TEST(ConfigTest, DefaultsAndRequiredFlags) {
+  auto c = Parse({"--data-dir", "/d", "--region", "eu-west-1"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen_host, "127.0.0.1");
+  EXPECT_EQ(c->listen_port, 8080);
+  EXPECT_FALSE(c->dev);
+  EXPECT_GE(c->threads, 1);
+  EXPECT_FALSE(Parse({"--region", "eu-west-1"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d"}).ok());
+}
+
+TEST(ConfigTest, FlagBeatsEnvironmentBeatsFile) {
+  std::string path = ::testing::TempDir() + "/cfg-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(path) << "max_body_bytes: 2048\nmax_header_bytes: 4096\nregion: eu-central-1\n";
+  auto c = Parse({"--data-dir", "/d", "--config", path, "--max-body-bytes", "8192"},
+                 {"GEOLEDGER_MAX_HEADER_BYTES=9000", "GEOLEDGER_LISTEN=0.0.0.0:9090"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_body_bytes, 8192u);    // flag
+  EXPECT_EQ(c->max_header_bytes, 9000u);  // env over file
+  EXPECT_EQ(c->region, "eu-central-1");   // file
+  EXPECT_EQ(c->listen_host, "0.0.0.0");
+  EXPECT_EQ(c->listen_port, 9090);
+}
+
+TEST(ConfigTest, BadValuesAreRefusedWithTheOptionName) {
+  auto bad = Parse({"--data-dir", "/d", "--region", "eu", "--max-body-bytes", "12abc"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("size"), std::string::npos);
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "EU"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--listen", "host"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--listen", "h:70000"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--tls-cert", "c.pem"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--tls-client-ca", "ca.pem"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--rate-limit-tenant-rps", "-1"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--no-such-flag"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu"}, {"GEOLEDGER_THREADS=many"}).ok());
+}
+
+TEST(ConfigTest, BadConfigFilesAreRefused) {
+  std::string dir = ::testing::TempDir();
+  std::string unknown = dir + "/unknown-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(unknown) << "max_body_byte: 1\n";
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--config", unknown}).ok());
+  std::string nested = dir + "/nested-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(nested) << "listen: {host: x}\n";
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--config", nested}).ok());
+  std::string broken = dir + "/broken-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(broken) << "a: [\n";
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--config", broken}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--config", dir + "/missing.yaml"}).ok());
+}
+
+TEST(ConfigTest, ReferenceTableListsEveryOption) {
+  std::string md = ConfigReferenceMarkdown();
+  for (const char* k : {"--data-dir", "--listen", "--region", "--dev", "--max-body-bytes", "--tls-client-ca",
+                        "GEOLEDGER_RATE_LIMIT_TENANT_RPS", "keepalive_timeout_ms"})
+    EXPECT_NE(md.find(k), std::string::npos) << k;
+}
+
+}  // namespace
+}  // namespace geoledger::server

@@ -1,0 +1,162 @@
+// The request pipeline without sockets: routing, auth, scopes, limits,
+// content types and problem rendering.
+#include "server/dispatcher.h"
+
+#include <gtest/gtest.h>
+
+#include "server/problem.h"
+
+namespace geoledger::server {
+namespace {
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kv_ = NewMemoryKvStore();
+    tokens_ = std::move(*TokenStore::Open(kv_.get(), &clock_));
+    Dispatcher::Options o;
+    o.access_log = false;
+    o.tenant_limit = {1, 2, 100};
+    o.token_limit = {0, 0, 100};
+    d_ = std::make_unique<Dispatcher>(o, &clock_, &metrics_);
+    d_->AddRoute("GET", "/open", Access::kPublic, "", [](RequestContext&) -> StatusOr<HttpResponse> {
+      return JsonResponse(200, {{"ok", true}});
+    });
+    d_->AddRoute("POST", "/v1/things/{tenant}", Access::kScoped, "decide",
+                 [this](RequestContext& ctx) -> StatusOr<HttpResponse> {
+                   seen_body_ = ctx.body;
+                   seen_tenant_ = ctx.tenant;
+                   return JsonResponse(201, {{"tenant", ctx.tenant}});
+                 });
+    d_->AddRoute("GET", "/v1/fail/{code}", Access::kAuthenticated, "",
+                 [](RequestContext& ctx) -> StatusOr<HttpResponse> {
+                   if (ctx.params["code"] == "conflict") return AlreadyExists("thing 'x' exists");
+                   if (ctx.params["code"] == "busy") return Unavailable("queue full");
+                   if (ctx.params["code"] == "throw") throw std::runtime_error("secret-detail");
+                   return Internal("disk said secret-detail");
+                 });
+    admin_ = tokens_->Create("admin", {"admin"}, "", "t")->token;
+    decide_ = tokens_->Create("gw", {"decide"}, "", "t")->token;
+  }
+  HttpRequest Req(std::string method, std::string path, std::string token = "", std::string body = "",
+                  std::string content_type = "application/json") {
+    HttpRequest r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    if (!token.empty()) r.headers.emplace_back("authorization", "Bearer " + token);
+    if (!body.empty()) r.headers.emplace_back("content-type", content_type);
+    r.body = std::move(body);
+    return r;
+  }
+  std::string TypeOf(const HttpResponse& r) {
+    return nlohmann::json::parse(r.body).value("type", "");
+  }
+
+  ManualClock clock_;
+  HttpMetrics metrics_;
+  std::unique_ptr<KvStore> kv_;
+  std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<Dispatcher> d_;
+  std::string admin_, decide_;
+  nlohmann::json seen_body_;
+  std::string seen_tenant_;
+};
+
+TEST_F(DispatcherTest, NotReadyUntilTokenStoreIsSet) {
+  auto r = d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(TypeOf(r), "urn:geoledger:problem:unavailable");
+  EXPECT_EQ(d_->Handle(Req("GET", "/open")).status, 200);  // public routes still answer
+}
+
+TEST_F(DispatcherTest, ScopedRouteNeedsTheScope) {
+  d_->SetTokenStore(tokens_.get());
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", "", "{}")).status, 401);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", admin_, "{}")).status, 403);
+  auto ok = d_->Handle(Req("POST", "/v1/things/acme", decide_, R"({"a":1})"));
+  EXPECT_EQ(ok.status, 201);
+  EXPECT_EQ(seen_body_["a"], 1);
+  EXPECT_EQ(seen_tenant_, "acme");
+}
+
+TEST_F(DispatcherTest, BodyMustBeJsonOfBoundedDepth) {
+  d_->SetTokenStore(tokens_.get());
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t1", decide_, "{}", "text/plain")).status, 415);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t2", decide_, "{}", "application/json; charset=utf-8")).status, 201);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t3", decide_, "{")).status, 400);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t4", decide_, std::string(100, '[') + std::string(100, ']'))).status,
+            400);
+  // Brackets inside strings do not count toward depth.
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t5", decide_, "{\"s\":\"" + std::string(200, '[') + "\"}")).status,
+            201);
+}
+
+TEST_F(DispatcherTest, StatusesMapToStableProblems) {
+  d_->SetTokenStore(tokens_.get());
+  auto conflict = d_->Handle(Req("GET", "/v1/fail/conflict", admin_));
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_EQ(TypeOf(conflict), "urn:geoledger:problem:conflict");
+  EXPECT_NE(conflict.body.find("thing 'x' exists"), std::string::npos);
+  auto busy = d_->Handle(Req("GET", "/v1/fail/busy", admin_));
+  EXPECT_EQ(busy.status, 503);
+  bool retry_after = false;
+  for (auto& [k, v] : busy.headers) retry_after |= (k == "Retry-After");
+  EXPECT_TRUE(retry_after);
+  for (const char* c : {"internal", "throw"}) {
+    auto r = d_->Handle(Req("GET", std::string("/v1/fail/") + c, admin_));
+    EXPECT_EQ(r.status, 500);
+    EXPECT_EQ(r.body.find("secret-detail"), std::string::npos) << "internal detail leaked";
+  }
+}
+
+TEST_F(DispatcherTest, TenantLimitAnswers429WithRetryAfter) {
+  d_->SetTokenStore(tokens_.get());
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}")).status, 201);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}")).status, 201);
+  auto limited = d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}"));
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(TypeOf(limited), "urn:geoledger:problem:rate-limited");
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/globex", decide_, "{}")).status, 201);
+  clock_.Advance(std::chrono::seconds(1));
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}")).status, 201);
+}
+
+TEST_F(DispatcherTest, DrainingAnswers503AndCloses) {
+  d_->SetTokenStore(tokens_.get());
+  d_->BeginDrain();
+  auto r = d_->Handle(Req("GET", "/open"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(r.close_connection);
+  EXPECT_EQ(d_->in_flight(), 0);
+}
+
+TEST_F(DispatcherTest, EveryResponseCarriesRequestIdAndNoStore) {
+  auto r = d_->Handle(Req("GET", "/open"));
+  bool id = false, cache = false;
+  for (auto& [k, v] : r.headers) {
+    id |= k == "X-Request-Id" && v.size() == 24;
+    cache |= k == "Cache-Control" && v == "no-store";
+  }
+  EXPECT_TRUE(id);
+  EXPECT_TRUE(cache);
+}
+
+TEST(ProblemTest, EveryKindHasADistinctStatusAndType) {
+  std::set<int> statuses;
+  std::set<std::string> types;
+  for (int k = 0; k <= static_cast<int>(ProblemKind::kUnavailable); ++k) {
+    auto kind = static_cast<ProblemKind>(k);
+    statuses.insert(ProblemHttpStatus(kind));
+    types.insert(ProblemTypeUri(kind));
+    auto r = MakeProblem(kind, "d", "rid");
+    EXPECT_EQ(r.content_type, "application/problem+json");
+    auto doc = nlohmann::json::parse(r.body);
+    EXPECT_EQ(doc["status"], r.status);
+    EXPECT_EQ(doc["request_id"], "rid");
+  }
+  EXPECT_EQ(statuses.size(), types.size());
+  for (int s : {400, 401, 403, 404, 405, 409, 413, 415, 429, 503}) EXPECT_TRUE(statuses.count(s)) << s;
+}
+
+}  // namespace
+}  // namespace geoledger::server
