@@ -172,10 +172,10 @@ StatusOr<std::map<std::string, std::string>> LoadYaml(const std::string& path) {
   } catch (const YAML::Exception& e) {
     return InvalidArgument("config " + path + ": " + e.what());
   }
-  for (const auto& [key, value] : out) {
-    bool known = key == "config" ? false
-                                 : std::any_of(Specs().begin(), Specs().end(),
-                                               [&](const OptionSpec& s) { return YamlKey(s.name) == key; });
+  for (const auto& entry : out) {
+    const std::string& key = entry.first;
+    bool known = std::any_of(Specs().begin(), Specs().end(),
+                             [&key](const OptionSpec& s) { return YamlKey(s.name) == key; });
     if (!known) return InvalidArgument("config " + path + ": unknown key '" + key + "'");
   }
   return out;

@@ -75,6 +75,14 @@ class Frontend final : public Http::Handler {
     auto parser = getParser(peer);
     auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
     if (conn->closing) return;
+    if (conn->bytes_this_request == 0) {
+      // First bytes of a new request: the header and body timeouts start now,
+      // not when the previous response went out, and the keep-alive idle
+      // timeout no longer applies. The parser holds nothing yet, so resetting
+      // it only restarts its clock.
+      parser->reset();
+      peer->setIdle(false);
+    }
     const auto step_id = [&] { return parser->step()->id(); };
     const bool in_head_before = step_id() != Http::Private::BodyStep::Id;
     if (!parser->feed(buffer, len)) {
@@ -117,7 +125,6 @@ class Frontend final : public Http::Handler {
     }
     conn->bytes_this_request = 0;
     request.copyAddress(peer->address());
-    peer->setIdle(false);
     Http::ResponseWriter writer(request.version(), transport(), this, peer);
     Serve(request, std::move(writer), peer);
     parser->reset();

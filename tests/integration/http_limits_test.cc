@@ -47,6 +47,20 @@ TEST_F(HttpLimitsTest, TwoRequestsWithoutConnectionHeaderShareOneSocket) {
   EXPECT_EQ(second.status, 200);
 }
 
+TEST_F(HttpLimitsTest, IdleKeptAliveConnectionOutlivesTheHeaderTimeout) {
+  // The header timeout (700 ms here) runs from a request's first byte, not
+  // from the previous response; idle time is bounded by the keep-alive timeout.
+  RawConnection c(server_->port());
+  const std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  RawResponse r;
+  ASSERT_TRUE(c.Send(req));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_FALSE(c.WaitForClose(std::chrono::milliseconds(2000)));
+  ASSERT_TRUE(c.Send(req));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200);
+}
+
 TEST_F(HttpLimitsTest, ConnectionCloseIsHonoured) {
   RawConnection c(server_->port());
   ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
@@ -137,6 +151,19 @@ TEST_F(HttpLimitsTest, SlowHeadersAreCutOff) {
   RawConnection slow(server_->port());
   ASSERT_TRUE(slow.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));  // never finishes
   EXPECT_TRUE(slow.WaitForClose(std::chrono::seconds(10)));
+  ExpectStillServing();
+}
+
+TEST_F(HttpLimitsTest, SlowHeadersOnAKeptAliveConnectionAreCutOff) {
+  // After one answered request the connection is idle (keep-alive timeout:
+  // 60 s); a second request that never completes is still bound by the
+  // header timeout.
+  RawConnection c(server_->port());
+  RawResponse r;
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
   ExpectStillServing();
 }
 
