@@ -107,6 +107,16 @@ HttpResponse Dispatcher::Handle(const HttpRequest& request) {
   return response;
 }
 
+std::optional<HttpResponse> Dispatcher::Limit(RateLimiter& limiter, const std::string& key, bool by_tenant,
+                                              const char* what, const std::string& rid) {
+  auto decision = limiter.Acquire(key);
+  if (decision.allowed) return std::nullopt;
+  metrics_->CountRateLimited(by_tenant);
+  HttpResponse r = MakeProblem(ProblemKind::kRateLimited, std::string("rate limit for this ") + what + " exceeded", rid);
+  r.headers.emplace_back("Retry-After", std::to_string(decision.retry_after_seconds));
+  return r;
+}
+
 HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx, int* metrics_id) {
   const std::string& rid = ctx.request_id;
   if (draining()) {
@@ -150,25 +160,17 @@ HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx
     if (p != ctx.params.end()) ctx.tenant = p->second;
     else if (const std::string* h = request.Header("x-tenant-id")) ctx.tenant = *h;
     else if (auto q = request.query.find("tenant"); q != request.query.end()) ctx.tenant = q->second;
-    if (!principal.tenant.empty() && !ctx.tenant.empty() && ctx.tenant != principal.tenant)
-      return MakeProblem(ProblemKind::kForbidden, "token is restricted to another tenant", rid);
+    if (!ctx.tenant.empty() && !IsValidName(ctx.tenant))
+      return MakeProblem(ProblemKind::kBadRequest, "tenant id must be 1-64 characters of [A-Za-z0-9._:-]", rid);
+    if (!principal.tenant.empty()) {
+      if (!ctx.tenant.empty() && ctx.tenant != principal.tenant)
+        return MakeProblem(ProblemKind::kForbidden, "token is restricted to another tenant", rid);
+      ctx.tenant = principal.tenant;
+    }
 
-    auto by_token = token_limiter_.Acquire(principal.id);
-    if (!by_token.allowed) {
-      metrics_->CountRateLimited(false);
-      HttpResponse r = MakeProblem(ProblemKind::kRateLimited, "rate limit for this token exceeded", rid);
-      r.headers.emplace_back("Retry-After", std::to_string(by_token.retry_after_seconds));
-      return r;
-    }
-    if (!ctx.tenant.empty()) {
-      auto by_tenant = tenant_limiter_.Acquire(ctx.tenant);
-      if (!by_tenant.allowed) {
-        metrics_->CountRateLimited(true);
-        HttpResponse r = MakeProblem(ProblemKind::kRateLimited, "rate limit for this tenant exceeded", rid);
-        r.headers.emplace_back("Retry-After", std::to_string(by_tenant.retry_after_seconds));
-        return r;
-      }
-    }
+    if (auto limited = Limit(token_limiter_, principal.id, false, "token", rid)) return *limited;
+    if (!ctx.tenant.empty())
+      if (auto limited = Limit(tenant_limiter_, ctx.tenant, true, "tenant", rid)) return *limited;
   }
 
   if (IsBodyMethod(request.method) && !request.body.empty()) {

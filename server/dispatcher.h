@@ -83,6 +83,9 @@ class Dispatcher {
     int metrics_id;
   };
   HttpResponse Process(const HttpRequest& request, RequestContext& ctx, int* metrics_id);
+  // 429 with Retry-After when `limiter` has no token left for `key`.
+  std::optional<HttpResponse> Limit(RateLimiter& limiter, const std::string& key, bool by_tenant,
+                                    const char* what, const std::string& rid);
   void Finish(const HttpRequest& request, const RequestContext& ctx, HttpResponse& response,
               int metrics_id, std::chrono::steady_clock::time_point start);
 

@@ -103,6 +103,13 @@ TEST_F(AuthTest, TenantBoundTokenCannotActForAnotherTenant) {
   EXPECT_EQ(server_->Authed(t, "GET", "/v1/whoami", "", {{"X-Tenant-Id", "globex"}}).status, 403);
 }
 
+TEST_F(AuthTest, MalformedTenantIdGets400) {
+  RawResponse r = server_->Authed(server_->admin_token(), "GET", "/v1/whoami", "",
+                                  {{"X-Tenant-Id", std::string(200, 'a')}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(server_->Authed(server_->admin_token(), "GET", "/v1/whoami?tenant=a%20b").status, 400);
+}
+
 TEST_F(AuthTest, TokensSurviveRestartAndAreStoredHashed) {
   std::string t = server_->CreateToken("persisted", {"decide"});
   std::string dir = server_->data_dir();
