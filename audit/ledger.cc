@@ -1,0 +1,439 @@
+#include "audit/ledger.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "common/log.h"
+#include "common/proto_util.h"
+#include "crypto/hash.h"
+#include "geoledger/v1/audit.pb.h"
+
+namespace geoledger::audit {
+namespace {
+
+constexpr char kNs[] = "audit";
+constexpr char kHeadKey[] = "head";          // be64 size || last entry hash
+constexpr char kCheckpointKey[] = "checkpoint";  // latest signed note
+
+std::string BigEndian64(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
+  return out;
+}
+
+uint64_t FromBigEndian64(std::string_view s) {
+  uint64_t v = 0;
+  for (char c : s.substr(0, 8)) v = (v << 8) | static_cast<uint8_t>(c);
+  return v;
+}
+
+std::string EntryKey(uint64_t index) { return "e" + BigEndian64(index); }
+std::string SubtreeKey(int level, uint64_t index) {
+  return "t" + std::string(1, static_cast<char>(level)) + BigEndian64(index);
+}
+
+std::string LeafHash(std::string_view bytes) {
+  return std::string(crypto::AsView(crypto::Sha256(std::string(1, '\0') + std::string(bytes))));
+}
+std::string NodeHash(std::string_view left, std::string_view right) {
+  return std::string(crypto::AsView(crypto::Sha256(std::string(1, '\x01') + std::string(left) + std::string(right))));
+}
+std::string EmptyRoot() { return std::string(crypto::AsView(crypto::Sha256(""))); }
+
+uint64_t LargestPowerOfTwoBelow(uint64_t n) {  // n > 1
+  uint64_t k = 1;
+  while (k << 1 < n) k <<= 1;
+  return k;
+}
+
+bool ValidText(const std::string& s, size_t max) { return s.size() <= max; }
+
+}  // namespace
+
+Ledger::Ledger(KvStore* kv, const crypto::Ed25519Signer* signer, const Clock* clock, Options options)
+    : kv_(kv), signer_(signer), clock_(clock), options_(std::move(options)),
+      origin_("geoledger/" + options_.region) {}
+
+StatusOr<std::unique_ptr<Ledger>> Ledger::Open(KvStore* kv, const crypto::Ed25519Signer* signer,
+                                               const Clock* clock, Options options) {
+  std::unique_ptr<Ledger> ledger(new Ledger(kv, signer, clock, std::move(options)));
+  GL_RETURN_IF_ERROR(ledger->Load());
+  ledger->last_checkpoint_at_ = clock->Now();
+  ledger->writer_ = std::thread([l = ledger.get()] { l->WriterLoop(); });
+  return ledger;
+}
+
+Ledger::~Ledger() { Close().IgnoreError(); }
+
+StatusOr<std::string> Ledger::SubtreeHash(int level, uint64_t index) const {
+  GL_ASSIGN_OR_RETURN(auto v, kv_->Get(kNs, SubtreeKey(level, index)));
+  if (!v || v->size() != crypto::kSha256Bytes)
+    return DataLoss("audit: subtree hash (" + std::to_string(level) + "," + std::to_string(index) + ") missing");
+  return *v;
+}
+
+Status Ledger::Load() {
+  GL_ASSIGN_OR_RETURN(auto head, kv_->Get(kNs, kHeadKey));
+  uint64_t size = 0;
+  std::string last_hash(crypto::kSha256Bytes, '\0');
+  if (head) {
+    if (head->size() != 8 + crypto::kSha256Bytes) return DataLoss("audit: tree head is corrupt");
+    size = FromBigEndian64(*head);
+    last_hash = head->substr(8);
+  }
+  // The right border of a tree of `size` leaves is one complete subtree per
+  // set bit of `size`: O(log n) reads, no scan.
+  std::vector<std::string> frontier(65);
+  uint64_t offset = 0;
+  for (int level = 63; level >= 0; --level) {
+    if ((size >> level) & 1) {
+      GL_ASSIGN_OR_RETURN(frontier[level], SubtreeHash(level, offset >> level));
+      offset += uint64_t{1} << level;
+    }
+  }
+  GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, kCheckpointKey));
+  std::lock_guard<std::mutex> lock(mu_);
+  size_ = size;
+  last_entry_hash_ = last_hash;
+  frontier_ = std::move(frontier);
+  stats_.size = size;
+  if (note) {
+    auto cp = OpenCheckpoint(*note, origin_, signer_->public_key());
+    if (!cp.ok()) return DataLoss("audit: stored checkpoint does not verify: " + cp.status().message());
+    if (cp->size > size_) return DataLoss("audit: checkpoint is ahead of the stored tree (entries lost)");
+    checkpoint_note_ = *note;
+    checkpoint_size_ = cp->size;
+    checkpoint_root_ = cp->root_hash;
+    stats_.checkpoint_size = cp->size;
+  } else if (size_ > 0) {
+    return DataLoss("audit: entries exist but no signed checkpoint");
+  }
+  return Status::Ok();
+}
+
+// The root of the first `tree_size` leaves, from stored complete subtrees.
+StatusOr<std::string> Ledger::RootAt(uint64_t tree_size) const {
+  if (tree_size > size()) return InvalidArgument("audit: tree_size is beyond the log");
+  if (tree_size == 0) return EmptyRoot();
+  // Fold right-border subtrees from the smallest up.
+  std::string root;
+  uint64_t offset = 0;
+  std::vector<std::string> parts;
+  for (int level = 63; level >= 0; --level) {
+    if ((tree_size >> level) & 1) {
+      GL_ASSIGN_OR_RETURN(std::string h, SubtreeHash(level, offset >> level));
+      parts.push_back(std::move(h));
+      offset += uint64_t{1} << level;
+    }
+  }
+  root = parts.back();
+  for (size_t i = parts.size() - 1; i-- > 0;) root = NodeHash(parts[i], root);
+  return root;
+}
+
+namespace {
+
+// MTH of leaves [begin, end) as RFC 9162 §2.1.1 splits them: the left part of
+// every split is a complete, aligned subtree (one read); only the right edge
+// recurses.
+StatusOr<std::string> RangeHash(const std::function<StatusOr<std::string>(int, uint64_t)>& subtree,
+                                uint64_t begin, uint64_t end) {
+  uint64_t n = end - begin;
+  if ((n & (n - 1)) == 0 && begin % n == 0) {
+    int level = 0;
+    while ((uint64_t{1} << level) < n) ++level;
+    return subtree(level, begin >> level);
+  }
+  uint64_t k = LargestPowerOfTwoBelow(n);
+  GL_ASSIGN_OR_RETURN(std::string left, RangeHash(subtree, begin, begin + k));
+  GL_ASSIGN_OR_RETURN(std::string right, RangeHash(subtree, begin + k, end));
+  return NodeHash(left, right);
+}
+
+}  // namespace
+
+StatusOr<std::vector<std::string>> Ledger::InclusionProof(uint64_t index, uint64_t tree_size) const {
+  if (tree_size > size()) return InvalidArgument("audit: tree_size is beyond the log");
+  if (index >= tree_size) return InvalidArgument("audit: index must be below tree_size");
+  auto subtree = [this](int level, uint64_t i) { return SubtreeHash(level, i); };
+  // RFC 9162 §2.1.3.1 PATH(m, D[begin:end]), collected root-first then reversed.
+  std::vector<std::string> path;
+  uint64_t begin = 0, end = tree_size, m = index;
+  while (end - begin > 1) {
+    uint64_t k = LargestPowerOfTwoBelow(end - begin);
+    if (m < k) {
+      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin + k, end));
+      path.push_back(std::move(h));
+      end = begin + k;
+    } else {
+      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin, begin + k));
+      path.push_back(std::move(h));
+      begin += k;
+      m -= k;
+    }
+  }
+  std::reverse(path.begin(), path.end());
+  return path;
+}
+
+StatusOr<std::vector<std::string>> Ledger::ConsistencyProof(uint64_t first, uint64_t second) const {
+  if (second > size()) return InvalidArgument("audit: second is beyond the log");
+  if (first > second) return InvalidArgument("audit: first must not exceed second");
+  std::vector<std::string> proof;
+  if (first == 0 || first == second) return proof;
+  auto subtree = [this](int level, uint64_t i) { return SubtreeHash(level, i); };
+  // RFC 9162 §2.1.4.1 SUBPROOF(m, D[begin:end], b), iteratively.
+  uint64_t begin = 0, end = second, m = first;
+  bool complete = true;
+  while (true) {
+    uint64_t n = end - begin;
+    if (m == n) {
+      if (!complete) {
+        GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin, end));
+        proof.push_back(std::move(h));
+      }
+      break;
+    }
+    uint64_t k = LargestPowerOfTwoBelow(n);
+    if (m <= k) {
+      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin + k, end));
+      proof.push_back(std::move(h));
+      end = begin + k;
+    } else {
+      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin, begin + k));
+      proof.push_back(std::move(h));
+      begin += k;
+      m -= k;
+      complete = false;
+    }
+  }
+  std::reverse(proof.begin(), proof.end());
+  return proof;
+}
+
+StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events) {
+  if (events.empty()) return InvalidArgument("audit: no events");
+  if (events.size() > options_.max_batch_events)
+    return InvalidArgument("audit: at most " + std::to_string(options_.max_batch_events) + " events per append");
+  for (const auto& e : events) {
+    if (e.action.empty() || !ValidText(e.action, 128)) return InvalidArgument("audit: action must be 1-128 bytes");
+    if (!ValidText(e.tenant, 128) || !ValidText(e.actor, 128) || !ValidText(e.resource, 512) ||
+        !ValidText(e.outcome, 128) || !ValidText(e.subject_pseudonym, 64) || e.details.size() > 64 ||
+        !ValidText(e.sealed_ciphertext, 64 * 1024) || !ValidText(e.sealed_key_id, 128))
+      return InvalidArgument("audit: event field too large");
+    if (e.sealed_ciphertext.empty() != e.sealed_key_id.empty())
+      return InvalidArgument("audit: sealed details need both key id and ciphertext");
+    for (const auto& [k, v] : e.details)
+      if (k.empty() || !ValidText(k, 128) || !ValidText(v, 1024)) return InvalidArgument("audit: detail too large");
+  }
+  std::future<StatusOr<std::vector<uint64_t>>> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) return Unavailable("audit: ledger is closed");
+    if (!healthy_) return Unavailable("audit: ledger storage failed; not accepting appends");
+    if (queued_events_ + events.size() > options_.max_queued_events) {
+      stats_.rejected += events.size();
+      return Unavailable("audit: append queue is full");
+    }
+    queued_events_ += events.size();
+    stats_.queue_depth = queued_events_;
+    Pending p;
+    p.events = std::move(events);
+    done = p.done.get_future();
+    queue_.push_back(std::move(p));
+  }
+  cv_.notify_one();
+  return done.get();
+}
+
+void Ledger::WriterLoop() {
+  while (true) {
+    std::vector<Pending> batch;
+    bool closing;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, options_.checkpoint_interval, [this] { return !queue_.empty() || closing_; });
+      size_t taken = 0;
+      while (!queue_.empty() && (batch.empty() || taken + queue_.front().events.size() <= options_.max_batch_events)) {
+        taken += queue_.front().events.size();
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queued_events_ -= taken;
+      stats_.queue_depth = queued_events_;
+      closing = closing_ && queue_.empty();
+      if (!healthy_) {
+        for (auto& p : batch) p.done.set_value(Unavailable("audit: ledger storage failed"));
+        if (closing) return;
+        continue;
+      }
+    }
+    bool due = clock_->Now() - last_checkpoint_at_ >= options_.checkpoint_interval;
+    Status st = Commit(batch, due || closing);
+    if (!st.ok()) {
+      log::Error("audit ledger write failed; refusing further appends", {{"error", st.ToString()}});
+      std::lock_guard<std::mutex> lock(mu_);
+      healthy_ = false;
+      stats_.healthy = false;
+      for (auto& p : batch) p.done.set_value(Unavailable("audit: ledger storage failed"));
+      for (auto& p : queue_) p.done.set_value(Unavailable("audit: ledger storage failed"));
+      queue_.clear();
+      queued_events_ = 0;
+    }
+    if (closing) return;
+  }
+}
+
+Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
+  auto started = clock_->Now();
+  uint64_t size;
+  std::string last_hash, cp_root;
+  std::vector<std::string> frontier;
+  uint64_t cp_size;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size = size_;
+    last_hash = last_entry_hash_;
+    frontier = frontier_;
+    cp_size = checkpoint_size_;
+    cp_root = checkpoint_root_;
+  }
+  const uint64_t first = size;
+  KvBatch kv;
+  std::vector<std::vector<uint64_t>> indexes(batch.size());
+  int64_t now_ms = clock_->UnixMillis();
+  for (size_t b = 0; b < batch.size(); ++b) {
+    for (auto& e : batch[b].events) {
+      v1::AuditEntry entry;
+      entry.set_index(size);
+      entry.set_timestamp_unix_ms(now_ms);
+      entry.set_region(options_.region);
+      entry.set_tenant(e.tenant);
+      entry.set_actor(e.actor);
+      entry.set_action(e.action);
+      entry.set_resource(e.resource);
+      entry.set_outcome(e.outcome);
+      entry.set_subject_pseudonym(e.subject_pseudonym);
+      for (const auto& [k, v] : e.details) {  // std::map: sorted, unique
+        auto* d = entry.add_details();
+        d->set_key(k);
+        d->set_value(v);
+      }
+      if (!e.sealed_key_id.empty()) {
+        entry.mutable_sealed()->set_key_id(e.sealed_key_id);
+        entry.mutable_sealed()->set_ciphertext(e.sealed_ciphertext);
+      }
+      entry.set_prev_entry_hash(last_hash);
+      std::string bytes = DeterministicSerialize(entry);
+      last_hash = std::string(crypto::AsView(crypto::Sha256(bytes)));
+      kv.Put(kNs, EntryKey(size), bytes);
+      // Fold the new leaf into the right border, persisting each subtree it completes.
+      std::string h = LeafHash(bytes);
+      uint64_t idx = size;
+      int level = 0;
+      kv.Put(kNs, SubtreeKey(0, idx), h);
+      while (idx & 1) {
+        h = NodeHash(frontier[level], h);
+        frontier[level].clear();
+        idx >>= 1;
+        ++level;
+        kv.Put(kNs, SubtreeKey(level, idx), h);
+      }
+      frontier[level] = h;
+      indexes[b].push_back(size);
+      ++size;
+    }
+  }
+  std::string note;
+  std::string new_root;
+  bool checkpoint = size > cp_size && (force_checkpoint || cp_size == 0);
+  if (checkpoint) {
+    // Root of the new tree from the frontier: smallest subtree first.
+    std::string root;
+    for (int level = 0; level < 65; ++level) {
+      if (frontier[level].empty()) continue;
+      root = root.empty() ? frontier[level] : NodeHash(frontier[level], root);
+    }
+    new_root = root;
+    // Never sign a head that does not extend the previous checkpoint: the
+    // previous root must be recomputable from the subtrees we build on.
+    if (cp_size > 0) {
+      GL_ASSIGN_OR_RETURN(std::string old_root, RootAt(cp_size));
+      if (old_root != cp_root) return DataLoss("audit: tree no longer matches the last checkpoint");
+    }
+    note = SignCheckpoint(Checkpoint{origin_, size, new_root}, *signer_);
+    kv.Put(kNs, kCheckpointKey, note);
+  }
+  if (kv.empty()) return Status::Ok();
+  kv.Put(kNs, kHeadKey, BigEndian64(size) + last_hash);
+  GL_RETURN_IF_ERROR(kv_->Write(kv, /*sync=*/true));
+  double seconds = std::chrono::duration<double>(clock_->Now() - started).count();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_ = size;
+    last_entry_hash_ = last_hash;
+    frontier_ = std::move(frontier);
+    stats_.size = size;
+    if (size > first) {
+      stats_.batches++;
+      stats_.last_batch_events = size - first;
+      stats_.last_commit_seconds = seconds;
+    }
+    if (checkpoint) {
+      checkpoint_note_ = note;
+      checkpoint_size_ = size;
+      checkpoint_root_ = new_root;
+      stats_.checkpoint_size = size;
+    }
+  }
+  if (checkpoint) last_checkpoint_at_ = clock_->Now();
+  for (size_t b = 0; b < batch.size(); ++b) batch[b].done.set_value(std::move(indexes[b]));
+  return Status::Ok();
+}
+
+StatusOr<std::vector<StoredEntry>> Ledger::Entries(uint64_t start, uint64_t end) const {
+  uint64_t n = size();
+  if (start > end || end > n) return InvalidArgument("audit: range must satisfy start <= end <= size");
+  std::vector<StoredEntry> out;
+  out.reserve(end - start);
+  for (uint64_t i = start; i < end; ++i) {
+    GL_ASSIGN_OR_RETURN(auto bytes, kv_->Get(kNs, EntryKey(i)));
+    if (!bytes) return DataLoss("audit: entry " + std::to_string(i) + " missing");
+    out.push_back({i, *bytes, LeafHash(*bytes)});
+  }
+  return out;
+}
+
+std::string Ledger::LatestCheckpoint() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return checkpoint_note_;
+}
+
+uint64_t Ledger::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_;
+}
+
+bool Ledger::healthy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return healthy_;
+}
+
+LedgerStats Ledger::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+Status Ledger::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_ && !writer_.joinable()) return Status::Ok();
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  return healthy_ ? Status::Ok() : Unavailable("audit: ledger storage failed");
+}
+
+}  // namespace geoledger::audit

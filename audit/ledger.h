@@ -1,0 +1,151 @@
+// The audit ledger: an append-only, hash-chained log whose entries are the
+// leaves of an RFC 9162 Merkle tree, kept in a KvStore (namespace "audit").
+//
+// Appends from many threads are group-committed: the writer thread takes
+// every queued event (up to a batch limit), assigns indexes, chains and
+// hashes them, and writes entries, newly completed subtree hashes and the
+// tree head in one KvBatch with sync=true. Append returns only after that
+// write is durable. The queue is bounded: when it is full, Append fails at
+// once with kUnavailable (the caller answers 503 + Retry-After); nothing is
+// dropped. A failed write is never acknowledged: the ledger turns unhealthy
+// and refuses every later append.
+//
+// A signed checkpoint (audit/checkpoint.h) is written in the same batch at
+// least once per `checkpoint_interval` while entries arrive, and by Close().
+// Before signing, the new tree is checked to extend the previous checkpoint.
+//
+// Thread-safe unless noted.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "audit/checkpoint.h"
+#include "common/clock.h"
+#include "common/kv_store.h"
+#include "common/status.h"
+#include "crypto/signer.h"
+
+namespace geoledger::audit {
+
+// What a caller records. Everything here is non-personal or pseudonymised;
+// personal details go in `sealed_ciphertext` under the subject's data key.
+struct AuditEvent {
+  std::string tenant;
+  std::string actor;
+  std::string action;
+  std::string resource;
+  std::string outcome;
+  std::string subject_pseudonym;  // raw bytes (HMAC-SHA256), may be empty
+  std::map<std::string, std::string> details;
+  std::string sealed_key_id;
+  std::string sealed_ciphertext;
+};
+
+struct StoredEntry {
+  uint64_t index = 0;
+  std::string bytes;      // the deterministic AuditEntry serialization (the leaf)
+  std::string leaf_hash;  // SHA-256(0x00 || bytes)
+};
+
+struct LedgerStats {
+  uint64_t size = 0;
+  uint64_t queue_depth = 0;      // events waiting for the writer
+  uint64_t batches = 0;          // committed batches
+  uint64_t last_batch_events = 0;
+  uint64_t rejected = 0;         // appends refused because the queue was full
+  double last_commit_seconds = 0;
+  uint64_t checkpoint_size = 0;
+  bool healthy = true;
+};
+
+class Ledger {
+ public:
+  struct Options {
+    std::string region;                        // origin is "geoledger/<region>"
+    size_t max_queued_events = 100000;         // back-pressure bound
+    size_t max_batch_events = 8192;
+    std::chrono::milliseconds checkpoint_interval{1000};
+  };
+
+  // Opens the ledger in `kv` (namespace "audit"): loads the tree head in
+  // O(log n) reads, checks it against the last signed checkpoint and starts
+  // the writer. `kv`, `signer` and `clock` must outlive the ledger.
+  // kDataLoss when the stored tree disagrees with the signed checkpoint.
+  static StatusOr<std::unique_ptr<Ledger>> Open(KvStore* kv, const crypto::Ed25519Signer* signer,
+                                                const Clock* clock, Options options);
+  ~Ledger();  // Close()
+
+  // Appends `events` in order and returns their indexes once durable.
+  // kInvalidArgument for an empty list or malformed event; kUnavailable when
+  // the queue is full, the ledger is closed, or storage failed.
+  StatusOr<std::vector<uint64_t>> Append(std::vector<AuditEvent> events);
+
+  // Entries [start, end), end exclusive and at most size().
+  StatusOr<std::vector<StoredEntry>> Entries(uint64_t start, uint64_t end) const;
+
+  // Root hash of the first `tree_size` entries (tree_size <= size()).
+  StatusOr<std::string> RootAt(uint64_t tree_size) const;
+  // RFC 9162 inclusion proof of leaf `index` in the tree of `tree_size`.
+  StatusOr<std::vector<std::string>> InclusionProof(uint64_t index, uint64_t tree_size) const;
+  // RFC 9162 consistency proof between tree sizes first <= second.
+  StatusOr<std::vector<std::string>> ConsistencyProof(uint64_t first, uint64_t second) const;
+
+  // The latest signed checkpoint note (empty before the first entry).
+  std::string LatestCheckpoint() const;
+  const std::string& origin() const { return origin_; }
+
+  uint64_t size() const;
+  bool healthy() const;
+  LedgerStats Stats() const;
+
+  // Stops taking appends, commits what is queued, writes a final checkpoint
+  // and stops the writer. Idempotent.
+  Status Close();
+
+ private:
+  struct Pending {
+    std::vector<AuditEvent> events;
+    std::promise<StatusOr<std::vector<uint64_t>>> done;
+  };
+  Ledger(KvStore* kv, const crypto::Ed25519Signer* signer, const Clock* clock, Options options);
+  Status Load();
+  void WriterLoop();
+  // Commits `batch` (may be empty: checkpoint only). Called by the writer.
+  Status Commit(std::vector<Pending>& batch, bool force_checkpoint);
+  StatusOr<std::string> SubtreeHash(int level, uint64_t index) const;
+
+  KvStore* kv_;
+  const crypto::Ed25519Signer* signer_;
+  const Clock* clock_;
+  const Options options_;
+  const std::string origin_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;       // guarded by mu_
+  size_t queued_events_ = 0;        // guarded by mu_
+  bool closing_ = false;            // guarded by mu_
+  bool healthy_ = true;             // guarded by mu_
+  uint64_t size_ = 0;               // guarded by mu_; entries durable
+  std::string last_entry_hash_;     // guarded by mu_
+  std::vector<std::string> frontier_;  // guarded by mu_; [level] -> hash of the right-border subtree or ""
+  std::string checkpoint_note_;     // guarded by mu_
+  uint64_t checkpoint_size_ = 0;    // guarded by mu_
+  std::string checkpoint_root_;     // guarded by mu_
+  LedgerStats stats_;               // guarded by mu_
+  std::chrono::steady_clock::time_point last_checkpoint_at_;  // writer thread only
+  std::thread writer_;
+};
+
+}  // namespace geoledger::audit

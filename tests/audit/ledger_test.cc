@@ -1,0 +1,260 @@
+#include "audit/ledger.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "crypto/hash.h"
+#include "geoledger/v1/audit.pb.h"
+
+namespace geoledger::audit {
+namespace {
+
+// ---- a reference Merkle tree, straight from RFC 9162 §2.1 --------------------
+std::string H(std::string_view s) { return std::string(crypto::AsView(crypto::Sha256(s))); }
+std::string Node(const std::string& l, const std::string& r) { return H("\x01" + l + r); }
+uint64_t K(uint64_t n) {
+  uint64_t k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+std::string Mth(const std::vector<std::string>& leaves, uint64_t b, uint64_t e) {
+  if (e - b == 0) return H("");
+  if (e - b == 1) return leaves[b];
+  uint64_t k = K(e - b);
+  return Node(Mth(leaves, b, b + k), Mth(leaves, b + k, e));
+}
+std::vector<std::string> Path(const std::vector<std::string>& l, uint64_t m, uint64_t b, uint64_t e) {
+  if (e - b <= 1) return {};
+  uint64_t k = K(e - b);
+  std::vector<std::string> p;
+  if (m < k) {
+    p = Path(l, m, b, b + k);
+    p.push_back(Mth(l, b + k, e));
+  } else {
+    p = Path(l, m - k, b + k, e);
+    p.push_back(Mth(l, b, b + k));
+  }
+  return p;
+}
+std::vector<std::string> SubProof(const std::vector<std::string>& l, uint64_t m, uint64_t b, uint64_t e, bool whole) {
+  uint64_t n = e - b;
+  if (m == n) return whole ? std::vector<std::string>{} : std::vector<std::string>{Mth(l, b, e)};
+  uint64_t k = K(n);
+  std::vector<std::string> p;
+  if (m <= k) {
+    p = SubProof(l, m, b, b + k, whole);
+    p.push_back(Mth(l, b + k, e));
+  } else {
+    p = SubProof(l, m - k, b + k, e, false);
+    p.push_back(Mth(l, b, b + k));
+  }
+  return p;
+}
+
+// A store whose writes can be made to fail or to block.
+class FaultyKvStore final : public KvStore {
+ public:
+  explicit FaultyKvStore(KvStore* inner) : inner_(inner) {}
+  StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
+    return inner_->Get(ns, key);
+  }
+  Status Write(const KvBatch& batch, bool sync) override {
+    while (block_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (fail_.load()) return Internal("injected fsync failure");
+    writes_++;
+    return inner_->Write(batch, sync);
+  }
+  Status Scan(std::string_view ns, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    return inner_->Scan(ns, prefix, fn);
+  }
+  std::atomic<bool> fail_{false}, block_{false};
+  std::atomic<int> writes_{0};
+
+ private:
+  KvStore* inner_;
+};
+
+AuditEvent Event(int i) {
+  AuditEvent e;
+  e.tenant = "acme";
+  e.actor = "test";
+  e.action = "test.event";
+  e.resource = "r/" + std::to_string(i);
+  e.outcome = "ok";
+  e.details = {{"n", std::to_string(i)}, {"a", "b"}};
+  return e;
+}
+
+class LedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kv_ = NewMemoryKvStore();
+    faulty_ = std::make_unique<FaultyKvStore>(kv_.get());
+    signer_.emplace(std::move(*crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32))));
+  }
+  std::unique_ptr<Ledger> Open(Ledger::Options o = {}) {
+    if (o.region.empty()) o.region = "eu-west-1";
+    auto l = Ledger::Open(faulty_.get(), &*signer_, &SystemClock::Get(), o);
+    EXPECT_TRUE(l.ok()) << l.status().ToString();
+    return l.ok() ? std::move(*l) : nullptr;
+  }
+  std::vector<std::string> Leaves(const Ledger& l) {
+    std::vector<std::string> out;
+    auto entries = l.Entries(0, l.size());
+    EXPECT_TRUE(entries.ok());
+    if (entries.ok())
+      for (auto& e : *entries) out.push_back(e.leaf_hash);
+    return out;
+  }
+  std::unique_ptr<KvStore> kv_;
+  std::unique_ptr<FaultyKvStore> faulty_;
+  std::optional<crypto::Ed25519Signer> signer_;
+};
+
+TEST_F(LedgerTest, AppendsAreIndexedChainedAndCheckpointed) {
+  auto l = Open();
+  for (int b = 0; b < 5; ++b) {
+    std::vector<AuditEvent> events;
+    for (int i = 0; i < 7; ++i) events.push_back(Event(b * 7 + i));
+    auto idx = l->Append(events);
+    ASSERT_TRUE(idx.ok()) << idx.status().ToString();
+    for (int i = 0; i < 7; ++i) EXPECT_EQ((*idx)[i], static_cast<uint64_t>(b * 7 + i));
+  }
+  ASSERT_TRUE(l->Close().ok());
+  auto cp = OpenCheckpoint(l->LatestCheckpoint(), "geoledger/eu-west-1", signer_->public_key());
+  ASSERT_TRUE(cp.ok()) << cp.status().ToString();
+  EXPECT_EQ(cp->size, 35u);
+  auto leaves = Leaves(*l);
+  EXPECT_EQ(cp->root_hash, Mth(leaves, 0, 35));
+  std::string prev(32, '\0');
+  auto entries = l->Entries(0, 35);
+  ASSERT_TRUE(entries.ok());
+  for (auto& e : *entries) {
+    v1::AuditEntry entry;
+    ASSERT_TRUE(entry.ParseFromString(e.bytes));
+    EXPECT_EQ(entry.index(), e.index);
+    EXPECT_EQ(entry.prev_entry_hash(), prev);
+    EXPECT_EQ(e.leaf_hash, H(std::string(1, '\0') + e.bytes));
+    prev = H(e.bytes);
+  }
+}
+
+TEST_F(LedgerTest, ProofsMatchTheReferenceForEverySizeUpTo40) {
+  auto l = Open();
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(l->Append({Event(i)}).ok());
+  auto leaves = Leaves(*l);
+  for (uint64_t n = 1; n <= 40; ++n) {
+    EXPECT_EQ(*l->RootAt(n), Mth(leaves, 0, n)) << n;
+    for (uint64_t m = 0; m < n; ++m) EXPECT_EQ(*l->InclusionProof(m, n), Path(leaves, m, 0, n)) << m << "," << n;
+    for (uint64_t m = 1; m <= n; ++m)
+      EXPECT_EQ(*l->ConsistencyProof(m, n), SubProof(leaves, m, 0, n, true)) << m << "," << n;
+  }
+  EXPECT_FALSE(l->InclusionProof(40, 40).ok());
+  EXPECT_FALSE(l->InclusionProof(0, 41).ok());
+  EXPECT_FALSE(l->ConsistencyProof(5, 4).ok());
+}
+
+TEST_F(LedgerTest, ConcurrentAppendersAreGroupCommitted) {
+  auto l = Open();
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<uint64_t> seen;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        auto idx = l->Append({Event(t * 1000 + i)});
+        ASSERT_TRUE(idx.ok());
+        std::lock_guard<std::mutex> lock(mu);
+        EXPECT_TRUE(seen.insert((*idx)[0]).second);
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(seen.size(), 800u);
+  EXPECT_EQ(*seen.rbegin(), 799u);
+  EXPECT_LE(faulty_->writes_.load(), 800);
+}
+
+TEST_F(LedgerTest, ReopenRestoresTheHeadAndKeepsAppending) {
+  {
+    auto l = Open();
+    for (int i = 0; i < 13; ++i) ASSERT_TRUE(l->Append({Event(i)}).ok());
+  }
+  auto l = Open();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->size(), 13u);
+  EXPECT_EQ((*l->Append({Event(13)}))[0], 13u);
+  ASSERT_TRUE(l->Close().ok());
+  auto leaves = Leaves(*l);
+  auto cp = OpenCheckpoint(l->LatestCheckpoint(), "geoledger/eu-west-1", signer_->public_key());
+  EXPECT_EQ(cp->root_hash, Mth(leaves, 0, 14));
+}
+
+TEST_F(LedgerTest, AFailedSyncIsNeverAcknowledged) {
+  auto l = Open();
+  ASSERT_TRUE(l->Append({Event(0)}).ok());
+  faulty_->fail_ = true;
+  auto r = l->Append({Event(1)});
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(l->healthy());
+  faulty_->fail_ = false;
+  EXPECT_EQ(l->Append({Event(2)}).status().code(), StatusCode::kUnavailable);  // stays failed
+  l.reset();
+  auto reopened = Open();
+  EXPECT_EQ(reopened->size(), 1u);  // nothing unacknowledged became durable
+}
+
+TEST_F(LedgerTest, FullQueuePushesBackWithoutDropping) {
+  Ledger::Options o;
+  o.max_queued_events = 4;
+  auto l = Open(o);
+  faulty_->block_ = true;
+  std::vector<std::thread> writers;
+  std::atomic<int> ok{0}, refused{0};
+  for (int i = 0; i < 12; ++i)
+    writers.emplace_back([&, i] {
+      auto r = l->Append({Event(i)});
+      if (r.ok()) ok++;
+      else if (r.status().code() == StatusCode::kUnavailable) refused++;
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the queue fill; not a timing assertion
+  faulty_->block_ = false;
+  for (auto& t : writers) t.join();
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_EQ(ok.load() + refused.load(), 12);
+  EXPECT_EQ(l->size(), static_cast<uint64_t>(ok.load()));
+  EXPECT_GT(l->Stats().rejected, 0u);
+}
+
+TEST_F(LedgerTest, TamperedStoredCheckpointOrTreeFailsOpen) {
+  {
+    auto l = Open();
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(l->Append({Event(i)}).ok());
+  }
+  auto note = **kv_->Get("audit", "checkpoint");
+  KvBatch b;
+  std::string forged = note;
+  forged[forged.find('\n') + 1] = '9';  // size line
+  b.Put("audit", "checkpoint", forged);
+  ASSERT_TRUE(kv_->Write(b, true).ok());
+  EXPECT_EQ(Ledger::Open(faulty_.get(), &*signer_, &SystemClock::Get(), {"eu-west-1"}).status().code(),
+            StatusCode::kDataLoss);
+}
+
+TEST_F(LedgerTest, MalformedEventsAreRefusedAndChangeNothing) {
+  auto l = Open();
+  EXPECT_EQ(l->Append({}).status().code(), StatusCode::kInvalidArgument);
+  AuditEvent no_action = Event(0);
+  no_action.action.clear();
+  EXPECT_EQ(l->Append({Event(1), no_action}).status().code(), StatusCode::kInvalidArgument);
+  AuditEvent half_sealed = Event(0);
+  half_sealed.sealed_key_id = "k1";
+  EXPECT_EQ(l->Append({half_sealed}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l->size(), 0u);
+}
+
+}  // namespace
+}  // namespace geoledger::audit
