@@ -50,6 +50,16 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
                if (ctx.body.contains("tenant")) {
                  GL_ASSIGN_OR_RETURN(tenant, RequiredString(ctx.body, "tenant"));
                }
+               // A token can only hand out what it holds: no scope it lacks, and a
+               // tenant-bound creator only creates tokens bound to its tenant.
+               for (const auto& s : scopes)
+                 if (IsKnownScope(s) && !ctx.principal->HasScope(s))
+                   return PermissionDenied("cannot grant scope '" + s + "' this token does not hold");
+               if (!ctx.principal->tenant.empty()) {
+                 if (!tenant.empty() && tenant != ctx.principal->tenant)
+                   return PermissionDenied("cannot create a token for another tenant");
+                 tenant = ctx.principal->tenant;
+               }
                GL_ASSIGN_OR_RETURN(auto issued,
                                    tokens()->Create(name, std::move(scopes), tenant, ctx.principal->name));
                log::Info("token created", {{"request_id", ctx.request_id},
@@ -64,15 +74,22 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
              });
 
   d.AddRoute("GET", "/v1/admin/tokens", Access::kScoped, "admin",
-             [tokens](RequestContext&) -> StatusOr<HttpResponse> {
+             [tokens](RequestContext& ctx) -> StatusOr<HttpResponse> {
                nlohmann::json list = nlohmann::json::array();
-               for (const auto& p : tokens()->List()) list.push_back(PrincipalJson(p));
+               for (const auto& p : tokens()->List())
+                 if (ctx.principal->tenant.empty() || p.tenant == ctx.principal->tenant)
+                   list.push_back(PrincipalJson(p));
                return JsonResponse(200, {{"tokens", list}});
              });
 
   d.AddRoute("DELETE", "/v1/admin/tokens/{id}", Access::kScoped, "admin",
              [tokens](RequestContext& ctx) -> StatusOr<HttpResponse> {
                const std::string& id = ctx.params["id"];
+               if (!ctx.principal->tenant.empty()) {
+                 auto target = tokens()->Find(id);
+                 if (!target.ok() || target->tenant != ctx.principal->tenant)
+                   return NotFound("no token with id '" + id + "'");
+               }
                GL_RETURN_IF_ERROR(tokens()->Revoke(id));
                log::Info("token revoked", {{"request_id", ctx.request_id}, {"token_id", id},
                                            {"by", ctx.principal->name}});

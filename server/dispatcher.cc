@@ -1,6 +1,7 @@
 #include "server/dispatcher.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "common/encoding.h"
 #include "common/log.h"
@@ -67,7 +68,13 @@ std::string ChooseRequestId(const std::string* header) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
       }))
     return *header;
-  return HexEncode(crypto::RandomBytes(12));
+  // Unique within the process without a system call per request: a random
+  // per-thread prefix and a per-thread counter.
+  thread_local const std::string prefix = HexEncode(crypto::RandomBytes(4));
+  thread_local uint64_t counter = 0;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(++counter));
+  return prefix + buf;
 }
 
 Dispatcher::Dispatcher(Options options, const Clock* clock, HttpMetrics* metrics)
@@ -119,18 +126,13 @@ std::optional<HttpResponse> Dispatcher::Limit(RateLimiter& limiter, const std::s
 
 HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx, int* metrics_id) {
   const std::string& rid = ctx.request_id;
-  if (draining()) {
-    HttpResponse r = ProblemFromStatus(Unavailable("server is shutting down"), rid);
-    r.close_connection = true;
-    return r;
-  }
   Router::Match match = router_.Find(request.method, request.path);
   if (match.route_id < 0) {
     if (!match.allowed_methods.empty()) {
       std::string allow;
       for (const auto& m : match.allowed_methods) allow += (allow.empty() ? "" : ", ") + m;
       HttpResponse r = MakeProblem(ProblemKind::kMethodNotAllowed,
-                                   request.method + " is not allowed on " + request.path, rid);
+                                   request.method + " is not allowed on this resource", rid);
       r.headers.emplace_back("Allow", allow);
       return r;
     }
@@ -139,6 +141,9 @@ HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx
   const Route& route = routes_[match.route_id];
   *metrics_id = route.metrics_id;
   ctx.route = router_.pattern(match.route_id);
+  // While draining, only the public probes answer (/readyz reports the drain).
+  if (draining() && route.access != Access::kPublic)
+    return ProblemFromStatus(Unavailable("server is shutting down"), rid);
   ctx.params = std::move(match.params);
 
   if (route.access != Access::kPublic) {
@@ -195,6 +200,7 @@ HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx
 void Dispatcher::Finish(const HttpRequest& request, const RequestContext& ctx, HttpResponse& response,
                         int metrics_id, std::chrono::steady_clock::time_point start) {
   response.headers.emplace_back("X-Request-Id", ctx.request_id);
+  if (draining()) response.close_connection = true;
   bool has_cache_control = std::any_of(response.headers.begin(), response.headers.end(),
                                        [](const auto& h) { return h.first == "Cache-Control"; });
   if (!has_cache_control) response.headers.emplace_back("Cache-Control", "no-store");
@@ -216,6 +222,7 @@ HttpResponse Dispatcher::Reject(int http_status, const std::string& detail, cons
   std::string rid = ChooseRequestId(nullptr);
   HttpResponse r = MakeProblem(KindForHttp(http_status), detail, rid);
   r.headers.emplace_back("X-Request-Id", rid);
+  r.headers.emplace_back("Cache-Control", "no-store");
   r.close_connection = true;
   metrics_->Observe(HttpMetrics::kUnmatched, r.status, 0);
   if (options_.access_log)

@@ -1,6 +1,7 @@
 // geoledgerd: parses configuration, starts the service, waits for SIGTERM or
 // SIGINT, drains and exits 0.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -18,12 +19,16 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   // No core dumps: they could hold key material outside guarded memory.
   rlimit no_core{0, 0};
-  ::setrlimit(RLIMIT_CORE, &no_core);
+  if (::setrlimit(RLIMIT_CORE, &no_core) != 0 || ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    std::fprintf(stderr, "geoledgerd: cannot disable core dumps\n");
+    return 1;
+  }
   // Every thread inherits this mask; the main thread takes the signals.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto config = server::ParseConfig(argc, argv, environ);
@@ -46,7 +51,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP)
+    log::Info("SIGHUP ignored: configuration is read only at start");
   log::Info("signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*service)->Shutdown();
   return 0;

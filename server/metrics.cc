@@ -48,7 +48,7 @@ std::string HttpMetrics::Render() const {
       out += buf;
     }
   }
-  out += "# HELP geoledger_http_request_duration_seconds Time from parsed request to response sent.\n";
+  out += "# HELP geoledger_http_request_duration_seconds Time from a parsed request to its response being handed to the transport.\n";
   out += "# TYPE geoledger_http_request_duration_seconds histogram\n";
   for (const auto& s : series_) {
     uint64_t count = s->count.load(std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include "server/service.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +54,18 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
   s->RegisterRoutes();
 
   GL_RETURN_IF_ERROR(MakeDir(config.data_dir, 0700));
+  struct stat dir_stat {};
+  if (::stat(config.data_dir.c_str(), &dir_stat) != 0 || !S_ISDIR(dir_stat.st_mode))
+    return FailedPrecondition("data dir " + config.data_dir + " is not a directory");
+  if ((dir_stat.st_mode & 077) != 0)
+    return FailedPrecondition("data dir " + config.data_dir + " must not be accessible by group or others (chmod 700)");
+  // One instance per data dir, decided before any file in it is touched.
+  int lock_fd = ::open((config.data_dir + "/geoledgerd.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd >= 0) ::close(lock_fd);
+    return FailedPrecondition("another geoledgerd is using data dir " + config.data_dir);
+  }
+  s->lock_fd_ = lock_fd;
   ::unlink((config.data_dir + "/listen.addr").c_str());
   HttpServerOptions hopts;
   hopts.host = config.listen_host;
@@ -117,6 +130,7 @@ Status Service::OpenStorageAndKeys() {
   GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/audit-public.key.bin", audit_signer_->public_key(), 0644));
 
   not_ready_reason_.store("opening storage");
+  GL_RETURN_IF_ERROR(MakeDir(config_.data_dir + "/db", 0700));
   GL_ASSIGN_OR_RETURN(kv_, OpenRocksDbKvStore(config_.data_dir + "/db", KnownNamespaces()));
   GL_ASSIGN_OR_RETURN(tokens_, TokenStore::Open(kv_.get(), &SystemClock::Get()));
   return Status::Ok();
@@ -168,7 +182,11 @@ void Service::Shutdown() {
   dispatcher_->SetTokenStore(nullptr);
   tokens_.reset();
   kv_.reset();  // closes RocksDB
-  ::unlink((config_.data_dir + "/listen.addr").c_str());
+  if (lock_fd_ >= 0) {  // only the instance that owns the data dir touches its files
+    ::unlink((config_.data_dir + "/listen.addr").c_str());
+    ::close(lock_fd_);  // releases the flock
+    lock_fd_ = -1;
+  }
   log::Info("stopped");
 }
 

@@ -49,6 +49,7 @@ class Service {
   std::unique_ptr<TokenStore> tokens_;
   crypto::SecretBytes root_key_;  // wraps tenant keys
   std::optional<crypto::Ed25519Signer> audit_signer_;
+  int lock_fd_ = -1;  // flock on DATA_DIR/geoledgerd.lock, held for the service's life
   std::atomic<bool> ready_{false};
   std::atomic<bool> shut_down_{false};
   std::atomic<const char*> not_ready_reason_{"starting"};  // static strings only

@@ -147,11 +147,25 @@ Status TokenStore::Revoke(const std::string& id) {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return NotFound("no token with id '" + id + "'");
   if (it->second.principal.revoked) return Status::Ok();
+  if (it->second.principal.HasScope("admin") && it->second.principal.tenant.empty()) {
+    bool another_admin = false;
+    for (const auto& [other_id, e] : by_id_)
+      if (other_id != id && !e.principal.revoked && e.principal.tenant.empty() && e.principal.HasScope("admin"))
+        another_admin = true;
+    if (!another_admin) return FailedPrecondition("cannot revoke the last unrestricted admin token");
+  }
   Entry updated = it->second;
   updated.principal.revoked = true;
   GL_RETURN_IF_ERROR(Persist(updated));
   it->second = std::move(updated);
   return Status::Ok();
+}
+
+StatusOr<Principal> TokenStore::Find(const std::string& id) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return NotFound("no token with id '" + id + "'");
+  return it->second.principal;
 }
 
 std::vector<Principal> TokenStore::List() const {

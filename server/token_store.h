@@ -59,8 +59,13 @@ class TokenStore {
   // message never echoes the token.
   StatusOr<Principal> Authenticate(std::string_view bearer) const;
 
-  // kNotFound for an unknown id. Revoking twice is OK.
+  // kNotFound for an unknown id. Revoking twice is OK. kFailedPrecondition
+  // when `id` is the last unrevoked token with the admin scope (revoking it
+  // would lock every administrator out).
   Status Revoke(const std::string& id);
+
+  // The token's public record; kNotFound for an unknown id.
+  StatusOr<Principal> Find(const std::string& id) const;
 
   std::vector<Principal> List() const;
   bool empty() const;

@@ -103,6 +103,36 @@ TEST_F(AuthTest, TenantBoundTokenCannotActForAnotherTenant) {
   EXPECT_EQ(server_->Authed(t, "GET", "/v1/whoami", "", {{"X-Tenant-Id", "globex"}}).status, 403);
 }
 
+TEST_F(AuthTest, TokensCannotGrantMoreThanTheyHold) {
+  std::string admin_only = server_->CreateToken("ops", {"admin"});
+  ASSERT_FALSE(admin_only.empty());
+  RawResponse wider = server_->Authed(admin_only, "POST", "/v1/admin/tokens", R"({"name":"k","scopes":["keys"]})");
+  EXPECT_EQ(wider.status, 403) << wider.body;
+  EXPECT_EQ(server_->Authed(admin_only, "POST", "/v1/admin/tokens", R"({"name":"a2","scopes":["admin"]})").status, 201);
+
+  std::string acme_admin = server_->CreateToken("acme-admin", {"admin", "decide"}, "acme");
+  RawResponse other = server_->Authed(acme_admin, "POST", "/v1/admin/tokens",
+                                      R"({"name":"g","scopes":["decide"],"tenant":"globex"})");
+  EXPECT_EQ(other.status, 403);
+  RawResponse unbound = server_->Authed(acme_admin, "POST", "/v1/admin/tokens", R"({"name":"u","scopes":["decide"]})");
+  ASSERT_EQ(unbound.status, 201);
+  EXPECT_EQ(nlohmann::json::parse(unbound.body)["tenant"], "acme");  // inherits the binding
+  // A tenant admin sees and revokes only its tenant's tokens.
+  auto listed = nlohmann::json::parse(server_->Authed(acme_admin, "GET", "/v1/admin/tokens").body)["tokens"];
+  for (const auto& t : listed) EXPECT_EQ(t.value("tenant", ""), "acme");
+  std::string ops_id = nlohmann::json::parse(server_->Authed(admin_only, "GET", "/v1/whoami").body)["id"];
+  EXPECT_EQ(server_->Authed(acme_admin, "DELETE", "/v1/admin/tokens/" + ops_id).status, 404);
+}
+
+TEST_F(AuthTest, LastUnrestrictedAdminCannotBeRevoked) {
+  std::string id = nlohmann::json::parse(server_->Authed(server_->admin_token(), "GET", "/v1/whoami").body)["id"];
+  RawResponse r = server_->Authed(server_->admin_token(), "DELETE", "/v1/admin/tokens/" + id);
+  EXPECT_EQ(r.status, 409) << r.body;
+  std::string second = server_->CreateToken("admin-2", {"admin"});
+  EXPECT_EQ(server_->Authed(second, "DELETE", "/v1/admin/tokens/" + id).status, 200);
+  EXPECT_EQ(server_->Authed(server_->admin_token(), "GET", "/v1/whoami").status, 401);
+}
+
 TEST_F(AuthTest, MalformedTenantIdGets400) {
   RawResponse r = server_->Authed(server_->admin_token(), "GET", "/v1/whoami", "",
                                   {{"X-Tenant-Id", std::string(200, 'a')}});

@@ -1,6 +1,7 @@
 // Startup, readiness, key bootstrap and SIGTERM draining of the real binary.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -72,6 +73,23 @@ TEST(LifecycleTest, KeyReadableByOthersIsRefused) {
   EXPECT_NE(again->log().find("mode 0600"), std::string::npos) << again->log();
 }
 
+TEST(LifecycleTest, DataDirOpenToOthersIsRefused) {
+  std::string dir = MakeTempDir();
+  ::chmod(dir.c_str(), 0755);
+  auto s = TestServer::Start({}, dir);
+  EXPECT_FALSE(s->started());
+  EXPECT_NE(s->log().find("chmod 700"), std::string::npos) << s->log();
+  RemoveTree(dir);
+}
+
+TEST(LifecycleTest, SighupDoesNotStopTheService) {
+  auto s = TestServer::Start();
+  ASSERT_TRUE(s->started());
+  ::kill(s->pid(), SIGHUP);
+  EXPECT_EQ(s->Request("GET", "/healthz").status, 200);
+  EXPECT_EQ(s->Terminate(), 0);
+}
+
 TEST(LifecycleTest, BadFlagsExitWithUsageError) {
   std::string out;
   EXPECT_EQ(RunCommand({GEOLEDGERD_PATH, "--data-dir", "/tmp/x", "--region", "EU WEST"}, &out), 2) << out;
@@ -113,11 +131,13 @@ TEST(LifecycleTest, SecondInstanceOnSameDataDirFailsClosed) {
   int rc = RunCommand({GEOLEDGERD_PATH, "--data-dir", s->data_dir(), "--region", "eu-west-1", "--listen",
                        "127.0.0.1:0", "--dev"}, &out, std::chrono::seconds(30));
   EXPECT_EQ(rc, 1) << out;
-  EXPECT_NE(out.find("open storage"), std::string::npos) << out;
+  EXPECT_NE(out.find("another geoledgerd is using data dir"), std::string::npos) << out;
   EXPECT_EQ(s->Request("GET", "/readyz").status, 200);
+  // The running instance's files are untouched.
+  EXPECT_TRUE(std::filesystem::exists(s->data_dir() + "/listen.addr"));
 }
 
-TEST(LifecycleTest, DrainAnswers503AndReadyzFailsDuringShutdown) {
+TEST(LifecycleTest, SigtermWithAHalfSentRequestStillExitsZero) {
   // A slow peer keeps a request half-sent while SIGTERM arrives; the server
   // still exits 0 within the drain bound.
   auto s = TestServer::Start({"--drain-timeout-ms", "2000"});

@@ -121,12 +121,15 @@ TEST_F(DispatcherTest, TenantLimitAnswers429WithRetryAfter) {
   EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}")).status, 201);
 }
 
-TEST_F(DispatcherTest, DrainingAnswers503AndCloses) {
+TEST_F(DispatcherTest, DrainingAnswers503ToApiCallsAndClosesEveryConnection) {
   d_->SetTokenStore(tokens_.get());
   d_->BeginDrain();
-  auto r = d_->Handle(Req("GET", "/open"));
-  EXPECT_EQ(r.status, 503);
-  EXPECT_TRUE(r.close_connection);
+  auto api = d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}"));
+  EXPECT_EQ(api.status, 503);
+  EXPECT_TRUE(api.close_connection);
+  auto probe = d_->Handle(Req("GET", "/open"));  // public probes still answer
+  EXPECT_EQ(probe.status, 200);
+  EXPECT_TRUE(probe.close_connection);
   EXPECT_EQ(d_->in_flight(), 0);
 }
 

@@ -83,6 +83,17 @@ TEST_F(TokenStoreTest, ValidatesNamesScopesAndUniqueness) {
   EXPECT_EQ(store_->Revoke("0000000000000000").code(), StatusCode::kNotFound);
 }
 
+TEST_F(TokenStoreTest, LastUnrestrictedAdminStays) {
+  auto admin = store_->Create("admin", {"admin"}, "", "x");
+  auto tenant_admin = store_->Create("t-admin", {"admin"}, "acme", "x");
+  ASSERT_TRUE(admin.ok() && tenant_admin.ok());
+  EXPECT_EQ(store_->Revoke(admin->principal.id).code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(store_->Revoke(tenant_admin->principal.id).ok());
+  auto second = store_->Create("admin-2", {"admin"}, "", "x");
+  EXPECT_TRUE(store_->Revoke(admin->principal.id).ok());
+  EXPECT_EQ(store_->Find(second->principal.id)->name, "admin-2");
+}
+
 TEST_F(TokenStoreTest, CorruptRecordFailsOpen) {
   KvBatch b;
   b.Put("tokens", "tok/abc", "\xff\xff not a proto");
