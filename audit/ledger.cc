@@ -1,5 +1,7 @@
 #include "audit/ledger.h"
 
+#include "audit/merkle.h"
+
 #include <algorithm>
 #include <functional>
 
@@ -32,19 +34,7 @@ std::string SubtreeKey(int level, uint64_t index) {
   return "t" + std::string(1, static_cast<char>(level)) + BigEndian64(index);
 }
 
-std::string LeafHash(std::string_view bytes) {
-  return std::string(crypto::AsView(crypto::Sha256(std::string(1, '\0') + std::string(bytes))));
-}
-std::string NodeHash(std::string_view left, std::string_view right) {
-  return std::string(crypto::AsView(crypto::Sha256(std::string(1, '\x01') + std::string(left) + std::string(right))));
-}
-std::string EmptyRoot() { return std::string(crypto::AsView(crypto::Sha256(""))); }
-
-uint64_t LargestPowerOfTwoBelow(uint64_t n) {  // n > 1
-  uint64_t k = 1;
-  while (k << 1 < n) k <<= 1;
-  return k;
-}
+std::string ToString(const Hash& h) { return std::string(crypto::AsView(h)); }
 
 bool ValidText(const std::string& s, size_t max) { return s.size() <= max; }
 
@@ -83,14 +73,7 @@ Status Ledger::Load() {
   }
   // The right border of a tree of `size` leaves is one complete subtree per
   // set bit of `size`: O(log n) reads, no scan.
-  std::vector<std::string> frontier(65);
-  uint64_t offset = 0;
-  for (int level = 63; level >= 0; --level) {
-    if ((size >> level) & 1) {
-      GL_ASSIGN_OR_RETURN(frontier[level], SubtreeHash(level, offset >> level));
-      offset += uint64_t{1} << level;
-    }
-  }
+  GL_ASSIGN_OR_RETURN(Frontier frontier, Frontier::Load(size, Getter()));
   GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, kCheckpointKey));
   std::lock_guard<std::mutex> lock(mu_);
   size_ = size;
@@ -111,104 +94,36 @@ Status Ledger::Load() {
   return Status::Ok();
 }
 
+SubtreeHashGetter Ledger::Getter() const {
+  return [this](const NodeId& id) -> StatusOr<Hash> {
+    GL_ASSIGN_OR_RETURN(std::string bytes, SubtreeHash(static_cast<int>(id.level), id.index));
+    return HashFromBytes(bytes);
+  };
+}
+
 // The root of the first `tree_size` leaves, from stored complete subtrees.
 StatusOr<std::string> Ledger::RootAt(uint64_t tree_size) const {
   if (tree_size > size()) return InvalidArgument("audit: tree_size is beyond the log");
-  if (tree_size == 0) return EmptyRoot();
-  // Fold right-border subtrees from the smallest up.
-  std::string root;
-  uint64_t offset = 0;
-  std::vector<std::string> parts;
-  for (int level = 63; level >= 0; --level) {
-    if ((tree_size >> level) & 1) {
-      GL_ASSIGN_OR_RETURN(std::string h, SubtreeHash(level, offset >> level));
-      parts.push_back(std::move(h));
-      offset += uint64_t{1} << level;
-    }
-  }
-  root = parts.back();
-  for (size_t i = parts.size() - 1; i-- > 0;) root = NodeHash(parts[i], root);
-  return root;
+  GL_ASSIGN_OR_RETURN(Hash root, RootFromSubtrees(tree_size, Getter()));
+  return ToString(root);
 }
-
-namespace {
-
-// MTH of leaves [begin, end) as RFC 9162 §2.1.1 splits them: the left part of
-// every split is a complete, aligned subtree (one read); only the right edge
-// recurses.
-StatusOr<std::string> RangeHash(const std::function<StatusOr<std::string>(int, uint64_t)>& subtree,
-                                uint64_t begin, uint64_t end) {
-  uint64_t n = end - begin;
-  if ((n & (n - 1)) == 0 && begin % n == 0) {
-    int level = 0;
-    while ((uint64_t{1} << level) < n) ++level;
-    return subtree(level, begin >> level);
-  }
-  uint64_t k = LargestPowerOfTwoBelow(n);
-  GL_ASSIGN_OR_RETURN(std::string left, RangeHash(subtree, begin, begin + k));
-  GL_ASSIGN_OR_RETURN(std::string right, RangeHash(subtree, begin + k, end));
-  return NodeHash(left, right);
-}
-
-}  // namespace
 
 StatusOr<std::vector<std::string>> Ledger::InclusionProof(uint64_t index, uint64_t tree_size) const {
   if (tree_size > size()) return InvalidArgument("audit: tree_size is beyond the log");
   if (index >= tree_size) return InvalidArgument("audit: index must be below tree_size");
-  auto subtree = [this](int level, uint64_t i) { return SubtreeHash(level, i); };
-  // RFC 9162 §2.1.3.1 PATH(m, D[begin:end]), collected root-first then reversed.
-  std::vector<std::string> path;
-  uint64_t begin = 0, end = tree_size, m = index;
-  while (end - begin > 1) {
-    uint64_t k = LargestPowerOfTwoBelow(end - begin);
-    if (m < k) {
-      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin + k, end));
-      path.push_back(std::move(h));
-      end = begin + k;
-    } else {
-      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin, begin + k));
-      path.push_back(std::move(h));
-      begin += k;
-      m -= k;
-    }
-  }
-  std::reverse(path.begin(), path.end());
-  return path;
+  GL_ASSIGN_OR_RETURN(auto proof, audit::InclusionProof(index, tree_size, Getter()));
+  std::vector<std::string> out;
+  for (const auto& h : proof) out.push_back(ToString(h));
+  return out;
 }
 
 StatusOr<std::vector<std::string>> Ledger::ConsistencyProof(uint64_t first, uint64_t second) const {
   if (second > size()) return InvalidArgument("audit: second is beyond the log");
   if (first > second) return InvalidArgument("audit: first must not exceed second");
-  std::vector<std::string> proof;
-  if (first == 0 || first == second) return proof;
-  auto subtree = [this](int level, uint64_t i) { return SubtreeHash(level, i); };
-  // RFC 9162 §2.1.4.1 SUBPROOF(m, D[begin:end], b), iteratively.
-  uint64_t begin = 0, end = second, m = first;
-  bool complete = true;
-  while (true) {
-    uint64_t n = end - begin;
-    if (m == n) {
-      if (!complete) {
-        GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin, end));
-        proof.push_back(std::move(h));
-      }
-      break;
-    }
-    uint64_t k = LargestPowerOfTwoBelow(n);
-    if (m <= k) {
-      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin + k, end));
-      proof.push_back(std::move(h));
-      end = begin + k;
-    } else {
-      GL_ASSIGN_OR_RETURN(std::string h, RangeHash(subtree, begin, begin + k));
-      proof.push_back(std::move(h));
-      begin += k;
-      m -= k;
-      complete = false;
-    }
-  }
-  std::reverse(proof.begin(), proof.end());
-  return proof;
+  GL_ASSIGN_OR_RETURN(auto proof, audit::ConsistencyProof(first, second, Getter()));
+  std::vector<std::string> out;
+  for (const auto& h : proof) out.push_back(ToString(h));
+  return out;
 }
 
 StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events) {
@@ -288,7 +203,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   auto started = clock_->Now();
   uint64_t size;
   std::string last_hash, cp_root;
-  std::vector<std::string> frontier;
+  Frontier frontier;
   uint64_t cp_size;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -328,18 +243,10 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
       last_hash = std::string(crypto::AsView(crypto::Sha256(bytes)));
       kv.Put(kNs, EntryKey(size), bytes);
       // Fold the new leaf into the right border, persisting each subtree it completes.
-      std::string h = LeafHash(bytes);
-      uint64_t idx = size;
-      int level = 0;
-      kv.Put(kNs, SubtreeKey(0, idx), h);
-      while (idx & 1) {
-        h = NodeHash(frontier[level], h);
-        frontier[level].clear();
-        idx >>= 1;
-        ++level;
-        kv.Put(kNs, SubtreeKey(level, idx), h);
-      }
-      frontier[level] = h;
+      std::vector<Subtree> completed;
+      GL_RETURN_IF_ERROR(frontier.Append(LeafHash(bytes), &completed));
+      for (const auto& t : completed)
+        kv.Put(kNs, SubtreeKey(static_cast<int>(t.id.level), t.id.index), ToString(t.hash));
       indexes[b].push_back(size);
       ++size;
     }
@@ -348,13 +255,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   std::string new_root;
   bool checkpoint = size > cp_size && (force_checkpoint || cp_size == 0);
   if (checkpoint) {
-    // Root of the new tree from the frontier: smallest subtree first.
-    std::string root;
-    for (int level = 0; level < 65; ++level) {
-      if (frontier[level].empty()) continue;
-      root = root.empty() ? frontier[level] : NodeHash(frontier[level], root);
-    }
-    new_root = root;
+    new_root = ToString(frontier.Root());
     // Never sign a head that does not extend the previous checkpoint: the
     // previous root must be recomputable from the subtrees we build on.
     if (cp_size > 0) {
@@ -399,7 +300,7 @@ StatusOr<std::vector<StoredEntry>> Ledger::Entries(uint64_t start, uint64_t end)
   for (uint64_t i = start; i < end; ++i) {
     GL_ASSIGN_OR_RETURN(auto bytes, kv_->Get(kNs, EntryKey(i)));
     if (!bytes) return DataLoss("audit: entry " + std::to_string(i) + " missing");
-    out.push_back({i, *bytes, LeafHash(*bytes)});
+    out.push_back({i, *bytes, ToString(LeafHash(*bytes))});
   }
   return out;
 }

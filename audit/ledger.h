@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "audit/checkpoint.h"
+#include "audit/merkle.h"
 #include "common/clock.h"
 #include "common/kv_store.h"
 #include "common/status.h"
@@ -124,6 +125,7 @@ class Ledger {
   // Commits `batch` (may be empty: checkpoint only). Called by the writer.
   Status Commit(std::vector<Pending>& batch, bool force_checkpoint);
   StatusOr<std::string> SubtreeHash(int level, uint64_t index) const;
+  SubtreeHashGetter Getter() const;
 
   KvStore* kv_;
   const crypto::Ed25519Signer* signer_;
@@ -139,7 +141,7 @@ class Ledger {
   bool healthy_ = true;             // guarded by mu_
   uint64_t size_ = 0;               // guarded by mu_; entries durable
   std::string last_entry_hash_;     // guarded by mu_
-  std::vector<std::string> frontier_;  // guarded by mu_; [level] -> hash of the right-border subtree or ""
+  Frontier frontier_;               // guarded by mu_; right border of the durable tree
   std::string checkpoint_note_;     // guarded by mu_
   uint64_t checkpoint_size_ = 0;    // guarded by mu_
   std::string checkpoint_root_;     // guarded by mu_
