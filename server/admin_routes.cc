@@ -1,6 +1,7 @@
 #include "server/admin_routes.h"
 
 #include "common/log.h"
+#include "server/audit_routes.h"
 
 namespace geoledger::server {
 namespace {
@@ -25,7 +26,8 @@ StatusOr<std::string> RequiredString(const nlohmann::json& body, const char* fie
 
 }  // namespace
 
-void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
+void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens,
+                         std::function<audit::Ledger*()> ledger) {
   d.AddRoute("GET", "/v1/whoami", Access::kAuthenticated, "",
              [](RequestContext& ctx) -> StatusOr<HttpResponse> {
                nlohmann::json j = PrincipalJson(*ctx.principal);
@@ -33,7 +35,7 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
              });
 
   d.AddRoute("POST", "/v1/admin/tokens", Access::kScoped, "admin",
-             [tokens](RequestContext& ctx) -> StatusOr<HttpResponse> {
+             [tokens, ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
                if (!ctx.body.is_object()) return InvalidArgument("body must be a JSON object");
                for (auto it = ctx.body.begin(); it != ctx.body.end(); ++it)
                  if (it.key() != "name" && it.key() != "scopes" && it.key() != "tenant")
@@ -62,11 +64,22 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
                }
                GL_ASSIGN_OR_RETURN(auto issued,
                                    tokens()->Create(name, std::move(scopes), tenant, ctx.principal->name));
+               std::string scopes_text;
+               for (const auto& s : issued.principal.scopes) scopes_text += (scopes_text.empty() ? "" : ",") + s;
+               auto logged = ledger()->Append({ServiceEvent(ctx, "token.created", "token/" + issued.principal.id, "ok",
+                                                            {{"name", issued.principal.name}, {"scopes", scopes_text},
+                                                             {"token_tenant", issued.principal.tenant}})});
+               if (!logged.ok()) {
+                 // No unaudited token may exist: take it back.
+                 tokens()->Revoke(issued.principal.id).IgnoreError();
+                 return logged.status();
+               }
                log::Info("token created", {{"request_id", ctx.request_id},
                                            {"token_id", issued.principal.id},
                                            {"name", issued.principal.name},
                                            {"by", ctx.principal->name}});
                nlohmann::json j = PrincipalJson(issued.principal);
+               j["audit_index"] = (*logged)[0];
                j["token"] = issued.token;
                HttpResponse r = JsonResponse(201, j);
                r.headers.emplace_back("Location", "/v1/admin/tokens/" + issued.principal.id);
@@ -83,7 +96,7 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
              });
 
   d.AddRoute("DELETE", "/v1/admin/tokens/{id}", Access::kScoped, "admin",
-             [tokens](RequestContext& ctx) -> StatusOr<HttpResponse> {
+             [tokens, ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
                const std::string& id = ctx.params["id"];
                if (!ctx.principal->tenant.empty()) {
                  auto target = tokens()->Find(id);
@@ -93,7 +106,11 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens) {
                GL_RETURN_IF_ERROR(tokens()->Revoke(id));
                log::Info("token revoked", {{"request_id", ctx.request_id}, {"token_id", id},
                                            {"by", ctx.principal->name}});
-               return JsonResponse(200, {{"id", id}, {"revoked", true}});
+               // The revocation stands even if the audit write fails (fail closed);
+               // the caller then gets 503 and the log line above records it.
+               GL_ASSIGN_OR_RETURN(auto logged,
+                                   ledger()->Append({ServiceEvent(ctx, "token.revoked", "token/" + id, "ok")}));
+               return JsonResponse(200, {{"id", id}, {"revoked", true}, {"audit_index", logged[0]}});
              });
 }
 

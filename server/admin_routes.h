@@ -7,6 +7,7 @@
 
 #include <functional>
 
+#include "audit/ledger.h"
 #include "server/dispatcher.h"
 #include "server/token_store.h"
 
@@ -14,6 +15,9 @@ namespace geoledger::server {
 
 // `tokens` returns the live store (non-null whenever the dispatcher lets an
 // authenticated request through).
-void RegisterAdminRoutes(Dispatcher& dispatcher, std::function<TokenStore*()> tokens);
+// Token creation and revocation are audit-logged (actions token.created and
+// token.revoked) and answer the entry's audit_index.
+void RegisterAdminRoutes(Dispatcher& dispatcher, std::function<TokenStore*()> tokens,
+                         std::function<audit::Ledger*()> ledger);
 
 }  // namespace geoledger::server

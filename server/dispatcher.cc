@@ -152,15 +152,12 @@ HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx
     const std::string* auth = request.Header("authorization");
     if (auth == nullptr) return MakeProblem(ProblemKind::kUnauthenticated, "missing bearer token", rid);
     if (auth->size() < 7 || !std::equal(auth->begin(), auth->begin() + 7, "bearer ",
-                                        [](char a, char b) { return std::tolower(a) == b; }))
+                                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
       return MakeProblem(ProblemKind::kUnauthenticated, "expected 'Authorization: Bearer <token>'", rid);
     auto who = tokens->Authenticate(std::string_view(*auth).substr(7));
     if (!who.ok()) return ProblemFromStatus(who.status(), rid);
     ctx.principal = std::move(*who);
     const Principal& principal = *ctx.principal;
-    if (route.access == Access::kScoped && !principal.HasScope(route.scope))
-      return MakeProblem(ProblemKind::kForbidden, "token lacks scope '" + route.scope + "'", rid);
-
     auto p = ctx.params.find("tenant");
     if (p != ctx.params.end()) ctx.tenant = p->second;
     else if (const std::string* h = request.Header("x-tenant-id")) ctx.tenant = *h;
@@ -176,6 +173,9 @@ HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx
     if (auto limited = Limit(token_limiter_, principal.id, false, "token", rid)) return *limited;
     if (!ctx.tenant.empty())
       if (auto limited = Limit(tenant_limiter_, ctx.tenant, true, "tenant", rid)) return *limited;
+    // Checked after the limits, so refused calls are rate limited too.
+    if (route.access == Access::kScoped && !principal.HasScope(route.scope))
+      return MakeProblem(ProblemKind::kForbidden, "token lacks scope '" + route.scope + "'", rid);
   }
 
   if (IsBodyMethod(request.method) && !request.body.empty()) {

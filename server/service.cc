@@ -85,6 +85,10 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
                           {"mtls", !config.tls_client_ca.empty()}, {"region", config.region}});
 
   Status st = s->OpenStorageAndKeys();
+  if (st.code() == StatusCode::kDataLoss) {
+    log::Warn("serving health and readiness only", {{"address", addr}});
+    return s;  // not ready; every /v1 call answers 503
+  }
   if (st.ok()) st = s->BootstrapAdminToken();
   if (!st.ok()) {
     s->Shutdown();
@@ -133,6 +137,22 @@ Status Service::OpenStorageAndKeys() {
   GL_RETURN_IF_ERROR(MakeDir(config_.data_dir + "/db", 0700));
   GL_ASSIGN_OR_RETURN(kv_, OpenRocksDbKvStore(config_.data_dir + "/db", KnownNamespaces()));
   GL_ASSIGN_OR_RETURN(tokens_, TokenStore::Open(kv_.get(), &SystemClock::Get()));
+  verifier_key_ = crypto::NoteVerifierKey(origin, audit_signer_->public_key());
+
+  not_ready_reason_.store("opening the audit log");
+  audit::Ledger::Options lopts;
+  lopts.region = config_.region;
+  auto ledger = audit::Ledger::Open(kv_.get(), &*audit_signer_, &SystemClock::Get(), lopts);
+  if (!ledger.ok()) {
+    if (ledger.status().code() == StatusCode::kDataLoss) {
+      // Fail closed but stay observable: /readyz says why, /v1 answers 503.
+      log::Error("audit log does not match its signed checkpoint; not ready", {{"error", ledger.status().ToString()}});
+      not_ready_reason_.store("audit log does not match its signed checkpoint");
+      return Status(StatusCode::kDataLoss, ledger.status().message());
+    }
+    return ledger.status();
+  }
+  ledger_ = std::move(*ledger);
   return Status::Ok();
 }
 
@@ -155,6 +175,7 @@ void Service::RegisterRoutes() {
   d.AddRoute("GET", "/readyz", Access::kPublic, "", [this](RequestContext& ctx) -> StatusOr<HttpResponse> {
     if (dispatcher_->draining()) return Unavailable("draining for shutdown");
     if (!ready_.load()) return Unavailable(std::string("not ready: ") + not_ready_reason_.load());
+    if (!ledger_->healthy()) return Unavailable("not ready: audit log storage failed");
     return JsonResponse(200, {{"status", "ready"}, {"region", config_.region}, {"storage", "open"}, {"keys", "loaded"}});
   });
   d.AddRoute("GET", "/metrics", Access::kPublic, "", [this](RequestContext&) -> StatusOr<HttpResponse> {
@@ -165,7 +186,38 @@ void Service::RegisterRoutes() {
     r.body += std::string("geoledger_ready ") + (ready_.load() && !dispatcher_->draining() ? "1" : "0") + "\n";
     return r;
   });
-  RegisterAdminRoutes(d, [this]() { return tokens_.get(); });
+  RegisterAdminRoutes(d, [this]() { return tokens_.get(); }, [this]() { return ledger_.get(); });
+  RegisterAuditRoutes(d, [this]() { return ledger_.get(); }, &pseudonymizer_, [this]() -> StatusOr<std::string> {
+    if (!ready_.load()) return Unavailable("service is starting");
+    return verifier_key_;
+  });
+  metrics_.AddCollector([this](std::string& out) {
+    if (!ready_.load()) return;
+    audit::LedgerStats st = ledger_->Stats();
+    char buf[4096];
+    std::snprintf(buf, sizeof buf,
+                  "# HELP geoledger_audit_entries Entries in the audit log.\n# TYPE geoledger_audit_entries gauge\n"
+                  "geoledger_audit_entries %llu\n"
+                  "# HELP geoledger_audit_checkpoint_size Tree size of the latest signed checkpoint.\n"
+                  "# TYPE geoledger_audit_checkpoint_size gauge\ngeoledger_audit_checkpoint_size %llu\n"
+                  "# HELP geoledger_audit_queue_depth Events waiting for the group-commit writer.\n"
+                  "# TYPE geoledger_audit_queue_depth gauge\ngeoledger_audit_queue_depth %llu\n"
+                  "# HELP geoledger_audit_batches_total Committed (fsynced) batches.\n"
+                  "# TYPE geoledger_audit_batches_total counter\ngeoledger_audit_batches_total %llu\n"
+                  "# HELP geoledger_audit_last_batch_events Events in the last committed batch.\n"
+                  "# TYPE geoledger_audit_last_batch_events gauge\ngeoledger_audit_last_batch_events %llu\n"
+                  "# HELP geoledger_audit_last_commit_seconds Duration of the last batch write with fsync.\n"
+                  "# TYPE geoledger_audit_last_commit_seconds gauge\ngeoledger_audit_last_commit_seconds %.6f\n"
+                  "# HELP geoledger_audit_rejected_total Events refused because the append queue was full.\n"
+                  "# TYPE geoledger_audit_rejected_total counter\ngeoledger_audit_rejected_total %llu\n"
+                  "# HELP geoledger_audit_healthy 0 once a ledger write failed.\n"
+                  "# TYPE geoledger_audit_healthy gauge\ngeoledger_audit_healthy %d\n",
+                  static_cast<unsigned long long>(st.size), static_cast<unsigned long long>(st.checkpoint_size),
+                  static_cast<unsigned long long>(st.queue_depth), static_cast<unsigned long long>(st.batches),
+                  static_cast<unsigned long long>(st.last_batch_events), st.last_commit_seconds,
+                  static_cast<unsigned long long>(st.rejected), st.healthy ? 1 : 0);
+    out += buf;
+  });
 }
 
 void Service::Shutdown() {
@@ -180,6 +232,13 @@ void Service::Shutdown() {
   if (http_) http_->Stop();
   ready_.store(false);
   dispatcher_->SetTokenStore(nullptr);
+  if (ledger_) {
+    // Commits what is queued and signs a final checkpoint.
+    Status closed = ledger_->Close();
+    if (!closed.ok()) log::Error("audit log close failed", {{"error", closed.ToString()}});
+    else log::Info("audit log closed", {{"size", ledger_->size()}});
+  }
+  ledger_.reset();
   tokens_.reset();
   kv_.reset();  // closes RocksDB
   if (lock_fd_ >= 0) {  // only the instance that owns the data dir touches its files

@@ -8,11 +8,13 @@
 #include <optional>
 #include <string>
 
+#include "audit/ledger.h"
 #include "common/kv_store.h"
 #include "common/status.h"
 #include "crypto/secret.h"
 #include "crypto/signer.h"
 #include "server/config.h"
+#include "server/audit_routes.h"
 #include "server/dispatcher.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
@@ -47,6 +49,9 @@ class Service {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<KvStore> kv_;
   std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<audit::Ledger> ledger_;
+  Pseudonymizer pseudonymizer_{&root_key_};
+  std::string verifier_key_;  // written before ready_ flips, read only after
   crypto::SecretBytes root_key_;  // wraps tenant keys
   std::optional<crypto::Ed25519Signer> audit_signer_;
   int lock_fd_ = -1;  // flock on DATA_DIR/geoledgerd.lock, held for the service's life

@@ -1,0 +1,193 @@
+#include "server/audit_routes.h"
+
+#include <charconv>
+#include <set>
+
+#include "common/encoding.h"
+#include "crypto/hash.h"
+#include "geoledger/v1/audit.pb.h"
+
+namespace geoledger::server {
+namespace {
+
+constexpr size_t kMaxEventsPerRequest = 1000;
+constexpr uint64_t kMaxEntriesPerPage = 1000;
+
+StatusOr<uint64_t> QueryNumber(const RequestContext& ctx, const std::string& name) {
+  auto it = ctx.request.query.find(name);
+  if (it == ctx.request.query.end()) return InvalidArgument("query parameter '" + name + "' is required");
+  uint64_t v = 0;
+  const std::string& s = it->second;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size())
+    return InvalidArgument("query parameter '" + name + "' must be a non-negative integer");
+  return v;
+}
+
+StatusOr<std::string> StringField(const nlohmann::json& obj, const char* name, bool required, size_t max) {
+  if (!obj.contains(name)) {
+    if (required) return InvalidArgument(std::string("event field '") + name + "' is required");
+    return std::string();
+  }
+  if (!obj[name].is_string()) return InvalidArgument(std::string("event field '") + name + "' must be a string");
+  std::string v = obj[name].get<std::string>();
+  if ((required && v.empty()) || v.size() > max)
+    return InvalidArgument(std::string("event field '") + name + "' must be 1-" + std::to_string(max) + " bytes");
+  return v;
+}
+
+nlohmann::json EntryJson(const audit::StoredEntry& e) {
+  nlohmann::json j = {{"index", e.index}, {"leaf_hash", Base64Encode(e.leaf_hash)}, {"entry", Base64Encode(e.bytes)}};
+  v1::AuditEntry entry;
+  if (entry.ParseFromString(e.bytes)) {
+    j["timestamp_unix_ms"] = entry.timestamp_unix_ms();
+    j["region"] = entry.region();
+    j["tenant"] = entry.tenant();
+    j["actor"] = entry.actor();
+    j["action"] = entry.action();
+    j["resource"] = entry.resource();
+    j["outcome"] = entry.outcome();
+    if (!entry.subject_pseudonym().empty()) j["subject_pseudonym"] = Base64Encode(entry.subject_pseudonym());
+    nlohmann::json details = nlohmann::json::object();
+    for (const auto& d : entry.details()) details[d.key()] = d.value();
+    j["details"] = details;
+    if (entry.has_sealed()) j["sealed_key_id"] = entry.sealed().key_id();
+    j["prev_entry_hash"] = Base64Encode(entry.prev_entry_hash());
+  }
+  return j;
+}
+
+nlohmann::json Base64List(const std::vector<std::string>& hashes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& h : hashes) out.push_back(Base64Encode(h));
+  return out;
+}
+
+}  // namespace
+
+std::string Pseudonymizer::Pseudonym(const std::string& tenant, const std::string& subject) const {
+  auto tenant_key = crypto::HmacSha256(*root_key_, "geoledger/pseudonym/v1/" + tenant);
+  crypto::SecretBytes key = crypto::SecretBytes::CopyFrom(crypto::AsView(tenant_key));
+  return std::string(crypto::AsView(crypto::HmacSha256(key, subject)));
+}
+
+audit::AuditEvent ServiceEvent(const RequestContext& ctx, std::string action, std::string resource,
+                               std::string outcome, std::map<std::string, std::string> details) {
+  audit::AuditEvent e;
+  e.tenant = ctx.tenant;
+  e.actor = ctx.principal ? ctx.principal->name : "geoledgerd";
+  e.action = std::move(action);
+  e.resource = std::move(resource);
+  e.outcome = std::move(outcome);
+  details["request_id"] = ctx.request_id;
+  e.details = std::move(details);
+  return e;
+}
+
+void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
+                         const Pseudonymizer* pseudonymizer,
+                         std::function<StatusOr<std::string>()> verifier_key) {
+  d.AddRoute("POST", "/v1/audit/events", Access::kScoped, "audit:write",
+             [ledger, pseudonymizer](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               if (!ctx.body.is_object() || !ctx.body.contains("events") || !ctx.body["events"].is_array())
+                 return InvalidArgument("body must be {\"events\":[…]}");
+               const auto& list = ctx.body["events"];
+               if (list.empty() || list.size() > kMaxEventsPerRequest)
+                 return InvalidArgument("send 1-" + std::to_string(kMaxEventsPerRequest) + " events");
+               std::vector<audit::AuditEvent> events;
+               events.reserve(list.size());
+               for (const auto& ev : list) {
+                 if (!ev.is_object()) return InvalidArgument("each event must be an object");
+                 for (auto it = ev.begin(); it != ev.end(); ++it) {
+                   static const std::set<std::string> kFields = {"tenant", "action", "resource", "outcome",
+                                                                 "subject", "details"};
+                   if (!kFields.count(it.key())) return InvalidArgument("unknown event field '" + it.key() + "'");
+                 }
+                 audit::AuditEvent e;
+                 GL_ASSIGN_OR_RETURN(e.tenant, StringField(ev, "tenant", true, 64));
+                 if (!IsValidName(e.tenant)) return InvalidArgument("tenant must be 1-64 characters of [A-Za-z0-9._:-]");
+                 if (ctx.principal->tenant.size() && e.tenant != ctx.principal->tenant)
+                   return PermissionDenied("token is restricted to another tenant");
+                 GL_ASSIGN_OR_RETURN(e.action, StringField(ev, "action", true, 128));
+                 GL_ASSIGN_OR_RETURN(e.resource, StringField(ev, "resource", true, 512));
+                 GL_ASSIGN_OR_RETURN(e.outcome, StringField(ev, "outcome", true, 128));
+                 GL_ASSIGN_OR_RETURN(std::string subject, StringField(ev, "subject", false, 256));
+                 // The subject id never reaches the ledger: only its keyed pseudonym does.
+                 if (!subject.empty()) e.subject_pseudonym = pseudonymizer->Pseudonym(e.tenant, subject);
+                 if (ev.contains("details")) {
+                   const auto& det = ev["details"];
+                   if (!det.is_object() || det.size() > 64)
+                     return InvalidArgument("details must be an object of at most 64 strings");
+                   for (auto it = det.begin(); it != det.end(); ++it) {
+                     if (!it.value().is_string() || it.key().empty() || it.key().size() > 128 ||
+                         it.value().get<std::string>().size() > 1024)
+                       return InvalidArgument("details values must be strings (keys ≤128, values ≤1024 bytes)");
+                     e.details[it.key()] = it.value().get<std::string>();
+                   }
+                 }
+                 e.actor = ctx.principal->name;
+                 events.push_back(std::move(e));
+               }
+               GL_ASSIGN_OR_RETURN(auto indexes, ledger()->Append(std::move(events)));
+               return JsonResponse(200, {{"indexes", indexes}});
+             });
+
+  d.AddRoute("GET", "/v1/audit/entries", Access::kScoped, "audit:read",
+             [ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_ASSIGN_OR_RETURN(uint64_t start, QueryNumber(ctx, "start"));
+               GL_ASSIGN_OR_RETURN(uint64_t end, QueryNumber(ctx, "end"));
+               if (start > end) return InvalidArgument("start must not exceed end");
+               if (end - start > kMaxEntriesPerPage)
+                 return InvalidArgument("at most " + std::to_string(kMaxEntriesPerPage) + " entries per request");
+               if (end > ledger()->size()) return InvalidArgument("end is beyond the log size " + std::to_string(ledger()->size()));
+               GL_ASSIGN_OR_RETURN(auto entries, ledger()->Entries(start, end));
+               nlohmann::json list = nlohmann::json::array();
+               for (const auto& e : entries) {
+                 // A tenant-bound token sees only its tenant's entries.
+                 nlohmann::json j = EntryJson(e);
+                 if (!ctx.principal->tenant.empty() && j.value("tenant", "") != ctx.principal->tenant) continue;
+                 list.push_back(std::move(j));
+               }
+               return JsonResponse(200, {{"entries", list}, {"size", ledger()->size()}});
+             });
+
+  d.AddRoute("GET", "/v1/audit/checkpoint", Access::kScoped, "audit:read",
+             [ledger](RequestContext&) -> StatusOr<HttpResponse> {
+               std::string note = ledger()->LatestCheckpoint();
+               if (note.empty()) return NotFound("the audit log has no checkpoint yet (no entries)");
+               HttpResponse r;
+               r.content_type = "text/plain; charset=utf-8";
+               r.body = std::move(note);
+               return r;
+             });
+
+  d.AddRoute("GET", "/v1/audit/proof/inclusion", Access::kScoped, "audit:read",
+             [ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_ASSIGN_OR_RETURN(uint64_t index, QueryNumber(ctx, "index"));
+               GL_ASSIGN_OR_RETURN(uint64_t tree_size, QueryNumber(ctx, "tree_size"));
+               GL_ASSIGN_OR_RETURN(auto proof, ledger()->InclusionProof(index, tree_size));
+               GL_ASSIGN_OR_RETURN(auto leaf, ledger()->Entries(index, index + 1));
+               return JsonResponse(200, {{"index", index}, {"tree_size", tree_size},
+                                         {"leaf_hash", Base64Encode(leaf[0].leaf_hash)}, {"proof", Base64List(proof)}});
+             });
+
+  d.AddRoute("GET", "/v1/audit/proof/consistency", Access::kScoped, "audit:read",
+             [ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_ASSIGN_OR_RETURN(uint64_t first, QueryNumber(ctx, "first"));
+               GL_ASSIGN_OR_RETURN(uint64_t second, QueryNumber(ctx, "second"));
+               GL_ASSIGN_OR_RETURN(auto proof, ledger()->ConsistencyProof(first, second));
+               return JsonResponse(200, {{"first", first}, {"second", second}, {"proof", Base64List(proof)}});
+             });
+
+  d.AddRoute("GET", "/v1/audit/public-key", Access::kPublic, "",
+             [verifier_key](RequestContext&) -> StatusOr<HttpResponse> {
+               GL_ASSIGN_OR_RETURN(std::string key, verifier_key());
+               HttpResponse r;
+               r.content_type = "text/plain; charset=utf-8";
+               r.body = key + "\n";
+               r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+               return r;
+             });
+}
+
+}  // namespace geoledger::server

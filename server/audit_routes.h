@@ -1,0 +1,42 @@
+// The audit API over the ledger:
+//   POST /v1/audit/events                         audit:write — indexes once durable
+//   GET  /v1/audit/entries?start=&end=            audit:read  — end exclusive, at most 1000
+//   GET  /v1/audit/checkpoint                     audit:read  — text/plain signed note
+//   GET  /v1/audit/proof/inclusion?index=&tree_size=
+//   GET  /v1/audit/proof/consistency?first=&second=
+//   GET  /v1/audit/public-key                     public      — C2SP verifier key
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "audit/ledger.h"
+#include "crypto/secret.h"
+#include "server/dispatcher.h"
+
+namespace geoledger::server {
+
+// Subject pseudonyms: HMAC-SHA256(tenant key, subject id), where the tenant
+// key is HMAC-SHA256(region root key, "geoledger/pseudonym/v1/" || tenant).
+class Pseudonymizer {
+ public:
+  // `root_key` must outlive the pseudonymizer.
+  explicit Pseudonymizer(const crypto::SecretBytes* root_key) : root_key_(root_key) {}
+  std::string Pseudonym(const std::string& tenant, const std::string& subject) const;
+
+ private:
+  const crypto::SecretBytes* root_key_;
+};
+
+// Builds the ledger event for a call the service itself audits.
+audit::AuditEvent ServiceEvent(const RequestContext& ctx, std::string action, std::string resource,
+                               std::string outcome, std::map<std::string, std::string> details = {});
+
+// `ledger` returns the live ledger (non-null whenever the dispatcher lets an
+// authenticated request through). `verifier_key` returns the C2SP key text,
+// or kUnavailable before the keys are loaded.
+void RegisterAuditRoutes(Dispatcher& dispatcher, std::function<audit::Ledger*()> ledger,
+                         const Pseudonymizer* pseudonymizer,
+                         std::function<StatusOr<std::string>()> verifier_key);
+
+}  // namespace geoledger::server

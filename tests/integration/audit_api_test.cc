@@ -1,0 +1,170 @@
+// The audit API through the real server: durable appends, signed checkpoints
+// that verify with the published key, proofs that verify offline, audited
+// token administration, and no subject id on disk.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "audit/checkpoint.h"
+#include "audit/merkle.h"
+#include "common/encoding.h"
+#include "tests/integration/test_server.h"
+
+namespace geoledger::testing {
+namespace {
+
+audit::Hash ToHash(const std::string& b64) { return *audit::HashFromBytes(*Base64Decode(b64)); }
+
+class AuditApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = TestServer::Start();
+    ASSERT_TRUE(server_->started()) << server_->log();
+    writer_ = server_->CreateToken("app", {"audit:write"});
+    reader_ = server_->CreateToken("auditor", {"audit:read"});
+    ASSERT_FALSE(writer_.empty());
+  }
+  RawResponse Post(const nlohmann::json& body) {
+    return server_->Authed(writer_, "POST", "/v1/audit/events", body.dump());
+  }
+  nlohmann::json Get(const std::string& path) {
+    RawResponse r = server_->Authed(reader_, "GET", path);
+    EXPECT_EQ(r.status, 200) << path << " " << r.body;
+    return nlohmann::json::parse(r.body, nullptr, false);
+  }
+  std::unique_ptr<TestServer> server_;
+  std::string writer_, reader_;
+};
+
+TEST_F(AuditApiTest, EventsAreIndexedAndTheCheckpointVerifiesWithThePublishedKey) {
+  nlohmann::json events = nlohmann::json::array();
+  for (int i = 0; i < 5; ++i)
+    events.push_back({{"tenant", "acme"}, {"action", "record.read"}, {"resource", "orders/" + std::to_string(i)},
+                      {"outcome", "allowed"}, {"subject", "alice@example.com"}, {"details", {{"n", std::to_string(i)}}}});
+  RawResponse r = Post({{"events", events}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto indexes = nlohmann::json::parse(r.body)["indexes"];
+  ASSERT_EQ(indexes.size(), 5u);
+  // Two token creations came first (indexes 0 and 1).
+  EXPECT_EQ(indexes[0], 2);
+  EXPECT_EQ(indexes[4], 6);
+
+  RawResponse key = server_->Request("GET", "/v1/audit/public-key");
+  ASSERT_EQ(key.status, 200);
+  auto vk = audit::ParseVerifierKey(key.body);
+  ASSERT_TRUE(vk.ok()) << key.body;
+  // A checkpoint follows within the checkpoint interval (1 s); wait for it, bounded.
+  StatusOr<audit::Checkpoint> cp = InvalidArgument("none yet");
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    RawResponse note = server_->Authed(reader_, "GET", "/v1/audit/checkpoint");
+    ASSERT_EQ(note.status, 200);
+    cp = audit::OpenCheckpoint(note.body, "geoledger/eu-west-1", vk->public_key);
+    ASSERT_TRUE(cp.ok()) << cp.status().ToString() << "\n" << note.body;
+    if (cp->size == 7) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(cp->size, 7u);
+
+  // Every entry's inclusion proof verifies against the signed root, offline.
+  auto entries = Get("/v1/audit/entries?start=0&end=7")["entries"];
+  ASSERT_EQ(entries.size(), 7u);
+  audit::Hash root = *audit::HashFromBytes(cp->root_hash);
+  for (uint64_t i = 0; i < 7; ++i) {
+    auto proof = Get("/v1/audit/proof/inclusion?index=" + std::to_string(i) + "&tree_size=7");
+    std::vector<audit::Hash> path;
+    for (const auto& h : proof["proof"]) path.push_back(ToHash(h));
+    EXPECT_EQ(proof["leaf_hash"], entries[i]["leaf_hash"]);
+    EXPECT_TRUE(audit::VerifyInclusion(ToHash(proof["leaf_hash"]), i, 7, path, root).ok()) << i;
+  }
+  EXPECT_EQ(entries[2]["actor"], "app");
+  EXPECT_EQ(entries[2]["action"], "record.read");
+  EXPECT_EQ(entries[0]["action"], "token.created");
+  // The subject id is replaced by a stable keyed pseudonym.
+  EXPECT_EQ(entries[2]["subject_pseudonym"], entries[3]["subject_pseudonym"]);
+  EXPECT_EQ(entries.dump().find("alice@example.com"), std::string::npos);
+}
+
+TEST_F(AuditApiTest, ConsistencyProofLinksTwoCheckpoints) {
+  ASSERT_EQ(Post({{"events", {{{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"}}}}}).status, 200);
+  auto vk = audit::ParseVerifierKey(server_->Request("GET", "/v1/audit/public-key").body);
+  auto first = audit::OpenCheckpoint(server_->Authed(reader_, "GET", "/v1/audit/checkpoint").body,
+                                     "geoledger/eu-west-1", vk->public_key);
+  ASSERT_TRUE(first.ok());
+  nlohmann::json many = nlohmann::json::array();
+  for (int i = 0; i < 20; ++i) many.push_back({{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"}});
+  ASSERT_EQ(Post({{"events", many}}).status, 200);
+  // Sizes are whatever the server checkpointed; prove between them.
+  auto second = audit::OpenCheckpoint(server_->Authed(reader_, "GET", "/v1/audit/checkpoint").body,
+                                      "geoledger/eu-west-1", vk->public_key);
+  ASSERT_TRUE(second.ok());
+  ASSERT_GE(second->size, first->size);
+  auto proof = Get("/v1/audit/proof/consistency?first=" + std::to_string(first->size) +
+                   "&second=" + std::to_string(second->size));
+  std::vector<audit::Hash> hashes;
+  for (const auto& h : proof["proof"]) hashes.push_back(ToHash(h));
+  EXPECT_TRUE(audit::VerifyConsistency(first->size, second->size, *audit::HashFromBytes(first->root_hash),
+                                       *audit::HashFromBytes(second->root_hash), hashes)
+                  .ok());
+}
+
+TEST_F(AuditApiTest, TokenAdministrationIsAudited) {
+  RawResponse r = server_->Authed(server_->admin_token(), "POST", "/v1/admin/tokens",
+                                  R"({"name":"svc","scopes":["decide"]})");
+  ASSERT_EQ(r.status, 201);
+  auto created = nlohmann::json::parse(r.body);
+  ASSERT_TRUE(created.contains("audit_index"));
+  uint64_t idx = created["audit_index"];
+  auto entry = Get("/v1/audit/entries?start=" + std::to_string(idx) + "&end=" + std::to_string(idx + 1))["entries"][0];
+  EXPECT_EQ(entry["action"], "token.created");
+  EXPECT_EQ(entry["actor"], "bootstrap-admin");
+  EXPECT_EQ(entry["resource"], "token/" + created["id"].get<std::string>());
+  RawResponse revoked = server_->Authed(server_->admin_token(), "DELETE", "/v1/admin/tokens/" + created["id"].get<std::string>());
+  ASSERT_EQ(revoked.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(revoked.body)["audit_index"], idx + 1);
+}
+
+TEST_F(AuditApiTest, BadEventsGet400AndAppendNothing) {
+  for (const char* body : {R"({})", R"({"events":[]})", R"({"events":[{"tenant":"acme"}]})",
+                           R"({"events":[{"tenant":"a b","action":"x","resource":"r","outcome":"ok"}]})",
+                           R"({"events":[{"tenant":"acme","action":"x","resource":"r","outcome":"ok","ssn":"1"}]})",
+                           R"({"events":[{"tenant":"acme","action":"x","resource":"r","outcome":"ok","details":{"a":1}}]})",
+                           R"({"events":[{"tenant":"acme","action":"x","resource":"r","outcome":"ok"},7]})"}) {
+    RawResponse r = server_->Authed(writer_, "POST", "/v1/audit/events", body);
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
+  }
+  EXPECT_EQ(Get("/v1/audit/entries?start=0&end=2")["size"], 2);  // only the two token creations
+  EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=99").status, 400);
+  EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/entries?start=x&end=1").status, 400);
+  EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/proof/inclusion?index=5&tree_size=2").status, 400);
+  EXPECT_EQ(server_->Authed(writer_, "GET", "/v1/audit/checkpoint").status, 403);
+}
+
+TEST_F(AuditApiTest, LogSurvivesRestartAndShutdownSignsAFinalCheckpoint) {
+  nlohmann::json events = nlohmann::json::array();
+  for (int i = 0; i < 3; ++i)
+    events.push_back({{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"},
+                      {"subject", "bob-the-subject-42"}});
+  ASSERT_EQ(Post({{"events", events}}).status, 200);
+  std::string dir = server_->data_dir();
+  std::string admin = server_->admin_token();
+  ASSERT_EQ(server_->Terminate(), 0) << server_->log();
+  std::string out;
+  EXPECT_EQ(RunCommand({"grep", "-rqF", "bob-the-subject-42", dir}, &out), 1) << "subject id found on disk";
+  auto again = TestServer::Start({}, dir);
+  ASSERT_TRUE(again->started()) << again->log();
+  RawResponse note = again->Authed(admin, "GET", "/v1/audit/checkpoint");
+  auto vk = audit::ParseVerifierKey(again->Request("GET", "/v1/audit/public-key").body);
+  auto cp = audit::OpenCheckpoint(note.body, "geoledger/eu-west-1", vk->public_key);
+  ASSERT_TRUE(cp.ok());
+  EXPECT_EQ(cp->size, 5u);
+  RawResponse r = again->Authed(admin, "POST", "/v1/audit/events",
+                                R"({"events":[{"tenant":"acme","action":"a","resource":"r","outcome":"ok"}]})");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["indexes"][0], 5);
+  RawResponse m = again->Request("GET", "/metrics");
+  EXPECT_NE(m.body.find("geoledger_audit_entries 6"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace geoledger::testing
