@@ -46,9 +46,9 @@ TEST_F(AuditApiTest, EventsAreIndexedAndTheCheckpointVerifiesWithThePublishedKey
   ASSERT_EQ(r.status, 200) << r.body;
   auto indexes = nlohmann::json::parse(r.body)["indexes"];
   ASSERT_EQ(indexes.size(), 5u);
-  // Two token creations came first (indexes 0 and 1).
-  EXPECT_EQ(indexes[0], 2);
-  EXPECT_EQ(indexes[4], 6);
+  // The bootstrap token and the two test tokens came first (indexes 0-2).
+  EXPECT_EQ(indexes[0], 3);
+  EXPECT_EQ(indexes[4], 7);
 
   RawResponse key = server_->Request("GET", "/v1/audit/public-key");
   ASSERT_EQ(key.status, 200);
@@ -61,27 +61,28 @@ TEST_F(AuditApiTest, EventsAreIndexedAndTheCheckpointVerifiesWithThePublishedKey
     ASSERT_EQ(note.status, 200);
     cp = audit::OpenCheckpoint(note.body, "geoledger/eu-west-1", vk->public_key);
     ASSERT_TRUE(cp.ok()) << cp.status().ToString() << "\n" << note.body;
-    if (cp->size == 7) break;
+    if (cp->size == 8) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_EQ(cp->size, 7u);
+  ASSERT_EQ(cp->size, 8u);
 
   // Every entry's inclusion proof verifies against the signed root, offline.
-  auto entries = Get("/v1/audit/entries?start=0&end=7")["entries"];
-  ASSERT_EQ(entries.size(), 7u);
+  auto entries = Get("/v1/audit/entries?start=0&end=8")["entries"];
+  ASSERT_EQ(entries.size(), 8u);
   audit::Hash root = *audit::HashFromBytes(cp->root_hash);
-  for (uint64_t i = 0; i < 7; ++i) {
-    auto proof = Get("/v1/audit/proof/inclusion?index=" + std::to_string(i) + "&tree_size=7");
+  for (uint64_t i = 0; i < 8; ++i) {
+    auto proof = Get("/v1/audit/proof/inclusion?index=" + std::to_string(i) + "&tree_size=8");
     std::vector<audit::Hash> path;
     for (const auto& h : proof["proof"]) path.push_back(ToHash(h));
     EXPECT_EQ(proof["leaf_hash"], entries[i]["leaf_hash"]);
-    EXPECT_TRUE(audit::VerifyInclusion(ToHash(proof["leaf_hash"]), i, 7, path, root).ok()) << i;
+    EXPECT_TRUE(audit::VerifyInclusion(ToHash(proof["leaf_hash"]), i, 8, path, root).ok()) << i;
   }
-  EXPECT_EQ(entries[2]["actor"], "app");
-  EXPECT_EQ(entries[2]["action"], "record.read");
+  EXPECT_EQ(entries[3]["actor"], "app");
+  EXPECT_EQ(entries[3]["action"], "record.read");
   EXPECT_EQ(entries[0]["action"], "token.created");
+  EXPECT_EQ(entries[0]["details"]["bootstrap"], "true");
   // The subject id is replaced by a stable keyed pseudonym.
-  EXPECT_EQ(entries[2]["subject_pseudonym"], entries[3]["subject_pseudonym"]);
+  EXPECT_EQ(entries[3]["subject_pseudonym"], entries[4]["subject_pseudonym"]);
   EXPECT_EQ(entries.dump().find("alice@example.com"), std::string::npos);
 }
 
@@ -133,10 +134,10 @@ TEST_F(AuditApiTest, BadEventsGet400AndAppendNothing) {
     RawResponse r = server_->Authed(writer_, "POST", "/v1/audit/events", body);
     EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
   }
-  EXPECT_EQ(Get("/v1/audit/entries?start=0&end=2")["size"], 2);  // only the two token creations
+  EXPECT_EQ(Get("/v1/audit/entries?start=0&end=3")["size"], 3);  // only the three token creations
   EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=99").status, 400);
   EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/entries?start=x&end=1").status, 400);
-  EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/proof/inclusion?index=5&tree_size=2").status, 400);
+  EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/proof/inclusion?index=5&tree_size=3").status, 400);
   EXPECT_EQ(server_->Authed(writer_, "GET", "/v1/audit/checkpoint").status, 403);
 }
 
@@ -157,13 +158,13 @@ TEST_F(AuditApiTest, LogSurvivesRestartAndShutdownSignsAFinalCheckpoint) {
   auto vk = audit::ParseVerifierKey(again->Request("GET", "/v1/audit/public-key").body);
   auto cp = audit::OpenCheckpoint(note.body, "geoledger/eu-west-1", vk->public_key);
   ASSERT_TRUE(cp.ok());
-  EXPECT_EQ(cp->size, 5u);
+  EXPECT_EQ(cp->size, 6u);
   RawResponse r = again->Authed(admin, "POST", "/v1/audit/events",
                                 R"({"events":[{"tenant":"acme","action":"a","resource":"r","outcome":"ok"}]})");
   ASSERT_EQ(r.status, 200);
-  EXPECT_EQ(nlohmann::json::parse(r.body)["indexes"][0], 5);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["indexes"][0], 6);
   RawResponse m = again->Request("GET", "/metrics");
-  EXPECT_NE(m.body.find("geoledger_audit_entries 6"), std::string::npos);
+  EXPECT_NE(m.body.find("geoledger_audit_entries 7"), std::string::npos);
 }
 
 }  // namespace
