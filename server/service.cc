@@ -159,6 +159,9 @@ Status Service::OpenStorageAndKeys() {
 Status Service::BootstrapAdminToken() {
   if (!tokens_->empty()) return Status::Ok();
   GL_ASSIGN_OR_RETURN(auto issued, tokens_->Create("bootstrap-admin", AllScopes(), "", "geoledgerd"));
+  // The file first: a token that exists must be reachable by its operator.
+  const std::string path = config_.data_dir + "/admin.token";
+  GL_RETURN_IF_ERROR(WriteFileAtomic(path, issued.token + "\n", 0600));
   audit::AuditEvent event;
   event.actor = "geoledgerd";
   event.action = "token.created";
@@ -166,8 +169,6 @@ Status Service::BootstrapAdminToken() {
   event.outcome = "ok";
   event.details = {{"name", issued.principal.name}, {"bootstrap", "true"}};
   GL_RETURN_IF_ERROR(ledger_->Append({event}).status());
-  const std::string path = config_.data_dir + "/admin.token";
-  GL_RETURN_IF_ERROR(WriteFileAtomic(path, issued.token + "\n", 0600));
   log::Warn("bootstrap admin token written; create named tokens with POST /v1/admin/tokens and "
             "revoke this one",
             {{"path", path}, {"token_id", issued.principal.id}});
