@@ -1,7 +1,7 @@
 // Where the region's long-lived keys come from.
 //
 // KeySource is the seam for a KMS or HSM backend: an implementation returns
-// the region root key (32 bytes, used only to wrap tenant keys) and the seed
+// the region root key (32 bytes; it keys subject pseudonyms and will wrap tenant keys) and the seed
 // of the audit log's Ed25519 signing key. A KMS backend would fetch or unwrap
 // them at startup over an authenticated channel and return them in
 // SecretBytes; an HSM backend that cannot export keys would instead implement

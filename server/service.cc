@@ -85,7 +85,7 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
                           {"mtls", !config.tls_client_ca.empty()}, {"region", config.region}});
 
   Status st = s->OpenStorageAndKeys();
-  if (st.code() == StatusCode::kDataLoss) {
+  if (st.code() == StatusCode::kDataLoss && s->ledger_mismatch_) {
     log::Warn("serving health and readiness only", {{"address", addr}});
     return s;  // not ready; every /v1 call answers 503
   }
@@ -148,6 +148,7 @@ Status Service::OpenStorageAndKeys() {
       // Fail closed but stay observable: /readyz says why, /v1 answers 503.
       log::Error("audit log does not match its signed checkpoint; not ready", {{"error", ledger.status().ToString()}});
       not_ready_reason_.store("audit log does not match its signed checkpoint");
+      ledger_mismatch_ = true;
       return Status(StatusCode::kDataLoss, ledger.status().message());
     }
     return ledger.status();
@@ -191,7 +192,8 @@ void Service::RegisterRoutes() {
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.Render();
     r.body += "# HELP geoledger_ready 1 when the service is ready to serve.\n# TYPE geoledger_ready gauge\n";
-    r.body += std::string("geoledger_ready ") + (ready_.load() && !dispatcher_->draining() ? "1" : "0") + "\n";
+    bool ready = ready_.load() && !dispatcher_->draining() && ledger_->healthy();
+    r.body += std::string("geoledger_ready ") + (ready ? "1" : "0") + "\n";
     return r;
   });
   RegisterAdminRoutes(d, [this]() { return tokens_.get(); }, [this]() { return ledger_.get(); });

@@ -54,6 +54,7 @@ class Service {
   std::string verifier_key_;  // written before ready_ flips, read only after
   crypto::SecretBytes root_key_;  // wraps tenant keys
   std::optional<crypto::Ed25519Signer> audit_signer_;
+  bool ledger_mismatch_ = false;  // the stored tree disagrees with its signed checkpoint
   int lock_fd_ = -1;  // flock on DATA_DIR/geoledgerd.lock, held for the service's life
   std::atomic<bool> ready_{false};
   std::atomic<bool> shut_down_{false};

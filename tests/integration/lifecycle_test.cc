@@ -6,7 +6,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstring>
+#include <functional>
+#include <thread>
 
+#include "common/kv_store.h"
 #include "tests/integration/test_server.h"
 
 namespace geoledger::testing {
@@ -145,6 +149,73 @@ TEST(LifecycleTest, SigtermWithAHalfSentRequestStillExitsZero) {
   RawConnection half(s->port());
   ASSERT_TRUE(half.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
   EXPECT_EQ(s->Terminate(std::chrono::seconds(20)), 0) << s->log();
+}
+
+}  // namespace
+}  // namespace geoledger::testing
+
+namespace geoledger::testing {
+namespace {
+
+// Rewrites one stored value of a stopped server's database.
+void Overwrite(const std::string& data_dir, const std::string& ns, const std::string& key,
+               const std::function<std::string(std::string)>& edit) {
+  auto kv = OpenRocksDbKvStore(data_dir + "/db", KnownNamespaces());
+  ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+  auto value = (*kv)->Get(ns, key);
+  ASSERT_TRUE(value.ok() && value->has_value());
+  KvBatch b;
+  b.Put(ns, key, edit(**value));
+  ASSERT_TRUE((*kv)->Write(b, true).ok());
+}
+
+TEST(LifecycleTest, ForgedCheckpointKeepsTheServiceUnreadyAndSaysWhy) {
+  auto s = TestServer::Start();
+  ASSERT_TRUE(s->started());
+  std::string dir = s->data_dir();
+  ASSERT_EQ(s->Terminate(), 0);
+  // Replace the root hash line of the signed checkpoint: the signature no longer matches.
+  Overwrite(dir, "audit", "checkpoint", [](std::string note) {
+    size_t line3 = note.find('\n', note.find('\n') + 1) + 1;
+    note[line3] = note[line3] == 'A' ? 'B' : 'A';
+    return note;
+  });
+  auto again = TestServer::Start({}, dir, true, std::chrono::seconds(2));
+  EXPECT_FALSE(again->started());  // never becomes ready, never writes listen.addr
+  std::string log;
+  for (int i = 0; i < 500 && log.find("serving health and readiness only") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    log = again->log();
+  }
+  ASSERT_GT(again->pid(), 0) << log;  // but it is running
+  EXPECT_NE(log.find("audit log does not match its signed checkpoint"), std::string::npos) << log;
+  // It says why on /readyz and refuses the API.
+  size_t at = log.rfind("\"address\":\"127.0.0.1:");  // the log spans both runs
+  ASSERT_NE(at, std::string::npos);
+  uint16_t port = static_cast<uint16_t>(std::atoi(log.c_str() + at + std::strlen("\"address\":\"127.0.0.1:")));
+  RawConnection c(port);
+  RawResponse ready;
+  ASSERT_TRUE(c.Send("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n") && c.ReadResponse(&ready)) << port << "\n" << log;
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("audit log does not match its signed checkpoint"), std::string::npos) << ready.body;
+  RawResponse api;
+  ASSERT_TRUE(c.Send("GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + s->admin_token() +
+                     "\r\n\r\n") && c.ReadResponse(&api));
+  EXPECT_EQ(api.status, 503);
+  EXPECT_EQ(again->Terminate(), 0);
+}
+
+TEST(LifecycleTest, CorruptTokenRecordIsAStartupError) {
+  auto s = TestServer::Start();
+  ASSERT_TRUE(s->started());
+  std::string dir = s->data_dir();
+  std::string id = nlohmann::json::parse(s->Authed(s->admin_token(), "GET", "/v1/whoami").body)["id"];
+  ASSERT_EQ(s->Terminate(), 0);
+  Overwrite(dir, "tokens", "tok/" + id, [](std::string) { return std::string("\xff\xff garbage"); });
+  auto again = TestServer::Start({}, dir);
+  EXPECT_FALSE(again->started());
+  EXPECT_LE(again->pid(), 0);  // exited
+  EXPECT_NE(again->log().find("is corrupt"), std::string::npos) << again->log();
 }
 
 }  // namespace

@@ -136,7 +136,8 @@ bool RawConnection::WaitForClose(std::chrono::milliseconds timeout) {
 }
 
 std::unique_ptr<TestServer> TestServer::Start(const std::vector<std::string>& extra_args,
-                                              const std::string& data_dir, bool dev) {
+                                              const std::string& data_dir, bool dev,
+                                              std::chrono::milliseconds wait) {
   auto s = std::unique_ptr<TestServer>(new TestServer());
   s->own_dir_ = data_dir.empty();
   s->data_dir_ = data_dir.empty() ? MakeTempDir() + "/data" : data_dir;
@@ -159,7 +160,7 @@ std::unique_ptr<TestServer> TestServer::Start(const std::vector<std::string>& ex
     ::_exit(127);
   }
   s->pid_ = pid;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto deadline = std::chrono::steady_clock::now() + wait;
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {

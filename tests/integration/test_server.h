@@ -45,8 +45,11 @@ class TestServer {
  public:
   // Starts geoledgerd with --dev and `extra_args`, waits until it is ready.
   // Reuses `data_dir` when given (for restart tests); otherwise makes one.
+  // Gives up waiting for readiness after `wait` (started() is then false,
+  // though the process may still be running: see pid()).
   static std::unique_ptr<TestServer> Start(const std::vector<std::string>& extra_args = {},
-                                           const std::string& data_dir = "", bool dev = true);
+                                           const std::string& data_dir = "", bool dev = true,
+                                           std::chrono::milliseconds wait = std::chrono::seconds(30));
   ~TestServer();
 
   uint16_t port() const { return port_; }
