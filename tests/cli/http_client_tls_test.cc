@@ -56,31 +56,8 @@ class HttpClientTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(MakeTempDir());
-    const std::string& d = *dir_;
-    auto run = [](std::vector<std::string> argv) {
-      std::string out;
-      int rc = RunCommand(argv, &out);
-      ASSERT_EQ(rc, 0) << out;
-    };
-    const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"};
-    auto req = [&](std::vector<std::string> tail) {
-      std::vector<std::string> argv = {"openssl", "req"};
-      argv.insert(argv.end(), ec.begin(), ec.end());
-      argv.insert(argv.end(), tail.begin(), tail.end());
-      run(argv);
-    };
-    req({"-x509", "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2", "-subj", "/CN=cli test CA"});
-    req({"-x509", "-keyout", d + "/other-ca.key", "-out", d + "/other-ca.pem", "-days", "2", "-subj", "/CN=other"});
-    req({"-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=127.0.0.1"});
-    FILE* f = std::fopen((d + "/server.ext").c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    std::fputs("subjectAltName=IP:127.0.0.1\n", f);
-    std::fclose(f);
-    run({"openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-         "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/server.ext"});
-    req({"-keyout", d + "/client.key", "-out", d + "/client.csr", "-subj", "/CN=cli"});
-    run({"openssl", "x509", "-req", "-in", d + "/client.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-         "-CAcreateserial", "-out", d + "/client.pem", "-days", "2"});
+    std::string error;
+    ASSERT_TRUE(geoledger::testing::MakeTestPki(*dir_, &error)) << error;
   }
   static void TearDownTestSuite() {
     RemoveTree(*dir_);

@@ -44,6 +44,33 @@ std::string Lower(std::string s) {
 
 }  // namespace
 
+bool MakeTestPki(const std::string& d, std::string* error) {
+  auto run = [&](std::vector<std::string> argv) {
+    std::string out;
+    if (RunCommand(argv, &out) == 0) return true;
+    *error = argv[0] + " " + argv[1] + " failed: " + out;
+    return false;
+  };
+  auto req = [&](std::vector<std::string> tail) {
+    std::vector<std::string> argv = {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"};
+    argv.insert(argv.end(), tail.begin(), tail.end());
+    return run(argv);
+  };
+  auto sign = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"openssl", "x509", "-req", "-in", d + "/" + name + ".csr", "-CA", d + "/ca.pem",
+                                     "-CAkey", d + "/ca.key", "-CAcreateserial", "-out", d + "/" + name + ".pem",
+                                     "-days", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run(argv);
+  };
+  std::ofstream(d + "/server.ext") << "subjectAltName=IP:127.0.0.1\n";
+  return req({"-x509", "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2", "-subj", "/CN=geoledger test CA"}) &&
+         req({"-x509", "-keyout", d + "/other-ca.key", "-out", d + "/other-ca.pem", "-days", "2", "-subj", "/CN=other"}) &&
+         req({"-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=127.0.0.1"}) &&
+         sign("server", {"-extfile", d + "/server.ext"}) &&
+         req({"-keyout", d + "/client.key", "-out", d + "/client.csr", "-subj", "/CN=gateway"}) && sign("client", {});
+}
+
 std::string MakeTempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "geoledger-test-XXXXXX").string();
   char* d = ::mkdtemp(tmpl.data());

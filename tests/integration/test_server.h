@@ -86,6 +86,12 @@ class TestServer {
 int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr,
                std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// Writes a throwaway PKI into `dir` with the openssl CLI (P-256): ca.pem/ca.key,
+// server.pem/server.key for IP 127.0.0.1 signed by the CA, client.pem/client.key
+// signed by the CA, and an unrelated other-ca.pem/other-ca.key. Returns false
+// and fills `error` when a command fails.
+bool MakeTestPki(const std::string& dir, std::string* error);
+
 std::string MakeTempDir();
 void RemoveTree(const std::string& dir);
 

@@ -10,29 +10,8 @@ class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(MakeTempDir());
-    const std::string& d = *dir_;
-    auto run = [](std::vector<std::string> argv) {
-      std::string out;
-      int rc = RunCommand(argv, &out);
-      ASSERT_EQ(rc, 0) << out;
-    };
-    // A private CA, a server certificate for 127.0.0.1 and a client certificate.
-    run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2", "-subj", "/CN=geoledger test CA"});
-    run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-         d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=127.0.0.1"});
-    {
-      std::string ext = d + "/server.ext";
-      FILE* f = std::fopen(ext.c_str(), "w");
-      std::fputs("subjectAltName=IP:127.0.0.1\n", f);
-      std::fclose(f);
-    }
-    run({"openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-         "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/server.ext"});
-    run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-         d + "/client.key", "-out", d + "/client.csr", "-subj", "/CN=gateway"});
-    run({"openssl", "x509", "-req", "-in", d + "/client.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-         "-CAcreateserial", "-out", d + "/client.pem", "-days", "2"});
+    std::string error;
+    ASSERT_TRUE(MakeTestPki(*dir_, &error)) << error;
   }
   static void TearDownTestSuite() {
     RemoveTree(*dir_);
