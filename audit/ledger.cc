@@ -1,6 +1,7 @@
 #include "audit/ledger.h"
 
 #include "audit/merkle.h"
+#include "audit/export.h"
 
 #include <algorithm>
 #include <functional>
@@ -264,6 +265,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
     }
     note = SignCheckpoint(Checkpoint{origin_, size, new_root}, *signer_);
     kv.Put(kNs, kCheckpointKey, note);
+    kv.Put(kNs, "c" + BigEndian64(size), note);  // every checkpoint stays exportable
   }
   if (kv.empty()) return Status::Ok();
   kv.Put(kNs, kHeadKey, BigEndian64(size) + last_hash);
@@ -303,6 +305,30 @@ StatusOr<std::vector<StoredEntry>> Ledger::Entries(uint64_t start, uint64_t end)
     out.push_back({i, *bytes, ToString(LeafHash(*bytes))});
   }
   return out;
+}
+
+StatusOr<std::string> Ledger::Export(uint64_t start, std::optional<uint64_t> end) const {
+  uint64_t stop;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop = end.value_or(checkpoint_size_);
+  }
+  if (stop == 0) return NotFound("audit: nothing to export yet (no checkpoint)");
+  if (start > stop) return InvalidArgument("audit: start must not exceed end");
+  if (stop - start > kMaxExportEntries)
+    return InvalidArgument("audit: at most " + std::to_string(kMaxExportEntries) + " entries per export");
+  GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, "c" + BigEndian64(stop)));
+  if (!note) return InvalidArgument("audit: no signed checkpoint at tree size " + std::to_string(stop) +
+                                    "; end must be a checkpointed size (latest: " +
+                                    std::to_string(Stats().checkpoint_size) + ")");
+  GL_ASSIGN_OR_RETURN(Frontier prefix, Frontier::Load(start, Getter()));
+  std::string prev(crypto::kSha256Bytes, '\0');
+  if (start > 0) {
+    GL_ASSIGN_OR_RETURN(auto before, Entries(start - 1, start));
+    prev = ToString(crypto::Sha256(before[0].bytes));
+  }
+  GL_ASSIGN_OR_RETURN(auto entries, Entries(start, stop));
+  return BuildExport(origin_, start, prefix.border(), prev, entries, *note);
 }
 
 std::string Ledger::LatestCheckpoint() const {

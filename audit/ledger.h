@@ -102,6 +102,12 @@ class Ledger {
   // RFC 9162 consistency proof between tree sizes first <= second.
   StatusOr<std::vector<std::string>> ConsistencyProof(uint64_t first, uint64_t second) const;
 
+  // An export file (compliance-docs/audit-log-format.md) of entries
+  // [start, end), where `end` (default: the latest checkpoint) must be a tree
+  // size that was checkpointed. At most kMaxExportEntries entries.
+  static constexpr uint64_t kMaxExportEntries = 100000;
+  StatusOr<std::string> Export(uint64_t start, std::optional<uint64_t> end) const;
+
   // The latest signed checkpoint note (empty before the first entry).
   std::string LatestCheckpoint() const;
   const std::string& origin() const { return origin_; }

@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/audit_verify.h"
 #include "cli/http_client.h"
 #include "cli/output.h"
 #include "cli/token_source.h"
@@ -160,10 +161,19 @@ int Main(int argc, char** argv) {
   CLI::App* whoami = app.add_subcommand("whoami", "Show the token the CLI authenticates with");
   CLI::App* version = app.add_subcommand("version", "Print the CLI version");
 
-  // Offline verification commands (`audit verify`, `evidence verify`) are
-  // added here by the audit-ledger and evidence-bundle work. Until then they
-  // do not exist, so scripts fail loudly with a usage error instead of
-  // getting a false "verified".
+  CLI::App* audit_cmd = app.add_subcommand("audit", "Work with audit log exports, offline");
+  audit_cmd->require_subcommand(1);
+  AuditVerifyOptions verify_opts;
+  CLI::App* verify = audit_cmd->add_subcommand(
+      "verify", "Verify an export: chain, every leaf, the tree and the checkpoint signature (no server needed)");
+  verify->add_option("EXPORT", verify_opts.export_path, "Export file from GET /v1/audit/export")->required();
+  verify->add_option("--public-key", verify_opts.public_key_path,
+                     "The log's verifier key text (DATA_DIR/audit-public.key, GET /v1/audit/public-key)")
+      ->required();
+  verify->add_option("--checkpoint", verify_opts.checkpoint_path,
+                     "A signed checkpoint obtained separately; it must match the export's end and root");
+  // `evidence verify` arrives with the evidence-bundle work; until then it
+  // does not exist, so scripts fail loudly instead of getting a false "verified".
 
   try {
     app.parse(argc, argv);
@@ -176,6 +186,7 @@ int Main(int argc, char** argv) {
     std::printf("geoledger %s\n", GEOLEDGER_VERSION);
     return kExitOk;
   }
+  if (verify->parsed()) return RunAuditVerify(verify_opts, stdout, stderr);
   if (whoami->parsed()) return CallApi(g, "GET", "/v1/whoami", std::nullopt);
   if (list->parsed()) return CallApi(g, "GET", "/v1/admin/tokens", std::nullopt);
   if (create->parsed()) {

@@ -179,6 +179,27 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                return JsonResponse(200, {{"first", first}, {"second", second}, {"proof", Base64List(proof)}});
              });
 
+  d.AddRoute("GET", "/v1/audit/export", Access::kScoped, "audit:read",
+             [ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               if (!ctx.principal->tenant.empty())
+                 return PermissionDenied("exports cover every tenant; use a token not bound to a tenant");
+               uint64_t start = 0;
+               std::optional<uint64_t> end;
+               if (ctx.request.query.count("start")) {
+                 GL_ASSIGN_OR_RETURN(start, QueryNumber(ctx, "start"));
+               }
+               if (ctx.request.query.count("end")) {
+                 GL_ASSIGN_OR_RETURN(uint64_t e, QueryNumber(ctx, "end"));
+                 end = e;
+               }
+               GL_ASSIGN_OR_RETURN(std::string bytes, ledger()->Export(start, end));
+               HttpResponse r;
+               r.content_type = "application/octet-stream";
+               r.body = std::move(bytes);
+               r.headers.emplace_back("Content-Disposition", "attachment; filename=\"geoledger-audit.export\"");
+               return r;
+             });
+
   d.AddRoute("GET", "/v1/audit/public-key", Access::kPublic, "",
              [verifier_key](RequestContext&) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(std::string key, verifier_key());

@@ -4,6 +4,7 @@
 //   GET  /v1/audit/checkpoint                     audit:read  — text/plain signed note
 //   GET  /v1/audit/proof/inclusion?index=&tree_size=
 //   GET  /v1/audit/proof/consistency?first=&second=
+//   GET  /v1/audit/export?start=&end=             audit:read  — export file; end defaults to the latest checkpoint
 //   GET  /v1/audit/public-key                     public      — C2SP verifier key
 #pragma once
 
