@@ -3,10 +3,15 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "audit/checkpoint.h"
 #include "audit/export.h"
+#include "audit/merkle.h"
 #include "common/encoding.h"
 #include "crypto/hash.h"
 
@@ -24,7 +29,134 @@ bool ReadSmallFile(const std::string& path, std::string* out) {
   return out->size() <= 64 * 1024;
 }
 
+// Loads the verifier key and one checkpoint; prints the reason and returns
+// nullopt (with *rc set) on failure.
+std::optional<audit::Checkpoint> LoadCheckpoint(const std::string& path, const audit::VerifierKey& key,
+                                                std::FILE* err, int* rc) {
+  std::string note;
+  if (!ReadSmallFile(path, &note)) {
+    std::fprintf(err, "geoledger: cannot read checkpoint file %s\n", path.c_str());
+    *rc = kUsage;
+    return std::nullopt;
+  }
+  auto cp = audit::OpenCheckpoint(note, key.name, key.public_key);
+  if (!cp.ok()) {
+    std::fprintf(err, "FAILED: checkpoint %s: %s\n", path.c_str(), cp.status().message().c_str());
+    *rc = kFailed;
+    return std::nullopt;
+  }
+  return *cp;
+}
+
+std::optional<audit::VerifierKey> LoadKey(const std::string& path, std::FILE* err) {
+  std::string text;
+  if (!ReadSmallFile(path, &text)) {
+    std::fprintf(err, "geoledger: cannot read public key file %s\n", path.c_str());
+    return std::nullopt;
+  }
+  auto key = audit::ParseVerifierKey(text);
+  if (!key.ok()) {
+    std::fprintf(err, "geoledger: %s: %s\n", path.c_str(), key.status().message().c_str());
+    return std::nullopt;
+  }
+  return *key;
+}
+
+// Parses a proof answer: the named integer fields, plus "proof" (and
+// "leaf_hash" when wanted) as base64 hashes.
+bool LoadProof(const std::string& path, const std::vector<std::string>& ints, bool want_leaf,
+               std::map<std::string, uint64_t>* numbers, std::vector<audit::Hash>* proof, audit::Hash* leaf,
+               std::FILE* err) {
+  std::string text;
+  auto fail = [&](const std::string& why) {
+    std::fprintf(err, "geoledger: proof file %s: %s\n", path.c_str(), why.c_str());
+    return false;
+  };
+  if (!ReadSmallFile(path, &text)) return fail("cannot read it (or larger than 64 KiB)");
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("proof") || !j["proof"].is_array()) return fail("not a proof answer");
+  for (const auto& name : ints) {
+    if (!j.contains(name) || !j[name].is_number_unsigned()) return fail("'" + name + "' missing");
+    (*numbers)[name] = j[name].get<uint64_t>();
+  }
+  auto decode = [](const nlohmann::json& v) -> std::optional<audit::Hash> {
+    if (!v.is_string()) return std::nullopt;
+    auto raw = Base64Decode(v.get<std::string>());
+    if (!raw) return std::nullopt;
+    auto h = audit::HashFromBytes(*raw);
+    if (!h.ok()) return std::nullopt;
+    return *h;
+  };
+  for (const auto& v : j["proof"]) {
+    auto h = decode(v);
+    if (!h) return fail("proof hashes must be base64 of 32 bytes");
+    proof->push_back(*h);
+  }
+  if (want_leaf) {
+    auto h = j.contains("leaf_hash") ? decode(j["leaf_hash"]) : std::nullopt;
+    if (!h) return fail("'leaf_hash' missing or malformed");
+    *leaf = *h;
+  }
+  return true;
+}
+
 }  // namespace
+
+int RunVerifyInclusion(const std::string& proof_path, const std::string& checkpoint_path,
+                       const std::string& public_key_path, std::FILE* out, std::FILE* err) {
+  auto key = LoadKey(public_key_path, err);
+  if (!key) return kUsage;
+  int rc = kOk;
+  auto cp = LoadCheckpoint(checkpoint_path, *key, err, &rc);
+  if (!cp) return rc;
+  std::map<std::string, uint64_t> n;
+  std::vector<audit::Hash> proof;
+  audit::Hash leaf{};
+  if (!LoadProof(proof_path, {"index", "tree_size"}, true, &n, &proof, &leaf, err)) return kUsage;
+  if (n["tree_size"] != cp->size) {
+    std::fprintf(err, "FAILED: proof is for tree size %llu, the checkpoint for %llu\n",
+                 static_cast<unsigned long long>(n["tree_size"]), static_cast<unsigned long long>(cp->size));
+    return kFailed;
+  }
+  Status st = audit::VerifyInclusion(leaf, n["index"], cp->size, proof, *audit::HashFromBytes(cp->root_hash));
+  if (!st.ok()) {
+    std::fprintf(err, "FAILED: %s\n", st.message().c_str());
+    return kFailed;
+  }
+  std::fprintf(out, "OK: entry %llu is in the signed tree of size %llu\n",
+               static_cast<unsigned long long>(n["index"]), static_cast<unsigned long long>(cp->size));
+  return kOk;
+}
+
+int RunVerifyConsistency(const std::string& proof_path, const std::string& old_checkpoint_path,
+                         const std::string& checkpoint_path, const std::string& public_key_path,
+                         std::FILE* out, std::FILE* err) {
+  auto key = LoadKey(public_key_path, err);
+  if (!key) return kUsage;
+  int rc = kOk;
+  auto old_cp = LoadCheckpoint(old_checkpoint_path, *key, err, &rc);
+  if (!old_cp) return rc;
+  auto new_cp = LoadCheckpoint(checkpoint_path, *key, err, &rc);
+  if (!new_cp) return rc;
+  std::map<std::string, uint64_t> n;
+  std::vector<audit::Hash> proof;
+  if (!LoadProof(proof_path, {"first", "second"}, false, &n, &proof, nullptr, err)) return kUsage;
+  if (n["first"] != old_cp->size || n["second"] != new_cp->size) {
+    std::fprintf(err, "FAILED: proof is between sizes %llu and %llu, the checkpoints are %llu and %llu\n",
+                 static_cast<unsigned long long>(n["first"]), static_cast<unsigned long long>(n["second"]),
+                 static_cast<unsigned long long>(old_cp->size), static_cast<unsigned long long>(new_cp->size));
+    return kFailed;
+  }
+  Status st = audit::VerifyConsistency(old_cp->size, new_cp->size, *audit::HashFromBytes(old_cp->root_hash),
+                                       *audit::HashFromBytes(new_cp->root_hash), proof);
+  if (!st.ok()) {
+    std::fprintf(err, "FAILED: %s\n", st.message().c_str());
+    return kFailed;
+  }
+  std::fprintf(out, "OK: the tree of size %llu extends the tree of size %llu\n",
+               static_cast<unsigned long long>(new_cp->size), static_cast<unsigned long long>(old_cp->size));
+  return kOk;
+}
 
 int RunAuditVerify(const AuditVerifyOptions& o, std::FILE* out, std::FILE* err) {
   std::string key_text;

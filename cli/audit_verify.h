@@ -20,4 +20,17 @@ struct AuditVerifyOptions {
 // Progress goes to `err` on long files.
 int RunAuditVerify(const AuditVerifyOptions& options, std::FILE* out, std::FILE* err);
 
+// `geoledger audit verify-inclusion PROOF --checkpoint FILE --public-key FILE`:
+// PROOF is the JSON answer of GET /v1/audit/proof/inclusion; its tree_size
+// must equal the checkpoint's. Exit codes as above.
+int RunVerifyInclusion(const std::string& proof_path, const std::string& checkpoint_path,
+                       const std::string& public_key_path, std::FILE* out, std::FILE* err);
+
+// `geoledger audit verify-consistency PROOF --old-checkpoint FILE --checkpoint
+// FILE --public-key FILE`: PROOF is the JSON answer of
+// GET /v1/audit/proof/consistency between the two checkpoints' sizes.
+int RunVerifyConsistency(const std::string& proof_path, const std::string& old_checkpoint_path,
+                         const std::string& checkpoint_path, const std::string& public_key_path,
+                         std::FILE* out, std::FILE* err);
+
 }  // namespace geoledger::cli

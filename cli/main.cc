@@ -172,6 +172,18 @@ int Main(int argc, char** argv) {
       ->required();
   verify->add_option("--checkpoint", verify_opts.checkpoint_path,
                      "A signed checkpoint obtained separately; it must match the export's end and root");
+  std::string proof_path, cp_path, old_cp_path, key_path;
+  CLI::App* verify_inclusion = audit_cmd->add_subcommand(
+      "verify-inclusion", "Verify an inclusion proof (GET /v1/audit/proof/inclusion answer) against a checkpoint");
+  verify_inclusion->add_option("PROOF", proof_path, "File with the proof JSON")->required();
+  verify_inclusion->add_option("--checkpoint", cp_path, "Signed checkpoint of the proof's tree size")->required();
+  verify_inclusion->add_option("--public-key", key_path, "The log's verifier key text")->required();
+  CLI::App* verify_consistency = audit_cmd->add_subcommand(
+      "verify-consistency", "Verify that a checkpoint extends an older one (GET /v1/audit/proof/consistency answer)");
+  verify_consistency->add_option("PROOF", proof_path, "File with the proof JSON")->required();
+  verify_consistency->add_option("--old-checkpoint", old_cp_path, "The earlier signed checkpoint")->required();
+  verify_consistency->add_option("--checkpoint", cp_path, "The later signed checkpoint")->required();
+  verify_consistency->add_option("--public-key", key_path, "The log's verifier key text")->required();
   // `evidence verify` arrives with the evidence-bundle work; until then it
   // does not exist, so scripts fail loudly instead of getting a false "verified".
 
@@ -187,6 +199,9 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   if (verify->parsed()) return RunAuditVerify(verify_opts, stdout, stderr);
+  if (verify_inclusion->parsed()) return RunVerifyInclusion(proof_path, cp_path, key_path, stdout, stderr);
+  if (verify_consistency->parsed())
+    return RunVerifyConsistency(proof_path, old_cp_path, cp_path, key_path, stdout, stderr);
   if (whoami->parsed()) return CallApi(g, "GET", "/v1/whoami", std::nullopt);
   if (list->parsed()) return CallApi(g, "GET", "/v1/admin/tokens", std::nullopt);
   if (create->parsed()) {

@@ -9,7 +9,10 @@
 
 #include "audit/export.h"
 #include "audit/ledger.h"
+#include "common/encoding.h"
 #include "crypto/signer.h"
+
+#include <nlohmann/json.hpp>
 
 namespace geoledger::cli {
 namespace {
@@ -31,8 +34,10 @@ class AuditVerifyTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     kv_ = NewMemoryKvStore();
     signer_.emplace(std::move(*crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32))));
-    auto ledger = audit::Ledger::Open(kv_.get(), &*signer_, &SystemClock::Get(), {"eu-west-1"});
-    ASSERT_TRUE(ledger.ok());
+    auto opened = audit::Ledger::Open(kv_.get(), &*signer_, &SystemClock::Get(), {"eu-west-1"});
+    ASSERT_TRUE(opened.ok());
+    ledger_ = std::move(*opened);
+    auto* ledger = &ledger_;
     for (int i = 0; i < 30; ++i) {
       audit::AuditEvent e;
       e.tenant = "acme";
@@ -71,7 +76,48 @@ class AuditVerifyTest : public ::testing::Test {
   std::string dir_, note_, export_, out_, err_;
   std::unique_ptr<KvStore> kv_;
   std::optional<crypto::Ed25519Signer> signer_;
+  std::unique_ptr<audit::Ledger> ledger_;  // declared after kv_ and signer_: destroyed first
 };
+
+std::string ProofJson(const std::vector<std::string>& hashes, nlohmann::json j) {
+  j["proof"] = nlohmann::json::array();
+  for (const auto& h : hashes) j["proof"].push_back(Base64Encode(h));
+  return j.dump();
+}
+
+TEST_F(AuditVerifyTest, InclusionProofVerifiesAgainstTheCheckpoint) {
+  auto entries = ledger_->Entries(7, 8);
+  auto proof = ledger_->InclusionProof(7, 30);
+  ASSERT_TRUE(entries.ok() && proof.ok());
+  Write("inc.json", ProofJson(*proof, {{"index", 7}, {"tree_size", 30}, {"leaf_hash", Base64Encode((*entries)[0].leaf_hash)}}));
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  EXPECT_EQ(RunVerifyInclusion(P("inc.json"), P("checkpoint.txt"), P("key.txt"), out, err), 0) << Slurp(err);
+  EXPECT_NE(Slurp(out).find("OK: entry 7 is in the signed tree of size 30"), std::string::npos);
+  // Claiming another index for the same leaf fails.
+  Write("wrong.json", ProofJson(*proof, {{"index", 8}, {"tree_size", 30}, {"leaf_hash", Base64Encode((*entries)[0].leaf_hash)}}));
+  EXPECT_EQ(RunVerifyInclusion(P("wrong.json"), P("checkpoint.txt"), P("key.txt"), out, err), 1);
+  std::fclose(out);
+  std::fclose(err);
+}
+
+TEST_F(AuditVerifyTest, ConsistencyProofLinksAnOlderCheckpoint) {
+  auto old_root = ledger_->RootAt(11);
+  auto proof = ledger_->ConsistencyProof(11, 30);
+  ASSERT_TRUE(old_root.ok() && proof.ok());
+  Write("old.txt", audit::SignCheckpoint({"geoledger/eu-west-1", 11, *old_root}, *signer_));
+  Write("cons.json", ProofJson(*proof, {{"first", 11}, {"second", 30}}));
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  EXPECT_EQ(RunVerifyConsistency(P("cons.json"), P("old.txt"), P("checkpoint.txt"), P("key.txt"), out, err), 0)
+      << Slurp(err);
+  EXPECT_NE(Slurp(out).find("extends the tree of size 11"), std::string::npos);
+  // A forked history (a different root at 11) is caught.
+  Write("fork.txt", audit::SignCheckpoint({"geoledger/eu-west-1", 11, std::string(32, 'f')}, *signer_));
+  EXPECT_EQ(RunVerifyConsistency(P("cons.json"), P("fork.txt"), P("checkpoint.txt"), P("key.txt"), out, err), 1);
+  std::fclose(out);
+  std::fclose(err);
+}
 
 TEST_F(AuditVerifyTest, ValidExportVerifiesAndExitsZero) {
   EXPECT_EQ(Run({P("export.bin"), P("key.txt"), ""}), 0) << err_;
