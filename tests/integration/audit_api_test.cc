@@ -154,7 +154,7 @@ TEST_F(AuditApiTest, LogSurvivesRestartAndShutdownSignsAFinalCheckpoint) {
   std::string admin = server_->admin_token();
   ASSERT_EQ(server_->Terminate(), 0) << server_->log();
   std::string out;
-  EXPECT_EQ(RunCommand({"grep", "-rqF", "bob-the-subject-42", dir}, &out), 1) << "subject id found on disk";
+  EXPECT_EQ(RunCommand({"grep", "-rqF", "-e", "bob-the-subject-42", dir}, &out), 1) << "subject id found on disk";
   auto again = TestServer::Start({}, dir);
   ASSERT_TRUE(again->started()) << again->log();
   RawResponse note = again->Authed(admin, "GET", "/v1/audit/checkpoint");

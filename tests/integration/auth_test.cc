@@ -148,7 +148,7 @@ TEST_F(AuthTest, TokensSurviveRestartAndAreStoredHashed) {
   // The secret half of the token never reaches the disk.
   std::string secret = t.substr(t.find('.') + 1);
   std::string grep_out;
-  EXPECT_EQ(RunCommand({"grep", "-rqF", secret, dir + "/db"}, &grep_out), 1) << grep_out;
+  EXPECT_EQ(RunCommand({"grep", "-rqF", "-e", secret, dir + "/db"}, &grep_out), 1) << grep_out;
   auto again = TestServer::Start({}, dir);
   ASSERT_TRUE(again->started()) << again->log();
   EXPECT_EQ(again->Authed(t, "GET", "/v1/whoami").status, 200);
