@@ -4,14 +4,10 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-#include <netinet/in.h>
 
 #include <algorithm>
 #include <sstream>
 
-#include "common/log.h"
 #include "server/router.h"
 
 namespace geoledger::server {
