@@ -1,7 +1,8 @@
 #include "audit/ledger.h"
 
-#include "audit/merkle.h"
 #include "audit/export.h"
+#include "audit/internal/ledger_keys.h"
+#include "audit/merkle.h"
 
 #include <algorithm>
 #include <functional>
@@ -14,26 +15,14 @@
 namespace geoledger::audit {
 namespace {
 
-constexpr char kNs[] = "audit";
-constexpr char kHeadKey[] = "head";          // be64 size || last entry hash
-constexpr char kCheckpointKey[] = "checkpoint";  // latest signed note
-
-std::string BigEndian64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
-  return out;
-}
-
-uint64_t FromBigEndian64(std::string_view s) {
-  uint64_t v = 0;
-  for (char c : s.substr(0, 8)) v = (v << 8) | static_cast<uint8_t>(c);
-  return v;
-}
-
-std::string EntryKey(uint64_t index) { return "e" + BigEndian64(index); }
-std::string SubtreeKey(int level, uint64_t index) {
-  return "t" + std::string(1, static_cast<char>(level)) + BigEndian64(index);
-}
+using internal::BigEndian64;
+using internal::CheckpointKey;
+using internal::EntryKey;
+using internal::FromBigEndian64;
+using internal::kCheckpointKey;
+using internal::kHeadKey;
+using internal::SubtreeKey;
+constexpr const char* kNs = internal::kLedgerNs;
 
 std::string ToString(const Hash& h) { return std::string(crypto::AsView(h)); }
 
@@ -84,7 +73,10 @@ Status Ledger::Load() {
   if (note) {
     auto cp = OpenCheckpoint(*note, origin_, signer_->public_key());
     if (!cp.ok()) return DataLoss("audit: stored checkpoint does not verify: " + cp.status().message());
-    if (cp->size > size_) return DataLoss("audit: checkpoint is ahead of the stored tree (entries lost)");
+    if (cp->size > size_)
+      return DataLoss("audit: entries " + std::to_string(size_) + " to " + std::to_string(cp->size - 1) +
+                      " are missing: the signed checkpoint covers " + std::to_string(cp->size) +
+                      " entries but the stored tree has " + std::to_string(size_));
     checkpoint_note_ = *note;
     checkpoint_size_ = cp->size;
     checkpoint_root_ = cp->root_hash;
@@ -265,7 +257,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
     }
     note = SignCheckpoint(Checkpoint{origin_, size, new_root}, *signer_);
     kv.Put(kNs, kCheckpointKey, note);
-    kv.Put(kNs, "c" + BigEndian64(size), note);  // every checkpoint stays exportable
+    kv.Put(kNs, CheckpointKey(size), note);  // every checkpoint stays exportable
   }
   if (kv.empty()) return Status::Ok();
   kv.Put(kNs, kHeadKey, BigEndian64(size) + last_hash);
@@ -317,7 +309,7 @@ StatusOr<std::string> Ledger::Export(uint64_t start, std::optional<uint64_t> end
   if (start > stop) return InvalidArgument("audit: start must not exceed end");
   if (stop - start > kMaxExportEntries)
     return InvalidArgument("audit: at most " + std::to_string(kMaxExportEntries) + " entries per export");
-  GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, "c" + BigEndian64(stop)));
+  GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, CheckpointKey(stop)));
   if (!note) return InvalidArgument("audit: no signed checkpoint at tree size " + std::to_string(stop) +
                                     "; end must be a checkpointed size (latest: " +
                                     std::to_string(Stats().checkpoint_size) + ")");

@@ -76,6 +76,15 @@ Setter Rate(double ServerConfig::*field) {
   };
 }
 
+Setter Flag(bool ServerConfig::*field, const char* name) {
+  return [=](ServerConfig& c, const std::string& v) -> Status {
+    auto b = ParseBool(name, v);
+    if (!b.ok()) return b.status();
+    c.*field = *b;
+    return Status::Ok();
+  };
+}
+
 Setter Text(std::string ServerConfig::*field) {
   return [=](ServerConfig& c, const std::string& v) -> Status {
     c.*field = v;
@@ -100,13 +109,7 @@ const std::vector<OptionSpec>& Specs() {
       {"listen", "Address to listen on, HOST:PORT (port 0 picks a free one)", "127.0.0.1:8080", SetListen},
       {"region", "This instance's region id, e.g. eu-west-1 (required)", "", Text(&ServerConfig::region)},
       {"dev", "Development mode: generate missing keys under DATA_DIR/keys on first start", "false",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         auto b = ParseBool("dev", v);
-         if (!b.ok()) return b.status();
-         c.dev = *b;
-         return Status::Ok();
-       },
-       true},
+       Flag(&ServerConfig::dev, "dev"), true},
       {"threads", "HTTP worker threads (0: one per core)", "0",
        [](ServerConfig& c, const std::string& v) -> Status {
          auto n = ParseInt("threads", v, 0, 256);
@@ -122,12 +125,11 @@ const std::vector<OptionSpec>& Specs() {
          return Status::Ok();
        }},
       {"access-log", "Log one line per request (true/false)", "true",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         auto b = ParseBool("access-log", v);
-         if (!b.ok()) return b.status();
-         c.access_log = *b;
-         return Status::Ok();
-       }},
+       Flag(&ServerConfig::access_log, "access-log")},
+      {"audit-verify-on-start",
+       "Before becoming ready, verify the whole stored audit log (O(n): every entry, the chain, the tree "
+       "and every signed checkpoint); on a failure stay unready and name the first bad entry",
+       "false", Flag(&ServerConfig::audit_verify_on_start, "audit-verify-on-start"), true},
       {"max-header-bytes", "Largest request line plus headers; more gets 431", "16384", Bytes(&ServerConfig::max_header_bytes, 1024, 1 << 20)},
       {"max-body-bytes", "Largest request body; more gets 413", "1048576", Bytes(&ServerConfig::max_body_bytes, 1024, 64 << 20)},
       {"header-timeout-ms", "Time allowed to receive a request's line and headers", "10000", Millis(&ServerConfig::header_timeout, 100, 600000)},

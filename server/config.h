@@ -23,6 +23,7 @@ struct ServerConfig {
   int threads = 0;  // 0: one per core
   std::string log_level = "info";
   bool access_log = true;
+  bool audit_verify_on_start = false;  // full O(n) audit log verification before ready
 
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;

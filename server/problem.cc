@@ -27,6 +27,7 @@ KindInfo Info(ProblemKind kind) {
       return {431, "headers-too-large", "Request Header Fields Too Large"};
     case ProblemKind::kRateLimited: return {429, "rate-limited", "Too Many Requests"};
     case ProblemKind::kInternal: return {500, "internal", "Internal Server Error"};
+    case ProblemKind::kDataLoss: return {500, "data-loss", "Stored Data Failed an Integrity Check"};
     case ProblemKind::kUnavailable: return {503, "unavailable", "Service Unavailable"};
   }
   return {500, "internal", "Internal Server Error"};
@@ -69,7 +70,7 @@ ProblemKind ProblemKindFor(StatusCode code) {
     case StatusCode::kPayloadTooLarge: return ProblemKind::kPayloadTooLarge;
     case StatusCode::kUnsupportedMediaType: return ProblemKind::kUnsupportedMediaType;
     case StatusCode::kUnavailable: return ProblemKind::kUnavailable;
-    case StatusCode::kDataLoss: return ProblemKind::kInternal;
+    case StatusCode::kDataLoss: return ProblemKind::kDataLoss;
     case StatusCode::kInternal: return ProblemKind::kInternal;
   }
   return ProblemKind::kInternal;

@@ -24,6 +24,7 @@ enum class ProblemKind {
   kHeadersTooLarge,       // 431
   kRateLimited,           // 429
   kInternal,              // 500
+  kDataLoss,              // 500: stored data failed an integrity check
   kUnavailable,           // 503
 };
 
@@ -35,8 +36,11 @@ std::string ProblemTypeUri(ProblemKind kind);
 HttpResponse MakeProblem(ProblemKind kind, const std::string& detail,
                          const std::string& request_id = "");
 
-// The one mapping from Status to problem. Internal and data-loss errors are
-// reported without their message (it is logged instead).
+// The one mapping from Status to problem. Internal errors are reported
+// without their message (it is logged instead). Data-loss messages are shown:
+// they name where stored data failed an integrity check (an entry index, a
+// record id), which is what an operator or auditor needs, and by contract
+// never carry key material or personal data.
 ProblemKind ProblemKindFor(StatusCode code);
 HttpResponse ProblemFromStatus(const Status& status, const std::string& request_id = "");
 

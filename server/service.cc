@@ -95,7 +95,7 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
     return st;
   }
   s->dispatcher_->SetTokenStore(s->tokens_.get());
-  s->not_ready_reason_.store("");
+  s->SetNotReadyReason("");
   s->ready_.store(true);
   // Written last, so its presence means the service is ready (used by scripts and tests).
   GL_RETURN_IF_ERROR(WriteFileAtomic(config.data_dir + "/listen.addr", addr + "\n", 0644));
@@ -117,7 +117,7 @@ Status Service::OpenStorageAndKeys() {
                 {{"keys_dir", keys_dir}});
     }
   }
-  not_ready_reason_.store("loading keys");
+  SetNotReadyReason("loading keys");
   auto source = crypto::NewFileKeySource(keys_dir);
   auto root = source->LoadRootKey();
   if (!root.ok()) return FailedPrecondition("region root key: " + root.status().message() +
@@ -133,13 +133,13 @@ Status Service::OpenStorageAndKeys() {
                                      crypto::NoteVerifierKey(origin, audit_signer_->public_key()) + "\n", 0644));
   GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/audit-public.key.bin", audit_signer_->public_key(), 0644));
 
-  not_ready_reason_.store("opening storage");
+  SetNotReadyReason("opening storage");
   GL_RETURN_IF_ERROR(MakeDir(config_.data_dir + "/db", 0700));
   GL_ASSIGN_OR_RETURN(kv_, OpenRocksDbKvStore(config_.data_dir + "/db", KnownNamespaces()));
   GL_ASSIGN_OR_RETURN(tokens_, TokenStore::Open(kv_.get(), &SystemClock::Get()));
   verifier_key_ = crypto::NoteVerifierKey(origin, audit_signer_->public_key());
 
-  not_ready_reason_.store("opening the audit log");
+  SetNotReadyReason("opening the audit log");
   audit::Ledger::Options lopts;
   lopts.region = config_.region;
   auto ledger = audit::Ledger::Open(kv_.get(), &*audit_signer_, &SystemClock::Get(), lopts);
@@ -147,14 +147,41 @@ Status Service::OpenStorageAndKeys() {
     if (ledger.status().code() == StatusCode::kDataLoss) {
       // Fail closed but stay observable: /readyz says why, /v1 answers 503.
       log::Error("audit log does not match its signed checkpoint; not ready", {{"error", ledger.status().ToString()}});
-      not_ready_reason_.store("audit log does not match its signed checkpoint");
+      SetNotReadyReason("audit log does not match its signed checkpoint: " + ledger.status().message());
       ledger_mismatch_ = true;
       return Status(StatusCode::kDataLoss, ledger.status().message());
     }
     return ledger.status();
   }
   ledger_ = std::move(*ledger);
+  if (config_.audit_verify_on_start) GL_RETURN_IF_ERROR(VerifyAuditLog());
   return Status::Ok();
+}
+
+Status Service::VerifyAuditLog() {
+  SetNotReadyReason("verifying the audit log");
+  log::Info("verifying the whole audit log", {{"entries", ledger_->size()}});
+  auto report = ledger_->Verify([](uint64_t done, uint64_t total) {
+    log::Info("audit log verification progress", {{"done", done}, {"total", total}});
+  });
+  if (!report.ok()) {
+    log::Error("audit log verification failed; not ready", {{"error", report.status().ToString()}});
+    SetNotReadyReason("audit log verification failed: " + report.status().message());
+    ledger_mismatch_ = true;
+    return report.status();
+  }
+  log::Info("audit log verified", {{"entries", report->entries}, {"checkpoints", report->checkpoints}});
+  return Status::Ok();
+}
+
+void Service::SetNotReadyReason(std::string reason) {
+  std::lock_guard<std::mutex> lock(reason_mu_);
+  not_ready_reason_ = std::move(reason);
+}
+
+std::string Service::NotReadyReason() const {
+  std::lock_guard<std::mutex> lock(reason_mu_);
+  return not_ready_reason_;
 }
 
 Status Service::BootstrapAdminToken() {
@@ -183,7 +210,7 @@ void Service::RegisterRoutes() {
   });
   d.AddRoute("GET", "/readyz", Access::kPublic, "", [this](RequestContext& ctx) -> StatusOr<HttpResponse> {
     if (dispatcher_->draining()) return Unavailable("draining for shutdown");
-    if (!ready_.load()) return Unavailable(std::string("not ready: ") + not_ready_reason_.load());
+    if (!ready_.load()) return Unavailable("not ready: " + NotReadyReason());
     if (!ledger_->healthy()) return Unavailable("not ready: audit log storage failed");
     return JsonResponse(200, {{"status", "ready"}, {"region", config_.region}, {"storage", "open"}, {"keys", "loaded"}});
   });

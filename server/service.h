@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -40,8 +41,11 @@ class Service {
  private:
   explicit Service(const ServerConfig& config);
   Status OpenStorageAndKeys();
+  Status VerifyAuditLog();  // --audit-verify-on-start; kDataLoss keeps the service unready
   Status BootstrapAdminToken();
   void RegisterRoutes();
+  void SetNotReadyReason(std::string reason);
+  std::string NotReadyReason() const;
 
   const ServerConfig config_;
   HttpMetrics metrics_;
@@ -54,11 +58,12 @@ class Service {
   std::string verifier_key_;  // written before ready_ flips, read only after
   crypto::SecretBytes root_key_;  // wraps tenant keys
   std::optional<crypto::Ed25519Signer> audit_signer_;
-  bool ledger_mismatch_ = false;  // the stored tree disagrees with its signed checkpoint
+  bool ledger_mismatch_ = false;  // the stored log failed an integrity check
   int lock_fd_ = -1;  // flock on DATA_DIR/geoledgerd.lock, held for the service's life
   std::atomic<bool> ready_{false};
   std::atomic<bool> shut_down_{false};
-  std::atomic<const char*> not_ready_reason_{"starting"};  // static strings only
+  mutable std::mutex reason_mu_;
+  std::string not_ready_reason_ = "starting";  // guarded by reason_mu_; no secrets
 };
 
 }  // namespace geoledger::server

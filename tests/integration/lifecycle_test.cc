@@ -182,17 +182,12 @@ TEST(LifecycleTest, ForgedCheckpointKeepsTheServiceUnreadyAndSaysWhy) {
   });
   auto again = TestServer::Start({}, dir, true, std::chrono::seconds(2));
   EXPECT_FALSE(again->started());  // never becomes ready, never writes listen.addr
-  std::string log;
-  for (int i = 0; i < 500 && log.find("serving health and readiness only") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    log = again->log();
-  }
+  uint16_t port = again->WaitForUnreadyPort();
+  std::string log = again->log();
   ASSERT_GT(again->pid(), 0) << log;  // but it is running
+  ASSERT_NE(port, 0) << log;
   EXPECT_NE(log.find("audit log does not match its signed checkpoint"), std::string::npos) << log;
   // It says why on /readyz and refuses the API.
-  size_t at = log.rfind("\"address\":\"127.0.0.1:");  // the log spans both runs
-  ASSERT_NE(at, std::string::npos);
-  uint16_t port = static_cast<uint16_t>(std::atoi(log.c_str() + at + std::strlen("\"address\":\"127.0.0.1:")));
   RawConnection c(port);
   RawResponse ready;
   ASSERT_TRUE(c.Send("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n") && c.ReadResponse(&ready)) << port << "\n" << log;

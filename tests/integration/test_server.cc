@@ -207,6 +207,21 @@ std::unique_ptr<TestServer> TestServer::Start(const std::vector<std::string>& ex
 
 std::string TestServer::log() const { return ReadFile(data_dir_ + ".log"); }
 
+uint16_t TestServer::WaitForUnreadyPort(std::chrono::milliseconds timeout) const {
+  const std::string kServing = "serving health and readiness only";
+  const std::string kAddress = "\"address\":\"127.0.0.1:";
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string text = log();
+  while (text.rfind(kServing) == std::string::npos || text.rfind(kServing) < text.rfind("\"listening\"")) {
+    if (std::chrono::steady_clock::now() > deadline) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    text = log();
+  }
+  size_t at = text.rfind(kAddress);  // the log spans every run on this data dir
+  if (at == std::string::npos) return 0;
+  return static_cast<uint16_t>(std::atoi(text.c_str() + at + kAddress.size()));
+}
+
 int TestServer::Terminate(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);

@@ -58,6 +58,11 @@ class TestServer {
   pid_t pid() const { return pid_; }
   bool started() const { return port_ != 0; }
   std::string log() const;
+  // For a server that started but never became ready (so wrote no
+  // listen.addr): waits, bounded, until its log says it serves health and
+  // readiness only, and returns the port of its latest "listening" line
+  // (0 on timeout).
+  uint16_t WaitForUnreadyPort(std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
 
   // Sends SIGTERM and returns the exit status (or -1 if it had to be killed).
   int Terminate(std::chrono::milliseconds grace = std::chrono::seconds(15));

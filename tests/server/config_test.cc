@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 namespace geoledger::server {
 namespace {
@@ -74,6 +76,23 @@ TEST(ConfigTest, ReferenceTableListsEveryOption) {
   for (const char* k : {"--data-dir", "--listen", "--region", "--dev", "--max-body-bytes", "--tls-client-ca",
                         "GEOLEDGER_RATE_LIMIT_TENANT_RPS", "keepalive_timeout_ms"})
     EXPECT_NE(md.find(k), std::string::npos) << k;
+}
+
+// The README and the runbook carry the reference table; they must not drift
+// from the options the binary accepts.
+TEST(ConfigTest, ReadmeAndRunbookCarryTheCurrentReferenceTable) {
+  std::string root = __FILE__;
+  root = root.substr(0, root.rfind("/tests/"));
+  for (const char* doc : {"/README.md", "/compliance-docs/runbook.md"}) {
+    std::ifstream in(root + doc);
+    ASSERT_TRUE(in.good()) << root + doc;
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream rows(ConfigReferenceMarkdown());
+    for (std::string row; std::getline(rows, row);)
+      if (row.rfind("| `--", 0) == 0) {
+        EXPECT_NE(text.find(row), std::string::npos) << doc << " lacks:\n" << row;
+      }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,235 @@
+// Tampering with the stored audit log directly in RocksDB, as someone with
+// access to the data files could, is caught by Ledger::Verify (or by Open)
+// and named by entry index.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <functional>
+#include <optional>
+
+#include "audit/ledger.h"
+#include "common/clock.h"
+#include "common/kv_store.h"
+#include "crypto/hash.h"
+#include "crypto/secret.h"
+#include "tests/integration/test_server.h"
+
+namespace geoledger::audit {
+namespace {
+
+constexpr uint64_t kEntries = 100;
+
+std::string Be64(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
+  return out;
+}
+std::string EntryKey(uint64_t i) { return "e" + Be64(i); }
+
+// Raw RocksDB access to the "audit" column family, bypassing every API.
+class RawAuditColumn {
+ public:
+  explicit RawAuditColumn(const std::string& path) {
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    rocksdb::DB* db = nullptr;
+    EXPECT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), path, descs, &handles_, &db).ok());
+    db_.reset(db);
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == "audit") cf_ = handles_[i];
+    EXPECT_NE(cf_, nullptr);
+  }
+  ~RawAuditColumn() {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  std::string Get(const std::string& key) {
+    std::string v;
+    EXPECT_TRUE(db_->Get(rocksdb::ReadOptions(), cf_, key, &v).ok()) << "missing raw key";
+    return v;
+  }
+  void Put(const std::string& key, const std::string& value) {
+    rocksdb::WriteOptions w;
+    w.sync = true;
+    ASSERT_TRUE(db_->Put(w, cf_, key, value).ok());
+  }
+  void Delete(const std::string& key) {
+    rocksdb::WriteOptions w;
+    w.sync = true;
+    ASSERT_TRUE(db_->Delete(w, cf_, key).ok());
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* cf_ = nullptr;
+};
+
+class LedgerTamperTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    signer_.emplace(std::move(*crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32))));
+    // 100 entries in batches of 10, a signed checkpoint after every batch.
+    auto kv = OpenRocksDbKvStore(db(), KnownNamespaces());
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    auto ledger = Ledger::Open(kv->get(), &*signer_, &SystemClock::Get(), Opts());
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    for (uint64_t b = 0; b < kEntries / 10; ++b) {
+      std::vector<AuditEvent> batch;
+      for (uint64_t i = 0; i < 10; ++i) {
+        AuditEvent e;
+        e.tenant = "acme";
+        e.actor = "test";
+        e.action = "record.read";
+        e.resource = "orders/" + std::to_string(b * 10 + i);
+        e.outcome = "allowed";
+        e.details = {{"n", std::to_string(b * 10 + i)}};
+        batch.push_back(e);
+      }
+      ASSERT_TRUE((*ledger)->Append(std::move(batch)).ok());
+    }
+    ASSERT_TRUE((*ledger)->Close().ok());
+  }
+  void TearDown() override { testing::RemoveTree(dir_); }
+
+  std::string db() const { return dir_ + "/db"; }
+  static Ledger::Options Opts() {
+    Ledger::Options o;
+    o.region = "eu-west-1";
+    o.checkpoint_interval = std::chrono::milliseconds(0);
+    return o;
+  }
+  // Opens the store as the service would, then runs the full verification.
+  Status OpenAndVerify(std::optional<Ledger::VerifyReport>* report = nullptr) {
+    GL_ASSIGN_OR_RETURN(auto kv, OpenRocksDbKvStore(db(), KnownNamespaces()));
+    GL_ASSIGN_OR_RETURN(auto ledger, Ledger::Open(kv.get(), &*signer_, &SystemClock::Get(), Opts()));
+    auto r = ledger->Verify();
+    if (r.ok() && report != nullptr) *report = *r;
+    return r.status();
+  }
+  void ExpectCaught(const std::string& what) {
+    Status st = OpenAndVerify();
+    EXPECT_EQ(st.code(), StatusCode::kDataLoss) << st.ToString();
+    EXPECT_NE(st.message().find(what), std::string::npos) << st.message();
+  }
+
+  std::string dir_;
+  std::optional<crypto::Ed25519Signer> signer_;
+};
+
+TEST_F(LedgerTamperTest, UntouchedLogVerifiesWithEveryCheckpoint) {
+  std::optional<Ledger::VerifyReport> report;
+  Status st = OpenAndVerify(&report);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(report->entries, kEntries);
+  EXPECT_EQ(report->checkpoints, kEntries / 10);
+}
+
+TEST_F(LedgerTamperTest, FlippedByteInAStoredEntryIsNamed) {
+  {
+    RawAuditColumn raw(db());
+    std::string v = raw.Get(EntryKey(37));
+    v[v.size() / 2] ^= 0x01;
+    raw.Put(EntryKey(37), v);
+  }
+  ExpectCaught("entry 37:");
+}
+
+TEST_F(LedgerTamperTest, FlippedByteInTheFirstAndLastEntriesIsNamed) {
+  for (uint64_t index : {uint64_t{0}, kEntries - 1}) {
+    std::string original;
+    {
+      RawAuditColumn raw(db());
+      original = raw.Get(EntryKey(index));
+      std::string v = original;
+      v.back() ^= 0x40;
+      raw.Put(EntryKey(index), v);
+    }
+    ExpectCaught("entry " + std::to_string(index) + ":");
+    RawAuditColumn(db()).Put(EntryKey(index), original);
+  }
+  EXPECT_TRUE(OpenAndVerify().ok());
+}
+
+TEST_F(LedgerTamperTest, DeletedEntryIsNamed) {
+  RawAuditColumn(db()).Delete(EntryKey(37));
+  ExpectCaught("entry 37: missing");
+}
+
+TEST_F(LedgerTamperTest, DeletedEntryMakesReadsFailNamingIt) {
+  RawAuditColumn(db()).Delete(EntryKey(37));
+  auto kv = OpenRocksDbKvStore(db(), KnownNamespaces());
+  ASSERT_TRUE(kv.ok());
+  auto ledger = Ledger::Open(kv->get(), &*signer_, &SystemClock::Get(), Opts());
+  ASSERT_TRUE(ledger.ok()) << "opening reads O(log n) keys and does not notice";
+  auto entries = (*ledger)->Entries(30, 40);
+  EXPECT_EQ(entries.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(entries.status().message().find("entry 37"), std::string::npos);
+  auto exported = (*ledger)->Export(0, std::nullopt);
+  EXPECT_EQ(exported.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(exported.status().message().find("entry 37"), std::string::npos);
+}
+
+TEST_F(LedgerTamperTest, SwappedEntriesAreNamed) {
+  {
+    RawAuditColumn raw(db());
+    std::string a = raw.Get(EntryKey(20)), b = raw.Get(EntryKey(30));
+    raw.Put(EntryKey(20), b);
+    raw.Put(EntryKey(30), a);
+  }
+  ExpectCaught("entry 20: index field says 30");
+}
+
+TEST_F(LedgerTamperTest, TruncatedTailIsNamed) {
+  {
+    RawAuditColumn raw(db());
+    for (uint64_t i = 90; i < kEntries; ++i) raw.Delete(EntryKey(i));
+  }
+  ExpectCaught("entry 90: missing");
+}
+
+TEST_F(LedgerTamperTest, TruncatedTailWithARewrittenHeadFailsOpenNamingTheLostEntries) {
+  {
+    RawAuditColumn raw(db());
+    std::string last_kept = raw.Get(EntryKey(94));
+    for (uint64_t i = 95; i < kEntries; ++i) raw.Delete(EntryKey(i));
+    raw.Put("head", Be64(95) + std::string(crypto::AsView(crypto::Sha256(last_kept))));
+  }
+  ExpectCaught("entries 95 to 99 are missing");
+}
+
+TEST_F(LedgerTamperTest, ForgedLatestCheckpointFailsOpen) {
+  {
+    RawAuditColumn raw(db());
+    auto other = crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32));
+    std::string root(32, '\x07');
+    raw.Put("checkpoint", SignCheckpoint(Checkpoint{"geoledger/eu-west-1", kEntries, root}, *other));
+  }
+  ExpectCaught("checkpoint does not verify");
+}
+
+TEST_F(LedgerTamperTest, ForgedHistoricCheckpointIsNamed) {
+  {
+    RawAuditColumn raw(db());
+    auto other = crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32));
+    std::string root(32, '\x07');
+    raw.Put("c" + Be64(50), SignCheckpoint(Checkpoint{"geoledger/eu-west-1", 50, root}, *other));
+  }
+  ExpectCaught("checkpoint at tree size 50 does not verify");
+}
+
+TEST_F(LedgerTamperTest, AlteredStoredSubtreeIsNamedByTheEntriesItCovers) {
+  {
+    RawAuditColumn raw(db());
+    std::string key = "t" + std::string(1, '\x01') + Be64(5);  // entries 10 and 11
+    std::string v = raw.Get(key);
+    v[0] ^= 0x01;
+    raw.Put(key, v);
+  }
+  ExpectCaught("stored subtree over entries 10 to 11");
+}
+
+}  // namespace
+}  // namespace geoledger::audit
