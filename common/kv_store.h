@@ -53,13 +53,24 @@ class KvStore {
 
   // Calls fn(key, value) for each key in `ns` starting with `prefix`, in key
   // order, until fn returns false.
-  virtual Status Scan(std::string_view ns, std::string_view prefix,
-                      const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
+  Status Scan(std::string_view ns, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const {
+    return ScanFrom(ns, prefix, prefix, fn);
+  }
+  // The same, beginning at the first key >= `start` (resumable scans).
+  virtual Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                          const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
+
+  // Makes deleted values in `ns` leave the live database files: flushes
+  // memory tables and compacts, so an overwritten or deleted value is no
+  // longer on disk in the store's files (the file system may keep freed
+  // blocks). Used after crypto-shredding. Slow; call rarely.
+  virtual Status PurgeDeleted(std::string_view ns) = 0;
 };
 
 // The namespaces every store is opened with. Components add theirs here.
 inline const std::vector<std::string>& KnownNamespaces() {
-  static const std::vector<std::string> kNamespaces = {"meta", "tokens", "audit"};
+  static const std::vector<std::string> kNamespaces = {"meta", "tokens", "audit", "keys"};
   return kNamespaces;
 }
 

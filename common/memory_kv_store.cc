@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -27,14 +28,16 @@ class MemoryKvStore final : public KvStore {
     return Status::Ok();
   }
 
-  Status Scan(std::string_view ns, std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+  Status PurgeDeleted(std::string_view) override { return Status::Ok(); }  // nothing persists
+
+  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     std::vector<std::pair<std::string, std::string>> rows;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto nit = data_.find(std::string(ns));
       if (nit == data_.end()) return Status::Ok();
-      for (auto it = nit->second.lower_bound(std::string(prefix)); it != nit->second.end(); ++it) {
+      for (auto it = nit->second.lower_bound(std::string(std::max(prefix, start))); it != nit->second.end(); ++it) {
         if (it->first.compare(0, prefix.size(), prefix) != 0) break;
         rows.emplace_back(it->first, it->second);
       }

@@ -2,6 +2,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -49,17 +50,34 @@ class RocksDbKvStore final : public KvStore {
     return Status::Ok();
   }
 
-  Status Scan(std::string_view ns, std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     auto* cf = Family(ns);
     if (cf == nullptr) return NotFound("kv scan: unknown namespace " + std::string(ns));
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
-    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    std::string_view from = std::max(prefix, start);
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
       std::string_view k(it->key().data(), it->key().size());
       if (k.substr(0, prefix.size()) != prefix) break;
       if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
     }
     if (!it->status().ok()) return Internal("kv scan in " + std::string(ns) + ": " + it->status().ToString());
+    return Status::Ok();
+  }
+
+  Status PurgeDeleted(std::string_view ns) override {
+    auto* cf = Family(ns);
+    if (cf == nullptr) return NotFound("kv purge: unknown namespace " + std::string(ns));
+    // Every family is flushed so that no write-ahead log still holds the old
+    // value (a log is kept until every family in it has been flushed).
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    rocksdb::Status s = db_->Flush(fo, handles_);
+    if (!s.ok()) return Internal("kv purge: flush: " + s.ToString());
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    s = db_->CompactRange(co, cf, nullptr, nullptr);
+    if (!s.ok()) return Internal("kv purge: compact " + std::string(ns) + ": " + s.ToString());
     return Status::Ok();
   }
 

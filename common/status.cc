@@ -15,6 +15,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kPayloadTooLarge: return "payload_too_large";
     case StatusCode::kUnsupportedMediaType: return "unsupported_media_type";
     case StatusCode::kUnavailable: return "unavailable";
+    case StatusCode::kErased: return "erased";
     case StatusCode::kDataLoss: return "data_loss";
     case StatusCode::kInternal: return "internal";
   }

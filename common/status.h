@@ -22,6 +22,7 @@ enum class StatusCode {
   kPayloadTooLarge,
   kUnsupportedMediaType,
   kUnavailable,        // the service cannot do it now (overload, not ready)
+  kErased,             // the thing existed and was destroyed on purpose (crypto-shredded)
   kDataLoss,           // stored data failed an integrity check
   kInternal,
 };
@@ -57,6 +58,7 @@ inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists,
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+inline Status Erased(std::string m) { return {StatusCode::kErased, std::move(m)}; }
 inline Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 

@@ -23,6 +23,7 @@ KindInfo Info(ProblemKind kind) {
     case ProblemKind::kPayloadTooLarge: return {413, "payload-too-large", "Payload Too Large"};
     case ProblemKind::kUnsupportedMediaType:
       return {415, "unsupported-media-type", "Unsupported Media Type"};
+    case ProblemKind::kErased: return {410, "erased", "Erased"};
     case ProblemKind::kHeadersTooLarge:
       return {431, "headers-too-large", "Request Header Fields Too Large"};
     case ProblemKind::kRateLimited: return {429, "rate-limited", "Too Many Requests"};
@@ -70,6 +71,7 @@ ProblemKind ProblemKindFor(StatusCode code) {
     case StatusCode::kPayloadTooLarge: return ProblemKind::kPayloadTooLarge;
     case StatusCode::kUnsupportedMediaType: return ProblemKind::kUnsupportedMediaType;
     case StatusCode::kUnavailable: return ProblemKind::kUnavailable;
+    case StatusCode::kErased: return ProblemKind::kErased;
     case StatusCode::kDataLoss: return ProblemKind::kDataLoss;
     case StatusCode::kInternal: return ProblemKind::kInternal;
   }

@@ -21,6 +21,7 @@ enum class ProblemKind {
   kConflict,              // 409
   kPayloadTooLarge,       // 413
   kUnsupportedMediaType,  // 415
+  kErased,                // 410: crypto-shredded
   kHeadersTooLarge,       // 431
   kRateLimited,           // 429
   kInternal,              // 500

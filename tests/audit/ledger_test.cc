@@ -67,10 +67,11 @@ class FaultyKvStore final : public KvStore {
     writes_++;
     return inner_->Write(batch, sync);
   }
-  Status Scan(std::string_view ns, std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    return inner_->Scan(ns, prefix, fn);
+  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    return inner_->ScanFrom(ns, prefix, start, fn);
   }
+  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
   std::atomic<bool> fail_{false}, block_{false};
   std::atomic<int> writes_{0};
 

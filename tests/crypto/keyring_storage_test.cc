@@ -1,0 +1,106 @@
+// What the key hierarchy leaves in the RocksDB files: a raw byte scan of
+// every file finds no plaintext data key, no sealed plaintext, no subject id,
+// and — after crypto-shredding — not even the shredded key in wrapped form.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "common/clock.h"
+#include "common/kv_store.h"
+#include "crypto/hash.h"
+#include "crypto/keyring.h"
+#include "tests/integration/test_server.h"
+
+namespace geoledger::crypto {
+namespace {
+
+std::string Reveal(const SecretBytes& s) {
+  return std::string(reinterpret_cast<const char*>(s.Reveal(SecretAccess::Grant())), s.size());
+}
+std::string Pseudonym(const std::string& subject) { return std::string(AsView(Sha256("subject:" + subject))); }
+
+// Names of the files under `dir` whose bytes contain `needle`.
+std::vector<std::string> FilesContaining(const std::string& dir, const std::string& needle) {
+  std::vector<std::string> hits;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos) hits.push_back(entry.path().filename().string());
+  }
+  return hits;
+}
+
+class KeyringStorageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    root_ = SecretBytes::Random(32);
+    Reopen();
+  }
+  void TearDown() override {
+    ring_.reset();
+    kv_.reset();
+    testing::RemoveTree(dir_);
+  }
+  void Reopen() {
+    ring_.reset();
+    kv_.reset();
+    auto kv = OpenRocksDbKvStore(dir_ + "/db", KnownNamespaces());
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    kv_ = std::move(*kv);
+    KeyringOptions o;
+    o.region = "eu-west-1";
+    auto ring = Keyring::Open(kv_.get(), root_, &SystemClock::Get(), o);
+    ASSERT_TRUE(ring.ok());
+    ring_ = std::move(*ring);
+  }
+  std::string dir_;
+  SecretBytes root_;
+  std::unique_ptr<KvStore> kv_;
+  std::unique_ptr<Keyring> ring_;
+};
+
+TEST_F(KeyringStorageTest, RawScanFindsNoPlaintextKeyMarkerOrSubjectId) {
+  const std::string marker = "GEOLEDGER-PLAINTEXT-MARKER-7f3a9c";
+  std::vector<std::string> plaintext_keys, subject_ids;
+  for (int i = 0; i < 40; ++i) {
+    std::string subject = "subject-" + std::to_string(i) + "@example.com";
+    subject_ids.push_back(subject);
+    auto issued = ring_->IssueDataKey("acme", Pseudonym(subject));
+    ASSERT_TRUE(issued.ok());
+    plaintext_keys.push_back(Reveal(issued->plaintext));
+    ASSERT_TRUE(ring_->Seal("acme", Pseudonym(subject), "profile", marker + " of " + subject).ok());
+  }
+  ASSERT_TRUE(ring_->Rotate("acme").ok());
+  ASSERT_TRUE(ring_->RewrapStep("acme").ok());
+  Reopen();  // closes RocksDB: memtables flushed, the files are all there is
+  for (const auto& k : plaintext_keys) EXPECT_TRUE(FilesContaining(dir_, k).empty()) << "a plaintext data key is on disk";
+  EXPECT_TRUE(FilesContaining(dir_, marker).empty());
+  for (const auto& s : subject_ids) EXPECT_TRUE(FilesContaining(dir_, s).empty()) << s;
+  EXPECT_TRUE(FilesContaining(dir_, Reveal(root_)).empty());
+}
+
+TEST_F(KeyringStorageTest, ShreddedKeyLeavesTheDatabaseFilesEvenWrapped) {
+  const std::string alice = Pseudonym("alice"), bob = Pseudonym("bob");
+  auto sealed = ring_->Seal("acme", alice, "profile", "alice's record");
+  ASSERT_TRUE(sealed.ok());
+  ASSERT_TRUE(ring_->Seal("acme", bob, "profile", "bob's record").ok());
+  auto record = kv_->Get("keys", "s/acme/" + alice);  // the stored, wrapped subject key
+  ASSERT_TRUE(record.ok() && record->has_value());
+  Reopen();  // the wrapped key is now in an SST file
+  ASSERT_FALSE(FilesContaining(dir_, **record).empty());
+  ASSERT_TRUE(ring_->Shred("acme", alice).ok());
+  EXPECT_TRUE(FilesContaining(dir_, **record).empty()) << "the shredded key is still in a database file";
+  Reopen();
+  EXPECT_TRUE(FilesContaining(dir_, **record).empty());
+  EXPECT_EQ(ring_->Open("acme", alice, "profile", sealed->ciphertext).status().code(), StatusCode::kErased);
+  auto other = ring_->Seal("acme", bob, "again", "still here");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*ring_->Open("acme", bob, "again", other->ciphertext), "still here");
+}
+
+}  // namespace
+}  // namespace geoledger::crypto

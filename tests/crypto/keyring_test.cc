@@ -1,0 +1,293 @@
+// The key hierarchy: round trips, every wrong binding, tampering, rotation
+// with rewrap (also interrupted and resumed), retirement and crypto-shredding.
+#include "crypto/keyring.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <optional>
+
+#include "common/clock.h"
+#include "common/kv_store.h"
+#include "crypto/hash.h"
+
+namespace geoledger::crypto {
+namespace {
+
+std::string Reveal(const SecretBytes& s) {
+  return std::string(reinterpret_cast<const char*>(s.Reveal(SecretAccess::Grant())), s.size());
+}
+std::string Pseudonym(const std::string& subject) { return std::string(AsView(Sha256("subject:" + subject))); }
+
+// A store whose writes can be made to fail, like a disk that died.
+class FailingKvStore final : public KvStore {
+ public:
+  explicit FailingKvStore(KvStore* inner) : inner_(inner) {}
+  StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
+    return inner_->Get(ns, key);
+  }
+  Status Write(const KvBatch& batch, bool sync) override {
+    if (fail_.load()) return Internal("injected write failure");
+    return inner_->Write(batch, sync);
+  }
+  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    return inner_->ScanFrom(ns, prefix, start, fn);
+  }
+  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
+  std::atomic<bool> fail_{false};
+
+ private:
+  KvStore* inner_;
+};
+
+class KeyringTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kv_ = NewMemoryKvStore();
+    failing_ = std::make_unique<FailingKvStore>(kv_.get());
+    root_ = SecretBytes::Random(32);
+    ring_ = Make("eu-west-1");
+  }
+  std::unique_ptr<Keyring> Make(const std::string& region, size_t batch = 256) {
+    KeyringOptions o;
+    o.region = region;
+    o.rewrap_batch = batch;
+    auto k = Keyring::Open(failing_.get(), root_, &clock_, o);
+    EXPECT_TRUE(k.ok()) << k.status().ToString();
+    return k.ok() ? std::move(*k) : nullptr;
+  }
+  std::unique_ptr<KvStore> kv_;
+  std::unique_ptr<FailingKvStore> failing_;
+  SecretBytes root_;
+  ManualClock clock_;
+  std::unique_ptr<Keyring> ring_;
+  const std::string alice_ = Pseudonym("alice"), bob_ = Pseudonym("bob");
+};
+
+TEST_F(KeyringTest, DataKeyUnwrapsToTheSamePlaintextAndId) {
+  auto issued = ring_->IssueDataKey("acme", alice_);
+  ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+  EXPECT_TRUE(issued->subject_key_created);
+  EXPECT_EQ(issued->key_id.size(), kKeyIdBytes);
+  EXPECT_EQ(issued->plaintext.size(), kDataKeyBytes);
+  EXPECT_EQ(issued->wrapped.find(Reveal(issued->plaintext)), std::string::npos);
+  auto back = ring_->UnwrapDataKey("acme", alice_, issued->wrapped);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->key_id, issued->key_id);
+  EXPECT_EQ(Reveal(back->plaintext), Reveal(issued->plaintext));
+  auto second = ring_->IssueDataKey("acme", alice_);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(second->subject_key_created);
+  EXPECT_NE(Reveal(second->plaintext), Reveal(issued->plaintext));
+}
+
+TEST_F(KeyringTest, RecordRoundTrips) {
+  auto sealed = ring_->Seal("acme", alice_, "orders/1", "alice@example.com");
+  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  EXPECT_EQ(sealed->ciphertext.find("alice@example.com"), std::string::npos);
+  auto opened = ring_->Open("acme", alice_, "orders/1", sealed->ciphertext);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(*opened, "alice@example.com");
+}
+
+TEST_F(KeyringTest, DecryptWithWrongTenantSubjectRecordOrVersionFails) {
+  auto sealed = ring_->Seal("acme", alice_, "orders/1", "secret");
+  ASSERT_TRUE(sealed.ok());
+  ASSERT_TRUE(ring_->Seal("globex", alice_, "orders/1", "other").ok());  // globex has its own key for alice
+  ASSERT_TRUE(ring_->Seal("acme", bob_, "orders/1", "other").ok());
+  struct Case {
+    const char* name;
+    std::string tenant, pseudonym, record;
+  } cases[] = {
+      {"tenant with a key for the subject", "globex", alice_, "orders/1"},
+      {"tenant without keys", "initech", alice_, "orders/1"},
+      {"subject", "acme", bob_, "orders/1"},
+      {"subject without a key", "acme", Pseudonym("carol"), "orders/1"},
+      {"record", "acme", alice_, "orders/2"},
+  };
+  for (const auto& c : cases) {
+    auto r = ring_->Open(c.tenant, c.pseudonym, c.record, sealed->ciphertext);
+    EXPECT_FALSE(r.ok()) << c.name;
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << c.name << ": " << r.status().ToString();
+  }
+  std::string version_edited = sealed->ciphertext;
+  version_edited[5] ^= 0x02;  // the KEK version in the header, bound by the associated data
+  EXPECT_EQ(ring_->Open("acme", alice_, "orders/1", version_edited).status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(KeyringTest, DecryptInAnotherRegionFails) {
+  auto sealed = ring_->Seal("acme", alice_, "orders/1", "secret");
+  auto issued = ring_->IssueDataKey("acme", alice_);
+  ASSERT_TRUE(sealed.ok() && issued.ok());
+  // The same database and root key, opened as another region: every key
+  // above the data is bound to eu-west-1.
+  auto us = Make("us-east-1");
+  EXPECT_FALSE(us->Open("acme", alice_, "orders/1", sealed->ciphertext).ok());
+  EXPECT_FALSE(us->UnwrapDataKey("acme", alice_, issued->wrapped).ok());
+  // And a region with its own keys for the same tenant and subject.
+  auto other_kv = NewMemoryKvStore();
+  KeyringOptions o;
+  o.region = "us-east-1";
+  auto separate = Keyring::Open(other_kv.get(), root_, &clock_, o);
+  ASSERT_TRUE(separate.ok());
+  ASSERT_TRUE((*separate)->Seal("acme", alice_, "orders/1", "x").ok());
+  EXPECT_EQ((*separate)->Open("acme", alice_, "orders/1", sealed->ciphertext).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ((*separate)->UnwrapDataKey("acme", alice_, issued->wrapped).status().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(KeyringTest, TamperedCiphertextTagNonceOrHeaderFails) {
+  auto sealed = ring_->Seal("acme", alice_, "orders/1", "a record of some length");
+  ASSERT_TRUE(sealed.ok());
+  const std::string& ct = sealed->ciphertext;
+  const size_t header = 2 + 4 + kKeyIdBytes;
+  for (size_t pos : {header, header + kAeadNonceBytes - 1, header + kAeadNonceBytes + 3, ct.size() - 1,
+                     ct.size() - kAeadTagBytes, size_t{6}, size_t{6 + kKeyIdBytes - 1}}) {
+    std::string t = ct;
+    t[pos] ^= 0x01;
+    auto r = ring_->Open("acme", alice_, "orders/1", t);
+    EXPECT_FALSE(r.ok()) << "byte " << pos;
+  }
+  EXPECT_EQ(ring_->Open("acme", alice_, "orders/1", ct.substr(0, ct.size() - 1)).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(ring_->Open("acme", alice_, "orders/1", ct.substr(0, header)).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ring_->Open("acme", alice_, "orders/1", "").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(KeyringTest, WrappedDataKeyIsBoundToTenantSubjectAndBytes) {
+  auto issued = ring_->IssueDataKey("acme", alice_);
+  ASSERT_TRUE(issued.ok());
+  ASSERT_TRUE(ring_->IssueDataKey("globex", alice_).ok());
+  ASSERT_TRUE(ring_->IssueDataKey("acme", bob_).ok());
+  EXPECT_EQ(ring_->UnwrapDataKey("globex", alice_, issued->wrapped).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(ring_->UnwrapDataKey("acme", bob_, issued->wrapped).status().code(), StatusCode::kPermissionDenied);
+  for (size_t pos = 2; pos < issued->wrapped.size(); pos += 7) {
+    std::string t = issued->wrapped;
+    t[pos] ^= 0x80;
+    EXPECT_FALSE(ring_->UnwrapDataKey("acme", alice_, t).ok()) << "byte " << pos;
+  }
+  EXPECT_EQ(ring_->UnwrapDataKey("acme", alice_, "short").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(KeyringTest, BadTenantOrPseudonymIsRefused) {
+  EXPECT_EQ(ring_->IssueDataKey("a/b", alice_).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ring_->IssueDataKey("", alice_).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ring_->IssueDataKey("acme", "alice").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ring_->Seal("acme", alice_, "", "x").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(KeyringTest, RotationKeepsOldDataReadableAndRewrapMovesEveryKey) {
+  auto sealed = ring_->Seal("acme", alice_, "orders/1", "before rotation");
+  auto issued = ring_->IssueDataKey("acme", bob_);
+  ASSERT_TRUE(sealed.ok() && issued.ok());
+  auto v2 = ring_->Rotate("acme");
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  EXPECT_EQ(*v2, 2u);
+  auto info = ring_->Info("acme");
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->rewrap_active);
+  EXPECT_EQ(info->pending, 2u);
+  // Old data reads before the rewrap...
+  EXPECT_EQ(*ring_->Open("acme", alice_, "orders/1", sealed->ciphertext), "before rotation");
+  // ...a version still in use cannot be retired...
+  EXPECT_EQ(ring_->RetireBelow("acme", 2).code(), StatusCode::kFailedPrecondition);
+  auto step = ring_->RewrapStep("acme");
+  ASSERT_TRUE(step.ok()) << step.status().ToString();
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->rewrapped, 2u);
+  info = ring_->Info("acme");
+  EXPECT_FALSE(info->rewrap_active);
+  EXPECT_EQ(info->pending, 0u);
+  // ...and after the rewrap and retirement of version 1 everything still reads.
+  ASSERT_TRUE(ring_->RetireBelow("acme", 2).ok());
+  info = ring_->Info("acme");
+  EXPECT_EQ(info->min_decryption_version, 2u);
+  EXPECT_EQ(info->versions, std::vector<uint32_t>{2});
+  auto fresh = Make("eu-west-1");  // no cached KEKs
+  EXPECT_EQ(*fresh->Open("acme", alice_, "orders/1", sealed->ciphertext), "before rotation");
+  auto back = fresh->UnwrapDataKey("acme", bob_, issued->wrapped);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(Reveal(back->plaintext), Reveal(issued->plaintext));
+  EXPECT_FALSE(kv_->Get("keys", std::string("t/acme/v/") + std::string("\0\0\0\1", 4))->has_value());
+  EXPECT_EQ(ring_->RetireBelow("acme", 3).code(), StatusCode::kFailedPrecondition);  // beyond current
+}
+
+TEST_F(KeyringTest, RewrapInterruptedHalfwayResumesAfterRestartAndLosesNothing) {
+  ring_ = Make("eu-west-1", /*batch=*/10);
+  std::vector<std::string> ciphertexts;
+  for (int i = 0; i < 95; ++i) {
+    auto s = ring_->Seal("acme", Pseudonym("s" + std::to_string(i)), "r", "record " + std::to_string(i));
+    ASSERT_TRUE(s.ok());
+    ciphertexts.push_back(s->ciphertext);
+  }
+  ASSERT_TRUE(ring_->Rotate("acme").ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring_->RewrapStep("acme").ok());
+  EXPECT_EQ(ring_->Info("acme")->pending, 55u);
+  failing_->fail_ = true;  // the disk dies in the middle of the fifth batch
+  EXPECT_FALSE(ring_->RewrapStep("acme").ok());
+  ring_.reset();  // the process goes away
+  failing_->fail_ = false;
+
+  auto restarted = Make("eu-west-1", 10);
+  auto pending = restarted->TenantsWithPendingRewrap();
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(*pending, std::vector<std::string>{"acme"});
+  EXPECT_EQ(restarted->Info("acme")->rewrapped, 40u);
+  int steps = 0;
+  for (;; ++steps) {
+    auto step = restarted->RewrapStep("acme");
+    ASSERT_TRUE(step.ok()) << step.status().ToString();
+    if (step->done) break;
+    ASSERT_LT(steps, 20);
+  }
+  EXPECT_EQ(steps, 5);  // 55 left in batches of 10: the sixth call finds the end
+  auto info = restarted->Info("acme");
+  EXPECT_EQ(info->pending, 0u);
+  EXPECT_EQ(info->rewrapped, 95u);
+  EXPECT_TRUE(restarted->TenantsWithPendingRewrap()->empty());
+  ASSERT_TRUE(restarted->RetireBelow("acme", 2).ok());
+  for (int i = 0; i < 95; ++i) {
+    auto r = restarted->Open("acme", Pseudonym("s" + std::to_string(i)), "r", ciphertexts[i]);
+    ASSERT_TRUE(r.ok()) << i << " " << r.status().ToString();
+    EXPECT_EQ(*r, "record " + std::to_string(i));
+  }
+}
+
+TEST_F(KeyringTest, AfterShreddingEveryPathSaysErased) {
+  auto sealed = ring_->Seal("acme", alice_, "orders/1", "to be forgotten");
+  auto issued = ring_->IssueDataKey("acme", alice_);
+  ASSERT_TRUE(sealed.ok() && issued.ok());
+  auto shredded = ring_->Shred("acme", alice_);
+  ASSERT_TRUE(shredded.ok()) << shredded.status().ToString();
+  EXPECT_EQ(*shredded, sealed->key_id);
+  auto open = ring_->Open("acme", alice_, "orders/1", sealed->ciphertext);
+  EXPECT_EQ(open.status().code(), StatusCode::kErased) << open.status().ToString();
+  EXPECT_NE(open.status().message().find("erased"), std::string::npos);
+  EXPECT_EQ(ring_->UnwrapDataKey("acme", alice_, issued->wrapped).status().code(), StatusCode::kErased);
+  EXPECT_EQ(ring_->Shred("acme", alice_).status().code(), StatusCode::kNotFound);
+  auto fresh = Make("eu-west-1");
+  EXPECT_EQ(fresh->Open("acme", alice_, "orders/1", sealed->ciphertext).status().code(), StatusCode::kErased);
+  // New data for the same subject gets a new key; the old data stays erased.
+  auto again = ring_->IssueDataKey("acme", alice_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->subject_key_created);
+  EXPECT_EQ(ring_->UnwrapDataKey("acme", alice_, issued->wrapped).status().code(), StatusCode::kErased);
+  EXPECT_EQ(ring_->Open("acme", alice_, "orders/1", sealed->ciphertext).status().code(), StatusCode::kErased);
+  EXPECT_TRUE(ring_->UnwrapDataKey("acme", alice_, again->wrapped).ok());
+  // Other subjects are untouched.
+  auto bob = ring_->Seal("acme", bob_, "orders/1", "kept");
+  EXPECT_EQ(*ring_->Open("acme", bob_, "orders/1", bob->ciphertext), "kept");
+}
+
+TEST_F(KeyringTest, FailedWriteCreatesNoKey) {
+  failing_->fail_ = true;
+  EXPECT_FALSE(ring_->IssueDataKey("acme", alice_).ok());
+  failing_->fail_ = false;
+  EXPECT_EQ(ring_->Info("acme").status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace geoledger::crypto
