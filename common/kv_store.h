@@ -70,7 +70,7 @@ class KvStore {
 
 // The namespaces every store is opened with. Components add theirs here.
 inline const std::vector<std::string>& KnownNamespaces() {
-  static const std::vector<std::string> kNamespaces = {"meta", "tokens", "audit", "keys"};
+  static const std::vector<std::string> kNamespaces = {"meta", "tokens", "audit", "keys", "residency"};
   return kNamespaces;
 }
 

@@ -1,0 +1,208 @@
+#include "residency/bundle.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/encoding.h"
+#include "crypto/hash.h"
+
+namespace geoledger::residency {
+namespace {
+
+std::string SignedMessage(std::string_view payload) {
+  std::string m(kBundleFormat);
+  m += '\n';
+  m.append(payload);
+  return m;
+}
+
+StatusOr<PolicyDocument> ParsePayload(std::string_view payload, const Jurisdictions& j) {
+  GL_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(payload, "policy bundle payload"));
+  if (!doc.is_object()) return InvalidArgument("policy bundle: payload is not an object");
+  if (DumpJson(doc) != payload) return InvalidArgument("policy bundle: payload is not canonical");
+  for (const auto& [key, value] : doc.items()) {
+    if (key != "format" && key != "version" && key != "regions" && key != "tenants")
+      return InvalidArgument("policy bundle: unknown payload field \"" + key + "\"");
+  }
+  if (doc.value("format", "") != kBundleFormat)
+    return InvalidArgument("policy bundle: payload format is not " + std::string(kBundleFormat));
+  if (!doc.contains("version") || !doc["version"].is_number_unsigned() || doc["version"] == 0)
+    return InvalidArgument("policy bundle: version must be a positive integer");
+  if (!doc.contains("regions") || !doc["regions"].is_array() || !doc.contains("tenants") ||
+      !doc["tenants"].is_array())
+    return InvalidArgument("policy bundle: regions and tenants must be arrays");
+  PolicyDocument out;
+  out.version = doc["version"].get<uint64_t>();
+  std::set<std::string> region_ids;
+  for (const auto& r : doc["regions"]) {
+    if (!r.is_object() || !r.contains("id") || !r["id"].is_string())
+      return InvalidArgument("policy bundle: region without id");
+    const std::string id = r["id"].get<std::string>();
+    GL_ASSIGN_OR_RETURN(Region region, RegionFromJson(id, r, j));
+    if (!out.regions.empty() && out.regions.back().id >= id)
+      return InvalidArgument("policy bundle: regions not sorted by id at \"" + id + "\"");
+    region_ids.insert(id);
+    out.regions.push_back(std::move(region));
+  }
+  if (out.regions.size() > kMaxRegions) return InvalidArgument("policy bundle: too many regions");
+  for (const auto& t : doc["tenants"]) {
+    if (!t.is_object() || !t.contains("id") || !t["id"].is_string())
+      return InvalidArgument("policy bundle: tenant without id");
+    const std::string id = t["id"].get<std::string>();
+    GL_ASSIGN_OR_RETURN(Tenant tenant, TenantFromJson(id, t, j));
+    if (!out.tenants.empty() && out.tenants.back().id >= id)
+      return InvalidArgument("policy bundle: tenants not sorted by id at \"" + id + "\"");
+    GL_RETURN_IF_ERROR(CheckTenantReferences(
+        tenant, [&](const std::string& rid) { return region_ids.count(rid) != 0; }));
+    out.tenants.push_back(std::move(tenant));
+  }
+  return out;
+}
+
+StatusOr<std::optional<std::string>> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Internal("read " + path + ": " + std::strerror(errno));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Internal("read " + path + ": I/O error");
+  return std::optional<std::string>(ss.str());
+}
+
+}  // namespace
+
+std::string CanonicalPolicyJson(const PolicyDocument& doc) {
+  std::vector<const Region*> regions;
+  for (const auto& r : doc.regions) regions.push_back(&r);
+  std::sort(regions.begin(), regions.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  std::vector<const Tenant*> tenants;
+  for (const auto& t : doc.tenants) tenants.push_back(&t);
+  std::sort(tenants.begin(), tenants.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  nlohmann::json j = {{"format", kBundleFormat}, {"version", doc.version}};
+  j["regions"] = nlohmann::json::array();
+  for (const Region* r : regions) j["regions"].push_back(RegionToJson(*r));
+  j["tenants"] = nlohmann::json::array();
+  for (const Tenant* t : tenants) j["tenants"].push_back(TenantToJson(*t));
+  return DumpJson(j);
+}
+
+std::string BundleKeyId(std::string_view public_key) {
+  const crypto::Sha256Digest d = crypto::Sha256(public_key);
+  return HexEncode(crypto::AsView(d).substr(0, 8));
+}
+
+std::string SignBundle(const PolicyDocument& doc, const crypto::Ed25519Signer& signer) {
+  const std::string payload = CanonicalPolicyJson(doc);
+  nlohmann::json outer = {{"format", kBundleFormat},
+                          {"key_id", BundleKeyId(signer.public_key())},
+                          {"payload", Base64Encode(payload)},
+                          {"signature", Base64Encode(signer.Sign(SignedMessage(payload)))}};
+  return DumpJson(outer);
+}
+
+StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
+                                      const std::vector<std::string>& trusted_public_keys,
+                                      const Jurisdictions& jurisdictions) {
+  GL_ASSIGN_OR_RETURN(nlohmann::json outer, ParseJson(bundle, "policy bundle"));
+  if (!outer.is_object() || outer.size() != 4)
+    return InvalidArgument("policy bundle: want an object with format, key_id, payload, signature");
+  for (const char* field : {"format", "key_id", "payload", "signature"}) {
+    if (!outer.contains(field) || !outer[field].is_string())
+      return InvalidArgument(std::string("policy bundle: ") + field + " must be a string");
+  }
+  if (outer["format"].get<std::string>() != kBundleFormat)
+    return InvalidArgument("policy bundle: unsupported format");
+  std::optional<std::string> payload = Base64Decode(outer["payload"].get<std::string>());
+  std::optional<std::string> signature = Base64Decode(outer["signature"].get<std::string>());
+  if (!payload || !signature) return InvalidArgument("policy bundle: payload or signature is not base64");
+  const std::string key_id = outer["key_id"].get<std::string>();
+  const std::string message = SignedMessage(*payload);
+  bool verified = false;
+  for (const std::string& key : trusted_public_keys) {
+    if (BundleKeyId(key) != key_id) continue;
+    if (crypto::Ed25519Verify(key, message, *signature)) {
+      verified = true;
+      break;
+    }
+  }
+  if (!verified)
+    return PermissionDenied("policy bundle: not signed by a trusted key (key_id " +
+                            key_id.substr(0, 16) + ")");
+  return ParsePayload(*payload, jurisdictions);
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("write " + tmp + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Internal("write " + tmp + ": " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return Internal("fsync " + tmp + ": " + std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return Internal("rename " + tmp + ": " + std::strerror(err));
+  }
+  // The rename is durable only once the directory entry is.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Internal("open " + dir + ": " + std::strerror(errno));
+  const int rc = ::fsync(dfd);
+  ::close(dfd);
+  if (rc != 0) return Internal("fsync " + dir + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+StatusOr<ChangeRecord> ImportBundle(PolicyStore& store, std::string_view bundle,
+                                    const std::vector<std::string>& trusted_public_keys,
+                                    const std::string& lkg_path, std::string_view actor) {
+  GL_ASSIGN_OR_RETURN(PolicyDocument doc,
+                      VerifyBundle(bundle, trusted_public_keys, store.jurisdictions()));
+  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc));
+  if (!lkg_path.empty()) {
+    Status s = WriteFileAtomically(lkg_path, bundle);
+    if (!s.ok())
+      return Internal("policy bundle version " + std::to_string(doc.version) +
+                      " is active but the last-known-good file was not saved: " + s.message());
+  }
+  return rec;
+}
+
+StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
+    PolicyStore& store, const std::string& lkg_path,
+    const std::vector<std::string>& trusted_public_keys) {
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
+  if (!bundle) return std::optional<ChangeRecord>();
+  GL_ASSIGN_OR_RETURN(PolicyDocument doc,
+                      VerifyBundle(*bundle, trusted_public_keys, store.jurisdictions()));
+  if (doc.version <= store.version()) return std::optional<ChangeRecord>();
+  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", doc));
+  return std::optional<ChangeRecord>(std::move(rec));
+}
+
+}  // namespace geoledger::residency

@@ -1,0 +1,66 @@
+// Signed residency policy bundles: how every regional instance enforces the
+// same policy. Format and trust model: compliance-docs/residency-bundles.md.
+//
+//   bundle  = {"format":"geoledger-residency-bundle/1","key_id":HEX16,
+//              "payload":BASE64,"signature":BASE64}
+//   payload = canonical JSON {"format":…,"regions":[…],"tenants":[…],"version":N}
+//   signature = Ed25519(key, "geoledger-residency-bundle/1\n" || payload)
+//
+// Verification checks the signature over the exact payload bytes before
+// parsing any policy from them, and accepts only canonical payloads, so one
+// policy has exactly one signed byte string.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "crypto/signer.h"
+#include "residency/jurisdictions.h"
+#include "residency/model.h"
+#include "residency/policy_store.h"
+
+namespace geoledger::residency {
+
+inline constexpr std::string_view kBundleFormat = "geoledger-residency-bundle/1";
+
+// The canonical payload for `doc`: regions and tenants sorted by id, object
+// keys sorted, no insignificant whitespace.
+std::string CanonicalPolicyJson(const PolicyDocument& doc);
+
+// First 8 bytes of SHA-256(public_key), lowercase hex.
+std::string BundleKeyId(std::string_view public_key);
+
+// A signed bundle of `doc`.
+std::string SignBundle(const PolicyDocument& doc, const crypto::Ed25519Signer& signer);
+
+// The policy in `bundle` once it is verified against `trusted_public_keys`
+// (raw 32-byte Ed25519 keys). kInvalidArgument for a malformed bundle or
+// policy; kPermissionDenied when no trusted key signed it.
+StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
+                                      const std::vector<std::string>& trusted_public_keys,
+                                      const Jurisdictions& jurisdictions);
+
+// Verifies `bundle`, refuses it unless its version is newer than the store's
+// (kFailedPrecondition: rollback), activates it atomically through
+// store.Replace, then saves it as the last-known-good file at `lkg_path`
+// (if non-empty). kInternal when the policy was activated but the file could
+// not be written (the message says so).
+StatusOr<ChangeRecord> ImportBundle(PolicyStore& store, std::string_view bundle,
+                                    const std::vector<std::string>& trusted_public_keys,
+                                    const std::string& lkg_path, std::string_view actor);
+
+// At startup: verifies the last-known-good file and activates it when it is
+// newer than the stored policy. nullopt when the file is absent or not newer.
+StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
+    PolicyStore& store, const std::string& lkg_path,
+    const std::vector<std::string>& trusted_public_keys);
+
+// Writes `contents` to `path` so that a crash leaves the old file or the
+// new one, never a mix: temp file in the same directory, fsync, rename,
+// fsync of the directory. The file is created with mode 0600.
+Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+}  // namespace geoledger::residency

@@ -1,0 +1,100 @@
+// The residency decision engine: holds the active policy snapshot and
+// answers decisions against it.
+//
+// Publication: writers build a new immutable Snapshot (snapshot.h) and
+// Install it; installation is one atomic swap, so a decision sees either the
+// whole old policy or the whole new one, never a mix.
+//
+// Reading without locks: each reader thread keeps a thread-local
+// shared_ptr to the snapshot it last used, tagged with the engine's id and
+// the publication generation. A decision does one acquire load of the
+// engine's generation counter; when it matches the cached tag (the steady
+// state) the cached snapshot is used directly, with no lock and no reference
+// count traffic. Only after a publication does a thread take the engine's
+// mutex once to copy the new pointer. A thread's cache keeps its last
+// snapshot alive until that thread next decides (on any engine) or exits.
+//
+// Thread-safety: every method is safe to call concurrently.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+
+#include "common/status.h"
+#include "residency/jurisdictions.h"
+#include "residency/rules.h"
+#include "residency/snapshot.h"
+
+namespace geoledger::residency {
+
+struct DecisionRequest {
+  std::string_view tenant;
+  std::string_view category;
+  std::string_view operation;
+  std::string_view region;
+};
+
+class Engine {
+ public:
+  struct Options {
+    RuleOptions rules;
+    // Jurisdiction table; null means the built-in one.
+    std::shared_ptr<const Jurisdictions> jurisdictions;
+  };
+
+  // An engine with the empty policy at version 0 (every decision denies
+  // with tenant-unknown). Fails only if the built-in table is malformed.
+  static StatusOr<std::unique_ptr<Engine>> Create(Options options);
+  ~Engine();
+
+  // A builder for a complete replacement policy at `version`.
+  SnapshotBuilder NewPolicy(uint64_t version) const;
+  // A builder for the current policy plus changes (version + 1).
+  SnapshotBuilder EditCurrent() const;
+
+  // Activates `snapshot` atomically. kFailedPrecondition, leaving the active
+  // policy untouched, when an incremental snapshot was not built on the
+  // active version (a concurrent change won) or when a full snapshot's
+  // version is not newer than the active one (rollback).
+  Status Install(std::shared_ptr<const Snapshot> snapshot);
+
+  // Lock-free (see above); string_views in the result stay valid for the
+  // engine's lifetime. `unix_seconds` is the decision time (UTC).
+  Decision Decide(std::string_view tenant, std::string_view category,
+                  std::string_view operation, std::string_view region,
+                  int64_t unix_seconds) const;
+  Decision Decide(const DecisionRequest& r, int64_t unix_seconds) const {
+    return Decide(r.tenant, r.category, r.operation, r.region, unix_seconds);
+  }
+  // Answers every request against one snapshot, so a batch never straddles
+  // a policy change. `out` must be as long as `requests`.
+  void DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
+                   std::span<Decision> out) const;
+
+  // The active snapshot (one reference-count increment).
+  std::shared_ptr<const Snapshot> Current() const;
+  uint64_t version() const;
+  // True once a policy with at least one tenant or region is active (/readyz).
+  bool loaded() const;
+  const Jurisdictions& jurisdictions() const { return *jurisdictions_; }
+
+ private:
+  explicit Engine(Options options);
+  const Snapshot& Acquire() const;
+
+  const uint64_t id_;  // distinguishes engines in thread-local caches
+  const RuleOptions rules_;
+  std::shared_ptr<const Jurisdictions> jurisdictions_;
+  std::shared_ptr<StringPool> pool_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> current_;  // guarded by mu_
+  // Bumped (release) after current_ changes; readers compare it (acquire).
+  std::atomic<uint64_t> generation_{1};
+};
+
+}  // namespace geoledger::residency

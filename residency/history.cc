@@ -1,0 +1,100 @@
+#include "residency/history.h"
+
+#include <algorithm>
+#include <set>
+
+namespace geoledger::residency {
+namespace {
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) {
+    if (!out.empty()) out += ",";
+    out += s;
+  }
+  return out;
+}
+
+std::string RenderSafeguard(const Safeguard& s) {
+  std::string out = s.jurisdiction + "/" + std::string(MechanismName(s.mechanism)) + "/" +
+                    s.reference + "/" + FormatDate(s.valid_from) + "..";
+  if (s.valid_until) out += FormatDate(*s.valid_until);
+  return out;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+void Add(std::vector<FieldChange>* out, std::string field, std::string from, std::string to) {
+  if (from != to) out->push_back({std::move(field), std::move(from), std::move(to)});
+}
+
+}  // namespace
+
+std::vector<FieldChange> DiffRegion(const std::optional<Region>& before, const Region& after) {
+  std::vector<FieldChange> out;
+  Add(&out, "country", before ? before->country : "", after.country);
+  Add(&out, "name", before ? before->name : "", after.name);
+  return out;
+}
+
+std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const Tenant& after) {
+  std::vector<FieldChange> out;
+  Add(&out, "home_region", before ? before->home_region : "", after.home_region);
+  Add(&out, "status", before ? std::string(TenantStatusName(before->status)) : "",
+      std::string(TenantStatusName(after.status)));
+  for (Category c : kAllCategories) {
+    auto render = [c](const std::optional<Tenant>& t) -> std::string {
+      if (!t) return "";
+      auto it = t->allowed_regions.find(c);
+      return it == t->allowed_regions.end() ? "(default)" : "[" + Join(Sorted(it->second)) + "]";
+    };
+    std::string from = render(before), to = render(after);
+    if (!before && to == "(default)") continue;
+    Add(&out, "allowed_regions." + std::string(CategoryName(c)), from, to);
+  }
+  // Safeguards as a set: report what was removed and what was added.
+  std::set<std::string> old_set, new_set;
+  if (before)
+    for (const auto& s : before->safeguards) old_set.insert(RenderSafeguard(s));
+  for (const auto& s : after.safeguards) new_set.insert(RenderSafeguard(s));
+  std::vector<std::string> removed, added;
+  std::set_difference(old_set.begin(), old_set.end(), new_set.begin(), new_set.end(),
+                      std::back_inserter(removed));
+  std::set_difference(new_set.begin(), new_set.end(), old_set.begin(), old_set.end(),
+                      std::back_inserter(added));
+  if (!removed.empty() || !added.empty()) out.push_back({"safeguards", Join(removed), Join(added)});
+  Add(&out, "certifications", before ? Join(Sorted(before->certifications)) : "",
+      Join(Sorted(after.certifications)));
+  return out;
+}
+
+nlohmann::json ChangeRecordToJson(const ChangeRecord& r) {
+  nlohmann::json changes = nlohmann::json::array();
+  for (const auto& c : r.changes) changes.push_back({{"field", c.field}, {"from", c.from}, {"to", c.to}});
+  return {{"version", r.version}, {"time_ms", r.unix_millis}, {"actor", r.actor},
+          {"kind", r.kind},       {"id", r.id},               {"created", r.created},
+          {"changes", std::move(changes)}};
+}
+
+StatusOr<ChangeRecord> ChangeRecordFromJson(const nlohmann::json& j) {
+  try {
+    ChangeRecord r;
+    r.version = j.at("version").get<uint64_t>();
+    r.unix_millis = j.at("time_ms").get<int64_t>();
+    r.actor = j.at("actor").get<std::string>();
+    r.kind = j.at("kind").get<std::string>();
+    r.id = j.at("id").get<std::string>();
+    r.created = j.at("created").get<bool>();
+    for (const auto& c : j.at("changes"))
+      r.changes.push_back({c.at("field").get<std::string>(), c.at("from").get<std::string>(),
+                           c.at("to").get<std::string>()});
+    return r;
+  } catch (const nlohmann::json::exception&) {
+    return DataLoss("residency history: malformed record");
+  }
+}
+
+}  // namespace geoledger::residency

@@ -1,0 +1,44 @@
+// Field-level change summaries for the residency policy history
+// (GET /v1/tenants/{t}/history) and for the audit entry the server writes on
+// every change. Summaries name fields and policy values (region ids, status,
+// safeguard jurisdiction/mechanism/reference) and never personal data.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "residency/model.h"
+
+namespace geoledger::residency {
+
+struct FieldChange {
+  std::string field;  // "home_region", "allowed_regions.personal", "safeguards", ...
+  std::string from;   // rendered old value ("" when the entity is new)
+  std::string to;
+  bool operator==(const FieldChange&) const = default;
+};
+
+// One policy change as stored in the history and returned to the server.
+struct ChangeRecord {
+  uint64_t version = 0;        // policy version the change produced
+  int64_t unix_millis = 0;
+  std::string actor;           // token name or "bundle:<key id>"
+  std::string kind;            // "region", "tenant" or "bundle"
+  std::string id;              // region or tenant id ("" for bundles)
+  bool created = false;
+  std::vector<FieldChange> changes;
+};
+
+// The differences between `before` (absent for a new entity) and `after`.
+std::vector<FieldChange> DiffRegion(const std::optional<Region>& before, const Region& after);
+std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const Tenant& after);
+
+nlohmann::json ChangeRecordToJson(const ChangeRecord& r);
+StatusOr<ChangeRecord> ChangeRecordFromJson(const nlohmann::json& j);
+
+}  // namespace geoledger::residency

@@ -1,0 +1,304 @@
+#include "residency/policy_store.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <set>
+
+namespace geoledger::residency {
+namespace {
+
+constexpr std::string_view kVersionKey = "version";
+constexpr std::string_view kRegionPrefix = "region/";
+constexpr std::string_view kTenantPrefix = "tenant/";
+
+std::string VersionSuffix(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%020" PRIu64, v);
+  return buf;
+}
+
+std::string Key(std::string_view prefix, std::string_view id) {
+  return std::string(prefix) + std::string(id);
+}
+
+std::string HistoryKey(std::string_view kind, std::string_view id, uint64_t v) {
+  return "history/" + std::string(kind) + "/" + std::string(id) + "/" + VersionSuffix(v);
+}
+
+StatusOr<std::vector<ChangeRecord>> ReadHistory(const KvStore& kv, const std::string& prefix,
+                                                size_t limit) {
+  std::vector<ChangeRecord> out;
+  Status parse_error;
+  GL_RETURN_IF_ERROR(kv.Scan(kResidencyNamespace, prefix, [&](std::string_view, std::string_view v) {
+    StatusOr<nlohmann::json> j = ParseJson(v, "residency history");
+    StatusOr<ChangeRecord> r = j.ok() ? ChangeRecordFromJson(*j) : StatusOr<ChangeRecord>(j.status());
+    if (!r.ok()) {
+      parse_error = DataLoss("residency history " + prefix + ": malformed record");
+      return false;
+    }
+    out.push_back(std::move(r).value());
+    return true;
+  }));
+  GL_RETURN_IF_ERROR(parse_error);
+  if (out.size() > limit) out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(limit));
+  return out;
+}
+
+}  // namespace
+
+PolicyStore::PolicyStore(KvStore* kv, Engine* engine, const Clock* clock)
+    : kv_(kv), engine_(engine), clock_(clock) {}
+
+StatusOr<std::unique_ptr<PolicyStore>> PolicyStore::Open(KvStore* kv, Engine* engine,
+                                                         const Clock* clock) {
+  std::unique_ptr<PolicyStore> store(new PolicyStore(kv, engine, clock));
+  GL_RETURN_IF_ERROR(store->Load());
+  return store;
+}
+
+Status PolicyStore::Load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> v, kv_->Get(kResidencyNamespace, kVersionKey));
+  if (!v) return Status::Ok();  // nothing stored yet: the engine keeps its empty policy
+  char* end = nullptr;
+  const unsigned long long parsed = std::strtoull(v->c_str(), &end, 10);
+  if (v->empty() || end != v->c_str() + v->size())
+    return DataLoss("residency policy: malformed stored version");
+  const Jurisdictions& j = engine_->jurisdictions();
+  SnapshotBuilder builder = engine_->NewPolicy(parsed);
+  Status error;
+  auto fail = [&](Status s) {
+    error = DataLoss("residency policy load: " + s.message());
+    return false;
+  };
+  GL_RETURN_IF_ERROR(kv_->Scan(kResidencyNamespace, kRegionPrefix,
+                               [&](std::string_view key, std::string_view value) {
+    const std::string_view id = key.substr(kRegionPrefix.size());
+    StatusOr<nlohmann::json> body = ParseJson(value, "stored region");
+    if (!body.ok()) return fail(body.status());
+    StatusOr<Region> r = RegionFromJson(id, *body, j);
+    if (!r.ok()) return fail(r.status());
+    Status s = builder.PutRegion(*r);
+    if (!s.ok()) return fail(s);
+    regions_[r->id] = *r;
+    return true;
+  }));
+  GL_RETURN_IF_ERROR(error);
+  GL_RETURN_IF_ERROR(kv_->Scan(kResidencyNamespace, kTenantPrefix,
+                               [&](std::string_view key, std::string_view value) {
+    const std::string_view id = key.substr(kTenantPrefix.size());
+    StatusOr<nlohmann::json> body = ParseJson(value, "stored tenant");
+    if (!body.ok()) return fail(body.status());
+    StatusOr<Tenant> t = TenantFromJson(id, *body, j);
+    if (!t.ok()) return fail(t.status());
+    Status s = builder.PutTenant(*t);
+    if (!s.ok()) return fail(s);
+    return true;
+  }));
+  GL_RETURN_IF_ERROR(error);
+  version_ = parsed;
+  if (parsed == 0) return Status::Ok();
+  return engine_->Install(std::move(builder).Build());
+}
+
+Status PolicyStore::Commit(KvBatch& batch, uint64_t version,
+                           std::shared_ptr<const Snapshot> snapshot) {
+  batch.Put(kResidencyNamespace, kVersionKey, std::to_string(version));
+  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+  version_ = version;
+  // Cannot fail while this store is the engine's only writer: the snapshot
+  // was built on the active version under mu_.
+  return engine_->Install(std::move(snapshot));
+}
+
+StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Region& region) {
+  GL_RETURN_IF_ERROR(RegionFromJson(region.id, RegionToJson(region), engine_->jurisdictions()).status());
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<Region> before;
+  if (auto it = regions_.find(region.id); it != regions_.end()) before = it->second;
+  ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "region", region.id,
+                   !before, DiffRegion(before, region)};
+  if (rec.changes.empty()) return rec;
+  if (engine_->version() != version_)
+    return FailedPrecondition("residency policy: the engine was changed outside the store");
+  SnapshotBuilder builder = engine_->EditCurrent();
+  GL_RETURN_IF_ERROR(builder.PutRegion(region));
+  rec.version = builder.version();
+  KvBatch batch;
+  batch.Put(kResidencyNamespace, Key(kRegionPrefix, region.id), DumpJson(RegionToJson(region)));
+  batch.Put(kResidencyNamespace, HistoryKey("region", region.id, rec.version),
+            DumpJson(ChangeRecordToJson(rec)));
+  GL_RETURN_IF_ERROR(Commit(batch, rec.version, std::move(builder).Build()));
+  regions_[region.id] = region;
+  return rec;
+}
+
+StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tenant& tenant) {
+  const Jurisdictions& j = engine_->jurisdictions();
+  GL_RETURN_IF_ERROR(TenantFromJson(tenant.id, TenantToJson(tenant), j).status());
+  std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckTenantReferences(
+      tenant, [&](const std::string& id) { return regions_.count(id) != 0; }));
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                      kv_->Get(kResidencyNamespace, Key(kTenantPrefix, tenant.id)));
+  std::optional<Tenant> before;
+  if (stored) {
+    GL_ASSIGN_OR_RETURN(nlohmann::json body, ParseJson(*stored, "stored tenant"));
+    StatusOr<Tenant> t = TenantFromJson(tenant.id, body, j);
+    if (!t.ok()) return DataLoss("residency policy: stored tenant " + tenant.id + " is malformed");
+    before = std::move(t).value();
+  }
+  ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "tenant", tenant.id,
+                   !before, DiffTenant(before, tenant)};
+  if (rec.changes.empty()) return rec;
+  if (engine_->version() != version_)
+    return FailedPrecondition("residency policy: the engine was changed outside the store");
+  SnapshotBuilder builder = engine_->EditCurrent();
+  GL_RETURN_IF_ERROR(builder.PutTenant(tenant));
+  rec.version = builder.version();
+  KvBatch batch;
+  batch.Put(kResidencyNamespace, Key(kTenantPrefix, tenant.id), DumpJson(TenantToJson(tenant)));
+  batch.Put(kResidencyNamespace, HistoryKey("tenant", tenant.id, rec.version),
+            DumpJson(ChangeRecordToJson(rec)));
+  GL_RETURN_IF_ERROR(Commit(batch, rec.version, std::move(builder).Build()));
+  return rec;
+}
+
+StatusOr<std::optional<Region>> PolicyStore::GetRegion(std::string_view id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = regions_.find(std::string(id));
+  if (it == regions_.end()) return std::optional<Region>();
+  return std::optional<Region>(it->second);
+}
+
+StatusOr<std::optional<Tenant>> PolicyStore::GetTenant(std::string_view id) const {
+  if (!IsValidTenantId(id)) return std::optional<Tenant>();
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                      kv_->Get(kResidencyNamespace, Key(kTenantPrefix, id)));
+  if (!stored) return std::optional<Tenant>();
+  GL_ASSIGN_OR_RETURN(nlohmann::json body, ParseJson(*stored, "stored tenant"));
+  StatusOr<Tenant> t = TenantFromJson(id, body, engine_->jurisdictions());
+  if (!t.ok()) return DataLoss("residency policy: stored tenant " + std::string(id) + " is malformed");
+  return std::optional<Tenant>(std::move(t).value());
+}
+
+StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant,
+                                                         size_t limit) const {
+  if (!IsValidTenantId(tenant)) return InvalidArgument("tenant history: bad tenant id");
+  return ReadHistory(*kv_, "history/tenant/" + std::string(tenant) + "/", limit);
+}
+
+StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view region,
+                                                               size_t limit) const {
+  if (!IsValidRegionId(region)) return InvalidArgument("region history: bad region id");
+  return ReadHistory(*kv_, "history/region/" + std::string(region) + "/", limit);
+}
+
+StatusOr<PolicyDocument> PolicyStore::Export() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  PolicyDocument doc;
+  doc.version = version_;
+  for (const auto& [id, r] : regions_) doc.regions.push_back(r);
+  Status error;
+  const Jurisdictions& j = engine_->jurisdictions();
+  GL_RETURN_IF_ERROR(kv_->Scan(kResidencyNamespace, kTenantPrefix,
+                               [&](std::string_view key, std::string_view value) {
+    StatusOr<nlohmann::json> body = ParseJson(value, "stored tenant");
+    StatusOr<Tenant> t = body.ok() ? TenantFromJson(key.substr(kTenantPrefix.size()), *body, j)
+                                   : StatusOr<Tenant>(body.status());
+    if (!t.ok()) {
+      error = DataLoss("residency policy export: stored tenant is malformed");
+      return false;
+    }
+    doc.tenants.push_back(std::move(t).value());
+    return true;
+  }));
+  GL_RETURN_IF_ERROR(error);
+  return doc;
+}
+
+StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const PolicyDocument& doc) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (doc.version <= version_)
+    return FailedPrecondition("residency policy: version " + std::to_string(doc.version) +
+                              " is not newer than the active version " + std::to_string(version_));
+  SnapshotBuilder builder = engine_->NewPolicy(doc.version);
+  for (const Region& r : doc.regions) GL_RETURN_IF_ERROR(builder.PutRegion(r));
+  for (const Tenant& t : doc.tenants) GL_RETURN_IF_ERROR(builder.PutTenant(t));
+
+  const Jurisdictions& j = engine_->jurisdictions();
+  const int64_t now = clock_->UnixMillis();
+  ChangeRecord summary{doc.version, now, std::string(actor), "bundle", "", false, {}};
+  KvBatch batch;
+  // The summary counts; per-entity detail is in each entity's history.
+  size_t regions_set = 0, regions_removed = 0, tenants_set = 0, tenants_removed = 0;
+  // Regions: history for each change, deletions for regions the bundle drops.
+  std::set<std::string> kept_regions;
+  for (const Region& r : doc.regions) {
+    kept_regions.insert(r.id);
+    std::optional<Region> before;
+    if (auto it = regions_.find(r.id); it != regions_.end()) before = it->second;
+    ChangeRecord rec{doc.version, now, std::string(actor), "region", r.id, !before,
+                     DiffRegion(before, r)};
+    if (rec.changes.empty()) continue;
+    batch.Put(kResidencyNamespace, Key(kRegionPrefix, r.id), DumpJson(RegionToJson(r)));
+    batch.Put(kResidencyNamespace, HistoryKey("region", r.id, doc.version), DumpJson(ChangeRecordToJson(rec)));
+    ++regions_set;
+  }
+  for (const auto& [id, r] : regions_) {
+    if (kept_regions.count(id)) continue;
+    batch.Delete(kResidencyNamespace, Key(kRegionPrefix, id));
+    ++regions_removed;
+  }
+  // Tenants: compare with what is stored.
+  std::map<std::string, std::string> stored;
+  GL_RETURN_IF_ERROR(kv_->Scan(kResidencyNamespace, kTenantPrefix,
+                               [&](std::string_view key, std::string_view value) {
+    stored.emplace(std::string(key.substr(kTenantPrefix.size())), std::string(value));
+    return true;
+  }));
+  for (const Tenant& t : doc.tenants) {
+    const std::string rendered = DumpJson(TenantToJson(t));
+    std::optional<Tenant> before;
+    if (auto it = stored.find(t.id); it != stored.end()) {
+      if (it->second == rendered) {
+        stored.erase(it);
+        continue;
+      }
+      StatusOr<nlohmann::json> body = ParseJson(it->second, "stored tenant");
+      if (body.ok()) {
+        StatusOr<Tenant> old = TenantFromJson(t.id, *body, j);
+        if (old.ok()) before = std::move(old).value();
+      }
+      stored.erase(it);
+    }
+    ChangeRecord rec{doc.version, now, std::string(actor), "tenant", t.id, !before,
+                     DiffTenant(before, t)};
+    batch.Put(kResidencyNamespace, Key(kTenantPrefix, t.id), rendered);
+    batch.Put(kResidencyNamespace, HistoryKey("tenant", t.id, doc.version), DumpJson(ChangeRecordToJson(rec)));
+    ++tenants_set;
+  }
+  for (const auto& [id, value] : stored) {  // tenants the bundle no longer has
+    ChangeRecord rec{doc.version, now, std::string(actor), "tenant", id, false,
+                     {{"tenant", "set", "deleted"}}};
+    batch.Delete(kResidencyNamespace, Key(kTenantPrefix, id));
+    batch.Put(kResidencyNamespace, HistoryKey("tenant", id, doc.version), DumpJson(ChangeRecordToJson(rec)));
+    ++tenants_removed;
+  }
+  summary.changes = {
+      {"regions", "", std::to_string(regions_set) + " set, " + std::to_string(regions_removed) + " removed"},
+      {"tenants", "", std::to_string(tenants_set) + " set, " + std::to_string(tenants_removed) + " removed"}};
+  batch.Put(kResidencyNamespace, "history/policy/" + VersionSuffix(doc.version),
+            DumpJson(ChangeRecordToJson(summary)));
+  GL_RETURN_IF_ERROR(Commit(batch, doc.version, std::move(builder).Build()));
+  regions_.clear();
+  for (const Region& r : doc.regions) regions_[r.id] = r;
+  return summary;
+}
+
+uint64_t PolicyStore::version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return version_;
+}
+
+}  // namespace geoledger::residency

@@ -1,0 +1,207 @@
+#include "residency/bundle.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/encoding.h"
+#include "tests/residency/fixtures.h"
+
+namespace geoledger::residency {
+namespace {
+
+using testing::At;
+using testing::Jur;
+using testing::R;
+using testing::T;
+
+crypto::Ed25519Signer Signer(char fill) {
+  auto s = crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::CopyFrom(std::string(32, fill)));
+  EXPECT_TRUE(s.ok());
+  return std::move(s).value();
+}
+
+PolicyDocument Doc(uint64_t version) {
+  PolicyDocument doc;
+  doc.version = version;
+  doc.regions = {R("eu-west-1", "IE"), R("eu-central-1", "DE")};
+  doc.tenants = {T("acme", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["eu-central-1"]}})"),
+                 T("beta", R"({"home_region":"eu-central-1","status":"active"})")};
+  return doc;
+}
+
+// Re-signs nothing: rewrites the payload and keeps the original signature.
+std::string EditPayload(const std::string& bundle, const std::function<void(std::string&)>& edit) {
+  nlohmann::json outer = nlohmann::json::parse(bundle);
+  std::string payload = *Base64Decode(outer["payload"].get<std::string>());
+  edit(payload);
+  outer["payload"] = Base64Encode(payload);
+  return outer.dump();
+}
+
+class BundleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("geoledger-bundle-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::filesystem::path dir_;
+  crypto::Ed25519Signer signer_ = Signer('k');
+  std::vector<std::string> trusted_ = {Signer('o').public_key(), signer_.public_key()};
+};
+
+TEST_F(BundleTest, SignedBundleVerifiesToTheSamePolicy) {
+  const std::string bundle = SignBundle(Doc(5), signer_);
+  auto doc = VerifyBundle(bundle, trusted_, Jur());
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->version, 5u);
+  EXPECT_EQ(doc->tenants, Doc(5).tenants);
+  EXPECT_EQ(doc->regions[0].id, "eu-central-1");  // canonical order
+  EXPECT_EQ(CanonicalPolicyJson(*doc), CanonicalPolicyJson(Doc(5)));
+}
+
+TEST_F(BundleTest, FlippedPayloadByteIsRejected) {
+  const std::string bundle = SignBundle(Doc(5), signer_);
+  const std::string tampered = EditPayload(bundle, [](std::string& p) { p[p.size() / 2] ^= 0x01; });
+  EXPECT_EQ(VerifyBundle(tampered, trusted_, Jur()).status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(BundleTest, FlippedSignatureByteIsRejected) {
+  nlohmann::json outer = nlohmann::json::parse(SignBundle(Doc(5), signer_));
+  std::string sig = *Base64Decode(outer["signature"].get<std::string>());
+  sig[0] ^= 0x80;
+  outer["signature"] = Base64Encode(sig);
+  EXPECT_EQ(VerifyBundle(outer.dump(), trusted_, Jur()).status().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(BundleTest, EditedVersionIsRejected) {
+  const std::string bundle = SignBundle(Doc(5), signer_);
+  const std::string tampered = EditPayload(bundle, [](std::string& p) {
+    const size_t at = p.find("\"version\":5");
+    ASSERT_NE(at, std::string::npos);
+    p.replace(at, 11, "\"version\":9");
+  });
+  EXPECT_EQ(VerifyBundle(tampered, trusted_, Jur()).status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(BundleTest, UntrustedKeyIsRejectedEvenWithAMatchingKeyId) {
+  const crypto::Ed25519Signer stranger = Signer('s');
+  EXPECT_EQ(VerifyBundle(SignBundle(Doc(5), stranger), trusted_, Jur()).status().code(),
+            StatusCode::kPermissionDenied);
+  nlohmann::json outer = nlohmann::json::parse(SignBundle(Doc(5), stranger));
+  outer["key_id"] = BundleKeyId(signer_.public_key());  // claims a trusted key
+  EXPECT_EQ(VerifyBundle(outer.dump(), trusted_, Jur()).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(VerifyBundle(SignBundle(Doc(5), signer_), {}, Jur()).status().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(BundleTest, MalformedBundlesAreInvalidArgument) {
+  for (const char* bad : {"", "{", "[]", R"({"format":"x","key_id":"a","payload":"b","signature":"c"})",
+                          R"({"format":"geoledger-residency-bundle/1","key_id":"a","payload":"!!","signature":"c"})"}) {
+    EXPECT_EQ(VerifyBundle(bad, trusted_, Jur()).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST_F(BundleTest, NonCanonicalPayloadIsRejectedEvenWhenSigned) {
+  // A trusted key signing pretty-printed JSON: one policy, one byte string.
+  const std::string payload = nlohmann::json::parse(CanonicalPolicyJson(Doc(5))).dump(2);
+  const std::string message = std::string(kBundleFormat) + "\n" + payload;
+  nlohmann::json outer = {{"format", kBundleFormat},
+                          {"key_id", BundleKeyId(signer_.public_key())},
+                          {"payload", Base64Encode(payload)},
+                          {"signature", Base64Encode(signer_.Sign(message))}};
+  auto r = VerifyBundle(outer.dump(), trusted_, Jur());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("canonical"), std::string::npos);
+}
+
+TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  const std::string lkg = (dir_ / "policy-bundle.json").string();
+
+  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test");
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec->version, 5u);
+  EXPECT_EQ(engine->version(), 5u);
+  EXPECT_TRUE(engine->Decide("acme", "personal", "store", "eu-central-1", At("2025-06-15")).allow);
+  ASSERT_TRUE(std::filesystem::exists(lkg));
+
+  // Same version and older versions are rollbacks.
+  for (uint64_t v : {5u, 4u}) {
+    auto again = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, lkg, "bundle:test");
+    EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << v;
+  }
+  // A tampered bundle changes nothing, on disk or in memory.
+  const std::string tampered =
+      EditPayload(SignBundle(Doc(6), signer_), [](std::string& p) { p[20] ^= 0x02; });
+  EXPECT_FALSE(ImportBundle(**store, tampered, trusted_, lkg, "bundle:test").ok());
+  EXPECT_EQ(engine->version(), 5u);
+  std::ifstream in(lkg);
+  std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(saved, SignBundle(Doc(5), signer_));
+  EXPECT_FALSE(std::filesystem::exists(lkg + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
+  const std::string lkg = (dir_ / "policy-bundle.json").string();
+  ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(8), signer_)).ok());
+  ManualClock clock;
+  auto kv = NewMemoryKvStore();
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  auto loaded = LoadLastKnownGood(**store, lkg, trusted_);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ(engine->version(), 8u);
+  // Not newer any more: nothing to do. Absent file: nothing to do.
+  auto again = LoadLastKnownGood(**store, lkg, trusted_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->has_value());
+  auto absent = LoadLastKnownGood(**store, (dir_ / "none.json").string(), trusted_);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+  // A file signed by nobody we trust is an error, not a silent skip.
+  ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('s'))).ok());
+  EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine->version(), 8u);
+}
+
+TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
+  ManualClock clock;
+  auto kv = NewMemoryKvStore();
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->PutRegion("admin", R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE((*store)->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"active"})")).ok());
+  auto doc = (*store)->Export();
+  ASSERT_TRUE(doc.ok());
+  const std::string bundle = SignBundle(*doc, signer_);
+  // Another region's instance imports it.
+  auto kv2 = NewMemoryKvStore();
+  auto engine2 = testing::NewEngine();
+  auto store2 = PolicyStore::Open(kv2.get(), engine2.get(), &clock);
+  ASSERT_TRUE(store2.ok());
+  ASSERT_TRUE(ImportBundle(**store2, bundle, trusted_, "", "bundle:peer").ok());
+  EXPECT_EQ(engine2->version(), 2u);
+  EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-west-1", At("2025-06-15")).allow);
+}
+
+}  // namespace
+}  // namespace geoledger::residency

@@ -1,0 +1,221 @@
+#include "residency/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "tests/residency/fixtures.h"
+
+namespace geoledger::residency {
+namespace {
+
+using testing::At;
+using testing::R;
+using testing::T;
+
+const int64_t kNow = At("2025-06-15");
+
+TEST(EngineTest, EmptyEngineDeniesEverything) {
+  auto engine = testing::NewEngine();
+  EXPECT_EQ(engine->version(), 0u);
+  EXPECT_FALSE(engine->loaded());
+  const Decision d = engine->Decide("t", "anonymous", "read", "eu-west-1", kNow);
+  EXPECT_FALSE(d.allow);
+  EXPECT_EQ(ReasonCode(d.reason), "tenant-unknown");
+}
+
+TEST(EngineTest, FullPolicyMustBeNewerThanTheActiveOne) {
+  auto engine = testing::NewEngine();
+  SnapshotBuilder b = engine->NewPolicy(5);
+  ASSERT_TRUE(b.PutRegion(R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
+  EXPECT_TRUE(engine->loaded());
+  for (uint64_t v : {5u, 4u}) {
+    Status s = engine->Install(engine->NewPolicy(v).Build());
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << v;
+  }
+  EXPECT_EQ(engine->version(), 5u);
+}
+
+TEST(EngineTest, ChangeBuiltOnAStaleVersionIsRefused) {
+  auto engine = testing::NewEngine();
+  SnapshotBuilder first = engine->EditCurrent();
+  SnapshotBuilder second = engine->EditCurrent();
+  ASSERT_TRUE(first.PutRegion(R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(second.PutRegion(R("eu-central-1", "DE")).ok());
+  ASSERT_TRUE(engine->Install(std::move(first).Build()).ok());
+  EXPECT_EQ(engine->Install(std::move(second).Build()).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine->version(), 1u);
+  EXPECT_NE(engine->Current()->FindRegion("eu-west-1"), nullptr);
+  EXPECT_EQ(engine->Current()->FindRegion("eu-central-1"), nullptr);
+}
+
+TEST(EngineTest, BuilderRejectsUnknownReferencesAndTooManyRegions) {
+  auto engine = testing::NewEngine();
+  SnapshotBuilder b = engine->NewPolicy(1);
+  ASSERT_TRUE(b.PutRegion(R("eu-west-1", "IE")).ok());
+  Tenant t = T("acme", R"({"home_region":"eu-west-1","status":"active"})");
+  t.allowed_regions[Category::kPersonal] = {"nowhere-1"};
+  Status s = b.PutTenant(t);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("nowhere-1"), std::string::npos);
+  EXPECT_EQ(b.PutRegion(R("xx-1", "XX")).code(), StatusCode::kInvalidArgument);
+  for (size_t i = 1; i < kMaxRegions; ++i) ASSERT_TRUE(b.PutRegion(R("r-" + std::to_string(i), "DE")).ok());
+  EXPECT_EQ(b.PutRegion(R("one-too-many", "DE")).code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(b.PutRegion(R("r-1", "FR")).ok());  // replacing is not adding
+}
+
+TEST(EngineTest, IncrementalChangesShareUntouchedTenantsAndKeepRegionIndexes) {
+  auto engine = testing::NewEngine();
+  SnapshotBuilder b = engine->NewPolicy(1);
+  ASSERT_TRUE(b.PutRegion(R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(b.PutRegion(R("eu-central-1", "DE")).ok());
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_TRUE(b.PutTenant(T("t" + std::to_string(i),
+                              R"({"home_region":"eu-west-1","status":"active"})")).ok());
+  ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
+  SnapshotBuilder edit = engine->EditCurrent();
+  ASSERT_TRUE(edit.PutRegion(R("eu-west-1", "FR")).ok());  // moves country, keeps index
+  ASSERT_TRUE(edit.PutTenant(T("t7", R"({"home_region":"eu-central-1","status":"suspended"})")).ok());
+  ASSERT_TRUE(engine->Install(std::move(edit).Build()).ok());
+  EXPECT_EQ(engine->Current()->tenant_count(), 1000u);
+  EXPECT_EQ(ReasonCode(engine->Decide("t7", "personal", "store", "eu-west-1", kNow).reason),
+            "tenant-suspended");
+  const Decision d = engine->Decide("t8", "personal", "store", "eu-west-1", kNow);
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.policy_version, 2u);
+  EXPECT_FALSE(engine->Decide("t8", "personal", "store", "eu-central-1", kNow).allow);
+}
+
+TEST(EngineTest, DecisionStringsOutliveTheSnapshotThatMadeThem) {
+  auto engine = testing::NewEngine();
+  SnapshotBuilder b = engine->NewPolicy(1);
+  ASSERT_TRUE(b.PutRegion(R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(b.PutRegion(R("in-1", "IN")).ok());
+  ASSERT_TRUE(b.PutTenant(T("acme", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["in-1"]},
+      "safeguards":[{"jurisdiction":"IN","mechanism":"scc","reference":"X","valid_from":"2020-01-01"}]})")).ok());
+  ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
+  const Decision d = engine->Decide("acme", "personal", "store", "in-1", kNow);
+  ASSERT_TRUE(d.allow);
+  // Replace the policy entirely; the old snapshot is released.
+  ASSERT_TRUE(engine->Install(engine->NewPolicy(2).Build()).ok());
+  EXPECT_FALSE(engine->Decide("acme", "personal", "store", "in-1", kNow).allow);
+  EXPECT_EQ(d.route_region, "in-1");
+  EXPECT_EQ(d.legal_basis, "gdpr:art46:scc:X");
+}
+
+// ---- concurrent updates during a decision storm ----------------------------
+//
+// Invariant of every published version v: all kTenants tenants have home
+// region and only allowed personal region "r<v % kRegions>". A reader that
+// sees version v must therefore get allow exactly for that region, a deny
+// hint pointing at it otherwise, and the same version for every tenant in a
+// batch. A torn or half-applied policy breaks one of these.
+constexpr int kRegions = 8;
+constexpr int kTenants = 16;
+
+std::string RegionFor(uint64_t version) { return "r" + std::to_string(version % kRegions); }
+
+Tenant PinnedTenant(int i, const std::string& region) {
+  Tenant t;
+  t.id = "tenant-" + std::to_string(i);
+  t.home_region = region;
+  t.allowed_regions[Category::kPersonal] = {region};
+  return t;
+}
+
+void AddRegions(SnapshotBuilder& b) {
+  for (int r = 0; r < kRegions; ++r) ASSERT_TRUE(b.PutRegion(R("r" + std::to_string(r), "DE")).ok());
+}
+
+TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
+  auto engine = testing::NewEngine();
+  {
+    SnapshotBuilder b = engine->NewPolicy(1);
+    AddRegions(b);
+    for (int i = 0; i < kTenants; ++i) ASSERT_TRUE(b.PutTenant(PinnedTenant(i, RegionFor(1))).ok());
+    ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
+  }
+  constexpr int kUpdatesPerWriter = 300;
+  std::atomic<int> writers_done{0};
+  std::atomic<uint64_t> decisions{0}, conflicts{0};
+  std::atomic<bool> failed{false};
+
+  // Writer 0 edits the current policy tenant by tenant; writer 1 replaces the
+  // whole policy. Both race; a loser retries on the new version.
+  auto writer = [&](int kind) {
+    for (int n = 0; n < kUpdatesPerWriter;) {
+      const uint64_t base = engine->version();
+      SnapshotBuilder b = kind == 0 ? engine->EditCurrent() : engine->NewPolicy(base + 1);
+      if (kind == 1) AddRegions(b);
+      const std::string region = RegionFor(b.version());
+      for (int i = 0; i < kTenants; ++i) {
+        if (!b.PutTenant(PinnedTenant(i, region)).ok()) failed = true;
+      }
+      Status s = engine->Install(std::move(b).Build());
+      if (s.ok()) {
+        ++n;
+      } else if (s.code() == StatusCode::kFailedPrecondition) {
+        ++conflicts;
+      } else {
+        failed = true;
+        return;
+      }
+    }
+    ++writers_done;
+  };
+
+  auto reader = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<std::string> ids;
+    for (int i = 0; i < kTenants; ++i) ids.push_back("tenant-" + std::to_string(i));
+    uint64_t last_version = 0;
+    std::vector<DecisionRequest> batch(kTenants);
+    std::vector<Decision> out(kTenants);
+    while (writers_done.load() < 2 && !failed) {
+      const std::string target = "r" + std::to_string(rng() % kRegions);
+      // Single decisions.
+      const Decision d = engine->Decide(ids[rng() % kTenants], "personal", "store", target, kNow);
+      const std::string expected = RegionFor(d.policy_version);
+      if (d.policy_version < last_version || d.allow != (target == expected) ||
+          (!d.allow && d.route_region != expected) || (d.allow && d.route_region != target)) {
+        failed = true;
+        ADD_FAILURE() << "torn decision at version " << d.policy_version << " for " << target;
+        return;
+      }
+      last_version = d.policy_version;
+      // A batch is answered against one snapshot.
+      for (int i = 0; i < kTenants; ++i) batch[i] = {ids[i], "personal", "store", target};
+      engine->DecideBatch(batch, kNow, out);
+      for (const Decision& b : out) {
+        if (b.policy_version != out[0].policy_version || b.allow != out[0].allow ||
+            b.allow != (target == RegionFor(b.policy_version))) {
+          failed = true;
+          ADD_FAILURE() << "batch straddled versions or saw a torn policy";
+          return;
+        }
+      }
+      decisions += 1 + kTenants;
+    }
+  };
+
+  std::vector<std::thread> threads;
+  threads.emplace_back(writer, 0);
+  threads.emplace_back(writer, 1);
+  threads.emplace_back(reader, 1u);
+  threads.emplace_back(reader, 2u);
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(failed.load());
+  EXPECT_EQ(engine->version(), 1u + 2 * kUpdatesPerWriter);
+  EXPECT_GT(decisions.load(), 0u);
+  // The final state holds the invariant too.
+  const std::string final_region = RegionFor(engine->version());
+  for (int i = 0; i < kTenants; ++i)
+    EXPECT_TRUE(engine->Decide("tenant-" + std::to_string(i), "personal", "store", final_region, kNow).allow);
+}
+
+}  // namespace
+}  // namespace geoledger::residency

@@ -1,0 +1,112 @@
+#include "residency/jurisdictions.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "tests/residency/fixtures.h"
+
+namespace geoledger::residency {
+namespace {
+
+using testing::Jur;
+
+TEST(JurisdictionsTest, EmbeddedTableParsesWithThirtyEeaStates) {
+  auto j = BuiltinJurisdictions();
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  const auto& eea = (*j)->eea_states();
+  EXPECT_EQ(eea.size(), 30u);
+  std::set<std::string> set(eea.begin(), eea.end());
+  EXPECT_EQ(set.size(), 30u);
+  for (const char* c : {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR",
+                        "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK",
+                        "SI", "ES", "SE", "IS", "LI", "NO"}) {
+    EXPECT_TRUE(set.count(c)) << c;
+    EXPECT_TRUE((*j)->IsEea(c)) << c;
+  }
+  EXPECT_EQ((*j)->country_count(), 249u);
+}
+
+TEST(JurisdictionsTest, FormerMemberAndNeighboursAreNotEea) {
+  for (const char* c : {"GB", "CH", "US", "SJ", "GI", "FO", "TR"}) EXPECT_FALSE(Jur().IsEea(c)) << c;
+  for (const char* c : {"AX", "GF", "GP", "MQ", "RE", "YT", "MF"}) EXPECT_TRUE(Jur().IsEea(c)) << c;
+}
+
+TEST(JurisdictionsTest, AdequacyEntriesCarryDateReferenceAndScope) {
+  const std::set<std::string> expected = {"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP",
+                                          "JE", "NZ", "KR", "CH", "GB", "US", "UY"};
+  std::set<std::string> got;
+  for (const Adequacy& a : Jur().adequacy()) {
+    got.insert(a.code);
+    EXPECT_FALSE(a.decision.empty()) << a.code;
+    EXPECT_EQ(a.source.rfind("https://eur-lex.europa.eu/", 0), 0u) << a.code;
+    EXPECT_EQ(a.legal_basis, "gdpr:art45:" + a.code);
+  }
+  EXPECT_EQ(got, expected);
+
+  const Adequacy* us = Jur().FindAdequacy("US");
+  ASSERT_NE(us, nullptr);
+  EXPECT_NE(us->decision.find("2023/1795"), std::string::npos);
+  EXPECT_EQ(FormatDate(us->date), "2023-07-10");
+  EXPECT_EQ(us->scope, "certified-organisations");
+  EXPECT_EQ(us->requires_declaration, "dpf");
+
+  const Adequacy* ca = Jur().FindAdequacy("CA");
+  ASSERT_NE(ca, nullptr);
+  EXPECT_EQ(ca->scope, "commercial-organisations");
+  const Adequacy* jp = Jur().FindAdequacy("JP");
+  ASSERT_NE(jp, nullptr);
+  EXPECT_EQ(FormatDate(jp->date), "2019-01-23");
+  const Adequacy* gb = Jur().FindAdequacy("GB");
+  ASSERT_NE(gb, nullptr);
+  ASSERT_TRUE(gb->in_force_until.has_value());
+  EXPECT_TRUE(gb->InForceOn(*ParseDate("2026-01-01")));
+
+  EXPECT_EQ(Jur().FindAdequacy("BR"), nullptr);  // not applied until verified
+  EXPECT_EQ(Jur().FindAdequacy("DE"), nullptr);  // EEA needs none
+  EXPECT_EQ(Jur().FindAdequacy("IN"), nullptr);
+}
+
+TEST(JurisdictionsTest, IsoCodesAreStrict) {
+  EXPECT_TRUE(Jur().IsCountry("IE"));
+  EXPECT_FALSE(Jur().IsCountry("UK"));  // ISO code is GB
+  EXPECT_FALSE(Jur().IsCountry("EL"));  // ISO code is GR
+  EXPECT_FALSE(Jur().IsCountry("ie"));
+  EXPECT_FALSE(Jur().IsCountry("XX"));
+  EXPECT_FALSE(Jur().IsCountry(""));
+}
+
+TEST(JurisdictionsTest, MalformedTablesAreRejected) {
+  EXPECT_FALSE(Jurisdictions::Parse("[unclosed").ok());
+  EXPECT_FALSE(Jurisdictions::Parse("countries: [AA]\n").ok());
+  EXPECT_FALSE(Jurisdictions::Parse("countries: [AA]\neea: [{code: ZZ}]\neea_territories: []\n"
+                                    "adequacy: []\n").ok());
+  auto ok = Jurisdictions::Parse(
+      "countries: [AA, BB]\neea: [{code: AA}]\neea_territories: []\nadequacy:\n"
+      "  - {code: BB, name: B, decision: D, date: 2020-01-01, in_force_from: 2020-01-01,"
+      " scope: full, source: https://example.invalid}\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_TRUE((*ok)->IsEea("AA"));
+  auto bad_date = Jurisdictions::Parse(
+      "countries: [AA, BB]\neea: [{code: AA}]\neea_territories: []\nadequacy:\n"
+      "  - {code: BB, name: B, decision: D, date: 2020-02-30, in_force_from: 2020-01-01,"
+      " scope: full, source: s}\n");
+  EXPECT_FALSE(bad_date.ok());
+}
+
+TEST(DateTest, ParsesStrictlyAndRoundTrips) {
+  EXPECT_EQ(ParseDate("1970-01-01"), 0);
+  EXPECT_EQ(ParseDate("2024-02-29").has_value(), true);
+  EXPECT_FALSE(ParseDate("2025-02-29").has_value());
+  EXPECT_FALSE(ParseDate("2025-13-01").has_value());
+  EXPECT_FALSE(ParseDate("2025-1-01").has_value());
+  EXPECT_FALSE(ParseDate("2025-01-01T00:00").has_value());
+  EXPECT_FALSE(ParseDate("+025-01-01").has_value());
+  EXPECT_EQ(FormatDate(*ParseDate("2031-12-27")), "2031-12-27");
+  EXPECT_EQ(DayOf(-1), -1);
+  EXPECT_EQ(DayOf(86399), 0);
+  EXPECT_EQ(DayOf(86400), 1);
+}
+
+}  // namespace
+}  // namespace geoledger::residency

@@ -1,0 +1,137 @@
+#include "residency/model.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/residency/fixtures.h"
+
+namespace geoledger::residency {
+namespace {
+
+using testing::Jur;
+
+nlohmann::json J(std::string_view text) { return nlohmann::json::parse(text); }
+
+Status TenantError(std::string_view body) {
+  auto t = TenantFromJson("acme", J(body), Jur());
+  return t.ok() ? Status::Ok() : t.status();
+}
+
+void ExpectInvalid(std::string_view body, std::string_view fragment) {
+  Status s = TenantError(body);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << body;
+  EXPECT_NE(s.message().find(fragment), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("tenant acme"), std::string::npos) << s.message();
+}
+
+TEST(ModelTest, ParsesTheProductBriefRegionBody) {
+  auto r = RegionFromJson("eu-west-1", J(R"({"country":"IE","name":"Ireland"})"), Jur());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->country, "IE");
+  EXPECT_EQ(RegionToJson(*r), J(R"({"id":"eu-west-1","country":"IE","name":"Ireland"})"));
+}
+
+TEST(ModelTest, RejectsBadRegions) {
+  auto bad = [](std::string_view id, std::string_view body) {
+    return RegionFromJson(id, J(body), Jur()).status();
+  };
+  EXPECT_NE(bad("eu-west-1", R"({"country":"UK","name":"x"})").message().find("not an ISO 3166-1"),
+            std::string::npos);
+  EXPECT_FALSE(bad("eu-west-1", R"({"country":"ie","name":"x"})").ok());
+  EXPECT_FALSE(bad("eu-west-1", R"({"country":"IE"})").ok());
+  EXPECT_FALSE(bad("eu-west-1", R"({"country":"IE","name":""})").ok());
+  EXPECT_FALSE(bad("eu-west-1", R"({"country":"IE","name":"x","colour":"red"})").ok());
+  EXPECT_FALSE(bad("eu-west-1", R"({"id":"other","country":"IE","name":"x"})").ok());
+  EXPECT_FALSE(bad("EU_WEST", R"({"country":"IE","name":"x"})").ok());
+  EXPECT_FALSE(bad("a/b", R"({"country":"IE","name":"x"})").ok());
+  EXPECT_FALSE(bad("eu-west-1", R"([1,2])").ok());
+}
+
+TEST(ModelTest, ParsesTheProductBriefTenantBodyAndRendersItBack) {
+  const auto body = J(R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["eu-west-1","eu-central-1"],"special":["eu-west-1"]},
+      "safeguards":[{"jurisdiction":"US","mechanism":"scc","reference":"SCC-2021/914 module 2",
+                     "valid_from":"2025-01-01"}]})");
+  auto t = TenantFromJson("acme", body, Jur());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->home_region, "eu-west-1");
+  EXPECT_EQ(t->status, TenantStatus::kActive);
+  EXPECT_EQ(t->allowed_regions.at(Category::kPersonal).size(), 2u);
+  ASSERT_EQ(t->safeguards.size(), 1u);
+  EXPECT_EQ(t->safeguards[0].mechanism, Mechanism::kScc);
+  EXPECT_FALSE(t->safeguards[0].valid_until.has_value());
+  // Render, parse again: the same tenant.
+  auto again = TenantFromJson("acme", TenantToJson(*t), Jur());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *t);
+}
+
+TEST(ModelTest, NamesTheFieldAndTheProblemForEveryBadTenant) {
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"biometric":[]}})",
+                "unknown category \"biometric\"");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"anonymous":[]}})",
+                "anonymous data is not pinned");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"paused"})", "unknown status \"paused\"");
+  ExpectInvalid(R"({"status":"active"})", "home_region: required");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","alowed_regions":{}})",
+                "unknown field \"alowed_regions\"");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"US","mechanism":"scc","reference":"r","valid_from":"2025-13-01"}]})",
+                "safeguards[0].valid_from: bad date \"2025-13-01\"");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"US","mechanism":"dpa","reference":"r","valid_from":"2025-01-01"}]})",
+                "unknown mechanism \"dpa\"");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"XX","mechanism":"scc","reference":"r","valid_from":"2025-01-01"}]})",
+                "\"XX\" is not an ISO 3166-1 alpha-2 country code");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"DE","mechanism":"scc","reference":"r","valid_from":"2025-01-01"}]})",
+                "DE is in the EEA");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"US","mechanism":"scc","reference":"r","valid_from":"2025-02-01",
+                     "valid_until":"2025-01-01"}]})",
+                "valid_until: before valid_from");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"US","mechanism":"scc","valid_from":"2025-01-01"}]})",
+                "safeguards[0].reference: required");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["eu-west-1","eu-west-1"]}})",
+                "duplicate region");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","certifications":["iso27001"]})",
+                "unknown certification");
+
+  nlohmann::json many = J(R"({"home_region":"eu-west-1","status":"active","safeguards":[]})");
+  for (size_t i = 0; i <= kMaxSafeguards; ++i)
+    many["safeguards"].push_back({{"jurisdiction", "US"}, {"mechanism", "scc"},
+                                  {"reference", "r" + std::to_string(i)}, {"valid_from", "2025-01-01"}});
+  ExpectInvalid(many.dump(), "safeguards: too many entries (33 > 32)");
+  nlohmann::json regions = J(R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":[]}})");
+  for (size_t i = 0; i <= kMaxRegions; ++i)
+    regions["allowed_regions"]["personal"].push_back("r-" + std::to_string(i));
+  ExpectInvalid(regions.dump(), "too many entries (129 > 128)");
+}
+
+TEST(ModelTest, UnknownRegionReferencesAreNamed) {
+  auto t = TenantFromJson("acme", J(R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"special":["eu-west-1","mars-1"]}})"), Jur());
+  ASSERT_TRUE(t.ok());
+  auto exists = [](const std::string& id) { return id == "eu-west-1"; };
+  Status s = CheckTenantReferences(*t, exists);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "tenant acme: allowed_regions.special[1]: unknown region \"mars-1\"");
+  t->home_region = "venus-1";
+  EXPECT_NE(CheckTenantReferences(*t, exists).message().find("home_region"), std::string::npos);
+}
+
+TEST(ModelTest, EnumsRoundTripTheirWireNames) {
+  for (Category c : kAllCategories) EXPECT_EQ(ParseCategory(CategoryName(c)), c);
+  for (size_t i = 0; i < kOperationCount; ++i) {
+    const auto op = static_cast<Operation>(i);
+    EXPECT_EQ(ParseOperation(OperationName(op)), op);
+  }
+  EXPECT_EQ(OperationName(Operation::kSupportAccess), "support_access");
+  EXPECT_FALSE(ParseOperation("support-access").has_value());
+  EXPECT_FALSE(ParseJson("{", "x").ok());
+}
+
+}  // namespace
+}  // namespace geoledger::residency

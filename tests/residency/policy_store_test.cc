@@ -1,0 +1,217 @@
+#include "residency/policy_store.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "tests/residency/fixtures.h"
+
+namespace geoledger::residency {
+namespace {
+
+using testing::At;
+using testing::R;
+using testing::T;
+
+const int64_t kNow = At("2025-06-15");
+
+struct Fixture {
+  std::unique_ptr<Engine> engine = testing::NewEngine();
+  std::unique_ptr<PolicyStore> store;
+  explicit Fixture(KvStore* kv, const Clock* clock) {
+    auto s = PolicyStore::Open(kv, engine.get(), clock);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    if (s.ok()) store = std::move(s).value();
+  }
+};
+
+Tenant Acme() {
+  return T("acme", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["eu-central-1"]}})");
+}
+
+TEST(PolicyStoreTest, EachChangeBumpsTheVersionAndIsDecidedAtOnce) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store);
+  EXPECT_EQ(f.store->version(), 0u);
+  auto r1 = f.store->PutRegion("admin", R("eu-west-1", "IE"));
+  ASSERT_TRUE(r1.ok()) << r1.status().ToString();
+  EXPECT_EQ(r1->version, 1u);
+  EXPECT_TRUE(r1->created);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+  auto t = f.store->PutTenant("admin", Acme());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->version, 3u);
+  EXPECT_EQ(f.engine->version(), 3u);
+  const Decision d = f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow);
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.policy_version, 3u);
+}
+
+TEST(PolicyStoreTest, UnchangedPutWritesNothing) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+  ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
+  auto again = f.store->PutTenant("admin", Acme());
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->changes.empty());
+  EXPECT_EQ(again->version, 3u);
+  EXPECT_EQ(f.store->version(), 3u);
+  auto history = f.store->History("acme");
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 1u);
+}
+
+TEST(PolicyStoreTest, UnknownRegionReferenceIsRejectedAndChangesNothing) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+  auto t = f.store->PutTenant("admin", Acme());  // eu-central-1 does not exist
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(t.status().message().find("eu-central-1"), std::string::npos);
+  EXPECT_EQ(f.store->version(), 1u);
+  auto got = f.store->GetTenant("acme");
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+}
+
+TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+  ASSERT_TRUE(f.store->PutTenant("alice-token", Acme()).ok());
+  clock.Advance(std::chrono::seconds(5));
+  Tenant changed = Acme();
+  changed.status = TenantStatus::kSuspended;
+  changed.safeguards.push_back({"US", Mechanism::kScc, "SCC-1", *ParseDate("2025-01-01"), std::nullopt});
+  auto rec = f.store->PutTenant("bob-token", changed);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec->version, 4u);
+  ASSERT_EQ(rec->changes.size(), 2u);
+  EXPECT_EQ(rec->changes[0], (FieldChange{"status", "active", "suspended"}));
+  EXPECT_EQ(rec->changes[1], (FieldChange{"safeguards", "", "US/scc/SCC-1/2025-01-01.."}));
+
+  auto history = f.store->History("acme");
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].version, 3u);
+  EXPECT_EQ((*history)[0].actor, "alice-token");
+  EXPECT_TRUE((*history)[0].created);
+  EXPECT_EQ((*history)[1].version, 4u);
+  EXPECT_EQ((*history)[1].actor, "bob-token");
+  EXPECT_EQ((*history)[1].unix_millis - (*history)[0].unix_millis, 5000);
+  EXPECT_EQ((*history)[1].changes, rec->changes);
+  auto limited = f.store->History("acme", 1);
+  ASSERT_TRUE(limited.ok());
+  ASSERT_EQ(limited->size(), 1u);
+  EXPECT_EQ((*limited)[0].version, 4u);
+  EXPECT_TRUE(f.store->History("nobody")->empty());
+  auto region_history = f.store->RegionHistory("eu-west-1");
+  ASSERT_TRUE(region_history.ok());
+  EXPECT_EQ(region_history->size(), 1u);
+}
+
+TEST(PolicyStoreTest, ReopeningRebuildsTheSameSnapshot) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  {
+    Fixture f(kv.get(), &clock);
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+    ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
+  }
+  Fixture f(kv.get(), &clock);
+  EXPECT_EQ(f.store->version(), 3u);
+  EXPECT_EQ(f.engine->version(), 3u);
+  EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  auto got = f.store->GetTenant("acme");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, Acme());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-south-1", "IT")).ok());
+  EXPECT_EQ(f.store->version(), 4u);
+}
+
+TEST(PolicyStoreTest, CorruptStoredRecordIsDataLoss) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  KvBatch batch;
+  batch.Put(kResidencyNamespace, "version", "2");
+  batch.Put(kResidencyNamespace, "region/eu-west-1", "{not json");
+  ASSERT_TRUE(kv->Write(batch, true).ok());
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(engine->version(), 0u);
+}
+
+TEST(PolicyStoreTest, ReplaceRefusesOlderVersionsAndRecordsHistory) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+  ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
+  PolicyDocument doc;
+  doc.version = 3;
+  doc.regions = {R("eu-west-1", "IE")};
+  EXPECT_EQ(f.store->Replace("bundle", doc).status().code(), StatusCode::kFailedPrecondition);
+  doc.version = 10;
+  doc.tenants = {T("beta", R"({"home_region":"eu-west-1","status":"active"})")};
+  auto rec = f.store->Replace("bundle", doc);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(f.engine->version(), 10u);
+  EXPECT_FALSE(f.engine->Decide("acme", "personal", "store", "eu-west-1", kNow).allow);
+  EXPECT_TRUE(f.engine->Decide("beta", "personal", "store", "eu-west-1", kNow).allow);
+  auto acme_history = f.store->History("acme");
+  ASSERT_TRUE(acme_history.ok());
+  ASSERT_EQ(acme_history->size(), 2u);
+  EXPECT_EQ(acme_history->back().changes[0].to, "deleted");
+  auto exported = f.store->Export();
+  ASSERT_TRUE(exported.ok());
+  EXPECT_EQ(exported->version, 10u);
+  ASSERT_EQ(exported->regions.size(), 1u);
+  ASSERT_EQ(exported->tenants.size(), 1u);
+  EXPECT_EQ(exported->tenants[0].id, "beta");
+}
+
+TEST(PolicyStoreTest, RocksDbPersistsAcrossReopen) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("geoledger-residency-" + std::to_string(::getpid()) + "-" +
+       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  ManualClock clock;
+  {
+    auto kv = OpenRocksDbKvStore(dir.string(), KnownNamespaces());
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    Fixture f(kv->get(), &clock);
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+    ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
+  }
+  {
+    auto kv = OpenRocksDbKvStore(dir.string(), KnownNamespaces());
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    Fixture f(kv->get(), &clock);
+    EXPECT_EQ(f.engine->version(), 3u);
+    EXPECT_TRUE(f.engine->Decide("acme", "personal", "backup", "eu-central-1", kNow).allow);
+    EXPECT_FALSE(f.engine->Decide("acme", "special", "backup", "eu-central-1", kNow).allow);
+    auto history = f.store->History("acme");
+    ASSERT_TRUE(history.ok());
+    EXPECT_EQ(history->size(), 1u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace geoledger::residency
