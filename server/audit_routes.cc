@@ -6,6 +6,7 @@
 #include "common/encoding.h"
 #include "crypto/hash.h"
 #include "geoledger/v1/audit.pb.h"
+#include "server/json_fields.h"
 
 namespace geoledger::server {
 namespace {
@@ -21,18 +22,6 @@ StatusOr<uint64_t> QueryNumber(const RequestContext& ctx, const std::string& nam
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || p != s.data() + s.size())
     return InvalidArgument("query parameter '" + name + "' must be a non-negative integer");
-  return v;
-}
-
-StatusOr<std::string> StringField(const nlohmann::json& obj, const char* name, bool required, size_t max) {
-  if (!obj.contains(name)) {
-    if (required) return InvalidArgument(std::string("event field '") + name + "' is required");
-    return std::string();
-  }
-  if (!obj[name].is_string()) return InvalidArgument(std::string("event field '") + name + "' must be a string");
-  std::string v = obj[name].get<std::string>();
-  if ((required && v.empty()) || v.size() > max)
-    return InvalidArgument(std::string("event field '") + name + "' must be 1-" + std::to_string(max) + " bytes");
   return v;
 }
 
@@ -104,14 +93,14 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                    if (!kFields.count(it.key())) return InvalidArgument("unknown event field '" + it.key() + "'");
                  }
                  audit::AuditEvent e;
-                 GL_ASSIGN_OR_RETURN(e.tenant, StringField(ev, "tenant", true, 64));
+                 GL_ASSIGN_OR_RETURN(e.tenant, StringField(ev, "tenant", true, 64, "event field"));
                  if (!IsValidName(e.tenant)) return InvalidArgument("tenant must be 1-64 characters of [A-Za-z0-9._:-]");
                  if (ctx.principal->tenant.size() && e.tenant != ctx.principal->tenant)
                    return PermissionDenied("token is restricted to another tenant");
-                 GL_ASSIGN_OR_RETURN(e.action, StringField(ev, "action", true, 128));
-                 GL_ASSIGN_OR_RETURN(e.resource, StringField(ev, "resource", true, 512));
-                 GL_ASSIGN_OR_RETURN(e.outcome, StringField(ev, "outcome", true, 128));
-                 GL_ASSIGN_OR_RETURN(std::string subject, StringField(ev, "subject", false, 256));
+                 GL_ASSIGN_OR_RETURN(e.action, StringField(ev, "action", true, 128, "event field"));
+                 GL_ASSIGN_OR_RETURN(e.resource, StringField(ev, "resource", true, 512, "event field"));
+                 GL_ASSIGN_OR_RETURN(e.outcome, StringField(ev, "outcome", true, 128, "event field"));
+                 GL_ASSIGN_OR_RETURN(std::string subject, StringField(ev, "subject", false, 256, "event field"));
                  // The subject id never reaches the ledger: only its keyed pseudonym does.
                  if (!subject.empty()) e.subject_pseudonym = pseudonymizer->Pseudonym(e.tenant, subject);
                  if (ev.contains("details")) {

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "crypto/key_source.h"
 #include "server/admin_routes.h"
+#include "server/policy_routes.h"
 #include "server/problem.h"
 
 namespace geoledger::server {
@@ -51,6 +52,7 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
   dopts.tenant_limit = {config.tenant_rate, config.tenant_burst, 100000};
   dopts.token_limit = {config.token_rate, config.token_burst, 100000};
   s->dispatcher_ = std::make_unique<Dispatcher>(dopts, &SystemClock::Get(), &s->metrics_);
+  GL_ASSIGN_OR_RETURN(s->engine_, residency::Engine::Create({}));
   s->RegisterRoutes();
 
   GL_RETURN_IF_ERROR(MakeDir(config.data_dir, 0700));
@@ -137,6 +139,10 @@ Status Service::OpenStorageAndKeys() {
   GL_RETURN_IF_ERROR(MakeDir(config_.data_dir + "/db", 0700));
   GL_ASSIGN_OR_RETURN(kv_, OpenRocksDbKvStore(config_.data_dir + "/db", KnownNamespaces()));
   GL_ASSIGN_OR_RETURN(tokens_, TokenStore::Open(kv_.get(), &SystemClock::Get()));
+  GL_ASSIGN_OR_RETURN(policy_, residency::PolicyStore::Open(kv_.get(), engine_.get(), &SystemClock::Get()));
+  crypto::KeyringOptions kopts;
+  kopts.region = config_.region;
+  GL_ASSIGN_OR_RETURN(keyring_, crypto::Keyring::Open(kv_.get(), root_key_, &SystemClock::Get(), kopts));
   verifier_key_ = crypto::NoteVerifierKey(origin, audit_signer_->public_key());
 
   SetNotReadyReason("opening the audit log");
@@ -155,6 +161,9 @@ Status Service::OpenStorageAndKeys() {
   }
   ledger_ = std::move(*ledger);
   if (config_.audit_verify_on_start) GL_RETURN_IF_ERROR(VerifyAuditLog());
+  // Resumes any rewrap a previous run left unfinished.
+  rewrap_ = std::make_unique<RewrapWorker>(keyring_.get(), ledger_.get());
+  rewrap_->Start();
   return Status::Ok();
 }
 
@@ -212,7 +221,8 @@ void Service::RegisterRoutes() {
     if (dispatcher_->draining()) return Unavailable("draining for shutdown");
     if (!ready_.load()) return Unavailable("not ready: " + NotReadyReason());
     if (!ledger_->healthy()) return Unavailable("not ready: audit log storage failed");
-    return JsonResponse(200, {{"status", "ready"}, {"region", config_.region}, {"storage", "open"}, {"keys", "loaded"}});
+    return JsonResponse(200, {{"status", "ready"}, {"region", config_.region}, {"storage", "open"}, {"keys", "loaded"},
+                              {"policy_loaded", engine_->loaded()}, {"policy_version", engine_->version()}});
   });
   d.AddRoute("GET", "/metrics", Access::kPublic, "", [this](RequestContext&) -> StatusOr<HttpResponse> {
     HttpResponse r;
@@ -227,6 +237,30 @@ void Service::RegisterRoutes() {
   RegisterAuditRoutes(d, [this]() { return ledger_.get(); }, &pseudonymizer_, [this]() -> StatusOr<std::string> {
     if (!ready_.load()) return Unavailable("service is starting");
     return verifier_key_;
+  });
+  RegisterPolicyRoutes(d, [this]() { return policy_.get(); }, [this]() { return ledger_.get(); });
+  KeyRouteDeps keys;
+  keys.keyring = [this]() { return keyring_.get(); };
+  keys.ledger = [this]() { return ledger_.get(); };
+  keys.engine = [this]() -> const residency::Engine* { return engine_.get(); };
+  keys.rewrap = [this]() { return rewrap_.get(); };
+  keys.pseudonymizer = &pseudonymizer_;
+  keys.region = config_.region;
+  RegisterKeyRoutes(d, std::move(keys));
+  metrics_.AddCollector([this](std::string& out) {
+    if (!ready_.load()) return;
+    out += "# HELP geoledger_keys_rewrapped_total Subject keys moved to a newer tenant key version.\n"
+           "# TYPE geoledger_keys_rewrapped_total counter\ngeoledger_keys_rewrapped_total " +
+           std::to_string(rewrap_->rewrapped_total()) +
+           "\n# HELP geoledger_keys_rewrap_pending_tenants Tenants whose subject keys are being rewrapped.\n"
+           "# TYPE geoledger_keys_rewrap_pending_tenants gauge\ngeoledger_keys_rewrap_pending_tenants " +
+           std::to_string(rewrap_->pending_tenants()) +
+           "\n# HELP geoledger_keys_rewrap_errors_total Rewrap passes that failed and will be retried.\n"
+           "# TYPE geoledger_keys_rewrap_errors_total counter\ngeoledger_keys_rewrap_errors_total " +
+           std::to_string(rewrap_->errors_total()) +
+           "\n# HELP geoledger_policy_version Active residency policy version.\n"
+           "# TYPE geoledger_policy_version gauge\ngeoledger_policy_version " +
+           std::to_string(engine_->version()) + "\n";
   });
   metrics_.AddCollector([this](std::string& out) {
     if (!ready_.load()) return;
@@ -269,13 +303,17 @@ void Service::Shutdown() {
   if (http_) http_->Stop();
   ready_.store(false);
   dispatcher_->SetTokenStore(nullptr);
+  if (rewrap_) rewrap_->Stop();  // its last batch is durable; the next start resumes
   if (ledger_) {
     // Commits what is queued and signs a final checkpoint.
     Status closed = ledger_->Close();
     if (!closed.ok()) log::Error("audit log close failed", {{"error", closed.ToString()}});
     else log::Info("audit log closed", {{"size", ledger_->size()}});
   }
+  rewrap_.reset();
   ledger_.reset();
+  keyring_.reset();
+  policy_.reset();
   tokens_.reset();
   kv_.reset();  // closes RocksDB
   if (lock_fd_ >= 0) {  // only the instance that owns the data dir touches its files

@@ -12,12 +12,16 @@
 #include "audit/ledger.h"
 #include "common/kv_store.h"
 #include "common/status.h"
+#include "crypto/keyring.h"
 #include "crypto/secret.h"
 #include "crypto/signer.h"
 #include "server/config.h"
 #include "server/audit_routes.h"
 #include "server/dispatcher.h"
+#include "residency/engine.h"
+#include "residency/policy_store.h"
 #include "server/http_server.h"
+#include "server/key_routes.h"
 #include "server/metrics.h"
 #include "server/token_store.h"
 
@@ -54,6 +58,10 @@ class Service {
   std::unique_ptr<KvStore> kv_;
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<audit::Ledger> ledger_;
+  std::unique_ptr<residency::Engine> engine_;        // created before listening; empty policy until loaded
+  std::unique_ptr<residency::PolicyStore> policy_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  std::unique_ptr<RewrapWorker> rewrap_;
   Pseudonymizer pseudonymizer_{&root_key_};
   std::string verifier_key_;  // written before ready_ flips, read only after
   crypto::SecretBytes root_key_;  // wraps tenant keys

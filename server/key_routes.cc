@@ -1,0 +1,243 @@
+#include "server/key_routes.h"
+
+#include <chrono>
+
+#include "common/clock.h"
+#include "common/encoding.h"
+#include "common/log.h"
+#include "server/json_fields.h"
+#include "server/problem.h"
+
+namespace geoledger::server {
+namespace {
+
+std::string Reveal(const crypto::SecretBytes& s) {
+  return std::string(reinterpret_cast<const char*>(s.Reveal(crypto::SecretAccess::Grant())), s.size());
+}
+
+struct SubjectRequest {
+  std::string tenant, subject, pseudonym;
+};
+
+// {"tenant","subject",...}: validated, tenant-bound tokens held to their tenant.
+StatusOr<SubjectRequest> ReadSubject(const RequestContext& ctx, const Pseudonymizer& pseudonymizer,
+                                     std::initializer_list<const char*> fields) {
+  GL_RETURN_IF_ERROR(OnlyFields(ctx.body, fields));
+  SubjectRequest r;
+  GL_ASSIGN_OR_RETURN(r.tenant, StringField(ctx.body, "tenant", true, 64));
+  if (!IsValidName(r.tenant)) return InvalidArgument("tenant must be 1-64 characters of [A-Za-z0-9._:-]");
+  if (!ctx.principal->tenant.empty() && r.tenant != ctx.principal->tenant)
+    return PermissionDenied("token is restricted to another tenant");
+  GL_ASSIGN_OR_RETURN(r.subject, StringField(ctx.body, "subject", true, 256));
+  r.pseudonym = pseudonymizer.Pseudonym(r.tenant, r.subject);
+  return r;
+}
+
+audit::AuditEvent KeyEvent(const RequestContext& ctx, const std::string& tenant, std::string action,
+                           std::string resource, std::string outcome, const std::string& pseudonym,
+                           std::map<std::string, std::string> details = {}) {
+  audit::AuditEvent e = ServiceEvent(ctx, std::move(action), std::move(resource), std::move(outcome), std::move(details));
+  e.tenant = tenant;
+  e.subject_pseudonym = pseudonym;
+  return e;
+}
+
+// A refusal that is audit-logged before it is answered.
+HttpResponse Refused(const RequestContext& ctx, audit::Ledger* ledger, ProblemKind kind, const std::string& detail,
+                     audit::AuditEvent event) {
+  HttpResponse r = MakeProblem(kind, detail, ctx.request_id);
+  auto logged = ledger->Append({std::move(event)});
+  if (!logged.ok()) {
+    log::Error("key refusal could not be audit-logged", {{"request_id", ctx.request_id}, {"error", logged.status().ToString()}});
+    return r;
+  }
+  auto doc = nlohmann::json::parse(r.body, nullptr, false);
+  doc["audit_index"] = (*logged)[0];
+  r.body = doc.dump();
+  return r;
+}
+
+// Personal-data keys are handed out only where the tenant's personal data may
+// be stored. Returns the refusal to send, if any.
+std::optional<HttpResponse> CheckResidency(const RequestContext& ctx, const KeyRouteDeps& deps,
+                                           const SubjectRequest& r, const char* refused_action) {
+  int64_t now_s = SystemClock::Get().UnixMillis() / 1000;
+  residency::Decision d = deps.engine()->Decide(r.tenant, "personal", "store", deps.region, now_s);
+  if (d.allow) return std::nullopt;
+  std::string reason(residency::ReasonCode(d.reason));
+  return Refused(ctx, deps.ledger(), ProblemKind::kForbidden,
+                 "region " + deps.region + " may not hold personal data of tenant " + r.tenant + " (" + reason + ")",
+                 KeyEvent(ctx, r.tenant, refused_action, "tenant/" + r.tenant, "denied", r.pseudonym,
+                          {{"reason", reason}, {"region", deps.region}}));
+}
+
+nlohmann::json InfoJson(const std::string& tenant, const crypto::TenantKeyInfo& info) {
+  return {{"tenant", tenant},
+          {"current_version", info.current_version},
+          {"min_decryption_version", info.min_decryption_version},
+          {"versions", info.versions},
+          {"subject_keys", info.subject_keys},
+          {"rewrap", {{"active", info.rewrap_active},
+                      {"target_version", info.rewrap_target},
+                      {"rewrapped", info.rewrapped},
+                      {"pending", info.pending}}}};
+}
+
+}  // namespace
+
+RewrapWorker::RewrapWorker(crypto::Keyring* keyring, audit::Ledger* ledger) : keyring_(keyring), ledger_(ledger) {}
+RewrapWorker::~RewrapWorker() { Stop(); }
+
+void RewrapWorker::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void RewrapWorker::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void RewrapWorker::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool RewrapWorker::RunOnce() {
+  auto tenants = keyring_->TenantsWithPendingRewrap();
+  if (!tenants.ok()) {
+    log::Error("key rewrap: cannot list tenants", {{"error", tenants.status().ToString()}});
+    return false;
+  }
+  pending_.store(tenants->size());
+  for (const auto& tenant : *tenants) {
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) return true;
+      }
+      auto step = keyring_->RewrapStep(tenant);
+      if (!step.ok()) {
+        log::Error("key rewrap failed; will retry", {{"tenant", tenant}, {"error", step.status().ToString()}});
+        return false;
+      }
+      rewrapped_.fetch_add(step->rewrapped_now);
+      if (!step->done) continue;
+      audit::AuditEvent e;
+      e.tenant = tenant;
+      e.actor = "geoledgerd";
+      e.action = "key.rewrapped";
+      e.resource = "tenant-key/" + tenant + "/v" + std::to_string(step->target_version);
+      e.outcome = "ok";
+      e.details = {{"version", std::to_string(step->target_version)}, {"rewrapped", std::to_string(step->rewrapped)}};
+      auto logged = ledger_->Append({e});
+      if (!logged.ok()) log::Error("key rewrap finished but could not be audit-logged", {{"tenant", tenant}});
+      log::Info("key rewrap finished", {{"tenant", tenant}, {"version", step->target_version}, {"rewrapped", step->rewrapped}});
+      pending_.fetch_sub(1);
+      break;
+    }
+  }
+  return true;
+}
+
+void RewrapWorker::Loop() {
+  while (true) {
+    bool ok = RunOnce();
+    if (!ok) errors_.fetch_add(1);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, ok ? std::chrono::seconds(1) : std::chrono::seconds(5), [this] { return stop_ || woken_; });
+    woken_ = false;
+    if (stop_) return;
+  }
+}
+
+void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
+  d.AddRoute("POST", "/v1/keys/datakey", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+    GL_ASSIGN_OR_RETURN(auto r, ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject"}));
+    if (auto refused = CheckResidency(ctx, deps, r, "key.datakey.refused")) return *refused;
+    GL_ASSIGN_OR_RETURN(auto issued, deps.keyring()->IssueDataKey(r.tenant, r.pseudonym));
+    std::vector<audit::AuditEvent> events;
+    if (issued.subject_key_created)
+      events.push_back(KeyEvent(ctx, r.tenant, "key.created", "subject-key/" + r.tenant, "ok", r.pseudonym));
+    events.push_back(KeyEvent(ctx, r.tenant, "key.datakey.issued", "datakey/" + HexEncode(issued.key_id), "ok",
+                              r.pseudonym));
+    // Not answered unless audited: the caller would hold a key nobody knows was issued.
+    GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append(std::move(events)));
+    return JsonResponse(200, {{"key_id", HexEncode(issued.key_id)},
+                              {"plaintext_key", Base64Encode(Reveal(issued.plaintext))},
+                              {"wrapped_key", Base64Encode(issued.wrapped)},
+                              {"audit_index", logged.back()}});
+  });
+
+  d.AddRoute("POST", "/v1/keys/unwrap", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+    GL_ASSIGN_OR_RETURN(auto r, ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject", "wrapped_key"}));
+    GL_ASSIGN_OR_RETURN(std::string wrapped_b64, StringField(ctx.body, "wrapped_key", true, 1024));
+    auto wrapped = Base64Decode(wrapped_b64);
+    if (!wrapped) return InvalidArgument("'wrapped_key' must be standard base64");
+    if (auto refused = CheckResidency(ctx, deps, r, "key.unwrap.refused")) return *refused;
+    auto key = deps.keyring()->UnwrapDataKey(r.tenant, r.pseudonym, *wrapped);
+    if (key.ok())
+      return JsonResponse(200, {{"key_id", HexEncode(key->key_id)}, {"plaintext_key", Base64Encode(Reveal(key->plaintext))}});
+    StatusCode code = key.status().code();
+    if (code == StatusCode::kErased || code == StatusCode::kPermissionDenied) {
+      bool erased = code == StatusCode::kErased;
+      return Refused(ctx, deps.ledger(), erased ? ProblemKind::kErased : ProblemKind::kForbidden, key.status().message(),
+                     KeyEvent(ctx, r.tenant, "key.unwrap.refused", "tenant/" + r.tenant,
+                              erased ? "erased" : "wrong-binding", r.pseudonym));
+    }
+    return key.status();
+  });
+
+  d.AddRoute("POST", "/v1/keys/shred", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+    GL_ASSIGN_OR_RETURN(auto r, ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject"}));
+    GL_ASSIGN_OR_RETURN(std::string key_id, deps.keyring()->Shred(r.tenant, r.pseudonym));
+    GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append({KeyEvent(ctx, r.tenant, "key.shredded",
+                                                                     "subject-key/" + HexEncode(key_id), "ok", r.pseudonym)}));
+    return JsonResponse(200, {{"shredded_key_id", HexEncode(key_id)}, {"audit_index", logged[0]}});
+  });
+
+  d.AddRoute("POST", "/v1/tenants/{tenant}/keys/rotate", Access::kScoped, "keys",
+             [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_RETURN_IF_ERROR(OnlyFields(ctx.body.is_null() ? nlohmann::json::object() : ctx.body,
+                                             std::initializer_list<const char*>{}));
+               GL_ASSIGN_OR_RETURN(uint32_t version, deps.keyring()->Rotate(ctx.tenant));
+               GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append({ServiceEvent(
+                                                    ctx, "key.rotated", "tenant-key/" + ctx.tenant + "/v" + std::to_string(version),
+                                                    "ok", {{"version", std::to_string(version)}})}));
+               deps.rewrap()->Wake();
+               GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
+               nlohmann::json j = InfoJson(ctx.tenant, info);
+               j["version"] = version;
+               j["audit_index"] = logged[0];
+               return JsonResponse(200, j);
+             });
+
+  d.AddRoute("POST", "/v1/tenants/{tenant}/keys/retire", Access::kScoped, "keys",
+             [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_RETURN_IF_ERROR(OnlyFields(ctx.body, std::initializer_list<const char*>{"min_decryption_version"}));
+               const auto& v = ctx.body["min_decryption_version"];
+               if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > 0xffffffffu)
+                 return InvalidArgument("'min_decryption_version' must be a positive integer");
+               uint32_t min_version = static_cast<uint32_t>(v.get<uint64_t>());
+               GL_RETURN_IF_ERROR(deps.keyring()->RetireBelow(ctx.tenant, min_version));
+               GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append({ServiceEvent(
+                                                    ctx, "key.retired", "tenant-key/" + ctx.tenant, "ok",
+                                                    {{"min_decryption_version", std::to_string(min_version)}})}));
+               GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
+               nlohmann::json j = InfoJson(ctx.tenant, info);
+               j["audit_index"] = logged[0];
+               return JsonResponse(200, j);
+             });
+
+  d.AddRoute("GET", "/v1/tenants/{tenant}/keys", Access::kScoped, "keys",
+             [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
+               return JsonResponse(200, InfoJson(ctx.tenant, info));
+             });
+}
+
+}  // namespace geoledger::server
