@@ -107,11 +107,8 @@ Status WrongLength(const std::string& what, size_t got, size_t want) {
 }  // namespace
 
 Hash LeafHash(std::string_view leaf_bytes) {
-  std::string buffer;
-  buffer.reserve(1 + leaf_bytes.size());
-  buffer.push_back(static_cast<char>(kLeafPrefix));
-  buffer.append(leaf_bytes);
-  return crypto::Sha256(buffer);
+  const char prefix = static_cast<char>(kLeafPrefix);
+  return crypto::Sha256({std::string_view(&prefix, 1), leaf_bytes});
 }
 
 Hash NodeHash(const Hash& left, const Hash& right) {

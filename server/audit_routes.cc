@@ -55,9 +55,12 @@ nlohmann::json Base64List(const std::vector<std::string>& hashes) {
 }  // namespace
 
 std::string Pseudonymizer::Pseudonym(const std::string& tenant, const std::string& subject) const {
+  // The tenant key is derived per call on the stack and wiped: no locked
+  // allocation (a system call) per event, nothing kept.
   auto tenant_key = crypto::HmacSha256(*root_key_, "geoledger/pseudonym/v1/" + tenant);
-  crypto::SecretBytes key = crypto::SecretBytes::CopyFrom(crypto::AsView(tenant_key));
-  return std::string(crypto::AsView(crypto::HmacSha256(key, subject)));
+  std::string out(crypto::AsView(crypto::HmacSha256WithDerivedKey(tenant_key, subject)));
+  crypto::Wipe(tenant_key);
+  return out;
 }
 
 audit::AuditEvent ServiceEvent(const RequestContext& ctx, std::string action, std::string resource,
