@@ -13,6 +13,7 @@ namespace {
 
 constexpr size_t kMaxEventsPerRequest = 1000;
 constexpr uint64_t kMaxEntriesPerPage = 1000;
+constexpr size_t kMaxPersonalBytes = 16 * 1024;
 
 StatusOr<uint64_t> QueryNumber(const RequestContext& ctx, const std::string& name) {
   auto it = ctx.request.query.find(name);
@@ -40,7 +41,10 @@ nlohmann::json EntryJson(const audit::StoredEntry& e) {
     nlohmann::json details = nlohmann::json::object();
     for (const auto& d : entry.details()) details[d.key()] = d.value();
     j["details"] = details;
-    if (entry.has_sealed()) j["sealed_key_id"] = entry.sealed().key_id();
+    if (entry.has_sealed()) {
+      j["sealed_key_id"] = entry.sealed().key_id();
+      j["sealed_ciphertext"] = Base64Encode(entry.sealed().ciphertext());
+    }
     j["prev_entry_hash"] = Base64Encode(entry.prev_entry_hash());
   }
   return j;
@@ -78,21 +82,22 @@ audit::AuditEvent ServiceEvent(const RequestContext& ctx, std::string action, st
 
 void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                          const Pseudonymizer* pseudonymizer,
-                         std::function<StatusOr<std::string>()> verifier_key) {
+                         std::function<StatusOr<std::string>()> verifier_key, PersonalSealer sealer) {
   d.AddRoute("POST", "/v1/audit/events", Access::kScoped, "audit:write",
-             [ledger, pseudonymizer](RequestContext& ctx) -> StatusOr<HttpResponse> {
+             [ledger, pseudonymizer, sealer](RequestContext& ctx) -> StatusOr<HttpResponse> {
                if (!ctx.body.is_object() || !ctx.body.contains("events") || !ctx.body["events"].is_array())
                  return InvalidArgument("body must be {\"events\":[…]}");
                const auto& list = ctx.body["events"];
                if (list.empty() || list.size() > kMaxEventsPerRequest)
                  return InvalidArgument("send 1-" + std::to_string(kMaxEventsPerRequest) + " events");
                std::vector<audit::AuditEvent> events;
+               std::vector<size_t> callers;  // positions of the caller's events (key.created ones are ours)
                events.reserve(list.size());
                for (const auto& ev : list) {
                  if (!ev.is_object()) return InvalidArgument("each event must be an object");
                  for (auto it = ev.begin(); it != ev.end(); ++it) {
                    static const std::set<std::string> kFields = {"tenant", "action", "resource", "outcome",
-                                                                 "subject", "details"};
+                                                                 "subject", "details", "personal"};
                    if (!kFields.count(it.key())) return InvalidArgument("unknown event field '" + it.key() + "'");
                  }
                  audit::AuditEvent e;
@@ -117,10 +122,34 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                      e.details[it.key()] = it.value().get<std::string>();
                    }
                  }
+                 if (ev.contains("personal")) {
+                   // Personal details reach the log only encrypted under the subject's
+                   // data key, so crypto-shredding the subject erases them while the
+                   // log still verifies.
+                   if (subject.empty()) return InvalidArgument("event field 'personal' needs a 'subject'");
+                   if (!ev["personal"].is_object()) return InvalidArgument("event field 'personal' must be an object");
+                   std::string plaintext = ev["personal"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                   if (plaintext.size() > kMaxPersonalBytes)
+                     return InvalidArgument("event field 'personal' must be at most " + std::to_string(kMaxPersonalBytes) + " bytes as JSON");
+                   GL_ASSIGN_OR_RETURN(auto sealed, sealer(ctx, e.tenant, e.subject_pseudonym, plaintext));
+                   e.sealed_key_id = sealed.key_id;
+                   e.sealed_ciphertext = std::move(sealed.ciphertext);
+                   e.details["sealed_record_id"] = sealed.record_id;
+                   if (sealed.key_created) {
+                     audit::AuditEvent created = ServiceEvent(ctx, "key.created", "subject-key/" + sealed.key_id, "ok");
+                     created.tenant = e.tenant;
+                     created.subject_pseudonym = e.subject_pseudonym;
+                     events.push_back(std::move(created));
+                   }
+                 }
                  e.actor = ctx.principal->name;
+                 callers.push_back(events.size());
                  events.push_back(std::move(e));
                }
-               GL_ASSIGN_OR_RETURN(auto indexes, ledger()->Append(std::move(events)));
+               GL_ASSIGN_OR_RETURN(auto all, ledger()->Append(std::move(events)));
+               std::vector<uint64_t> indexes;
+               indexes.reserve(callers.size());
+               for (size_t pos : callers) indexes.push_back(all[pos]);
                return JsonResponse(200, {{"indexes", indexes}});
              });
 

@@ -33,11 +33,24 @@ class Pseudonymizer {
 audit::AuditEvent ServiceEvent(const RequestContext& ctx, std::string action, std::string resource,
                                std::string outcome, std::map<std::string, std::string> details = {});
 
+// An event's personal details, encrypted under the subject's data key.
+struct SealedPersonal {
+  std::string key_id;      // hex id of the subject data key
+  std::string ciphertext;  // crypto/keyring.h record format
+  std::string record_id;   // bound into the ciphertext; kept in the entry's details
+  bool key_created = false;  // the subject's data key was created for this
+};
+// Seals `plaintext` for (tenant, pseudonym); kPermissionDenied when this
+// region may not hold the tenant's personal data (server/key_routes.h).
+using PersonalSealer = std::function<StatusOr<SealedPersonal>(
+    const RequestContext& ctx, const std::string& tenant, const std::string& pseudonym, const std::string& plaintext)>;
+
 // `ledger` returns the live ledger (non-null whenever the dispatcher lets an
 // authenticated request through). `verifier_key` returns the C2SP key text,
-// or kUnavailable before the keys are loaded.
+// or kUnavailable before the keys are loaded. `sealer` seals an event's
+// optional "personal" details.
 void RegisterAuditRoutes(Dispatcher& dispatcher, std::function<audit::Ledger*()> ledger,
                          const Pseudonymizer* pseudonymizer,
-                         std::function<StatusOr<std::string>()> verifier_key);
+                         std::function<StatusOr<std::string>()> verifier_key, PersonalSealer sealer);
 
 }  // namespace geoledger::server

@@ -1,11 +1,13 @@
 #include "server/key_routes.h"
 
+#include <charconv>
 #include <chrono>
 
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "common/log.h"
 #include "server/json_fields.h"
+#include "geoledger/v1/audit.pb.h"
 #include "server/problem.h"
 
 namespace geoledger::server {
@@ -57,14 +59,19 @@ HttpResponse Refused(const RequestContext& ctx, audit::Ledger* ledger, ProblemKi
   return r;
 }
 
+bool PersonalDataAllowedHere(const KeyRouteDeps& deps, const std::string& tenant, std::string* reason) {
+  int64_t now_s = SystemClock::Get().UnixMillis() / 1000;
+  residency::Decision d = deps.engine()->Decide(tenant, "personal", "store", deps.region, now_s);
+  if (!d.allow) *reason = std::string(residency::ReasonCode(d.reason));
+  return d.allow;
+}
+
 // Personal-data keys are handed out only where the tenant's personal data may
 // be stored. Returns the refusal to send, if any.
 std::optional<HttpResponse> CheckResidency(const RequestContext& ctx, const KeyRouteDeps& deps,
                                            const SubjectRequest& r, const char* refused_action) {
-  int64_t now_s = SystemClock::Get().UnixMillis() / 1000;
-  residency::Decision d = deps.engine()->Decide(r.tenant, "personal", "store", deps.region, now_s);
-  if (d.allow) return std::nullopt;
-  std::string reason(residency::ReasonCode(d.reason));
+  std::string reason;
+  if (PersonalDataAllowedHere(deps, r.tenant, &reason)) return std::nullopt;
   return Refused(ctx, deps.ledger(), ProblemKind::kForbidden,
                  "region " + deps.region + " may not hold personal data of tenant " + r.tenant + " (" + reason + ")",
                  KeyEvent(ctx, r.tenant, refused_action, "tenant/" + r.tenant, "denied", r.pseudonym,
@@ -237,6 +244,49 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
              [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
                return JsonResponse(200, InfoJson(ctx.tenant, info));
+             });
+}
+
+PersonalSealer MakePersonalSealer(const KeyRouteDeps& deps) {
+  return [deps](const RequestContext&, const std::string& tenant, const std::string& pseudonym,
+                const std::string& plaintext) -> StatusOr<SealedPersonal> {
+    std::string reason;
+    if (!PersonalDataAllowedHere(deps, tenant, &reason))
+      return PermissionDenied("region " + deps.region + " may not hold personal data of tenant " + tenant + " (" +
+                              reason + "); send the event without 'personal'");
+    SealedPersonal out;
+    out.record_id = "audit/" + HexEncode(crypto::RandomBytes(16));
+    GL_ASSIGN_OR_RETURN(auto sealed, deps.keyring()->Seal(tenant, pseudonym, out.record_id, plaintext));
+    out.key_id = HexEncode(sealed.key_id);
+    out.ciphertext = std::move(sealed.ciphertext);
+    out.key_created = sealed.subject_key_created;
+    return out;
+  };
+}
+
+void RegisterSealedAuditRoutes(Dispatcher& d, KeyRouteDeps deps) {
+  d.AddRoute("GET", "/v1/audit/entries/{index}/personal", Access::kScoped, "dsar",
+             [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               uint64_t index = 0;
+               const std::string& text = ctx.params["index"];
+               auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), index);
+               if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+                 return InvalidArgument("index must be a non-negative integer");
+               if (index >= deps.ledger()->size()) return NotFound("no audit entry " + text);
+               GL_ASSIGN_OR_RETURN(auto entries, deps.ledger()->Entries(index, index + 1));
+               v1::AuditEntry entry;
+               if (!entry.ParseFromString(entries[0].bytes)) return DataLoss("audit: entry " + text + " does not parse");
+               if (!ctx.principal->tenant.empty() && entry.tenant() != ctx.principal->tenant)
+                 return NotFound("no audit entry " + text + " for this tenant");
+               if (!entry.has_sealed()) return NotFound("audit entry " + text + " has no personal details");
+               std::string record_id;
+               for (const auto& det : entry.details())
+                 if (det.key() == "sealed_record_id") record_id = det.value();
+               auto opened = deps.keyring()->Open(entry.tenant(), entry.subject_pseudonym(), record_id,
+                                                  entry.sealed().ciphertext());
+               if (!opened.ok()) return opened.status();
+               auto personal = nlohmann::json::parse(*opened, nullptr, false);
+               return JsonResponse(200, {{"index", index}, {"personal", personal}});
              });
 }
 

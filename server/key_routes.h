@@ -69,4 +69,11 @@ struct KeyRouteDeps {
 
 void RegisterKeyRoutes(Dispatcher& dispatcher, KeyRouteDeps deps);
 
+// Seals audit events' personal details (POST /v1/audit/events "personal")
+// under the subject's data key, after the same residency check as datakey.
+// Also registers GET /v1/audit/entries/{index}/personal (scope dsar), which
+// opens them again: 410 erased once the subject key is shredded.
+PersonalSealer MakePersonalSealer(const KeyRouteDeps& deps);
+void RegisterSealedAuditRoutes(Dispatcher& dispatcher, KeyRouteDeps deps);
+
 }  // namespace geoledger::server

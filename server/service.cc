@@ -234,10 +234,7 @@ void Service::RegisterRoutes() {
     return r;
   });
   RegisterAdminRoutes(d, [this]() { return tokens_.get(); }, [this]() { return ledger_.get(); });
-  RegisterAuditRoutes(d, [this]() { return ledger_.get(); }, &pseudonymizer_, [this]() -> StatusOr<std::string> {
-    if (!ready_.load()) return Unavailable("service is starting");
-    return verifier_key_;
-  });
+
   RegisterPolicyRoutes(d, [this]() { return policy_.get(); }, [this]() { return ledger_.get(); });
   KeyRouteDeps keys;
   keys.keyring = [this]() { return keyring_.get(); };
@@ -246,6 +243,11 @@ void Service::RegisterRoutes() {
   keys.rewrap = [this]() { return rewrap_.get(); };
   keys.pseudonymizer = &pseudonymizer_;
   keys.region = config_.region;
+  RegisterAuditRoutes(d, [this]() { return ledger_.get(); }, &pseudonymizer_, [this]() -> StatusOr<std::string> {
+    if (!ready_.load()) return Unavailable("service is starting");
+    return verifier_key_;
+  }, MakePersonalSealer(keys));
+  RegisterSealedAuditRoutes(d, keys);
   RegisterKeyRoutes(d, std::move(keys));
   metrics_.AddCollector([this](std::string& out) {
     if (!ready_.load()) return;

@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
+#include "audit/export.h"
 #include "common/encoding.h"
 #include "tests/integration/test_server.h"
 
@@ -206,6 +208,58 @@ TEST_F(KeysApiTest, RewrapInterruptedByKillNineResumesAndLosesNothing) {
     EXPECT_EQ(Json(r)["plaintext_key"], issued[i]["plaintext_key"]);
   }
   EXPECT_EQ(again->Terminate(), 0);
+}
+
+TEST_F(KeysApiTest, PersonalDetailsAreSealedAndShreddingErasesThemWhileTheLogVerifies) {
+  std::string writer = server_->CreateToken("app", {"audit:write"});
+  std::string dsar = server_->CreateToken("privacy-desk", {"dsar"});
+  nlohmann::json event = {{"tenant", "acme"}, {"action", "order.shipped"}, {"resource", "orders/1"},
+                          {"outcome", "ok"}, {"subject", "erin"},
+                          {"personal", {{"email", "erin@example.com"}, {"address", "1 Main St"}}}};
+  RawResponse r = Post("/v1/audit/events", {{"events", {event}}}, writer);
+  ASSERT_EQ(r.status, 200) << r.body;
+  uint64_t index = Json(r)["indexes"][0];
+  auto entry = Entry(index);
+  EXPECT_TRUE(entry.contains("sealed_key_id")) << entry.dump();
+  EXPECT_EQ(entry.dump().find("erin@example.com"), std::string::npos);
+  EXPECT_EQ(Entry(index - 1)["action"], "key.created");  // the subject's key was made for this
+  RawResponse personal = server_->Authed(dsar, "GET", "/v1/audit/entries/" + std::to_string(index) + "/personal");
+  ASSERT_EQ(personal.status, 200) << personal.body;
+  EXPECT_EQ(Json(personal)["personal"]["email"], "erin@example.com");
+  EXPECT_EQ(server_->Authed(reader_, "GET", "/v1/audit/entries/" + std::to_string(index) + "/personal").status, 403);
+
+  ASSERT_EQ(Post("/v1/keys/shred", {{"tenant", "acme"}, {"subject", "erin"}}).status, 200);
+  RawResponse erased = server_->Authed(dsar, "GET", "/v1/audit/entries/" + std::to_string(index) + "/personal");
+  EXPECT_EQ(erased.status, 410) << erased.body;
+  // The log still verifies end to end, from an export taken after the erasure.
+  std::string dir = server_->data_dir();
+  ASSERT_EQ(server_->Terminate(), 0);  // final checkpoint
+  auto again = TestServer::Start({}, dir);
+  ASSERT_TRUE(again->started());
+  RawResponse exported = again->Authed(admin_, "GET", "/v1/audit/export");
+  ASSERT_EQ(exported.status, 200) << exported.body;
+  std::ifstream key_file(dir + "/audit-public.key.bin", std::ios::binary);
+  std::string public_key((std::istreambuf_iterator<char>(key_file)), std::istreambuf_iterator<char>());
+  std::istringstream in(exported.body);
+  auto verified = audit::VerifyExport(in, public_key, "geoledger/eu-west-1");
+  EXPECT_TRUE(verified.ok()) << verified.status().ToString();
+  ASSERT_EQ(again->Terminate(), 0);
+  EXPECT_FALSE(OnDisk(dir, "erin@example.com"));
+}
+
+TEST_F(KeysApiTest, PersonalDetailsAreRefusedWhereTheTenantsDataMayNotLive) {
+  std::string writer = server_->CreateToken("app", {"audit:write"});
+  uint64_t size = Json(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=0"))["size"];
+  nlohmann::json event = {{"tenant", "usonly"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"},
+                          {"subject", "frank"}, {"personal", {{"email", "frank@example.com"}}}};
+  EXPECT_EQ(Post("/v1/audit/events", {{"events", {event}}}, writer).status, 403);
+  event["tenant"] = "acme";
+  event.erase("subject");
+  EXPECT_EQ(Post("/v1/audit/events", {{"events", {event}}}, writer).status, 400);
+  event["subject"] = "frank";
+  event["personal"] = "not an object";
+  EXPECT_EQ(Post("/v1/audit/events", {{"events", {event}}}, writer).status, 400);
+  EXPECT_EQ(Json(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=0"))["size"], size);
 }
 
 TEST_F(KeysApiTest, DataDirHoldsNoPlaintextKeyOrSubjectId) {
