@@ -36,6 +36,12 @@ StatusOr<Aead> Aead::FromKey(const SecretBytes& key) {
   return Aead(SecretBytes::CopyFrom(std::string_view(raw, kAeadKeyBytes)));
 }
 
+StatusOr<Aead> Aead::FromKey(SecretBytes&& key) {
+  EnsureSodium();
+  if (key.size() != kAeadKeyBytes) return InvalidArgument("aead: key must be 32 bytes");
+  return Aead(std::move(key));
+}
+
 StatusOr<std::string> Aead::Encrypt(std::string_view plaintext,
                                     std::string_view associated_data) const {
   std::string nonce(kAeadNonceBytes, '\0');

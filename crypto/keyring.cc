@@ -22,7 +22,7 @@ StatusOr<std::unique_ptr<Keyring>> Keyring::Open(KvStore* kv, const SecretBytes&
   auto derived = HmacSha256(root_key, kRootWrapLabel);
   SecretBytes wrap_key = SecretBytes::CopyFrom(AsView(derived));
   sodium_memzero(derived.data(), derived.size());
-  GL_ASSIGN_OR_RETURN(Aead root_wrap, Aead::FromKey(wrap_key));
+  GL_ASSIGN_OR_RETURN(Aead root_wrap, Aead::FromKey(std::move(wrap_key)));
   return std::unique_ptr<Keyring>(new Keyring(kv, std::move(root_wrap), clock, std::move(options)));
 }
 
@@ -47,8 +47,7 @@ StatusOr<std::shared_ptr<const Aead>> Keyring::Kek(std::string_view tenant, uint
   if (!plain.ok())
     return DataLoss("keyring: key version " + std::to_string(version) + " of tenant " + std::string(tenant) +
                     " does not unwrap under this region's root key");
-  SecretBytes kek = TakeSecret(std::move(*plain));
-  GL_ASSIGN_OR_RETURN(Aead aead, Aead::FromKey(kek));
+  GL_ASSIGN_OR_RETURN(Aead aead, Aead::FromKey(TakeSecret(std::move(*plain))));
   auto shared = std::make_shared<const Aead>(std::move(aead));
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (kek_cache_.size() >= options_.kek_cache) kek_cache_.clear();

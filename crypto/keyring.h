@@ -164,6 +164,8 @@ class Keyring {
   StatusOr<uint32_t> EnsureTenantLocked(std::string_view tenant);
   StatusOr<std::pair<SubjectKey, bool>> EnsureSubjectKeyLocked(std::string_view tenant,
                                                                std::string_view pseudonym);
+  // Loads without the write lock; takes it only to create.
+  StatusOr<std::pair<SubjectKey, bool>> EnsureSubjectKeyFast(std::string_view tenant, std::string_view pseudonym);
   // Why a ciphertext under `key_id` cannot be opened for this subject:
   // kErased when that key was shredded, else kPermissionDenied.
   Status NotThisSubjectsKey(std::string_view tenant, std::string_view pseudonym,

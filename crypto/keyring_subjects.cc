@@ -64,6 +64,17 @@ StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyLocked(s
   return std::make_pair(std::move(created), true);
 }
 
+StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyFast(std::string_view tenant,
+                                                                             std::string_view pseudonym) {
+  // The common case, an existing key, needs no lock: a first use elsewhere
+  // (a synced write) must not stall it.
+  auto existing = LoadSubjectKey(tenant, pseudonym);
+  if (existing.ok()) return std::make_pair(std::move(*existing), false);
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return EnsureSubjectKeyLocked(tenant, pseudonym);
+}
+
 StatusOr<std::pair<std::string, bool>> Keyring::EnsureSubjectKey(std::string_view tenant,
                                                                  std::string_view pseudonym) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
@@ -110,20 +121,17 @@ Status Keyring::NotThisSubjectsKey(std::string_view tenant, std::string_view pse
 StatusOr<IssuedDataKey> Keyring::IssueDataKey(std::string_view tenant, std::string_view pseudonym) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
-  std::pair<SubjectKey, bool> subject;
-  {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    GL_ASSIGN_OR_RETURN(subject, EnsureSubjectKeyLocked(tenant, pseudonym));
-  }
-  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(subject.first.key));
+  GL_ASSIGN_OR_RETURN(auto subject, EnsureSubjectKeyFast(tenant, pseudonym));
+  std::string subject_key_id = subject.first.key_id;
+  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(subject.first.key)));
   IssuedDataKey out;
   out.key_id = RandomBytes(kKeyIdBytes);
   out.plaintext = SecretBytes::Random(kDataKeyBytes);
   out.subject_key_created = subject.second;
   GL_ASSIGN_OR_RETURN(std::string sealed,
                       dek.Encrypt(View(out.plaintext), DataKeyAd(options_.region, tenant, pseudonym,
-                                                                 subject.first.key_id, out.key_id)));
-  out.wrapped = std::string(kDataKeyTag, 2) + subject.first.key_id + out.key_id + sealed;
+                                                                 subject_key_id, out.key_id)));
+  out.wrapped = std::string(kDataKeyTag, 2) + subject_key_id + out.key_id + sealed;
   return out;
 }
 
@@ -140,7 +148,7 @@ StatusOr<UnwrappedDataKey> Keyring::UnwrapDataKey(std::string_view tenant, std::
   if (!subject.ok() && subject.status().code() != StatusCode::kNotFound) return subject.status();
   if (!subject.ok() || !ConstantTimeEquals(subject->key_id, subject_key_id))
     return NotThisSubjectsKey(tenant, pseudonym, subject_key_id);
-  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(subject->key));
+  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(subject->key)));
   auto plain = dek.Decrypt(wrapped.substr(header),
                            DataKeyAd(options_.region, tenant, pseudonym, subject_key_id, data_key_id));
   if (!plain.ok()) return Misbound("wrapped_key");
@@ -153,13 +161,9 @@ StatusOr<SealedRecord> Keyring::Seal(std::string_view tenant, std::string_view p
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
   if (record_id.empty() || record_id.size() > kMaxRecordIdBytes)
     return InvalidArgument("keyring: record id must be 1-256 bytes");
-  std::pair<SubjectKey, bool> subject;
-  {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    GL_ASSIGN_OR_RETURN(subject, EnsureSubjectKeyLocked(tenant, pseudonym));
-  }
-  const SubjectKey& key = subject.first;
-  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(key.key));
+  GL_ASSIGN_OR_RETURN(auto subject, EnsureSubjectKeyFast(tenant, pseudonym));
+  SubjectKey& key = subject.first;
+  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(key.key)));
   GL_ASSIGN_OR_RETURN(std::string sealed,
                       dek.Encrypt(plaintext, RecordAd(options_.region, tenant, pseudonym, key.key_id,
                                                       key.kek_version, record_id)));
@@ -183,7 +187,7 @@ StatusOr<std::string> Keyring::Open(std::string_view tenant, std::string_view ps
   if (!subject.ok() && subject.status().code() != StatusCode::kNotFound) return subject.status();
   if (!subject.ok() || !ConstantTimeEquals(subject->key_id, key_id))
     return NotThisSubjectsKey(tenant, pseudonym, key_id);
-  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(subject->key));
+  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(subject->key)));
   auto plain = dek.Decrypt(ciphertext.substr(header),
                            RecordAd(options_.region, tenant, pseudonym, key_id, version, record_id));
   if (!plain.ok()) return Misbound("record ciphertext");
