@@ -1,5 +1,8 @@
 // Secret bytes live in libsodium guarded memory: locked (never swapped),
 // excluded from core dumps where the OS allows it, and wiped on release.
+// Secrets of up to 64 bytes (keys) share locked chunks, one 64-byte slot
+// each, without a guard page per secret; larger ones get their own
+// sodium_malloc allocation with guard pages.
 //
 // The only way to read the bytes is SecretBytes::Reveal(SecretAccess), so
 // every place that touches key material can be found with
