@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "crypto/key_source.h"
 #include "server/admin_routes.h"
+#include "server/decision_routes.h"
 #include "server/policy_routes.h"
 #include "server/problem.h"
 
@@ -160,6 +161,13 @@ Status Service::OpenStorageAndKeys() {
     return ledger.status();
   }
   ledger_ = std::move(*ledger);
+  decision_auditor_ = std::make_unique<DecisionAuditor>(
+      config_.decision_audit == "async" ? DecisionAuditMode::kAsync : DecisionAuditMode::kSync,
+      config_.decision_audit_queue,
+      [ledger = ledger_.get()](std::vector<audit::AuditEvent> events, audit::Ledger::AppendCallback done) {
+        return ledger->AppendAsync(std::move(events), std::move(done));
+      });
+  log::Info("decision audit", {{"mode", config_.decision_audit}, {"queue", config_.decision_audit_queue}});
   if (config_.audit_verify_on_start) GL_RETURN_IF_ERROR(VerifyAuditLog());
   // Resumes any rewrap a previous run left unfinished.
   rewrap_ = std::make_unique<RewrapWorker>(keyring_.get(), ledger_.get());
@@ -239,6 +247,8 @@ void Service::RegisterRoutes() {
     return verifier_key_;
   });
   RegisterPolicyRoutes(d, [this]() { return policy_.get(); }, [this]() { return ledger_.get(); });
+  RegisterDecisionRoutes(d, {[this]() -> const residency::Engine* { return engine_.get(); },
+                             [this]() { return decision_auditor_.get(); }});
   KeyRouteDeps keys;
   keys.keyring = [this]() { return keyring_.get(); };
   keys.ledger = [this]() { return ledger_.get(); };
@@ -258,6 +268,18 @@ void Service::RegisterRoutes() {
            "\n# HELP geoledger_keys_rewrap_errors_total Rewrap passes that failed and will be retried.\n"
            "# TYPE geoledger_keys_rewrap_errors_total counter\ngeoledger_keys_rewrap_errors_total " +
            std::to_string(rewrap_->errors_total()) +
+           "\n# HELP geoledger_decision_audit_outstanding Decision audit events accepted and not yet durable.\n"
+           "# TYPE geoledger_decision_audit_outstanding gauge\ngeoledger_decision_audit_outstanding " +
+           std::to_string(decision_auditor_->outstanding()) +
+           "\n# HELP geoledger_decisions_audited_total Decisions whose audit entry is durable.\n"
+           "# TYPE geoledger_decisions_audited_total counter\ngeoledger_decisions_audited_total " +
+           std::to_string(decision_auditor_->audited_total()) +
+           "\n# HELP geoledger_decision_audit_rejected_total Decisions refused (503) because their audit entry could not be queued.\n"
+           "# TYPE geoledger_decision_audit_rejected_total counter\ngeoledger_decision_audit_rejected_total " +
+           std::to_string(decision_auditor_->rejected_total()) +
+           "\n# HELP geoledger_decision_audit_failed_total Accepted decision audit entries whose write failed.\n"
+           "# TYPE geoledger_decision_audit_failed_total counter\ngeoledger_decision_audit_failed_total " +
+           std::to_string(decision_auditor_->failed_total()) +
            "\n# HELP geoledger_policy_version Active residency policy version.\n"
            "# TYPE geoledger_policy_version gauge\ngeoledger_policy_version " +
            std::to_string(engine_->version()) + "\n";
@@ -300,16 +322,19 @@ void Service::Shutdown() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (dispatcher_->in_flight() > 0)
     log::Warn("drain timeout: requests still in flight", {{"in_flight", dispatcher_->in_flight()}});
-  if (http_) http_->Stop();
   ready_.store(false);
-  dispatcher_->SetTokenStore(nullptr);
   if (rewrap_) rewrap_->Stop();  // its last batch is durable; the next start resumes
   if (ledger_) {
-    // Commits what is queued and signs a final checkpoint.
+    // Commits what is queued and signs a final checkpoint. Before the
+    // listener stops: deferred answers still waiting for their audit entry
+    // (only after a drain timeout) are sent from the ledger's callbacks and
+    // need the transport.
     Status closed = ledger_->Close();
     if (!closed.ok()) log::Error("audit log close failed", {{"error", closed.ToString()}});
     else log::Info("audit log closed", {{"size", ledger_->size()}});
   }
+  if (http_) http_->Stop();
+  dispatcher_->SetTokenStore(nullptr);
   rewrap_.reset();
   ledger_.reset();
   keyring_.reset();

@@ -17,6 +17,7 @@
 #include "crypto/signer.h"
 #include "server/config.h"
 #include "server/audit_routes.h"
+#include "server/decision_audit.h"
 #include "server/dispatcher.h"
 #include "residency/engine.h"
 #include "residency/policy_store.h"
@@ -62,6 +63,7 @@ class Service {
   std::unique_ptr<residency::PolicyStore> policy_;
   std::unique_ptr<crypto::Keyring> keyring_;
   std::unique_ptr<RewrapWorker> rewrap_;
+  std::unique_ptr<DecisionAuditor> decision_auditor_;  // set before ready_, with ledger_
   Pseudonymizer pseudonymizer_{&root_key_};
   std::string verifier_key_;  // written before ready_ flips, read only after
   crypto::SecretBytes root_key_;  // wraps tenant keys
