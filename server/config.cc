@@ -154,6 +154,10 @@ const std::vector<OptionSpec>& Specs() {
        }},
       {"decision-audit-queue", "Decision audit events accepted and not yet durable before decisions get 503 + Retry-After",
        "100000", Bytes(&ServerConfig::decision_audit_queue, 1, 10000000)},
+      {"policy-trusted-keys",
+       "File of Ed25519 public keys (one per line, base64 of the raw 32 bytes; # comments) trusted to sign "
+       "imported policy bundles, in addition to this instance's own policy-signing key",
+       "", Text(&ServerConfig::policy_trusted_keys)},
   };
   return specs;
 }
