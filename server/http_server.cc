@@ -87,6 +87,13 @@ void CloseAfterSend(Async::Promise<ssize_t> sent, const std::shared_ptr<Tcp::Pee
   sent.then([close_it](ssize_t) { close_it(); }, [close_it](std::exception_ptr) { close_it(); });
 }
 
+// May run on any thread (deferred answers complete on the audit writer).
+// Pistache 0.0.5's ResponseWriter::send serialises into the writer's own
+// buffer and pushes to the transport's lock-free MPSC write queue, which the
+// reactor drains; the writer's response timer is never armed here, so send
+// touches no reactor-only state except Peer::setIdle(true), a plain bool the
+// reactor may read at the same time (a race on a flag, harmless here, that
+// TSan would report).
 void Send(Outgoing out, const std::weak_ptr<Tcp::Peer>& peer) {
   Http::ResponseWriter& writer = out.writer;
   const HttpResponse& r = out.response;
