@@ -120,6 +120,15 @@ StatusOr<std::vector<std::string>> Ledger::ConsistencyProof(uint64_t first, uint
 }
 
 StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events) {
+  auto done = std::make_shared<std::promise<StatusOr<std::vector<uint64_t>>>>();
+  auto future = done->get_future();
+  GL_RETURN_IF_ERROR(AppendAsync(std::move(events), [done](StatusOr<std::vector<uint64_t>> result) {
+    done->set_value(std::move(result));
+  }));
+  return future.get();
+}
+
+Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done) {
   if (events.empty()) return InvalidArgument("audit: no events");
   if (events.size() > options_.max_batch_events)
     return InvalidArgument("audit: at most " + std::to_string(options_.max_batch_events) + " events per append");
@@ -134,7 +143,6 @@ StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events) {
     for (const auto& [k, v] : e.details)
       if (k.empty() || !ValidText(k, 128) || !ValidText(v, 1024)) return InvalidArgument("audit: detail too large");
   }
-  std::future<StatusOr<std::vector<uint64_t>>> done;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closing_) return Unavailable("audit: ledger is closed");
@@ -145,13 +153,14 @@ StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events) {
     }
     queued_events_ += events.size();
     stats_.queue_depth = queued_events_;
-    Pending p;
-    p.events = std::move(events);
-    done = p.done.get_future();
-    queue_.push_back(std::move(p));
+    queue_.push_back(Pending{std::move(events), std::move(done)});
   }
   cv_.notify_one();
-  return done.get();
+  return Status::Ok();
+}
+
+void Ledger::Fail(std::vector<Pending>& pending, const Status& result) {
+  for (auto& p : pending) p.done(result);
 }
 
 void Ledger::WriterLoop() {
@@ -171,7 +180,8 @@ void Ledger::WriterLoop() {
       stats_.queue_depth = queued_events_;
       closing = closing_ && queue_.empty();
       if (!healthy_) {
-        for (auto& p : batch) p.done.set_value(Unavailable("audit: ledger storage failed"));
+        lock.unlock();
+        Fail(batch, Unavailable("audit: ledger storage failed"));
         if (closing) return;
         continue;
       }
@@ -180,13 +190,17 @@ void Ledger::WriterLoop() {
     Status st = Commit(batch, due || closing);
     if (!st.ok()) {
       log::Error("audit ledger write failed; refusing further appends", {{"error", st.ToString()}});
-      std::lock_guard<std::mutex> lock(mu_);
-      healthy_ = false;
-      stats_.healthy = false;
-      for (auto& p : batch) p.done.set_value(Unavailable("audit: ledger storage failed"));
-      for (auto& p : queue_) p.done.set_value(Unavailable("audit: ledger storage failed"));
-      queue_.clear();
-      queued_events_ = 0;
+      std::vector<Pending> queued;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        healthy_ = false;
+        stats_.healthy = false;
+        for (auto& p : queue_) queued.push_back(std::move(p));
+        queue_.clear();
+        queued_events_ = 0;
+      }
+      Fail(batch, Unavailable("audit: ledger storage failed"));
+      Fail(queued, Unavailable("audit: ledger storage failed"));
     }
     if (closing) return;
   }
@@ -288,7 +302,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
     }
   }
   if (checkpoint) last_checkpoint_at_ = clock_->Now();
-  for (size_t b = 0; b < batch.size(); ++b) batch[b].done.set_value(std::move(indexes[b]));
+  for (size_t b = 0; b < batch.size(); ++b) batch[b].done(std::move(indexes[b]));
   return Status::Ok();
 }
 

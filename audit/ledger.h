@@ -93,6 +93,17 @@ class Ledger {
   // the queue is full, the ledger is closed, or storage failed.
   StatusOr<std::vector<uint64_t>> Append(std::vector<AuditEvent> events);
 
+  // Called once with the appended events' indexes when they are durable, or
+  // with kUnavailable when the write failed or the ledger closed first.
+  using AppendCallback = std::function<void(StatusOr<std::vector<uint64_t>>)>;
+  // Non-blocking Append. Returns an error at once (and never calls `done`)
+  // for the same reasons Append fails before queueing: invalid events, a full
+  // queue, a closed or unhealthy ledger. Otherwise returns OK and calls
+  // `done` exactly once, on the writer thread, after the batch holding the
+  // events is durable. `done` must not block for long (it delays the next
+  // group commit) and may call Append/AppendAsync.
+  Status AppendAsync(std::vector<AuditEvent> events, AppendCallback done);
+
   // Entries [start, end), end exclusive and at most size().
   StatusOr<std::vector<StoredEntry>> Entries(uint64_t start, uint64_t end) const;
 
@@ -141,8 +152,10 @@ class Ledger {
  private:
   struct Pending {
     std::vector<AuditEvent> events;
-    std::promise<StatusOr<std::vector<uint64_t>>> done;
+    AppendCallback done;
   };
+  // Calls every callback in `pending` with `result` (outside mu_).
+  static void Fail(std::vector<Pending>& pending, const Status& result);
   Ledger(KvStore* kv, const crypto::Ed25519Signer* signer, const Clock* clock, Options options);
   Status Load();
   void WriterLoop();

@@ -13,6 +13,7 @@ namespace {
 
 constexpr char kRootKeyFile[] = "root.key";
 constexpr char kAuditSigningKeyFile[] = "audit-signing.key";
+constexpr char kPolicySigningKeyFile[] = "policy-signing.key";
 
 // Reads exactly `size` bytes from a 0600 file straight into guarded memory.
 StatusOr<SecretBytes> ReadKeyFile(const std::string& path, size_t size) {
@@ -92,6 +93,9 @@ class FileKeySource final : public KeySource {
   StatusOr<SecretBytes> LoadAuditSigningSeed() const override {
     return ReadKeyFile(dir_ + "/" + kAuditSigningKeyFile, crypto_sign_SEEDBYTES);
   }
+  StatusOr<SecretBytes> LoadPolicySigningSeed() const override {
+    return ReadKeyFile(dir_ + "/" + kPolicySigningKeyFile, crypto_sign_SEEDBYTES);
+  }
 
  private:
   std::string dir_;
@@ -111,6 +115,8 @@ Status GenerateDevKeys(const std::string& keys_dir, bool* created) {
   GL_RETURN_IF_ERROR(WriteNewKeyFile(keys_dir + "/" + kRootKeyFile, kRootKeyBytes, created));
   GL_RETURN_IF_ERROR(
       WriteNewKeyFile(keys_dir + "/" + kAuditSigningKeyFile, crypto_sign_SEEDBYTES, created));
+  GL_RETURN_IF_ERROR(
+      WriteNewKeyFile(keys_dir + "/" + kPolicySigningKeyFile, crypto_sign_SEEDBYTES, created));
   return Status::Ok();
 }
 

@@ -26,10 +26,14 @@ class KeySource {
   // protection is too weak, kDataLoss when it is malformed.
   virtual StatusOr<SecretBytes> LoadRootKey() const = 0;
   virtual StatusOr<SecretBytes> LoadAuditSigningSeed() const = 0;
+  // Seed of the Ed25519 key that signs exported residency policy bundles.
+  // Optional for the service: an instance without it can import bundles
+  // signed elsewhere but cannot export.
+  virtual StatusOr<SecretBytes> LoadPolicySigningSeed() const = 0;
 };
 
-// Keys as files under `keys_dir`: root.key and audit-signing.key, 32 raw
-// bytes each. Each file must be a regular file owned by the current user with
+// Keys as files under `keys_dir`: root.key, audit-signing.key and
+// policy-signing.key, 32 raw bytes each. Each file must be a regular file owned by the current user with
 // mode 0600 (or stricter); anything readable by group or others is refused.
 std::unique_ptr<KeySource> NewFileKeySource(const std::string& keys_dir);
 

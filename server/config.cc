@@ -143,6 +143,21 @@ const std::vector<OptionSpec>& Specs() {
       {"rate-limit-tenant-burst", "Burst size per tenant", "2000", Rate(&ServerConfig::tenant_burst)},
       {"rate-limit-token-rps", "Requests per second per token (0 disables)", "20000", Rate(&ServerConfig::token_rate)},
       {"rate-limit-token-burst", "Burst size per token", "40000", Rate(&ServerConfig::token_burst)},
+      {"decision-audit",
+       "How residency decisions are audited: sync answers once the decision's audit entry is durable; async "
+       "answers at once and queues the entry (bounded by --decision-audit-queue; 503 when full)",
+       "sync",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         if (v != "sync" && v != "async") return InvalidArgument("decision-audit: expected sync or async, got '" + v + "'");
+         c.decision_audit = v;
+         return Status::Ok();
+       }},
+      {"decision-audit-queue", "Decision audit events accepted and not yet durable before decisions get 503 + Retry-After",
+       "100000", Bytes(&ServerConfig::decision_audit_queue, 1, 10000000)},
+      {"policy-trusted-keys",
+       "File of Ed25519 public keys (one per line, base64 of the raw 32 bytes; # comments) trusted to sign "
+       "imported policy bundles, in addition to this instance's own policy-signing key",
+       "", Text(&ServerConfig::policy_trusted_keys)},
   };
   return specs;
 }

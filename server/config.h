@@ -37,6 +37,12 @@ struct ServerConfig {
   double tenant_rate = 1000, tenant_burst = 2000;  // per tenant; rate 0 disables
   double token_rate = 20000, token_burst = 40000;  // per token; rate 0 disables
 
+  // Residency decisions: "sync" answers once the decision's audit entry is
+  // durable; "async" answers at once with a bounded queue.
+  std::string decision_audit = "sync";
+  size_t decision_audit_queue = 100000;  // decision events outstanding before 503
+  std::string policy_trusted_keys;       // file of trusted bundle-signing public keys
+
   bool tls_enabled() const { return !tls_cert.empty(); }
 };
 

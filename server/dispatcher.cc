@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
 
 #include "common/encoding.h"
 #include "common/log.h"
@@ -53,7 +54,40 @@ ProblemKind KindForHttp(int status) {
   }
 }
 
+// A gateway refusal: 403 whose reason a gateway can pass on.
+HttpResponse GatewayRefusal(const std::string& reason, const std::string& detail, const std::string& rid) {
+  HttpResponse r = MakeProblem(ProblemKind::kForbidden, detail, rid);
+  r.headers.emplace_back("X-Residency-Reason", reason);
+  return r;
+}
+
 }  // namespace
+
+struct Reply::Exchange {
+  explicit Exchange(HttpRequest r)
+      : request(std::move(r)), ctx{request, ChooseRequestId(request.Header("x-request-id")), "unmatched", {}, std::nullopt, {}, {}} {}
+  HttpRequest request;
+  RequestContext ctx;
+  Dispatcher* dispatcher = nullptr;
+  int metrics_id = HttpMetrics::kUnmatched;
+  std::chrono::steady_clock::time_point start;
+  std::function<void(HttpResponse)> done;
+  std::atomic<bool> answered{false};
+};
+
+Reply::~Reply() {
+  if (exchange_ && !exchange_->answered.load()) {
+    log::Error("deferred handler dropped its reply", {{"request_id", exchange_->ctx.request_id}, {"route", exchange_->ctx.route}});
+    (*this)(Internal("request was not answered"));
+  }
+}
+
+void Reply::operator()(StatusOr<HttpResponse> result) {
+  if (!exchange_ || exchange_->answered.exchange(true)) return;
+  std::shared_ptr<Exchange> ex = std::move(exchange_);
+  HttpResponse response = result.ok() ? std::move(*result) : ex->dispatcher->ErrorResponse(result.status(), ex->ctx);
+  ex->dispatcher->Complete(*ex, std::move(response));
+}
 
 HttpResponse JsonResponse(int status, const nlohmann::json& body) {
   HttpResponse r;
@@ -84,34 +118,75 @@ Dispatcher::Dispatcher(Options options, const Clock* clock, HttpMetrics* metrics
       tenant_limiter_(options.tenant_limit, clock),
       token_limiter_(options.token_limit, clock) {}
 
+Dispatcher::~Dispatcher() = default;
+
 void Dispatcher::AddRoute(const std::string& method, const std::string& pattern, Access access,
                           const std::string& scope, RouteHandler handler) {
   int id = router_.Add(method, pattern);
   int metrics_id = metrics_->AddRoute(method, pattern);
   if (static_cast<int>(routes_.size()) != id) std::abort();
-  routes_.push_back({access, scope, std::move(handler), metrics_id});
+  routes_.push_back({access, scope, std::move(handler), nullptr, metrics_id});
+}
+
+void Dispatcher::AddDeferredRoute(const std::string& method, const std::string& pattern, Access access,
+                                  const std::string& scope, DeferredHandler handler) {
+  int id = router_.Add(method, pattern);
+  int metrics_id = metrics_->AddRoute(method, pattern);
+  if (static_cast<int>(routes_.size()) != id) std::abort();
+  routes_.push_back({access, scope, nullptr, std::move(handler), metrics_id});
+}
+
+void Dispatcher::MarkGatewayRoute(const std::string& method, const std::string& pattern) {
+  for (size_t i = 0; i < routes_.size(); ++i)
+    if (router_.method(static_cast<int>(i)) == method && router_.pattern(static_cast<int>(i)) == pattern) {
+      routes_[i].gateway = true;
+      return;
+    }
+  std::abort();  // registration bug
 }
 
 HttpResponse Dispatcher::Handle(const HttpRequest& request) {
-  auto start = clock_->Now();
+  auto promise = std::make_shared<std::promise<HttpResponse>>();
+  auto future = promise->get_future();
+  HandleAsync(request, [promise](HttpResponse r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+void Dispatcher::HandleAsync(HttpRequest request, std::function<void(HttpResponse)> done) {
+  auto ex = std::make_shared<Reply::Exchange>(std::move(request));
+  ex->dispatcher = this;
+  ex->start = clock_->Now();
+  ex->done = std::move(done);
   in_flight_.fetch_add(1);
   metrics_->AddInFlight(1);
-  RequestContext ctx{request, ChooseRequestId(request.Header("x-request-id")), "unmatched", {}, std::nullopt, {}, {}};
-  int metrics_id = HttpMetrics::kUnmatched;
-  HttpResponse response;
+  std::optional<HttpResponse> response;
   try {
-    response = Process(request, ctx, &metrics_id);
+    response = Process(ex);
   } catch (const std::exception& e) {
-    log::Error("handler threw", {{"request_id", ctx.request_id}, {"error", e.what()}});
-    response = ProblemFromStatus(Internal("unhandled exception"), ctx.request_id);
+    log::Error("handler threw", {{"request_id", ex->ctx.request_id}, {"error", e.what()}});
+    response = ProblemFromStatus(Internal("unhandled exception"), ex->ctx.request_id);
   } catch (...) {
-    log::Error("handler threw", {{"request_id", ctx.request_id}});
-    response = ProblemFromStatus(Internal("unhandled exception"), ctx.request_id);
+    log::Error("handler threw", {{"request_id", ex->ctx.request_id}});
+    response = ProblemFromStatus(Internal("unhandled exception"), ex->ctx.request_id);
   }
-  Finish(request, ctx, response, metrics_id, start);
+  // A deferred handler that threw after taking its Reply has answered (500)
+  // through the Reply's destructor; `answered` keeps this to one response.
+  if (response && !ex->answered.exchange(true)) Complete(*ex, std::move(*response));
+}
+
+void Dispatcher::Complete(Reply::Exchange& ex, HttpResponse response) {
+  Finish(ex.request, ex.ctx, response, ex.metrics_id, ex.start);
   metrics_->AddInFlight(-1);
+  auto done = std::move(ex.done);
+  done(std::move(response));
+  // After the response is handed over, so a drain waits for it.
   in_flight_.fetch_sub(1);
-  return response;
+}
+
+HttpResponse Dispatcher::ErrorResponse(const Status& status, const RequestContext& ctx) {
+  if (ProblemKindFor(status.code()) == ProblemKind::kInternal)
+    log::Error("request failed", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"error", status.ToString()}});
+  return ProblemFromStatus(status, ctx.request_id);
 }
 
 std::optional<HttpResponse> Dispatcher::Limit(RateLimiter& limiter, const std::string& key, bool by_tenant,
@@ -124,7 +199,10 @@ std::optional<HttpResponse> Dispatcher::Limit(RateLimiter& limiter, const std::s
   return r;
 }
 
-HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx, int* metrics_id) {
+std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exchange>& ex) {
+  const HttpRequest& request = ex->request;
+  RequestContext& ctx = ex->ctx;
+  int* metrics_id = &ex->metrics_id;
   const std::string& rid = ctx.request_id;
   Router::Match match = router_.Find(request.method, request.path);
   if (match.route_id < 0) {
@@ -162,11 +240,15 @@ HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx
     if (p != ctx.params.end()) ctx.tenant = p->second;
     else if (const std::string* h = request.Header("x-tenant-id")) ctx.tenant = *h;
     else if (auto q = request.query.find("tenant"); q != request.query.end()) ctx.tenant = q->second;
-    if (!ctx.tenant.empty() && !IsValidName(ctx.tenant))
+    if (!ctx.tenant.empty() && !IsValidName(ctx.tenant)) {
+      if (route.gateway) return GatewayRefusal("tenant-invalid", "tenant id must be 1-64 characters of [A-Za-z0-9._:-]", rid);
       return MakeProblem(ProblemKind::kBadRequest, "tenant id must be 1-64 characters of [A-Za-z0-9._:-]", rid);
+    }
     if (!principal.tenant.empty()) {
-      if (!ctx.tenant.empty() && ctx.tenant != principal.tenant)
+      if (!ctx.tenant.empty() && ctx.tenant != principal.tenant) {
+        if (route.gateway) return GatewayRefusal("token-tenant-mismatch", "token is restricted to another tenant", rid);
         return MakeProblem(ProblemKind::kForbidden, "token is restricted to another tenant", rid);
+      }
       ctx.tenant = principal.tenant;
     }
 
@@ -187,13 +269,12 @@ HttpResponse Dispatcher::Process(const HttpRequest& request, RequestContext& ctx
     if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
   }
 
-  StatusOr<HttpResponse> result = route.handler(ctx);
-  if (!result.ok()) {
-    if (ProblemKindFor(result.status().code()) == ProblemKind::kInternal)
-      log::Error("request failed", {{"request_id", rid}, {"route", router_.pattern(match.route_id)},
-                                    {"error", result.status().ToString()}});
-    return ProblemFromStatus(result.status(), rid);
+  if (route.deferred) {
+    route.deferred(ctx, Reply(ex));
+    return std::nullopt;
   }
+  StatusOr<HttpResponse> result = route.handler(ctx);
+  if (!result.ok()) return ErrorResponse(result.status(), ctx);
   return std::move(*result);
 }
 

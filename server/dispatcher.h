@@ -2,6 +2,11 @@
 // library: request id → drain check → route → authenticate → authorise →
 // rate limit → content type and JSON body → handler → problem rendering,
 // metrics and the access log. No business rule lives here.
+//
+// A route answers either at once (RouteHandler) or later (DeferredHandler:
+// it gets a Reply and completes it from any thread, e.g. once an audit entry
+// is durable). Metrics, the access log and the in-flight count cover a
+// deferred request until its Reply is sent, so a drain waits for it.
 #pragma once
 
 #include <atomic>
@@ -35,6 +40,29 @@ struct RequestContext {
 
 using RouteHandler = std::function<StatusOr<HttpResponse>(RequestContext&)>;
 
+class Dispatcher;
+
+// Completes one deferred request. Call it exactly once, from any thread;
+// later calls do nothing. A Reply destroyed without being called answers 500
+// (a handler bug, logged). The request's RequestContext stays valid until
+// the Reply is called or destroyed. Move-only.
+class Reply {
+ public:
+  struct Exchange;
+  explicit Reply(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
+  Reply(Reply&&) = default;
+  Reply& operator=(Reply&&) = default;
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  ~Reply();
+  void operator()(StatusOr<HttpResponse> result);
+
+ private:
+  std::shared_ptr<Exchange> exchange_;
+};
+
+using DeferredHandler = std::function<void(RequestContext&, Reply)>;
+
 enum class Access {
   kPublic,         // no token (health, readiness, metrics)
   kAuthenticated,  // any valid token
@@ -55,6 +83,7 @@ class Dispatcher {
   // `clock` and `metrics` must outlive the dispatcher. Until SetTokenStore is
   // called, every non-public route answers 503 (the service is not ready).
   Dispatcher(Options options, const Clock* clock, HttpMetrics* metrics);
+  ~Dispatcher();
 
   // `tokens` must outlive the dispatcher. Thread-safe.
   void SetTokenStore(const TokenStore* tokens) { tokens_.store(tokens); }
@@ -62,8 +91,19 @@ class Dispatcher {
   // Registration happens before serving and is not thread-safe.
   void AddRoute(const std::string& method, const std::string& pattern, Access access,
                 const std::string& scope, RouteHandler handler);
+  void AddDeferredRoute(const std::string& method, const std::string& pattern, Access access,
+                        const std::string& scope, DeferredHandler handler);
+  // A gateway route (nginx auth_request, Envoy ext_authz) can only say yes
+  // (2xx) or no (401/403): an invalid tenant id or a token bound to another
+  // tenant is answered 403 with X-Residency-Reason instead of 400. Call right
+  // after adding the route.
+  void MarkGatewayRoute(const std::string& method, const std::string& pattern);
 
-  // Handles one request. Thread-safe. Never throws.
+  // Handles one request and calls `done` exactly once with the response, on
+  // this thread or (for deferred routes) on the thread that completes the
+  // Reply. Thread-safe. Never throws.
+  void HandleAsync(HttpRequest request, std::function<void(HttpResponse)> done);
+  // HandleAsync, waiting for the response (tests and tools).
   HttpResponse Handle(const HttpRequest& request);
 
   // Records and logs a request the HTTP layer refused before it was parsed
@@ -76,13 +116,21 @@ class Dispatcher {
   int64_t in_flight() const { return in_flight_.load(); }
 
  private:
+  friend class Reply;
   struct Route {
     Access access;
     std::string scope;
-    RouteHandler handler;
+    RouteHandler handler;       // set for immediate routes
+    DeferredHandler deferred;   // set for deferred routes
     int metrics_id;
+    bool gateway = false;
   };
-  HttpResponse Process(const HttpRequest& request, RequestContext& ctx, int* metrics_id);
+  // Runs the pipeline; nullopt when a deferred handler took the request.
+  std::optional<HttpResponse> Process(const std::shared_ptr<Reply::Exchange>& ex);
+  // Finishes the exchange once (metrics, access log, in-flight) and hands
+  // the response to its `done`.
+  void Complete(Reply::Exchange& ex, HttpResponse response);
+  HttpResponse ErrorResponse(const Status& status, const RequestContext& ctx);
   // 429 with Retry-After when `limiter` has no token left for `key`.
   std::optional<HttpResponse> Limit(RateLimiter& limiter, const std::string& key, bool by_tenant,
                                     const char* what, const std::string& rid);

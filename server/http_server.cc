@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "server/router.h"
@@ -17,10 +19,40 @@ using namespace Pistache;
 
 constexpr char kConnData[] = "geoledger.conn";
 
-// Per-connection framing state, kept in the peer's data map.
+struct Outgoing {
+  Http::ResponseWriter writer;
+  HttpResponse response;
+  bool keep_alive;
+};
+void Send(Outgoing out, const std::weak_ptr<Tcp::Peer>& peer);
+
+// Per-connection state, kept in the peer's data map.
+//
+// Responses leave in request order (HTTP/1.1 pipelining) although a deferred
+// response may complete on another thread after a later immediate one: each
+// request takes a sequence number on the reactor thread, and a completed
+// response is sent only when every earlier one has been. Sending happens
+// under `mu`, so the transport's write queue sees responses in order.
 struct ConnState {
-  size_t bytes_this_request = 0;
-  bool closing = false;  // a fatal answer was sent; ignore further input
+  size_t bytes_this_request = 0;  // reactor thread only
+  bool closing = false;           // reactor thread only; a fatal answer was sent, ignore further input
+  uint64_t next_request = 0;      // reactor thread only
+
+  // Queues response number `seq` and sends every response that is now next
+  // in line. Thread-safe.
+  void Complete(uint64_t seq, Outgoing out, const std::weak_ptr<Tcp::Peer>& peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    ready.emplace(seq, std::move(out));
+    for (auto it = ready.begin(); it != ready.end() && it->first == next_to_send; it = ready.begin()) {
+      Send(std::move(it->second), peer);
+      ready.erase(it);
+      ++next_to_send;
+    }
+  }
+
+  std::mutex mu;
+  uint64_t next_to_send = 0;             // guarded by mu
+  std::map<uint64_t, Outgoing> ready;    // guarded by mu
 };
 
 // A response header with a name chosen at run time. Pistache 0.0.5 writes
@@ -53,6 +85,30 @@ void CloseAfterSend(Async::Promise<ssize_t> sent, const std::shared_ptr<Tcp::Pee
     if (auto p = weak.lock()) ::shutdown(p->fd(), SHUT_RDWR);
   };
   sent.then([close_it](ssize_t) { close_it(); }, [close_it](std::exception_ptr) { close_it(); });
+}
+
+// May run on any thread (deferred answers complete on the audit writer).
+// Pistache 0.0.5's ResponseWriter::send serialises into the writer's own
+// buffer and pushes to the transport's lock-free MPSC write queue, which the
+// reactor drains; the writer's response timer is never armed here, so send
+// touches no reactor-only state except Peer::setIdle(true), a plain bool the
+// reactor may read at the same time (a race on a flag, harmless here, that
+// TSan would report).
+void Send(Outgoing out, const std::weak_ptr<Tcp::Peer>& peer) {
+  Http::ResponseWriter& writer = out.writer;
+  const HttpResponse& r = out.response;
+  auto& headers = writer.headers();
+  // The library pre-sets "Connection: Close" on requests without the header.
+  headers.remove<Http::Header::Connection>();
+  headers.add<Http::Header::Connection>(out.keep_alive ? Http::ConnectionControl::KeepAlive
+                                                       : Http::ConnectionControl::Close);
+  for (const auto& [name, value] : r.headers) headers.add(std::make_shared<OutHeader>(name, value));
+  if (!r.content_type.empty()) writer.setMime(Http::Mime::MediaType::fromString(r.content_type));
+  // A peer that went away while a deferred answer was pending makes the
+  // send fail (rejected promise); nothing is written then.
+  auto sent = writer.send(static_cast<Http::Code>(r.status), r.body);
+  if (!out.keep_alive)
+    if (auto p = peer.lock()) CloseAfterSend(std::move(sent), p);
 }
 
 class Frontend final : public Http::Handler {
@@ -122,17 +178,17 @@ class Frontend final : public Http::Handler {
     conn->bytes_this_request = 0;
     request.copyAddress(peer->address());
     Http::ResponseWriter writer(request.version(), transport(), this, peer);
-    Serve(request, std::move(writer), peer);
+    Serve(request, std::move(writer), peer, conn);
     parser->reset();
   }
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     // Not reached: onInput serves requests itself. Kept for the interface.
-    Send(std::move(writer), limits_->dispatcher->Reject(400, "unexpected request path", ""), false, nullptr);
+    Send(Outgoing{std::move(writer), limits_->dispatcher->Reject(400, "unexpected request path", ""), false}, {});
   }
 
   void onTimeout(const Http::Request&, Http::ResponseWriter writer) override {
-    Send(std::move(writer), limits_->dispatcher->Reject(408, "request not received in time", ""), false, nullptr);
+    Send(Outgoing{std::move(writer), limits_->dispatcher->Reject(408, "request not received in time", ""), false}, {});
   }
 
  private:
@@ -141,11 +197,13 @@ class Frontend final : public Http::Handler {
     conn->closing = true;
     Http::ResponseWriter writer(Http::Version::Http11, transport(), this, peer);
     HttpResponse r = limits_->dispatcher->Reject(status, detail, peer->address().host());
-    Send(std::move(writer), r, /*keep_alive=*/false, peer);
+    conn->Complete(conn->next_request++, Outgoing{std::move(writer), std::move(r), /*keep_alive=*/false}, peer);
     parser->reset();
   }
 
-  void Serve(const Http::Request& req, Http::ResponseWriter writer, const std::shared_ptr<Tcp::Peer>& peer) {
+  void Serve(const Http::Request& req, Http::ResponseWriter writer, const std::shared_ptr<Tcp::Peer>& peer,
+             const std::shared_ptr<ConnState>& conn) {
+    const uint64_t seq = conn->next_request++;
     HttpRequest in;
     in.method = Http::methodString(req.method());
     in.path = req.resource();
@@ -155,7 +213,7 @@ class Frontend final : public Http::Handler {
       auto k = PercentDecode(it->first);
       auto v = PercentDecode(it->second);
       if (!k || !v) {
-        Send(std::move(writer), limits_->dispatcher->Reject(400, "malformed query string", in.peer), false, peer);
+        conn->Complete(seq, Outgoing{std::move(writer), limits_->dispatcher->Reject(400, "malformed query string", in.peer), false}, peer);
         return;
       }
       in.query[*k] = *v;
@@ -180,22 +238,14 @@ class Frontend final : public Http::Handler {
     else
       keep_alive = conn_hdr && conn_hdr->control() == Http::ConnectionControl::KeepAlive;
 
-    HttpResponse out = limits_->dispatcher->Handle(in);
-    if (out.close_connection) keep_alive = false;
-    Send(std::move(writer), out, keep_alive, peer);
-  }
-
-  static void Send(Http::ResponseWriter writer, const HttpResponse& r, bool keep_alive,
-                   const std::shared_ptr<Tcp::Peer>& peer) {
-    auto& headers = writer.headers();
-    // The library pre-sets "Connection: Close" on requests without the header.
-    headers.remove<Http::Header::Connection>();
-    headers.add<Http::Header::Connection>(keep_alive ? Http::ConnectionControl::KeepAlive
-                                                     : Http::ConnectionControl::Close);
-    for (const auto& [name, value] : r.headers) headers.add(std::make_shared<OutHeader>(name, value));
-    if (!r.content_type.empty()) writer.setMime(Http::Mime::MediaType::fromString(r.content_type));
-    auto sent = writer.send(static_cast<Http::Code>(r.status), r.body);
-    if (!keep_alive && peer) CloseAfterSend(std::move(sent), peer);
+    // The writer may be completed on another thread (deferred routes); it
+    // holds the peer only weakly, so a closed connection drops the answer.
+    auto pending = std::make_shared<Http::ResponseWriter>(std::move(writer));
+    std::weak_ptr<Tcp::Peer> weak = peer;
+    limits_->dispatcher->HandleAsync(std::move(in), [conn, seq, pending, weak, keep_alive](HttpResponse out) {
+      bool keep = keep_alive && !out.close_connection;
+      conn->Complete(seq, Outgoing{std::move(*pending), std::move(out), keep}, weak);
+    });
   }
 
   std::shared_ptr<const FrontendLimits> limits_;

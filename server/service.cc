@@ -11,8 +11,12 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/encoding.h"
 #include "crypto/key_source.h"
+#include "residency/bundle.h"
 #include "server/admin_routes.h"
+#include "server/bundle_routes.h"
+#include "server/decision_routes.h"
 #include "server/policy_routes.h"
 #include "server/problem.h"
 
@@ -130,6 +134,8 @@ Status Service::OpenStorageAndKeys() {
   GL_ASSIGN_OR_RETURN(auto signer, crypto::Ed25519Signer::FromSeed(*seed));
   audit_signer_.emplace(std::move(signer));
 
+  GL_RETURN_IF_ERROR(LoadPolicyKeys(*source));
+
   const std::string origin = "geoledger/" + config_.region;
   GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/audit-public.key",
                                      crypto::NoteVerifierKey(origin, audit_signer_->public_key()) + "\n", 0644));
@@ -160,10 +166,64 @@ Status Service::OpenStorageAndKeys() {
     return ledger.status();
   }
   ledger_ = std::move(*ledger);
+  decision_auditor_ = std::make_unique<DecisionAuditor>(
+      config_.decision_audit == "async" ? DecisionAuditMode::kAsync : DecisionAuditMode::kSync,
+      config_.decision_audit_queue,
+      [ledger = ledger_.get()](std::vector<audit::AuditEvent> events, audit::Ledger::AppendCallback done) {
+        return ledger->AppendAsync(std::move(events), std::move(done));
+      });
+  log::Info("decision audit", {{"mode", config_.decision_audit}, {"queue", config_.decision_audit_queue}});
   if (config_.audit_verify_on_start) GL_RETURN_IF_ERROR(VerifyAuditLog());
+  GL_RETURN_IF_ERROR(LoadLastKnownGoodPolicy());
   // Resumes any rewrap a previous run left unfinished.
   rewrap_ = std::make_unique<RewrapWorker>(keyring_.get(), ledger_.get());
   rewrap_->Start();
+  return Status::Ok();
+}
+
+Status Service::LoadPolicyKeys(const crypto::KeySource& source) {
+  auto seed = source.LoadPolicySigningSeed();
+  if (seed.ok()) {
+    GL_ASSIGN_OR_RETURN(auto signer, crypto::Ed25519Signer::FromSeed(*seed));
+    policy_signer_.emplace(std::move(signer));
+    trusted_policy_keys_.push_back(policy_signer_->public_key());
+    GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/policy-public.key",
+                                       Base64Encode(policy_signer_->public_key()) + "\n", 0644));
+  } else if (seed.status().code() == StatusCode::kNotFound) {
+    log::Warn("no policy-signing key: GET /v1/policy/bundle answers 503; imports still verify against "
+              "--policy-trusted-keys",
+              {{"keys_dir", config_.data_dir + "/keys"}});
+  } else {
+    return FailedPrecondition("policy signing key: " + seed.status().message());
+  }
+  if (!config_.policy_trusted_keys.empty()) {
+    std::ifstream in(config_.policy_trusted_keys);
+    if (!in) return FailedPrecondition("cannot read --policy-trusted-keys " + config_.policy_trusted_keys);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto keys = ParseTrustedKeys(text);
+    if (!keys.ok()) return FailedPrecondition(config_.policy_trusted_keys + ": " + keys.status().message());
+    trusted_policy_keys_.insert(trusted_policy_keys_.end(), keys->begin(), keys->end());
+  }
+  std::string ids;
+  for (const auto& k : trusted_policy_keys_) ids += (ids.empty() ? "" : ",") + residency::BundleKeyId(k);
+  log::Info("policy bundle keys", {{"export", policy_signer_.has_value()}, {"trusted_key_ids", ids}});
+  return Status::Ok();
+}
+
+Status Service::LoadLastKnownGoodPolicy() {
+  auto loaded = residency::LoadLastKnownGood(*policy_, config_.data_dir + "/policy-bundle.json", trusted_policy_keys_);
+  if (!loaded.ok())
+    return FailedPrecondition("last-known-good policy bundle " + config_.data_dir +
+                              "/policy-bundle.json: " + loaded.status().message());
+  if (!loaded->has_value()) return Status::Ok();
+  audit::AuditEvent event;
+  event.actor = "geoledgerd";
+  event.action = "policy.bundle.loaded";
+  event.resource = "policy";
+  event.outcome = "ok";
+  event.details = {{"policy_version", std::to_string((*loaded)->version)}, {"source", "last-known-good"}};
+  GL_RETURN_IF_ERROR(ledger_->Append({event}).status());
+  log::Info("last-known-good policy bundle activated", {{"policy_version", (*loaded)->version}});
   return Status::Ok();
 }
 
@@ -236,6 +296,15 @@ void Service::RegisterRoutes() {
   RegisterAdminRoutes(d, [this]() { return tokens_.get(); }, [this]() { return ledger_.get(); });
 
   RegisterPolicyRoutes(d, [this]() { return policy_.get(); }, [this]() { return ledger_.get(); });
+  RegisterDecisionRoutes(d, {[this]() -> const residency::Engine* { return engine_.get(); },
+                             [this]() { return decision_auditor_.get(); }});
+  BundleRouteDeps bundles;
+  bundles.policy = [this]() { return policy_.get(); };
+  bundles.ledger = [this]() { return ledger_.get(); };
+  bundles.signer = [this]() -> const crypto::Ed25519Signer* { return policy_signer_ ? &*policy_signer_ : nullptr; };
+  bundles.trusted_keys = [this]() { return &trusted_policy_keys_; };
+  bundles.last_known_good_path = config_.data_dir + "/policy-bundle.json";
+  RegisterBundleRoutes(d, std::move(bundles));
   KeyRouteDeps keys;
   keys.keyring = [this]() { return keyring_.get(); };
   keys.ledger = [this]() { return ledger_.get(); };
@@ -260,6 +329,18 @@ void Service::RegisterRoutes() {
            "\n# HELP geoledger_keys_rewrap_errors_total Rewrap passes that failed and will be retried.\n"
            "# TYPE geoledger_keys_rewrap_errors_total counter\ngeoledger_keys_rewrap_errors_total " +
            std::to_string(rewrap_->errors_total()) +
+           "\n# HELP geoledger_decision_audit_outstanding Decision audit events accepted and not yet durable.\n"
+           "# TYPE geoledger_decision_audit_outstanding gauge\ngeoledger_decision_audit_outstanding " +
+           std::to_string(decision_auditor_->outstanding()) +
+           "\n# HELP geoledger_decisions_audited_total Decisions whose audit entry is durable.\n"
+           "# TYPE geoledger_decisions_audited_total counter\ngeoledger_decisions_audited_total " +
+           std::to_string(decision_auditor_->audited_total()) +
+           "\n# HELP geoledger_decision_audit_rejected_total Decisions refused (503) because their audit entry could not be queued.\n"
+           "# TYPE geoledger_decision_audit_rejected_total counter\ngeoledger_decision_audit_rejected_total " +
+           std::to_string(decision_auditor_->rejected_total()) +
+           "\n# HELP geoledger_decision_audit_failed_total Accepted decision audit entries whose write failed.\n"
+           "# TYPE geoledger_decision_audit_failed_total counter\ngeoledger_decision_audit_failed_total " +
+           std::to_string(decision_auditor_->failed_total()) +
            "\n# HELP geoledger_policy_version Active residency policy version.\n"
            "# TYPE geoledger_policy_version gauge\ngeoledger_policy_version " +
            std::to_string(engine_->version()) + "\n";
@@ -302,16 +383,19 @@ void Service::Shutdown() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (dispatcher_->in_flight() > 0)
     log::Warn("drain timeout: requests still in flight", {{"in_flight", dispatcher_->in_flight()}});
-  if (http_) http_->Stop();
   ready_.store(false);
-  dispatcher_->SetTokenStore(nullptr);
   if (rewrap_) rewrap_->Stop();  // its last batch is durable; the next start resumes
   if (ledger_) {
-    // Commits what is queued and signs a final checkpoint.
+    // Commits what is queued and signs a final checkpoint. Before the
+    // listener stops: deferred answers still waiting for their audit entry
+    // (only after a drain timeout) are sent from the ledger's callbacks and
+    // need the transport.
     Status closed = ledger_->Close();
     if (!closed.ok()) log::Error("audit log close failed", {{"error", closed.ToString()}});
     else log::Info("audit log closed", {{"size", ledger_->size()}});
   }
+  if (http_) http_->Stop();
+  dispatcher_->SetTokenStore(nullptr);
   rewrap_.reset();
   ledger_.reset();
   keyring_.reset();

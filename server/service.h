@@ -8,15 +8,18 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "audit/ledger.h"
 #include "common/kv_store.h"
 #include "common/status.h"
+#include "crypto/key_source.h"
 #include "crypto/keyring.h"
 #include "crypto/secret.h"
 #include "crypto/signer.h"
 #include "server/config.h"
 #include "server/audit_routes.h"
+#include "server/decision_audit.h"
 #include "server/dispatcher.h"
 #include "residency/engine.h"
 #include "residency/policy_store.h"
@@ -47,6 +50,8 @@ class Service {
   Status OpenStorageAndKeys();
   Status VerifyAuditLog();  // --audit-verify-on-start; kDataLoss keeps the service unready
   Status BootstrapAdminToken();
+  Status LoadPolicyKeys(const crypto::KeySource& source);
+  Status LoadLastKnownGoodPolicy();
   void RegisterRoutes();
   void SetNotReadyReason(std::string reason);
   std::string NotReadyReason() const;
@@ -62,10 +67,13 @@ class Service {
   std::unique_ptr<residency::PolicyStore> policy_;
   std::unique_ptr<crypto::Keyring> keyring_;
   std::unique_ptr<RewrapWorker> rewrap_;
+  std::unique_ptr<DecisionAuditor> decision_auditor_;  // set before ready_, with ledger_
   Pseudonymizer pseudonymizer_{&root_key_};
   std::string verifier_key_;  // written before ready_ flips, read only after
   crypto::SecretBytes root_key_;  // wraps tenant keys
   std::optional<crypto::Ed25519Signer> audit_signer_;
+  std::optional<crypto::Ed25519Signer> policy_signer_;  // absent: bundle export unavailable
+  std::vector<std::string> trusted_policy_keys_;        // set before ready_
   bool ledger_mismatch_ = false;  // the stored log failed an integrity check
   int lock_fd_ = -1;  // flock on DATA_DIR/geoledgerd.lock, held for the service's life
   std::atomic<bool> ready_{false};

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -255,6 +258,61 @@ TEST_F(LedgerTest, MalformedEventsAreRefusedAndChangeNothing) {
   half_sealed.sealed_key_id = "k1";
   EXPECT_EQ(l->Append({half_sealed}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(l->size(), 0u);
+}
+
+}  // namespace
+}  // namespace geoledger::audit
+
+namespace geoledger::audit {
+namespace {
+
+TEST_F(LedgerTest, AppendAsyncCallsBackOnceDurableInOrder) {
+  auto l = Open();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::vector<uint64_t>> got;  // guarded by mu
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(l->AppendAsync({Event(2 * i), Event(2 * i + 1)}, [&](StatusOr<std::vector<uint64_t>> r) {
+                   ASSERT_TRUE(r.ok());
+                   EXPECT_GE(l->size(), r->back() + 1);  // durable (and visible) before the callback
+                   std::lock_guard<std::mutex> lock(mu);
+                   got.push_back(*r);
+                   cv.notify_all();
+                 }).ok());
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return got.size() == 3; }));
+  EXPECT_EQ(got, (std::vector<std::vector<uint64_t>>{{0, 1}, {2, 3}, {4, 5}}));
+}
+
+TEST_F(LedgerTest, AppendAsyncRefusesAtOnceWithoutCallingBack) {
+  Ledger::Options o;
+  o.max_queued_events = 2;
+  auto l = Open(o);
+  bool called = false;
+  auto cb = [&](StatusOr<std::vector<uint64_t>>) { called = true; };
+  EXPECT_EQ(l->AppendAsync({}, cb).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l->AppendAsync({Event(0), Event(1), Event(2)}, cb).code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(l->Close().ok());
+  EXPECT_EQ(l->AppendAsync({Event(0)}, cb).code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(called);
+}
+
+TEST_F(LedgerTest, AppendAsyncReportsAFailedWriteAndCloseDrainsTheQueue) {
+  auto l = Open();
+  faulty_->fail_ = true;
+  std::promise<Status> failed;
+  ASSERT_TRUE(l->AppendAsync({Event(0)}, [&](StatusOr<std::vector<uint64_t>> r) { failed.set_value(r.status()); }).ok());
+  EXPECT_EQ(failed.get_future().get().code(), StatusCode::kUnavailable);
+  faulty_->fail_ = false;
+
+  l.reset();
+  auto l2 = Open();
+  std::atomic<int> done{0};
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(l2->AppendAsync({Event(i)}, [&](StatusOr<std::vector<uint64_t>> r) { done += r.ok(); }).ok());
+  ASSERT_TRUE(l2->Close().ok());  // commits everything queued, calling back first
+  EXPECT_EQ(done.load(), 20);
+  EXPECT_EQ(l2->size(), 20u);
 }
 
 }  // namespace

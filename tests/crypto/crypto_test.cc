@@ -112,6 +112,9 @@ TEST_F(KeySourceTest, DevKeysAreCreatedOnceWithMode0600) {
   auto root2 = source->LoadRootKey();
   EXPECT_EQ(std::memcmp(root1->Reveal(SecretAccess::Grant()), root2->Reveal(SecretAccess::Grant()), 32), 0);
   EXPECT_TRUE(source->LoadAuditSigningSeed().ok());
+  EXPECT_TRUE(source->LoadPolicySigningSeed().ok());
+  ASSERT_EQ(::stat((dir_ + "/policy-signing.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST_F(KeySourceTest, MissingLooseOrMalformedKeysAreRefused) {

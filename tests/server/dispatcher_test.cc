@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "server/problem.h"
 
 namespace geoledger::server {
@@ -161,6 +163,58 @@ TEST(ProblemTest, EveryKindHasADistinctType) {
   for (int s : {400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503}) EXPECT_TRUE(statuses.count(s)) << s;
   // Only the two 500 kinds share a status.
   EXPECT_EQ(statuses.size() + 1, types.size());
+}
+
+}  // namespace
+}  // namespace geoledger::server
+
+namespace geoledger::server {
+namespace {
+
+class DeferredDispatcherTest : public DispatcherTest {
+ protected:
+  void SetUp() override {
+    DispatcherTest::SetUp();
+    d_->SetTokenStore(tokens_.get());
+    d_->AddDeferredRoute("GET", "/v1/later", Access::kScoped, "decide", [this](RequestContext& ctx, Reply reply) {
+      if (ctx.request.Header("x-drop")) return;  // a buggy handler that never answers
+      held_.push_back(std::move(reply));
+    });
+  }
+  std::vector<Reply> held_;
+};
+
+TEST_F(DeferredDispatcherTest, DeferredReplyCompletesLaterAndCountsAsInFlightUntilThen) {
+  HttpResponse got;
+  bool done = false;
+  d_->HandleAsync(Req("GET", "/v1/later", decide_), [&](HttpResponse r) {
+    got = std::move(r);
+    done = true;
+  });
+  EXPECT_FALSE(done);
+  EXPECT_EQ(d_->in_flight(), 1);  // a drain waits for it
+  ASSERT_EQ(held_.size(), 1u);
+  std::thread other([&] { held_[0](JsonResponse(202, {{"later", true}})); });
+  other.join();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(got.status, 202);
+  EXPECT_EQ(d_->in_flight(), 0);
+  held_[0](JsonResponse(200, {}));  // a second answer is ignored
+  EXPECT_EQ(got.status, 202);
+}
+
+TEST_F(DeferredDispatcherTest, ErrorsAndDroppedRepliesBecomeProblems) {
+  d_->HandleAsync(Req("GET", "/v1/later", decide_), [](HttpResponse) {});
+  HttpResponse got;
+  held_.clear();
+  HttpRequest drop = Req("GET", "/v1/later", decide_);
+  drop.headers.emplace_back("x-drop", "1");
+  got = d_->Handle(drop);  // the Reply is destroyed unanswered
+  EXPECT_EQ(got.status, 500);
+  EXPECT_EQ(d_->in_flight(), 0);
+  // The pipeline still refuses before the handler runs.
+  EXPECT_EQ(d_->Handle(Req("GET", "/v1/later")).status, 401);
+  EXPECT_EQ(d_->Handle(Req("GET", "/v1/later", admin_)).status, 403);
 }
 
 }  // namespace

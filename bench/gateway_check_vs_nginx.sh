@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# The gateway hot path: geoledgerd GET /v1/gateway/check (a residency
+# decision, audit-logged through the ledger's group commit) against nginx
+# returning a fixed 200.
+#
+# One invocation starts nginx and, in turn, geoledgerd with
+# --decision-audit=sync and with --decision-audit=async (fresh data dir each),
+# loads a small policy (3 regions, 1 tenant) and a decide-scoped token, then:
+#   1. full load: the same wrk settings against each server (a wrk Lua script
+#      adds the bearer token and the four X- headers; persistent connections,
+#      no Connection header); prints
+#        ratio geoledgerd(MODE)/nginx = R (geoledgerd N req/s, nginx M req/s)
+#   2. paced load: for each audit mode, wrk paced by a Lua delay() so the
+#      offered rate is about HALF_FRACTION of that mode's full-load rate;
+#      prints the achieved rate and p50/p90/p99 latency.
+# Every decision is allowed (acme, personal, read, eu-west-1), so every
+# request writes one audit entry. Per-tenant and per-token rate limits are
+# disabled for the run (they would cap one tenant at 1000 req/s).
+# It stops everything it started and builds nothing.
+#
+# Environment (all optional):
+#   GEOLEDGERD        geoledgerd binary     [<repo>/build/server/geoledgerd]
+#   NGINX             nginx binary          [/usr/sbin/nginx]
+#   DURATION          wrk duration per run  [10s]   (Ns, Nm or N seconds)
+#   WARMUP            untimed warm-up run   [2s]    (0 disables)
+#   WRK_THREADS       wrk -t                [2]
+#   WRK_CONNECTIONS   wrk -c                [64]
+#   SERVER_WORKERS    geoledgerd --threads and nginx worker_processes [2]
+#   STARTUP_TIMEOUT   seconds to wait for each server to become ready [30]
+#   HALF_FRACTION     offered load of the paced run, as a fraction of full [0.5]
+#   MODES             audit modes to measure [sync async]
+#
+# Requires: wrk, curl, python3 (free-port helper), nginx (Debian nginx-light is enough).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GEOLEDGERD="${GEOLEDGERD:-$REPO_ROOT/build/server/geoledgerd}"
+NGINX="${NGINX:-/usr/sbin/nginx}"
+DURATION="${DURATION:-10s}"
+WARMUP="${WARMUP:-2s}"
+WRK_THREADS="${WRK_THREADS:-2}"
+WRK_CONNECTIONS="${WRK_CONNECTIONS:-64}"
+SERVER_WORKERS="${SERVER_WORKERS:-2}"
+STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-30}"
+HALF_FRACTION="${HALF_FRACTION:-0.5}"
+MODES="${MODES:-sync async}"
+HOST=127.0.0.1  # loopback only
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+note() { echo "bench: $*" >&2; }
+
+# Seconds in a wrk-style duration (10s, 2m, 1h, or a bare number of seconds).
+to_seconds() {
+  local d="$1"
+  [[ "$d" =~ ^[0-9]+[smh]?$ ]] || die "bad duration '$d' (use e.g. 10s, 2m)"
+  case "$d" in
+    *s) echo "${d%s}";;
+    *m) echo $(( ${d%m} * 60 ));;
+    *h) echo $(( ${d%h} * 3600 ));;
+    *)  echo "$d";;
+  esac
+}
+
+for tool in wrk curl python3; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
+done
+[[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found or not executable at $GEOLEDGERD (build it first, or set GEOLEDGERD)"
+[[ -x "$NGINX" ]] || die "nginx not found at $NGINX (apt-get install nginx-light, or set NGINX)"
+DURATION_S="$(to_seconds "$DURATION")"
+WARMUP_S="$(to_seconds "$WARMUP")"
+(( DURATION_S > 0 )) || die "DURATION must be positive"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
+GL_PID=""
+NGINX_PID=""
+WRK_PID=""
+
+stop_pid() {  # stop_pid NAME PID: SIGTERM, wait up to 15 s, then SIGKILL
+  local name="$1" pid="$2" i
+  [[ -n "$pid" ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for (( i = 0; i < 150; i++ )); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  note "$name (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pid wrk "$WRK_PID"
+  stop_pid geoledgerd "$GL_PID"
+  stop_pid nginx "$NGINX_PID"
+  if (( rc != 0 && rc != 130 && rc != 143 )); then
+    for f in "$WORK"/geoledgerd-*.log "$WORK/nginx/error.log" "$WORK/nginx/stderr.log"; do
+      [[ -s "$f" ]] && { echo "---- $f (last 20 lines) ----" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A currently free loopback TCP port (the kernel picks it; nginx binds it right after).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http NAME PID URL: poll URL until it answers 200, bounded by STARTUP_TIMEOUT.
+wait_http() {
+  local name="$1" pid="$2" url="$3" i
+  for (( i = 0; i < STARTUP_TIMEOUT * 10; i++ )); do
+    kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
+    curl -sf --max-time 1 -o /dev/null "$url" && return 0
+    sleep 0.1
+  done
+  die "$name did not answer $url within ${STARTUP_TIMEOUT}s"
+}
+
+# Two requests over one connection, no Connection header: the second must reuse it.
+check_keepalive() {
+  local name="$1" url="$2" trace
+  trace="$(curl -sv --max-time 5 -o /dev/null -o /dev/null "$url" "$url" 2>&1)" || die "$name: keep-alive probe failed"
+  if grep -qi '^< connection: close' <<<"$trace" || ! grep -q 'Re-using existing connection' <<<"$trace"; then
+    echo "$trace" >&2
+    die "$name closes connections on HTTP/1.1 requests without a Connection header; the numbers would measure connection setup"
+  fi
+}
+
+# ---- nginx ------------------------------------------------------------------
+NGX="$WORK/nginx"
+mkdir -p "$NGX/logs" "$NGX/tmp"
+NGINX_PORT="$(free_port)"
+cat >"$NGX/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $SERVER_WORKERS;
+pid $NGX/nginx.pid;
+error_log $NGX/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $NGX/tmp/client_body;
+  proxy_temp_path $NGX/tmp/proxy;
+  fastcgi_temp_path $NGX/tmp/fastcgi;
+  uwsgi_temp_path $NGX/tmp/uwsgi;
+  scgi_temp_path $NGX/tmp/scgi;
+  server {
+    listen $HOST:$NGINX_PORT;
+    location / { default_type text/plain; return 200 "ok\n"; }
+  }
+}
+EOF
+"$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" >"$NGX/stderr.log" 2>&1 &
+NGINX_PID=$!
+NGINX_URL="http://$HOST:$NGINX_PORT/v1/gateway/check"
+wait_http nginx "$NGINX_PID" "$NGINX_URL"
+check_keepalive nginx "$NGINX_URL"
+
+# ---- geoledgerd ---------------------------------------------------------------
+# start_geoledgerd MODE: fresh data dir, policy and token; sets GL_PID, GL_URL, TOKEN.
+start_geoledgerd() {
+  local mode="$1" data="$WORK/geoledgerd-$1" i admin addr
+  "$GEOLEDGERD" --data-dir "$data" --listen "$HOST:0" --region eu-west-1 --dev \
+    --threads "$SERVER_WORKERS" --access-log false --log-level warn \
+    --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 --decision-audit "$mode" \
+    >"$WORK/geoledgerd-$mode.log" 2>&1 &
+  GL_PID=$!
+  for (( i = 0; ; i++ )); do
+    [[ -s "$data/listen.addr" ]] && break
+    kill -0 "$GL_PID" 2>/dev/null || die "geoledgerd exited during startup"
+    (( i < STARTUP_TIMEOUT * 10 )) || die "geoledgerd wrote no $data/listen.addr within ${STARTUP_TIMEOUT}s"
+    sleep 0.1
+  done
+  addr="$(tr -d '[:space:]' <"$data/listen.addr")"
+  [[ "$addr" == "$HOST":* ]] || die "geoledgerd listens on '$addr', expected $HOST:PORT"
+  wait_http geoledgerd "$GL_PID" "http://$addr/healthz"
+  admin="$(tr -d '[:space:]' <"$data/admin.token")"
+  api() {  # api METHOD PATH BODY
+    curl -sf --max-time 10 -X "$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+      --data "$3" "http://$addr$2" >/dev/null || die "geoledgerd setup call $1 $2 failed"
+  }
+  api PUT /v1/regions/eu-west-1 '{"country":"IE","name":"Ireland"}'
+  api PUT /v1/regions/eu-central-1 '{"country":"DE","name":"Frankfurt"}'
+  api PUT /v1/regions/us-east-1 '{"country":"US","name":"Virginia"}'
+  api PUT /v1/tenants/acme '{"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"]}}'
+  TOKEN="$(curl -sf --max-time 10 -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+    --data '{"name":"bench-gateway","scopes":["decide"]}' "http://$addr/v1/admin/tokens" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')" || die "cannot create a decide token"
+  GL_URL="http://$addr/v1/gateway/check"
+  # One decision by hand: it must be an allow.
+  curl -sf --max-time 5 -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-Id: acme' \
+    -H 'X-Data-Category: personal' -H 'X-Operation: read' -H 'X-Target-Region: eu-west-1' "$GL_URL" ||
+    die "gateway check probe was not allowed"
+}
+
+# The wrk script: token and headers; with a pace > 0, each connection waits
+# a random whole number of milliseconds averaging PACE_MS between requests.
+lua_script() {  # lua_script FILE TOKEN PACE_MS
+  cat >"$1" <<EOF
+wrk.method = "GET"
+wrk.headers["Authorization"] = "Bearer $2"
+wrk.headers["X-Tenant-Id"] = "acme"
+wrk.headers["X-Data-Category"] = "personal"
+wrk.headers["X-Operation"] = "read"
+wrk.headers["X-Target-Region"] = "eu-west-1"
+local pace = $3
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("seed", counter) end
+function init(args) math.randomseed(os.time() * 1000 + (seed or 0)) end
+if pace > 0 then
+  -- wrk's delay() takes whole milliseconds: round randomly to keep the mean.
+  function delay()
+    local base = math.floor(pace)
+    if math.random() < pace - base then return base + 1 end
+    return base
+  end
+end
+function done(summary, latency, requests)
+  io.write(string.format("pctl p50=%.0fus p90=%.0fus p99=%.0fus p99.9=%.0fus max=%.0fus\n",
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+EOF
+}
+
+# ---- load -------------------------------------------------------------------
+WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --latency)
+WRK_LIMIT=$(( DURATION_S + 30 ))
+
+# wrk runs in the background and is waited for, so a signal to this script
+# ends the run at once (bash defers traps until a foreground command returns).
+wrk_bounded() {  # wrk_bounded LIMIT_SECONDS OUTFILE WRK_ARGS...
+  local limit="$1" out="$2"
+  shift 2
+  timeout "$limit" wrk "$@" >"$out" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || { local rc=$?; WRK_PID=""; cat "$out" >&2; return "$rc"; }
+  WRK_PID=""
+}
+
+run_wrk() {  # run_wrk NAME URL OUTFILE LUA
+  local name="$1" url="$2" out="$3" lua="$4"
+  if (( WARMUP_S > 0 )); then
+    wrk_bounded "$(( WARMUP_S + 30 ))" "$WORK/warmup.txt" "${WRK_ARGS[@]}" -s "$lua" -d"${WARMUP_S}s" "$url" \
+      || die "wrk warm-up against $name failed"
+  fi
+  echo "==== $name: wrk ${WRK_ARGS[*]} -s $(basename "$lua") -d$DURATION $url"
+  wrk_bounded "$WRK_LIMIT" "$out" "${WRK_ARGS[@]}" -s "$lua" -d"$DURATION" "$url" || die "wrk against $name failed"
+  cat "$out"
+  grep -q '^Requests/sec:' "$out" || die "no Requests/sec in wrk output for $name"
+  if grep -Eq '^ *(Non-2xx or 3xx responses|Socket errors):' "$out"; then
+    note "WARNING: $name had errors or non-2xx responses (see above); its rate is not comparable"
+  fi
+  echo
+}
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+pctl() { grep '^pctl' "$1" | sed 's/^pctl //'; }
+
+CORES="$(nproc)"
+echo "geoledgerd: $GEOLEDGERD (--threads $SERVER_WORKERS, access log off, log level warn, rate limits off)"
+echo "nginx:      $NGINX (pid $NGINX_PID, worker_processes $SERVER_WORKERS, access_log off, fixed 200) at $NGINX_URL"
+echo "machine:    $CORES cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)); nothing is pinned:"
+echo "            the server under test and wrk (-t$WRK_THREADS) share all $CORES cores."
+echo "data dir:   $WORK (filesystem $(df -T "$WORK" | awk 'NR==2 { print $2 }'))"
+echo "warm-up:    ${WARMUP_S}s untimed wrk run before each measurement"
+echo
+
+lua_script "$WORK/nginx.lua" "unused" 0
+run_wrk nginx "$NGINX_URL" "$WORK/wrk-nginx.txt" "$WORK/nginx.lua"
+NGINX_RPS="$(rps "$WORK/wrk-nginx.txt")"
+
+SUMMARY=()
+for mode in $MODES; do
+  start_geoledgerd "$mode"
+  lua_script "$WORK/full-$mode.lua" "$TOKEN" 0
+  run_wrk "geoledgerd($mode)" "$GL_URL" "$WORK/wrk-$mode.txt" "$WORK/full-$mode.lua"
+  FULL="$(rps "$WORK/wrk-$mode.txt")"
+  SUMMARY+=("$(awk -v g="$FULL" -v n="$NGINX_RPS" -v m="$mode" 'BEGIN {
+    printf "ratio geoledgerd(%s)/nginx = %.2f (geoledgerd %.0f req/s, nginx %.0f req/s)", m, g / n, g, n }')")
+  SUMMARY+=("full   geoledgerd($mode): $(pctl "$WORK/wrk-$mode.txt")")
+  # Paced run: each connection waits PACE ms after each answer. A connection's
+  # rate is 1000 / (PACE + latency), so a 3 s calibration run measures the
+  # latency at this load and PACE is corrected for it once.
+  TARGET="$(awk -v r="$FULL" -v f="$HALF_FRACTION" 'BEGIN { printf "%.0f", r * f }')"
+  PACE="$(awk -v c="$WRK_CONNECTIONS" -v t="$TARGET" 'BEGIN { printf "%.3f", c * 1000 / t }')"
+  lua_script "$WORK/half-$mode.lua" "$TOKEN" "$PACE"
+  wrk_bounded 40 "$WORK/calibrate-$mode.txt" "${WRK_ARGS[@]}" -s "$WORK/half-$mode.lua" -d3s "$GL_URL" \
+    || die "wrk calibration against geoledgerd($mode) failed"
+  PACE="$(awk -v c="$WRK_CONNECTIONS" -v t="$TARGET" -v p="$PACE" -v a="$(rps "$WORK/calibrate-$mode.txt")" 'BEGIN {
+    lat = c * 1000 / a - p; q = c * 1000 / t - lat; if (q < 0) q = 0; printf "%.3f", q }')"
+  note "geoledgerd($mode): target ${TARGET} req/s, pace ${PACE} ms per connection after calibration"
+  lua_script "$WORK/half-$mode.lua" "$TOKEN" "$PACE"
+  run_wrk "geoledgerd($mode) paced, ${PACE} ms between requests per connection" "$GL_URL" \
+    "$WORK/wrk-half-$mode.txt" "$WORK/half-$mode.lua"
+  HALF="$(rps "$WORK/wrk-half-$mode.txt")"
+  SUMMARY+=("$(awk -v h="$HALF" -v g="$FULL" -v m="$mode" -v p="$(pctl "$WORK/wrk-half-$mode.txt")" 'BEGIN {
+    printf "paced  geoledgerd(%s): %.0f req/s (%.2f of its full-load rate), %s", m, h, h / g, p }')")
+  stop_pid geoledgerd "$GL_PID"
+  GL_PID=""
+done
+SUMMARY+=("full   nginx: $(pctl "$WORK/wrk-nginx.txt")")
+echo "==== summary"
+printf '%s\n' "${SUMMARY[@]}"

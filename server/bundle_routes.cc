@@ -1,0 +1,102 @@
+#include "server/bundle_routes.h"
+
+#include <sstream>
+
+#include "common/encoding.h"
+#include "common/log.h"
+#include "residency/bundle.h"
+#include "server/audit_routes.h"
+#include "server/problem.h"
+
+namespace geoledger::server {
+namespace {
+
+Status OnlyUnrestricted(const RequestContext& ctx) {
+  if (!ctx.principal->tenant.empty())
+    return PermissionDenied("a policy bundle holds every tenant; a tenant-bound token cannot use it");
+  return Status::Ok();
+}
+
+// Why an import was refused, for the audit entry.
+std::string RefusalReason(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kPermissionDenied: return "untrusted-signature";
+    case StatusCode::kFailedPrecondition: return "not-newer";
+    case StatusCode::kInvalidArgument: return "malformed";
+    default: return "error";
+  }
+}
+
+}  // namespace
+
+StatusOr<std::vector<std::string>> ParseTrustedKeys(const std::string& text) {
+  std::vector<std::string> keys;
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    auto key = Base64Decode(line.substr(start));
+    if (!key || key->size() != crypto::kEd25519PublicKeyBytes)
+      return InvalidArgument("trusted keys line " + std::to_string(n) +
+                             ": expected the base64 of a raw 32-byte Ed25519 public key");
+    keys.push_back(*key);
+  }
+  return keys;
+}
+
+void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
+  d.AddRoute("GET", "/v1/policy/bundle", Access::kScoped, "admin",
+             [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_RETURN_IF_ERROR(OnlyUnrestricted(ctx));
+               const crypto::Ed25519Signer* signer = deps.signer();
+               if (signer == nullptr)
+                 return Unavailable("this instance has no policy-signing key (DATA_DIR/keys/policy-signing.key); "
+                                    "export from the instance that edits the policy");
+               GL_ASSIGN_OR_RETURN(auto doc, deps.policy()->Export());
+               HttpResponse r;
+               r.body = residency::SignBundle(doc, *signer);
+               r.headers.emplace_back("X-Policy-Version", std::to_string(doc.version));
+               return r;
+             });
+  d.AddRoute("POST", "/v1/policy/bundle", Access::kScoped, "admin",
+             [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_RETURN_IF_ERROR(OnlyUnrestricted(ctx));
+               const uint64_t before = deps.policy()->version();
+               auto imported = residency::ImportBundle(*deps.policy(), ctx.request.body, *deps.trusted_keys(),
+                                                       deps.last_known_good_path, ctx.principal->name);
+               if (!imported.ok() && imported.status().code() != StatusCode::kInternal) {
+                 // Refused before anything changed: record the attempt, answer the refusal.
+                 auto logged = deps.ledger()->Append({ServiceEvent(
+                     ctx, "policy.bundle.refused", "policy", "denied",
+                     {{"reason", RefusalReason(imported.status())}, {"active_version", std::to_string(before)}})});
+                 if (!logged.ok())
+                   log::Error("policy bundle refusal could not be audit-logged",
+                              {{"request_id", ctx.request_id}, {"error", logged.status().ToString()}});
+                 return imported.status();
+               }
+               if (!imported.ok()) {
+                 log::Error("policy bundle import", {{"request_id", ctx.request_id}, {"error", imported.status().ToString()}});
+                 return imported.status();
+               }
+               const residency::ChangeRecord& change = *imported;
+               auto logged = deps.ledger()->Append({ServiceEvent(
+                   ctx, "policy.bundle.imported", "policy", "ok",
+                   {{"policy_version", std::to_string(change.version)}, {"previous_version", std::to_string(before)},
+                    {"changes", std::to_string(change.changes.size())}})});
+               if (!logged.ok()) {
+                 log::Error("policy bundle imported but its audit append failed",
+                            {{"request_id", ctx.request_id}, {"policy_version", change.version},
+                             {"error", logged.status().ToString()}});
+                 return logged.status();
+               }
+               log::Info("policy bundle imported", {{"policy_version", change.version}, {"previous_version", before},
+                                                    {"actor", ctx.principal->name}});
+               return JsonResponse(200, {{"policy_version", change.version},
+                                         {"previous_version", before},
+                                         {"audit_index", (*logged)[0]}});
+             });
+}
+
+}  // namespace geoledger::server

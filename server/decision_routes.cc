@@ -1,0 +1,212 @@
+#include "server/decision_routes.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/encoding.h"
+#include "crypto/hash.h"
+#include "server/audit_routes.h"
+#include "server/json_fields.h"
+#include "server/problem.h"
+
+namespace geoledger::server {
+namespace {
+
+constexpr size_t kMaxFieldBytes = 64;
+constexpr const char* kFields[] = {"tenant", "category", "operation", "region"};
+
+// One request's inputs, owned (the engine takes string_views of them).
+struct Input {
+  std::string tenant, category, operation, region;
+  residency::DecisionRequest View() const { return {tenant, category, operation, region}; }
+};
+
+StatusOr<Input> ReadInput(const nlohmann::json& obj, const std::string& where) {
+  if (!obj.is_object()) return InvalidArgument(where + " must be a JSON object");
+  GL_RETURN_IF_ERROR(OnlyFields(obj, kFields));
+  Input in;
+  GL_ASSIGN_OR_RETURN(in.tenant, StringField(obj, "tenant", true, kMaxFieldBytes, where.c_str()));
+  GL_ASSIGN_OR_RETURN(in.category, StringField(obj, "category", true, kMaxFieldBytes, where.c_str()));
+  GL_ASSIGN_OR_RETURN(in.operation, StringField(obj, "operation", true, kMaxFieldBytes, where.c_str()));
+  GL_ASSIGN_OR_RETURN(in.region, StringField(obj, "region", true, kMaxFieldBytes, where.c_str()));
+  return in;
+}
+
+// The requests of a POST /v1/decisions body; `batch` says which shape it had.
+StatusOr<std::vector<Input>> ReadInputs(const nlohmann::json& body, bool* batch) {
+  if (!body.is_object()) return InvalidArgument("body must be a JSON object");
+  *batch = body.contains("requests");
+  std::vector<Input> out;
+  if (!*batch) {
+    GL_ASSIGN_OR_RETURN(auto in, ReadInput(body, "field"));
+    out.push_back(std::move(in));
+    return out;
+  }
+  constexpr const char* kBatchFields[] = {"requests"};
+  GL_RETURN_IF_ERROR(OnlyFields(body, kBatchFields));
+  const auto& reqs = body["requests"];
+  if (!reqs.is_array() || reqs.empty() || reqs.size() > kMaxDecisionBatch)
+    return InvalidArgument("'requests' must be an array of 1-" + std::to_string(kMaxDecisionBatch) + " requests");
+  out.reserve(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    GL_ASSIGN_OR_RETURN(auto in, ReadInput(reqs[i], "requests[" + std::to_string(i) + "]"));
+    out.push_back(std::move(in));
+  }
+  return out;
+}
+
+audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, const residency::Decision& d,
+                                const std::string& decision_id) {
+  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", "tenant/" + in.tenant, d.allow ? "allow" : "deny",
+                                     {{"reason", std::string(residency::ReasonCode(d.reason))},
+                                      {"legal_basis", std::string(d.legal_basis)},
+                                      {"category", in.category},
+                                      {"operation", in.operation},
+                                      {"region", in.region},
+                                      {"route_region", std::string(d.route_region)},
+                                      {"decision_id", decision_id},
+                                      {"policy_version", std::to_string(d.policy_version)}});
+  e.tenant = in.tenant;
+  return e;
+}
+
+nlohmann::json DecisionJson(const residency::Decision& d, const std::string& decision_id) {
+  return {{"allow", d.allow},
+          {"route_region", std::string(d.route_region)},
+          {"legal_basis", std::string(d.legal_basis)},
+          {"reason", std::string(residency::ReasonCode(d.reason))},
+          {"policy_version", d.policy_version},
+          {"decision_id", decision_id},
+          {"audit_index", nullptr},
+          {"ttl_s", d.ttl_s}};
+}
+
+std::string CacheControl(uint32_t ttl_s) { return "private, max-age=" + std::to_string(ttl_s); }
+
+int64_t NowSeconds() { return SystemClock::Get().UnixMillis() / 1000; }
+
+// The gateway's refusal for a request it could not decide.
+HttpResponse GatewayRefused(const RequestContext& ctx, const std::string& reason, const std::string& detail) {
+  HttpResponse r = MakeProblem(ProblemKind::kForbidden, detail, ctx.request_id);
+  r.headers.emplace_back("X-Residency-Reason", reason);
+  return r;
+}
+
+HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& decision_id,
+                           std::optional<uint64_t> audit_index) {
+  HttpResponse r;
+  r.status = d.allow ? 200 : 403;
+  r.content_type.clear();  // no body
+  if (d.allow) r.headers.emplace_back("X-Residency-Region", std::string(d.route_region));
+  else r.headers.emplace_back("X-Residency-Reason", std::string(residency::ReasonCode(d.reason)));
+  r.headers.emplace_back("X-Residency-Decision-Id", decision_id);
+  r.headers.emplace_back("X-Residency-Policy-Version", std::to_string(d.policy_version));
+  if (!d.legal_basis.empty()) r.headers.emplace_back("X-Residency-Legal-Basis", std::string(d.legal_basis));
+  if (audit_index) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string(*audit_index));
+  r.headers.emplace_back("Cache-Control", CacheControl(d.ttl_s));
+  return r;
+}
+
+void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
+  bool batch = false;
+  auto inputs = ReadInputs(ctx.body, &batch);
+  if (!inputs.ok()) return reply(inputs.status());
+  if (!ctx.principal->tenant.empty())
+    for (const auto& in : *inputs)
+      if (in.tenant != ctx.principal->tenant) return reply(PermissionDenied("token is restricted to another tenant"));
+
+  std::vector<residency::DecisionRequest> views;
+  views.reserve(inputs->size());
+  for (const auto& in : *inputs) views.push_back(in.View());
+  std::vector<residency::Decision> decisions(views.size());
+  deps.engine()->DecideBatch(views, NowSeconds(), decisions);  // one snapshot for the whole batch
+
+  auto answers = std::make_shared<nlohmann::json>(nlohmann::json::array());
+  std::vector<audit::AuditEvent> events;
+  events.reserve(decisions.size());
+  uint32_t ttl = UINT32_MAX;
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    std::string id = NewDecisionId();
+    events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id));
+    answers->push_back(DecisionJson(decisions[i], id));
+    ttl = std::min(ttl, decisions[i].ttl_s);
+  }
+  auto render = [answers, batch, ttl](const std::vector<uint64_t>* indexes) {
+    if (indexes)
+      for (size_t i = 0; i < answers->size(); ++i) (*answers)[i]["audit_index"] = (*indexes)[i];
+    HttpResponse r = JsonResponse(200, batch ? nlohmann::json{{"decisions", std::move(*answers)}}
+                                             : std::move((*answers)[0]));
+    r.headers.emplace_back("Cache-Control", CacheControl(ttl));
+    return r;
+  };
+  DecisionAuditor* auditor = deps.auditor();
+  if (auditor->mode() == DecisionAuditMode::kAsync) {
+    Status st = auditor->Submit(std::move(events), [](StatusOr<std::vector<uint64_t>>) {});
+    if (!st.ok()) return reply(st);
+    return reply(render(nullptr));
+  }
+  auto shared_reply = std::make_shared<Reply>(std::move(reply));
+  Status st = auditor->Submit(std::move(events), [shared_reply, render](StatusOr<std::vector<uint64_t>> r) {
+    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
+    (*shared_reply)(render(&*r));
+  });
+  if (!st.ok()) (*shared_reply)(st);
+}
+
+void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
+  const HttpRequest& req = ctx.request;
+  Input in;
+  struct {
+    const char* header;
+    std::string* out;
+  } wanted[] = {{"x-tenant-id", &in.tenant},
+                {"x-data-category", &in.category},
+                {"x-operation", &in.operation},
+                {"x-target-region", &in.region}};
+  for (const auto& w : wanted) {
+    const std::string* v = req.Header(w.header);
+    if (v == nullptr || v->empty())
+      return reply(GatewayRefused(ctx, "missing-header", std::string("header ") + w.header + " is required"));
+    if (v->size() > kMaxFieldBytes)
+      return reply(GatewayRefused(ctx, "invalid-header", std::string("header ") + w.header + " is longer than 64 bytes"));
+    *w.out = *v;
+  }
+  // The dispatcher has already refused a token bound to another tenant.
+  residency::Decision d = deps.engine()->Decide(in.View(), NowSeconds());
+  std::string id = NewDecisionId();
+  DecisionAuditor* auditor = deps.auditor();
+  if (auditor->mode() == DecisionAuditMode::kAsync) {
+    Status st = auditor->Submit({DecisionEvent(ctx, in, d, id)}, [](StatusOr<std::vector<uint64_t>>) {});
+    if (!st.ok()) return reply(st);
+    return reply(GatewayAnswer(d, id, std::nullopt));
+  }
+  auto shared_reply = std::make_shared<Reply>(std::move(reply));
+  Status st = auditor->Submit({DecisionEvent(ctx, in, d, id)}, [shared_reply, d, id](StatusOr<std::vector<uint64_t>> r) {
+    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
+    (*shared_reply)(GatewayAnswer(d, id, (*r)[0]));
+  });
+  if (!st.ok()) (*shared_reply)(st);
+}
+
+}  // namespace
+
+std::string NewDecisionId() {
+  thread_local std::string prefix = HexEncode(crypto::RandomBytes(6));
+  thread_local uint32_t counter = 0;
+  if (++counter == 0) prefix = HexEncode(crypto::RandomBytes(6));  // never reuse prefix+counter
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", counter);
+  return prefix + buf;
+}
+
+void RegisterDecisionRoutes(Dispatcher& d, DecisionRouteDeps deps) {
+  d.AddDeferredRoute("POST", "/v1/decisions", Access::kScoped, "decide",
+                     [deps](RequestContext& ctx, Reply reply) { Decisions(deps, ctx, std::move(reply)); });
+  d.AddDeferredRoute("GET", "/v1/gateway/check", Access::kScoped, "decide",
+                     [deps](RequestContext& ctx, Reply reply) { GatewayCheck(deps, ctx, std::move(reply)); });
+  d.MarkGatewayRoute("GET", "/v1/gateway/check");
+}
+
+}  // namespace geoledger::server

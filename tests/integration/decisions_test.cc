@@ -1,0 +1,358 @@
+// Residency decisions through the real server: POST /v1/decisions (single,
+// batch, bad input, tenant-bound tokens) and GET /v1/gateway/check, each
+// decision audit-logged (sync and async), and no torn decision while the
+// policy changes under a storm of requests.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "tests/integration/residency_policy.h"
+#include "tests/integration/test_server.h"
+
+namespace geoledger::testing {
+namespace {
+
+nlohmann::json Req(const std::string& tenant, const std::string& category, const std::string& operation,
+                   const std::string& region) {
+  return {{"tenant", tenant}, {"category", category}, {"operation", operation}, {"region", region}};
+}
+
+class DecisionsTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> args = {}) {
+    server_ = TestServer::Start(args);
+    ASSERT_TRUE(server_->started()) << server_->log();
+    LoadResidencyPolicy(*server_);
+    decide_ = server_->CreateToken("gateway", {"decide"});
+    reader_ = server_->CreateToken("auditor", {"audit:read"});
+    ASSERT_FALSE(decide_.empty());
+    ASSERT_FALSE(reader_.empty());
+  }
+  void SetUp() override { Start(); }
+  RawResponse Decide(const nlohmann::json& body, const std::string& token = "") {
+    return server_->Authed(token.empty() ? decide_ : token, "POST", "/v1/decisions", body.dump());
+  }
+  RawResponse Check(std::map<std::string, std::string> headers, const std::string& token = "") {
+    return server_->Authed(token.empty() ? decide_ : token, "GET", "/v1/gateway/check", "", std::move(headers));
+  }
+  std::unique_ptr<TestServer> server_;
+  std::string decide_, reader_;
+};
+
+TEST_F(DecisionsTest, SingleDecisionAnswersEveryFieldAndIsAuditedBeforeTheAnswer) {
+  RawResponse r = Decide(Req("acme", "personal", "store", "eu-central-1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("cache-control"), "private, max-age=60");
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["allow"], true);
+  EXPECT_EQ(j["route_region"], "eu-central-1");
+  EXPECT_EQ(j["legal_basis"], "tenant-pinning");
+  EXPECT_EQ(j["reason"], "allowed");
+  EXPECT_GE(j["policy_version"].get<uint64_t>(), 1u);
+  EXPECT_EQ(j["ttl_s"], 60);
+  std::string id = j["decision_id"];
+  EXPECT_EQ(id.size(), 20u);
+  ASSERT_TRUE(j["audit_index"].is_number_unsigned()) << r.body;
+
+  // Sync audit: the entry is readable as soon as the answer arrived.
+  uint64_t index = j["audit_index"];
+  auto entries = AuditEntries(*server_, reader_, index, index + 1);
+  ASSERT_EQ(entries.size(), 1u);
+  const auto& e = entries[0];
+  EXPECT_EQ(e["action"], "residency.decision");
+  EXPECT_EQ(e["outcome"], "allow");
+  EXPECT_EQ(e["tenant"], "acme");
+  EXPECT_EQ(e["actor"], "gateway");
+  EXPECT_EQ(e["details"]["decision_id"], id);
+  EXPECT_EQ(e["details"]["reason"], "allowed");
+  EXPECT_EQ(e["details"]["legal_basis"], "tenant-pinning");
+  EXPECT_EQ(e["details"]["category"], "personal");
+  EXPECT_EQ(e["details"]["operation"], "store");
+  EXPECT_EQ(e["details"]["region"], "eu-central-1");
+  EXPECT_EQ(e["details"]["policy_version"], std::to_string(j["policy_version"].get<uint64_t>()));
+}
+
+TEST_F(DecisionsTest, DenialsNameTheReasonAndAreAuditedToo) {
+  RawResponse r = Decide(Req("acme", "personal", "store", "us-east-1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["allow"], false);
+  EXPECT_EQ(j["reason"], "region-not-allowed");
+  EXPECT_EQ(j["route_region"], "eu-west-1");  // the home region as a hint
+  EXPECT_EQ(r.Header("cache-control"), "private, max-age=5");
+  uint64_t index = j["audit_index"];
+  auto e = AuditEntries(*server_, reader_, index, index + 1)[0];
+  EXPECT_EQ(e["outcome"], "deny");
+  EXPECT_EQ(e["details"]["reason"], "region-not-allowed");
+}
+
+TEST_F(DecisionsTest, UnknownTenantCategoryOperationOrRegionIsADenyNeverAnError) {
+  struct Case {
+    nlohmann::json req;
+    const char* reason;
+  } cases[] = {
+      {Req("nobody", "personal", "store", "eu-west-1"), "tenant-unknown"},
+      {Req("acme", "biometric", "store", "eu-west-1"), "category-unknown"},
+      {Req("acme", "personal", "teleport", "eu-west-1"), "operation-unknown"},
+      {Req("acme", "personal", "store", "mars-1"), "region-unknown"},
+      {Req("not a valid tenant id!", "personal", "store", "eu-west-1"), "tenant-unknown"},
+  };
+  for (const auto& c : cases) {
+    RawResponse r = Decide(c.req);
+    ASSERT_EQ(r.status, 200) << c.req.dump() << " " << r.body;
+    auto j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j["allow"], false) << c.req.dump();
+    EXPECT_EQ(j["reason"], c.reason) << c.req.dump();
+  }
+}
+
+TEST_F(DecisionsTest, BatchIsDecidedAndAuditedInOrder) {
+  nlohmann::json reqs = nlohmann::json::array({Req("acme", "personal", "store", "eu-west-1"),
+                                               Req("acme", "special", "store", "eu-central-1"),
+                                               Req("globex", "anonymous", "process", "us-east-1")});
+  RawResponse r = Decide({{"requests", reqs}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("cache-control"), "private, max-age=5");  // the shortest ttl in the batch
+  auto d = nlohmann::json::parse(r.body)["decisions"];
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0]["allow"], true);
+  EXPECT_EQ(d[1]["allow"], false);
+  EXPECT_EQ(d[1]["reason"], "special-outside-home");
+  EXPECT_EQ(d[2]["allow"], true);
+  EXPECT_EQ(d[2]["legal_basis"], "not-personal-data");
+  std::set<std::string> ids;
+  for (size_t i = 0; i < 3; ++i) {
+    ids.insert(d[i]["decision_id"].get<std::string>());
+    EXPECT_EQ(d[i]["policy_version"], d[0]["policy_version"]);  // one snapshot
+    EXPECT_EQ(d[i]["audit_index"].get<uint64_t>(), d[0]["audit_index"].get<uint64_t>() + i);
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  uint64_t first = d[0]["audit_index"];
+  auto entries = AuditEntries(*server_, reader_, first, first + 3);
+  ASSERT_EQ(entries.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(entries[i]["details"]["decision_id"], d[i]["decision_id"]);
+}
+
+TEST_F(DecisionsTest, BadInputIs400) {
+  auto status = [&](const std::string& raw) {
+    return server_->Authed(decide_, "POST", "/v1/decisions", raw).status;
+  };
+  EXPECT_EQ(status("{not json"), 400);
+  EXPECT_EQ(status("[]"), 400);
+  EXPECT_EQ(status(R"({"tenant":"acme","category":"personal","operation":"store"})"), 400);
+  EXPECT_EQ(status(R"({"tenant":"acme","category":"personal","operation":"store","region":7})"), 400);
+  EXPECT_EQ(status(R"({"tenant":"acme","category":"personal","operation":"store","region":"eu-west-1","x":1})"), 400);
+  EXPECT_EQ(status(R"({"requests":[]})"), 400);
+  EXPECT_EQ(status(R"({"requests":{}})"), 400);
+  EXPECT_EQ(status(R"({"requests":[{"tenant":"acme"}]})"), 400);
+  nlohmann::json big = nlohmann::json::array();
+  for (int i = 0; i < 1001; ++i) big.push_back(Req("acme", "personal", "read", "eu-west-1"));
+  RawResponse r = Decide({{"requests", big}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.Header("content-type").rfind("application/problem+json", 0), 0u);
+  EXPECT_EQ(r.Header("cache-control"), "no-store");
+  big.erase(big.begin());
+  r = Decide({{"requests", big}});  // exactly 1000 is fine
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["decisions"].size(), 1000u);
+}
+
+TEST_F(DecisionsTest, TenantBoundTokenDecidesOnlyForItsTenant) {
+  std::string acme = server_->CreateToken("acme-gw", {"decide"}, "acme");
+  ASSERT_FALSE(acme.empty());
+  EXPECT_EQ(Decide(Req("acme", "personal", "read", "eu-west-1"), acme).status, 200);
+  EXPECT_EQ(Decide(Req("globex", "personal", "read", "eu-west-1"), acme).status, 403);
+  nlohmann::json mixed = {{"requests", {Req("acme", "personal", "read", "eu-west-1"),
+                                        Req("globex", "personal", "read", "eu-west-1")}}};
+  EXPECT_EQ(Decide(mixed, acme).status, 403);
+  // The gateway check holds it to its tenant as well.
+  EXPECT_EQ(Check(GatewayHeaders("acme", "personal", "read", "eu-west-1"), acme).status, 200);
+  RawResponse r = Check(GatewayHeaders("globex", "personal", "read", "eu-central-1"), acme);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "token-tenant-mismatch");
+  // A token without the decide scope is refused.
+  std::string admin_only = server_->CreateToken("ops", {"audit:read"});
+  EXPECT_EQ(Decide(Req("acme", "personal", "read", "eu-west-1"), admin_only).status, 403);
+}
+
+TEST_F(DecisionsTest, GatewayCheckAllowsWithRouteHeaders) {
+  RawResponse r = Check(GatewayHeaders("acme", "personal", "store", "eu-central-1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.Header("x-residency-region"), "eu-central-1");
+  EXPECT_EQ(r.Header("x-residency-decision-id").size(), 20u);
+  EXPECT_EQ(r.Header("cache-control"), "private, max-age=60");
+  ASSERT_FALSE(r.Header("x-residency-audit-index").empty());
+  uint64_t index = std::stoull(r.Header("x-residency-audit-index"));
+  auto e = AuditEntries(*server_, reader_, index, index + 1)[0];
+  EXPECT_EQ(e["action"], "residency.decision");
+  EXPECT_EQ(e["details"]["decision_id"], r.Header("x-residency-decision-id"));
+}
+
+TEST_F(DecisionsTest, GatewayCheckDeniesWithAReason) {
+  RawResponse r = Check(GatewayHeaders("acme", "special", "store", "us-east-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "special-outside-home");
+  EXPECT_EQ(r.Header("x-residency-region"), "");
+  EXPECT_FALSE(r.Header("x-residency-decision-id").empty());
+  EXPECT_EQ(r.Header("cache-control"), "private, max-age=5");
+  r = Check(GatewayHeaders("nobody", "personal", "read", "eu-west-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "tenant-unknown");
+}
+
+TEST_F(DecisionsTest, GatewayCheckMissingOrBadHeadersAre403NotErrors) {
+  for (const char* name : {"X-Tenant-Id", "X-Data-Category", "X-Operation", "X-Target-Region"}) {
+    auto h = GatewayHeaders("acme", "personal", "read", "eu-west-1");
+    h.erase(name);
+    RawResponse r = Check(h);
+    EXPECT_EQ(r.status, 403) << name << " " << r.body;
+    EXPECT_EQ(r.Header("x-residency-reason"), "missing-header") << name;
+    EXPECT_EQ(r.Header("cache-control"), "no-store");
+  }
+  RawResponse r = Check({});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "missing-header");
+  r = Check(GatewayHeaders("bad tenant/!", "personal", "read", "eu-west-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "tenant-invalid");
+  r = Check(GatewayHeaders("acme", std::string(65, 'p'), "read", "eu-west-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "invalid-header");
+  // Without a token: 401, which auth_request passes on as a refusal.
+  EXPECT_EQ(server_->Request("GET", "/v1/gateway/check", GatewayHeaders("acme", "personal", "read", "eu-west-1")).status, 401);
+  // Other routes still answer an invalid tenant id with 400.
+  EXPECT_EQ(server_->Authed(decide_, "POST", "/v1/decisions", Req("acme", "personal", "read", "eu-west-1").dump(),
+                            {{"X-Tenant-Id", "bad tenant/!"}}).status,
+            400);
+}
+
+TEST_F(DecisionsTest, DeferredAnswersKeepTheConnectionAlive) {
+  // Deferred (audited) answers and an immediate one, one after the other on
+  // one persistent connection without a Connection header.
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  std::string check = "GET /v1/gateway/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + decide_ +
+                      "\r\nX-Tenant-Id: acme\r\nX-Data-Category: personal\r\nX-Operation: read\r\nX-Target-Region: ";
+  struct Step {
+    std::string request;
+    int status;
+    const char* header;
+    const char* value;
+  } steps[] = {{check + "eu-west-1\r\n\r\n", 200, "x-residency-region", "eu-west-1"},
+               {"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, "connection", "Keep-Alive"},
+               {check + "us-east-1\r\n\r\n", 403, "x-residency-reason", "no-transfer-basis"},
+               {check + "mars-1\r\n\r\n", 403, "x-residency-reason", "region-unknown"}};
+  for (const auto& step : steps) {
+    ASSERT_TRUE(c.Send(step.request));
+    RawResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r));
+    EXPECT_EQ(r.status, step.status);
+    EXPECT_EQ(r.Header(step.header), step.value);
+    EXPECT_EQ(r.Header("connection"), "Keep-Alive");
+  }
+}
+
+TEST(DecisionsAsyncTest, AsyncAuditAnswersAtOnceAndStillWritesEveryEntry) {
+  auto server = TestServer::Start({"--decision-audit", "async"});
+  ASSERT_TRUE(server->started()) << server->log();
+  LoadResidencyPolicy(*server);
+  std::string decide = server->CreateToken("gateway", {"decide"});
+  std::string reader = server->CreateToken("auditor", {"audit:read"});
+  std::set<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    RawResponse r = server->Authed(decide, "POST", "/v1/decisions",
+                                   Req("acme", "personal", "store", i % 2 ? "eu-west-1" : "us-east-1").dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto j = nlohmann::json::parse(r.body);
+    EXPECT_TRUE(j["audit_index"].is_null());  // not known yet in async mode
+    ids.insert(j["decision_id"].get<std::string>());
+  }
+  RawResponse g = server->Authed(decide, "GET", "/v1/gateway/check", "", GatewayHeaders("acme", "personal", "read", "eu-west-1"));
+  ASSERT_EQ(g.status, 200);
+  EXPECT_EQ(g.Header("x-residency-audit-index"), "");
+  ids.insert(g.Header("x-residency-decision-id"));
+  ASSERT_EQ(ids.size(), 6u);
+  // Every decision reaches the log; wait (bounded) for the group commit.
+  std::set<std::string> logged;
+  for (int attempt = 0; attempt < 200 && logged.size() < ids.size(); ++attempt) {
+    uint64_t size = AuditSize(*server, reader);
+    auto entries = AuditEntries(*server, reader, 0, size);
+    logged.clear();
+    for (const auto& e : entries)
+      if (e["action"] == "residency.decision") logged.insert(e["details"]["decision_id"].get<std::string>());
+    if (logged.size() < ids.size()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(logged, ids);
+  EXPECT_EQ(server->Terminate(), 0);
+}
+
+// Two policies that differ in two fields at once; a decision made against a
+// half-applied change would allow both or neither.
+TEST(DecisionsStormTest, ConcurrentPolicyChangesNeverTearADecision) {
+  auto server = TestServer::Start({"--rate-limit-tenant-rps", "0", "--rate-limit-token-rps", "0"});
+  ASSERT_TRUE(server->started()) << server->log();
+  LoadResidencyPolicy(*server);
+  std::string decide = server->CreateToken("gateway", {"decide"});
+  const std::string kA =
+      R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"],"special":["eu-west-1"]}})";
+  const std::string kB =
+      R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1"],"special":["eu-west-1","eu-central-1"]}})";
+  std::mutex mu;
+  std::map<uint64_t, char> state_at;  // policy version → 'A' or 'B'
+  RawResponse first = server->Authed(server->admin_token(), "PUT", "/v1/tenants/acme", kA);
+  ASSERT_EQ(first.status, 200) << first.body;
+  uint64_t v0 = nlohmann::json::parse(first.body)["policy_version"];
+  state_at[v0] = 'A';
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> checked{0}, failures{0};
+  std::vector<nlohmann::json> seen;  // guarded by mu
+  std::thread writer([&] {
+    for (int i = 0; i < 40; ++i) {
+      bool b = i % 2 == 0;
+      RawResponse r = server->Authed(server->admin_token(), "PUT", "/v1/tenants/acme", b ? kB : kA);
+      if (r.status != 200) { failures++; continue; }
+      std::lock_guard<std::mutex> lock(mu);
+      state_at[nlohmann::json::parse(r.body)["policy_version"].get<uint64_t>()] = b ? 'B' : 'A';
+    }
+    stop = true;
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t)
+    readers.emplace_back([&] {
+      nlohmann::json body = {{"requests", {Req("acme", "personal", "store", "eu-central-1"),
+                                           Req("acme", "special", "store", "eu-central-1")}}};
+      while (!stop.load()) {
+        RawResponse r = server->Authed(decide, "POST", "/v1/decisions", body.dump());
+        if (r.status != 200) { failures++; continue; }
+        std::lock_guard<std::mutex> lock(mu);
+        seen.push_back(nlohmann::json::parse(r.body)["decisions"]);
+      }
+    });
+  writer.join();
+  for (auto& t : readers) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  ASSERT_GT(seen.size(), 0u);
+  for (const auto& d : seen) {
+    uint64_t v = d[0]["policy_version"];
+    ASSERT_EQ(d[1]["policy_version"], v);
+    bool personal = d[0]["allow"], special = d[1]["allow"];
+    ASSERT_NE(personal, special) << "torn decision at policy version " << v;
+    auto it = state_at.find(v);
+    if (it == state_at.end()) continue;  // a version from before the storm
+    EXPECT_EQ(personal, it->second == 'A') << "version " << v;
+    checked++;
+  }
+  EXPECT_GT(checked.load(), 0);
+  EXPECT_EQ(server->Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace geoledger::testing

@@ -1,0 +1,274 @@
+// A real nginx in front of geoledgerd: auth_request asks GET
+// /v1/gateway/check, and the answer's X-Residency-Region picks one of two
+// upstreams (small HTTP servers in this test that count their hits). Allowed
+// requests must land on the upstream of their region; a denied request must
+// never reach any upstream.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/residency_policy.h"
+#include "tests/integration/test_server.h"
+
+namespace geoledger::testing {
+namespace {
+
+constexpr const char* kNginx = "/usr/sbin/nginx";
+
+// A loopback HTTP server on its own thread: answers every request with 200
+// and its name, and records the request paths. Connection: close.
+class Upstream {
+ public:
+  explicit Upstream(std::string name) : name_(std::move(name)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return;
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Upstream() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  std::vector<std::string> hits() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return hits_;
+  }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      Serve(c);
+      ::close(c);
+    }
+  }
+  void Serve(int c) {
+    std::string in;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    char buf[4096];
+    while (in.find("\r\n\r\n") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) return;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    auto sp1 = in.find(' '), sp2 = in.find(' ', sp1 + 1);
+    if (sp1 == std::string::npos || sp2 == std::string::npos) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hits_.push_back(in.substr(sp1 + 1, sp2 - sp1 - 1));
+    }
+    std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(name_.size()) +
+                      "\r\nConnection: close\r\n\r\n" + name_;
+    [[maybe_unused]] ssize_t w = ::write(c, out.data(), out.size());
+  }
+
+  std::string name_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::vector<std::string> hits_;  // guarded by mu_
+  std::thread thread_;
+};
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoledgerd, const std::string& token,
+                        uint16_t eu_west, uint16_t eu_central) {
+  std::string p = std::to_string(listen), g = std::to_string(geoledgerd);
+  return "worker_processes 1;\n"
+         "events { worker_connections 64; }\n"
+         "http {\n"
+         "  access_log off;\n"
+         "  client_body_temp_path " + dir + "/client_body;\n"
+         "  proxy_temp_path " + dir + "/proxy;\n"
+         "  fastcgi_temp_path " + dir + "/fastcgi;\n"
+         "  uwsgi_temp_path " + dir + "/uwsgi;\n"
+         "  scgi_temp_path " + dir + "/scgi;\n"
+         "  map $residency_region $residency_upstream {\n"
+         "    eu-west-1    127.0.0.1:" + std::to_string(eu_west) + ";\n"
+         "    eu-central-1 127.0.0.1:" + std::to_string(eu_central) + ";\n"
+         "    default      127.0.0.1:9;\n"  // unreachable: no region, no upstream
+         "  }\n"
+         "  server {\n"
+         "    listen 127.0.0.1:" + p + ";\n"
+         "    location = /_residency {\n"
+         "      internal;\n"
+         "      proxy_pass http://127.0.0.1:" + g + "/v1/gateway/check;\n"
+         "      proxy_http_version 1.1;\n"
+         "      proxy_pass_request_body off;\n"
+         "      proxy_set_header Content-Length \"\";\n"
+         "      proxy_set_header Connection \"\";\n"
+         "      proxy_set_header Authorization \"Bearer " + token + "\";\n"
+         "      proxy_set_header X-Tenant-Id $http_x_tenant_id;\n"
+         "      proxy_set_header X-Data-Category $http_x_data_category;\n"
+         "      proxy_set_header X-Operation $http_x_operation;\n"
+         "      proxy_set_header X-Target-Region $http_x_target_region;\n"
+         "    }\n"
+         "    location / {\n"
+         "      auth_request /_residency;\n"
+         "      auth_request_set $residency_region $upstream_http_x_residency_region;\n"
+         "      proxy_pass http://$residency_upstream;\n"
+         "    }\n"
+         "  }\n"
+         "}\n";
+}
+
+// nginx as a child process, stopped by its PID.
+class Nginx {
+ public:
+  Nginx(const std::string& dir, const std::string& conf) : dir_(dir) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int log = ::open((dir + "/nginx.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(log, STDOUT_FILENO);
+      ::dup2(log, STDERR_FILENO);
+      std::string globals = "daemon off; master_process on; user root; pid " + dir + "/nginx.pid; error_log stderr;";
+      ::execl(kNginx, kNginx, "-p", dir.c_str(), "-c", conf.c_str(), "-e", "stderr", "-g", globals.c_str(),
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~Nginx() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 150; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  // Waits (bounded) until nginx accepts connections on `port`.
+  bool WaitReady(uint16_t port) {
+    for (int i = 0; i < 100; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      RawConnection c(port);
+      if (c.connected()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  std::string log() const {
+    std::ifstream in(dir_ + "/nginx.log");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+ private:
+  std::string dir_;
+  pid_t pid_ = -1;
+};
+
+RawResponse ThroughNginx(uint16_t port, const std::string& path, const std::map<std::string, std::string>& headers) {
+  RawConnection c(port);
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n";
+  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  req += "\r\n";
+  RawResponse r;
+  if (!c.connected() || !c.Send(req) || !c.ReadResponse(&r)) r.status = -1;
+  return r;
+}
+
+TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverReachAnUpstream) {
+  if (::access(kNginx, X_OK) != 0) GTEST_SKIP() << "nginx not installed (apt-get install nginx-light)";
+  auto server = TestServer::Start();
+  ASSERT_TRUE(server->started()) << server->log();
+  LoadResidencyPolicy(*server);
+  std::string token = server->CreateToken("nginx", {"decide"});
+  std::string reader = server->CreateToken("auditor", {"audit:read"});
+  ASSERT_FALSE(token.empty());
+
+  Upstream west("upstream-eu-west-1"), central("upstream-eu-central-1");
+  ASSERT_NE(west.port(), 0);
+  ASSERT_NE(central.port(), 0);
+  std::string dir = MakeTempDir();
+  ASSERT_FALSE(dir.empty());
+  uint16_t port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string conf = dir + "/nginx.conf";
+  std::ofstream(conf) << NginxConfig(dir, port, server->port(), token, west.port(), central.port());
+  {
+    Nginx nginx(dir, conf);
+    ASSERT_TRUE(nginx.WaitReady(port)) << nginx.log();
+
+    RawResponse r = ThroughNginx(port, "/orders/1", GatewayHeaders("acme", "personal", "store", "eu-west-1"));
+    EXPECT_EQ(r.status, 200) << nginx.log();
+    EXPECT_EQ(r.body, "upstream-eu-west-1");
+    r = ThroughNginx(port, "/orders/2", GatewayHeaders("acme", "personal", "store", "eu-central-1"));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "upstream-eu-central-1");
+    r = ThroughNginx(port, "/reports/3", GatewayHeaders("globex", "personal", "read", "eu-central-1"));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "upstream-eu-central-1");
+
+    // Denied: outside the allowed regions, unknown tenant, missing headers,
+    // a tenant id the dispatcher refuses.
+    EXPECT_EQ(ThroughNginx(port, "/denied/1", GatewayHeaders("acme", "personal", "store", "us-east-1")).status, 403);
+    EXPECT_EQ(ThroughNginx(port, "/denied/2", GatewayHeaders("acme", "special", "store", "eu-central-1")).status, 403);
+    EXPECT_EQ(ThroughNginx(port, "/denied/3", GatewayHeaders("nobody", "personal", "read", "eu-west-1")).status, 403);
+    EXPECT_EQ(ThroughNginx(port, "/denied/4", {}).status, 403);
+    EXPECT_EQ(ThroughNginx(port, "/denied/5", GatewayHeaders("bad!tenant", "personal", "read", "eu-west-1")).status, 403);
+    auto h = GatewayHeaders("acme", "personal", "read", "eu-west-1");
+    h.erase("X-Target-Region");
+    EXPECT_EQ(ThroughNginx(port, "/denied/6", h).status, 403);
+  }  // nginx stopped here, by PID
+
+  EXPECT_EQ(west.hits(), std::vector<std::string>({"/orders/1"}));
+  EXPECT_EQ(central.hits(), std::vector<std::string>({"/orders/2", "/reports/3"}));
+
+  // Every decision nginx asked for is in the audit log (4 allowed or denied
+  // by the engine; the header and tenant-id refusals are not decisions).
+  uint64_t size = AuditSize(*server, reader);
+  int allows = 0, denies = 0;
+  for (const auto& e : AuditEntries(*server, reader, 0, size))
+    if (e["action"] == "residency.decision") (e["outcome"] == "allow" ? allows : denies)++;
+  EXPECT_EQ(allows, 3);
+  EXPECT_EQ(denies, 3);
+  EXPECT_EQ(server->Terminate(), 0);
+  RemoveTree(dir);
+}
+
+}  // namespace
+}  // namespace geoledger::testing

@@ -1,0 +1,167 @@
+// Signed policy bundles through the real servers: export from one instance,
+// import into another that trusts its key; tampered, untrusted and older
+// bundles change nothing; the last-known-good file seeds a fresh instance.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/encoding.h"
+#include "tests/integration/residency_policy.h"
+#include "tests/integration/test_server.h"
+
+namespace geoledger::testing {
+namespace {
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class PolicyBundleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    editor_ = TestServer::Start();
+    ASSERT_TRUE(editor_->started()) << editor_->log();
+    LoadResidencyPolicy(*editor_);
+    dir_ = MakeTempDir();
+    trusted_ = dir_ + "/trusted.keys";
+    std::ofstream(trusted_) << "# the editor instance\n" << ReadText(editor_->data_dir() + "/policy-public.key");
+    follower_ = TestServer::Start({"--policy-trusted-keys", trusted_});
+    ASSERT_TRUE(follower_->started()) << follower_->log();
+    reader_ = follower_->CreateToken("auditor", {"audit:read"});
+  }
+  void TearDown() override { RemoveTree(dir_); }
+  std::string Export() {
+    RawResponse r = editor_->Authed(editor_->admin_token(), "GET", "/v1/policy/bundle");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.body;
+  }
+  RawResponse Import(TestServer& to, const std::string& bundle) {
+    return to.Authed(to.admin_token(), "POST", "/v1/policy/bundle", bundle);
+  }
+  uint64_t Version(TestServer& s) {
+    RawResponse r = s.Request("GET", "/readyz");
+    return nlohmann::json::parse(r.body, nullptr, false).value("policy_version", uint64_t{0});
+  }
+  std::vector<std::string> AuditActions(TestServer& s, const std::string& reader) {
+    std::vector<std::string> out;
+    for (const auto& e : AuditEntries(s, reader, 0, AuditSize(s, reader))) out.push_back(e["action"]);
+    return out;
+  }
+  std::unique_ptr<TestServer> editor_, follower_;
+  std::string dir_, trusted_, reader_;
+};
+
+TEST_F(PolicyBundleTest, ExportedBundleImportsIntoASecondInstanceAndDecidesTheSame) {
+  std::string bundle = Export();
+  auto j = nlohmann::json::parse(bundle);
+  EXPECT_EQ(j["format"], "geoledger-residency-bundle/1");
+  uint64_t version = Version(*editor_);
+  ASSERT_GT(version, 0u);
+  EXPECT_EQ(Version(*follower_), 0u);
+
+  RawResponse r = Import(*follower_, bundle);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto answer = nlohmann::json::parse(r.body);
+  EXPECT_EQ(answer["policy_version"], version);
+  EXPECT_TRUE(answer["audit_index"].is_number_unsigned());
+  EXPECT_EQ(Version(*follower_), version);
+  auto ready = nlohmann::json::parse(follower_->Request("GET", "/readyz").body);
+  EXPECT_EQ(ready["policy_loaded"], true);
+
+  std::string decide = follower_->CreateToken("gw", {"decide"});
+  RawResponse d = follower_->Authed(decide, "GET", "/v1/gateway/check", "",
+                                    GatewayHeaders("acme", "personal", "store", "eu-central-1"));
+  EXPECT_EQ(d.status, 200);
+  EXPECT_EQ(d.Header("x-residency-policy-version"), std::to_string(version));
+  auto actions = AuditActions(*follower_, reader_);
+  EXPECT_NE(std::find(actions.begin(), actions.end(), "policy.bundle.imported"), actions.end());
+  // The bundle is kept as the last-known-good file, owner-only.
+  struct stat st {};
+  ASSERT_EQ(::stat((follower_->data_dir() + "/policy-bundle.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u);
+  EXPECT_EQ(ReadText(follower_->data_dir() + "/policy-bundle.json"), bundle);
+}
+
+TEST_F(PolicyBundleTest, TamperedOrUntrustedBundlesChangeNothing) {
+  std::string bundle = Export();
+  ASSERT_EQ(Import(*follower_, bundle).status, 200);
+  uint64_t version = Version(*follower_);
+  // A newer policy on the editor, then tampered copies of its bundle.
+  ASSERT_EQ(editor_->Authed(editor_->admin_token(), "PUT", "/v1/tenants/acme",
+                            R"({"home_region":"eu-west-1","status":"suspended"})").status, 200);
+  auto j = nlohmann::json::parse(Export());
+  std::string payload = *Base64Decode(j["payload"].get<std::string>());
+  auto pos = payload.find("suspended");
+  ASSERT_NE(pos, std::string::npos);
+  payload.replace(pos, 9, "active\"  ");  // same length, different policy
+  auto tampered = j;
+  tampered["payload"] = Base64Encode(payload);
+  RawResponse r = Import(*follower_, tampered.dump());
+  EXPECT_TRUE(r.status == 400 || r.status == 403) << r.status << " " << r.body;
+  auto bad_sig = j;
+  std::string sig = *Base64Decode(j["signature"].get<std::string>());
+  sig[0] ^= 1;
+  bad_sig["signature"] = Base64Encode(sig);
+  EXPECT_EQ(Import(*follower_, bad_sig.dump()).status, 403);
+  EXPECT_EQ(Import(*follower_, "{\"format\":1}").status, 400);
+  EXPECT_EQ(Import(*follower_, "not json").status, 400);
+  EXPECT_EQ(Version(*follower_), version);  // nothing changed
+  RawResponse t = follower_->Authed(follower_->admin_token(), "GET", "/v1/tenants/acme");
+  EXPECT_EQ(nlohmann::json::parse(t.body)["status"], "active");
+
+  // An instance that does not trust the editor's key refuses its bundle.
+  auto stranger = TestServer::Start();
+  ASSERT_TRUE(stranger->started());
+  EXPECT_EQ(Import(*stranger, j.dump()).status, 403);
+  EXPECT_EQ(Version(*stranger), 0u);
+
+  auto actions = AuditActions(*follower_, reader_);
+  EXPECT_GE(std::count(actions.begin(), actions.end(), "policy.bundle.refused"), 2);
+  // The untampered newer bundle still imports.
+  EXPECT_EQ(Import(*follower_, j.dump()).status, 200);
+  EXPECT_GT(Version(*follower_), version);
+}
+
+TEST_F(PolicyBundleTest, OlderOrSameVersionIsRefusedAsRollback) {
+  std::string v1 = Export();
+  ASSERT_EQ(editor_->Authed(editor_->admin_token(), "PUT", "/v1/regions/eu-north-1",
+                            R"({"country":"SE","name":"Stockholm"})").status, 201);
+  std::string v2 = Export();
+  ASSERT_EQ(Import(*follower_, v2).status, 200);
+  uint64_t version = Version(*follower_);
+  RawResponse r = Import(*follower_, v1);
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_EQ(Import(*follower_, v2).status, 409);  // not newer either
+  EXPECT_EQ(Version(*follower_), version);
+}
+
+TEST_F(PolicyBundleTest, LastKnownGoodBundleSeedsAFreshInstance) {
+  std::string bundle = Export();
+  ASSERT_EQ(Import(*follower_, bundle).status, 200);
+  uint64_t version = Version(*follower_);
+  std::string fresh = MakeTempDir();
+  ASSERT_EQ(::chmod(fresh.c_str(), 0700), 0);
+  std::ofstream(fresh + "/policy-bundle.json") << bundle;
+  auto seeded = TestServer::Start({"--policy-trusted-keys", trusted_}, fresh);
+  ASSERT_TRUE(seeded->started()) << seeded->log();
+  EXPECT_EQ(Version(*seeded), version);
+  EXPECT_EQ(seeded->Terminate(), 0);
+  RemoveTree(fresh);
+}
+
+TEST_F(PolicyBundleTest, TenantBoundTokensCannotExportOrImport) {
+  std::string bound = editor_->CreateToken("acme-admin", {"admin"}, "acme");
+  ASSERT_FALSE(bound.empty());
+  EXPECT_EQ(editor_->Authed(bound, "GET", "/v1/policy/bundle").status, 403);
+  EXPECT_EQ(follower_->Authed(follower_->CreateToken("ro", {"decide"}), "GET", "/v1/policy/bundle").status, 403);
+}
+
+}  // namespace
+}  // namespace geoledger::testing
