@@ -31,6 +31,8 @@
 # Requires root (the cluster runs as postgres via runuser). Installs nothing
 # itself beyond `bash scripts/install-deps.sh`.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build-bench}"
@@ -38,9 +40,6 @@ DURATION="${DURATION:-10}"
 BATCH="${BATCH:-32}"
 CLIENTS="${CLIENTS:-1 8 64}"
 BENCH_TMPDIR="${BENCH_TMPDIR:-${TMPDIR:-/tmp}}"
-
-die() { echo "bench: error: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
 
 [[ "$DURATION" =~ ^[0-9]+$ ]] && (( DURATION > 0 && DURATION <= 60 )) || die "DURATION must be 1-60 seconds"
 [[ "$BATCH" =~ ^[0-9]+$ ]] && (( BATCH > 1 && BATCH <= 8192 )) || die "BATCH must be 2-8192"

@@ -32,6 +32,8 @@
 # Requires: wrk, curl, python3. No token is printed or written outside the
 # temporary directory, which is deleted at the end.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build-bench}"
@@ -50,9 +52,6 @@ WITH_SUBJECT="${WITH_SUBJECT:-1}"
 # without a subject the 34 bytes of the pseudonym field go to the padding.
 PAD_BYTES=142
 [[ "$WITH_SUBJECT" == 1 ]] || PAD_BYTES=176
-
-die() { echo "bench: error: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
 
 [[ "$DURATION" =~ ^[0-9]+$ ]] && (( DURATION > 0 && DURATION <= 60 )) || die "DURATION must be 1-60 seconds"
 [[ "$WARMUP" =~ ^[0-9]+$ ]] && (( WARMUP <= 60 )) || die "WARMUP must be 0-60 seconds"
@@ -74,20 +73,6 @@ fi
 WORK="$(mktemp -d "$BENCH_TMPDIR/geoledger-http-append.XXXXXX")"
 GL_PID=""
 WRK_PID=""
-
-stop_pid() {  # stop_pid NAME PID: SIGTERM, wait up to 15 s, then SIGKILL
-  local name="$1" pid="$2" i
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for (( i = 0; i < 150; i++ )); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  note "$name (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?
@@ -123,13 +108,6 @@ BASE="http://$GL_ADDR"
 
 # Token secrets stay in files under $WORK (mode 0600) and in the environment of wrk.
 umask 077
-auth_header() { printf 'Authorization: Bearer %s' "$(tr -d '[:space:]' <"$1")"; }
-create_token() {  # create_token NAME SCOPE OUTFILE
-  local body
-  body="$(curl -sf --max-time 10 -H @<(auth_header "$DATA/admin.token") -H 'Content-Type: application/json' \
-    -d "{\"name\":\"$1\",\"scopes\":[\"$2\"]}" "$BASE/v1/admin/tokens")" || die "creating the $2 token failed"
-  python3 -c 'import json, sys; print(json.loads(sys.argv[1])["token"])' "$body" >"$3"
-}
 create_token bench audit:write "$WORK/write.token"
 create_token bench-reader audit:read "$WORK/read.token"
 
@@ -195,11 +173,6 @@ run_wrk() {  # run_wrk SECONDS CONNS OUTFILE
   WRK_PID=$!
   wait "$WRK_PID" || { local rc=$?; WRK_PID=""; cat "$out" >&2; return "$rc"; }
   WRK_PID=""
-}
-
-ledger_size() {
-  curl -sf --max-time 10 -H @<(auth_header "$WORK/read.token") "$BASE/v1/audit/entries?start=0&end=0" \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["size"])'
 }
 
 echo "geoledgerd: $GEOLEDGERD (pid $GL_PID, --threads $SERVER_THREADS, access log off, log level warn, --dev) at $BASE"

@@ -20,6 +20,8 @@
 #
 # Requires: wrk, curl, python3 (free-port helper), nginx (Debian nginx-light is enough).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GEOLEDGERD="${GEOLEDGERD:-$REPO_ROOT/build/server/geoledgerd}"
@@ -31,21 +33,6 @@ WRK_CONNECTIONS="${WRK_CONNECTIONS:-64}"
 SERVER_WORKERS="${SERVER_WORKERS:-2}"
 STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-30}"
 HOST=127.0.0.1  # loopback only
-
-die() { echo "bench: error: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
-
-# Seconds in a wrk-style duration (10s, 2m, 1h, or a bare number of seconds).
-to_seconds() {
-  local d="$1"
-  [[ "$d" =~ ^[0-9]+[smh]?$ ]] || die "bad duration '$d' (use e.g. 10s, 2m)"
-  case "$d" in
-    *s) echo "${d%s}";;
-    *m) echo $(( ${d%m} * 60 ));;
-    *h) echo $(( ${d%h} * 3600 ));;
-    *)  echo "$d";;
-  esac
-}
 
 for tool in wrk curl python3; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
@@ -60,20 +47,6 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
 GL_PID=""
 NGINX_PID=""
 WRK_PID=""
-
-stop_pid() {  # stop_pid NAME PID: SIGTERM, wait up to 15 s, then SIGKILL
-  local name="$1" pid="$2" i
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for (( i = 0; i < 150; i++ )); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  note "$name (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?
@@ -92,32 +65,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# A currently free loopback TCP port (the kernel picks it; nginx binds it right after).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_http NAME PID URL: poll URL until it answers 200, bounded by STARTUP_TIMEOUT.
-wait_http() {
-  local name="$1" pid="$2" url="$3" i
-  for (( i = 0; i < STARTUP_TIMEOUT * 10; i++ )); do
-    kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
-    curl -sf --max-time 1 -o /dev/null "$url" && return 0
-    sleep 0.1
-  done
-  die "$name did not answer $url within ${STARTUP_TIMEOUT}s"
-}
-
-# Two requests over one connection, no Connection header: the second must reuse it.
-check_keepalive() {
-  local name="$1" url="$2" trace
-  trace="$(curl -sv --max-time 5 -o /dev/null -o /dev/null "$url" "$url" 2>&1)" || die "$name: keep-alive probe failed"
-  if grep -qi '^< connection: close' <<<"$trace" || ! grep -q 'Re-using existing connection' <<<"$trace"; then
-    echo "$trace" >&2
-    die "$name closes connections on HTTP/1.1 requests without a Connection header; the numbers would measure connection setup"
-  fi
-}
 
 # ---- geoledgerd -------------------------------------------------------------
 GL_DATA="$WORK/geoledgerd-data"
@@ -174,17 +121,6 @@ check_keepalive nginx "$NGINX_URL"
 WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --latency)
 WRK_LIMIT=$(( DURATION_S + 30 ))
 
-# wrk runs in the background and is waited for, so a signal to this script
-# ends the run at once (bash defers traps until a foreground command returns).
-wrk_bounded() {  # wrk_bounded LIMIT_SECONDS OUTFILE WRK_ARGS...
-  local limit="$1" out="$2"
-  shift 2
-  timeout "$limit" wrk "$@" >"$out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || { local rc=$?; WRK_PID=""; cat "$out" >&2; return "$rc"; }
-  WRK_PID=""
-}
-
 run_wrk() {  # run_wrk NAME URL OUTFILE
   local name="$1" url="$2" out="$3"
   if (( WARMUP_S > 0 )); then
@@ -200,7 +136,6 @@ run_wrk() {  # run_wrk NAME URL OUTFILE
   fi
   echo
 }
-rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
 
 CORES="$(nproc)"
 echo "geoledgerd: $GEOLEDGERD (pid $GL_PID, --threads $SERVER_WORKERS, access log off, log level warn) at $GL_URL"

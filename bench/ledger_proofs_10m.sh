@@ -25,6 +25,8 @@
 #   SERVER_THREADS   geoledgerd --threads                      [2]
 #   SKIP_BUILD=1     use the binaries already in BUILD_DIR
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build-bench}"
@@ -38,9 +40,6 @@ CONNECTIONS="${CONNECTIONS:-1 16}"
 SERVER_THREADS="${SERVER_THREADS:-2}"
 STARTUP_TIMEOUT=120  # opening a 10M-entry RocksDB can take a while on a cold cache
 HOST=127.0.0.1
-
-die() { echo "bench: error: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
 
 [[ "$MAX_SECONDS" =~ ^[0-9]+$ ]] && (( MAX_SECONDS > 0 && MAX_SECONDS <= 60 )) || die "MAX_SECONDS must be 1-60"
 [[ "$DURATION" =~ ^[0-9]+$ ]] && (( DURATION > 0 && DURATION <= 60 )) || die "DURATION must be 1-60 seconds"

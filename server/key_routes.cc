@@ -163,21 +163,32 @@ void RewrapWorker::Loop() {
 }
 
 void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
-  d.AddRoute("POST", "/v1/keys/datakey", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
-    GL_ASSIGN_OR_RETURN(auto r, ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject"}));
-    if (auto refused = CheckResidency(ctx, deps, r, "key.datakey.refused")) return *refused;
-    GL_ASSIGN_OR_RETURN(auto issued, deps.keyring()->IssueDataKey(r.tenant, r.pseudonym));
+  // Answered from the ledger's writer thread once the audit entry is durable
+  // (a deferred reply), so concurrent requests share one group commit.
+  d.AddDeferredRoute("POST", "/v1/keys/datakey", Access::kScoped, "keys", [deps](RequestContext& ctx, Reply reply) {
+    auto r = ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject"});
+    if (!r.ok()) return reply(r.status());
+    if (auto refused = CheckResidency(ctx, deps, *r, "key.datakey.refused")) return reply(std::move(*refused));
+    auto issued = deps.keyring()->IssueDataKey(r->tenant, r->pseudonym);
+    if (!issued.ok()) return reply(issued.status());
     std::vector<audit::AuditEvent> events;
-    if (issued.subject_key_created)
-      events.push_back(KeyEvent(ctx, r.tenant, "key.created", "subject-key/" + r.tenant, "ok", r.pseudonym));
-    events.push_back(KeyEvent(ctx, r.tenant, "key.datakey.issued", "datakey/" + HexEncode(issued.key_id), "ok",
-                              r.pseudonym));
+    if (issued->subject_key_created)
+      events.push_back(KeyEvent(ctx, r->tenant, "key.created", "subject-key/" + r->tenant, "ok", r->pseudonym));
+    events.push_back(KeyEvent(ctx, r->tenant, "key.datakey.issued", "datakey/" + HexEncode(issued->key_id), "ok",
+                              r->pseudonym));
+    auto answer = std::make_shared<nlohmann::json>(nlohmann::json{
+        {"key_id", HexEncode(issued->key_id)},
+        {"plaintext_key", Base64Encode(Reveal(issued->plaintext))},
+        {"wrapped_key", Base64Encode(issued->wrapped)}});
+    auto shared_reply = std::make_shared<Reply>(std::move(reply));
     // Not answered unless audited: the caller would hold a key nobody knows was issued.
-    GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append(std::move(events)));
-    return JsonResponse(200, {{"key_id", HexEncode(issued.key_id)},
-                              {"plaintext_key", Base64Encode(Reveal(issued.plaintext))},
-                              {"wrapped_key", Base64Encode(issued.wrapped)},
-                              {"audit_index", logged.back()}});
+    Status queued = deps.ledger()->AppendAsync(
+        std::move(events), [shared_reply, answer](StatusOr<std::vector<uint64_t>> logged) {
+          if (!logged.ok()) return (*shared_reply)(logged.status());
+          (*answer)["audit_index"] = logged->back();
+          (*shared_reply)(JsonResponse(200, *answer));
+        });
+    if (!queued.ok()) (*shared_reply)(queued);
   });
 
   d.AddRoute("POST", "/v1/keys/unwrap", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
