@@ -105,7 +105,8 @@ trap 'exit 143' TERM
 DATA="$WORK/data"
 mkdir -m 700 "$DATA"
 "$GEOLEDGERD" --data-dir "$DATA" --listen "$HOST:0" --region "$REGION" --dev \
-  --threads "$SERVER_THREADS" --access-log false --log-level warn >"$WORK/geoledgerd.log" 2>&1 &
+  --threads "$SERVER_THREADS" --access-log false --log-level warn \
+  --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 >"$WORK/geoledgerd.log" 2>&1 &
 GL_PID=$!
 for (( i = 0; ; i++ )); do
   [[ -s "$DATA/listen.addr" && -s "$DATA/admin.token" ]] && break
@@ -229,7 +230,7 @@ run_wrk() {  # run_wrk MIX SECONDS CONNS OUTFILE
   WRK_PID=""
 }
 
-echo "geoledgerd: $GEOLEDGERD (pid $GL_PID, --threads $SERVER_THREADS, access log off, log level warn, --dev, region $REGION) at $BASE"
+echo "geoledgerd: $GEOLEDGERD (pid $GL_PID, --threads $SERVER_THREADS, access log off, log level warn, rate limits off, --dev, region $REGION) at $BASE"
 echo "data dir:   $DATA ($FSTYPE)"
 echo "machine:    $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)); nothing pinned,"
 echo "            geoledgerd and wrk (-t$WRK_THREADS) share the cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -267,6 +267,15 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
       return MakeProblem(ProblemKind::kBadRequest, "JSON nested too deeply", rid);
     ctx.body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
+    // A tenant named only in the body ({"tenant": …} of the key routes and of
+    // single decisions) keys the per-tenant limit too, so a token that is not
+    // bound to a tenant cannot bypass it. Handlers still validate the field.
+    if (route.access != Access::kPublic && ctx.tenant.empty() && ctx.body.is_object()) {
+      auto t = ctx.body.find("tenant");
+      if (t != ctx.body.end() && t->is_string() && IsValidName(t->get_ref<const std::string&>()))
+        if (auto limited = Limit(tenant_limiter_, t->get_ref<const std::string&>(), true, "tenant", rid))
+          return *limited;
+    }
   }
 
   if (route.deferred) {

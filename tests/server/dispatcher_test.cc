@@ -123,6 +123,20 @@ TEST_F(DispatcherTest, TenantLimitAnswers429WithRetryAfter) {
   EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}")).status, 201);
 }
 
+TEST_F(DispatcherTest, TenantNamedOnlyInTheBodyIsRateLimitedToo) {
+  d_->AddRoute("POST", "/v1/keyish", Access::kScoped, "decide", [](RequestContext&) -> StatusOr<HttpResponse> {
+    return JsonResponse(200, {{"ok", true}});
+  });
+  d_->SetTokenStore(tokens_.get());
+  const std::string body = R"({"tenant":"acme","subject":"x"})";
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/keyish", decide_, body)).status, 200);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/keyish", decide_, body)).status, 200);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/keyish", decide_, body)).status, 429);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/keyish", decide_, R"({"tenant":"globex"})")).status, 200);
+  // The same bucket as the path or header tenant.
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/acme", decide_, "{}")).status, 429);
+}
+
 TEST_F(DispatcherTest, DrainingAnswers503ToApiCallsAndClosesEveryConnection) {
   d_->SetTokenStore(tokens_.get());
   d_->BeginDrain();
