@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 
+#include "audit/internal/ledger_keys.h"
 #include "audit/ledger.h"
 #include "common/clock.h"
 #include "common/kv_store.h"
@@ -19,12 +20,10 @@ namespace {
 
 constexpr uint64_t kEntries = 100;
 
-std::string Be64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
-  return out;
-}
-std::string EntryKey(uint64_t i) { return "e" + Be64(i); }
+using internal::BigEndian64;
+using internal::CheckpointKey;
+using internal::EntryKey;
+using internal::SubtreeKey;
 
 // Raw RocksDB access to the "audit" column family, bypassing every API.
 class RawAuditColumn {
@@ -195,7 +194,7 @@ TEST_F(LedgerTamperTest, TruncatedTailWithARewrittenHeadFailsOpenNamingTheLostEn
     RawAuditColumn raw(db());
     std::string last_kept = raw.Get(EntryKey(94));
     for (uint64_t i = 95; i < kEntries; ++i) raw.Delete(EntryKey(i));
-    raw.Put("head", Be64(95) + std::string(crypto::AsView(crypto::Sha256(last_kept))));
+    raw.Put(internal::kHeadKey, BigEndian64(95) + std::string(crypto::AsView(crypto::Sha256(last_kept))));
   }
   ExpectCaught("entries 95 to 99 are missing");
 }
@@ -215,7 +214,7 @@ TEST_F(LedgerTamperTest, ForgedHistoricCheckpointIsNamed) {
     RawAuditColumn raw(db());
     auto other = crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32));
     std::string root(32, '\x07');
-    raw.Put("c" + Be64(50), SignCheckpoint(Checkpoint{"geoledger/eu-west-1", 50, root}, *other));
+    raw.Put(CheckpointKey(50), SignCheckpoint(Checkpoint{"geoledger/eu-west-1", 50, root}, *other));
   }
   ExpectCaught("checkpoint at tree size 50 does not verify");
 }
@@ -223,7 +222,7 @@ TEST_F(LedgerTamperTest, ForgedHistoricCheckpointIsNamed) {
 TEST_F(LedgerTamperTest, AlteredStoredSubtreeIsNamedByTheEntriesItCovers) {
   {
     RawAuditColumn raw(db());
-    std::string key = "t" + std::string(1, '\x01') + Be64(5);  // entries 10 and 11
+    std::string key = SubtreeKey(1, 5);  // entries 10 and 11
     std::string v = raw.Get(key);
     v[0] ^= 0x01;
     raw.Put(key, v);

@@ -3,10 +3,6 @@
 // and — after crypto-shredding — not even the shredded key in wrapped form.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-
 #include "common/clock.h"
 #include "common/kv_store.h"
 #include "crypto/hash.h"
@@ -20,18 +16,6 @@ std::string Reveal(const SecretBytes& s) {
   return std::string(reinterpret_cast<const char*>(s.Reveal(SecretAccess::Grant())), s.size());
 }
 std::string Pseudonym(const std::string& subject) { return std::string(AsView(Sha256("subject:" + subject))); }
-
-// Names of the files under `dir` whose bytes contain `needle`.
-std::vector<std::string> FilesContaining(const std::string& dir, const std::string& needle) {
-  std::vector<std::string> hits;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.find(needle) != std::string::npos) hits.push_back(entry.path().filename().string());
-  }
-  return hits;
-}
 
 class KeyringStorageTest : public ::testing::Test {
  protected:
@@ -77,10 +61,10 @@ TEST_F(KeyringStorageTest, RawScanFindsNoPlaintextKeyMarkerOrSubjectId) {
   ASSERT_TRUE(ring_->Rotate("acme").ok());
   ASSERT_TRUE(ring_->RewrapStep("acme").ok());
   Reopen();  // closes RocksDB: memtables flushed, the files are all there is
-  for (const auto& k : plaintext_keys) EXPECT_TRUE(FilesContaining(dir_, k).empty()) << "a plaintext data key is on disk";
-  EXPECT_TRUE(FilesContaining(dir_, marker).empty());
-  for (const auto& s : subject_ids) EXPECT_TRUE(FilesContaining(dir_, s).empty()) << s;
-  EXPECT_TRUE(FilesContaining(dir_, Reveal(root_)).empty());
+  for (const auto& k : plaintext_keys) EXPECT_TRUE(testing::FilesContaining(dir_, k).empty()) << "a plaintext data key is on disk";
+  EXPECT_TRUE(testing::FilesContaining(dir_, marker).empty());
+  for (const auto& s : subject_ids) EXPECT_TRUE(testing::FilesContaining(dir_, s).empty()) << s;
+  EXPECT_TRUE(testing::FilesContaining(dir_, Reveal(root_)).empty());
 }
 
 TEST_F(KeyringStorageTest, ShreddedKeyLeavesTheDatabaseFilesEvenWrapped) {
@@ -91,11 +75,11 @@ TEST_F(KeyringStorageTest, ShreddedKeyLeavesTheDatabaseFilesEvenWrapped) {
   auto record = kv_->Get("keys", "s/acme/" + alice);  // the stored, wrapped subject key
   ASSERT_TRUE(record.ok() && record->has_value());
   Reopen();  // the wrapped key is now in an SST file
-  ASSERT_FALSE(FilesContaining(dir_, **record).empty());
+  ASSERT_FALSE(testing::FilesContaining(dir_, **record).empty());
   ASSERT_TRUE(ring_->Shred("acme", alice).ok());
-  EXPECT_TRUE(FilesContaining(dir_, **record).empty()) << "the shredded key is still in a database file";
+  EXPECT_TRUE(testing::FilesContaining(dir_, **record).empty()) << "the shredded key is still in a database file";
   Reopen();
-  EXPECT_TRUE(FilesContaining(dir_, **record).empty());
+  EXPECT_TRUE(testing::FilesContaining(dir_, **record).empty());
   EXPECT_EQ(ring_->Open("acme", alice, "profile", sealed->ciphertext).status().code(), StatusCode::kErased);
   auto other = ring_->Seal("acme", bob, "again", "still here");
   ASSERT_TRUE(other.ok());

@@ -5,17 +5,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "audit/internal/ledger_keys.h"
 #include "common/kv_store.h"
 #include "tests/integration/test_server.h"
 
 namespace geoledger::testing {
 namespace {
 
-std::string EntryKey(uint64_t i) {
-  std::string out = "e" + std::string(8, '\0');
-  for (int b = 8; b >= 1; --b, i >>= 8) out[b] = static_cast<char>(i & 0xff);
-  return out;
-}
+using audit::internal::EntryKey;
 
 class AuditTamperTest : public ::testing::Test {
  protected:
@@ -36,7 +33,7 @@ class AuditTamperTest : public ::testing::Test {
     auto kv = OpenRocksDbKvStore(dir_ + "/db", KnownNamespaces());
     ASSERT_TRUE(kv.ok()) << kv.status().ToString();
     KvBatch b;
-    b.Delete("audit", EntryKey(20));
+    b.Delete(audit::internal::kLedgerNs, EntryKey(20));
     ASSERT_TRUE((*kv)->Write(b, true).ok());
   }
   std::unique_ptr<TestServer> original_;

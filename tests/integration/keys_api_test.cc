@@ -22,17 +22,6 @@ namespace {
 
 nlohmann::json Json(const RawResponse& r) { return nlohmann::json::parse(r.body, nullptr, false); }
 
-// True when some file under `dir` contains `needle`.
-bool OnDisk(const std::string& dir, const std::string& needle) {
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
 class KeysApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -244,7 +233,7 @@ TEST_F(KeysApiTest, PersonalDetailsAreSealedAndShreddingErasesThemWhileTheLogVer
   auto verified = audit::VerifyExport(in, public_key, "geoledger/eu-west-1");
   EXPECT_TRUE(verified.ok()) << verified.status().ToString();
   ASSERT_EQ(again->Terminate(), 0);
-  EXPECT_FALSE(OnDisk(dir, "erin@example.com"));
+  EXPECT_TRUE(FilesContaining(dir, "erin@example.com").empty());
 }
 
 TEST_F(KeysApiTest, PersonalDetailsAreRefusedWhereTheTenantsDataMayNotLive) {
@@ -270,8 +259,8 @@ TEST_F(KeysApiTest, DataDirHoldsNoPlaintextKeyOrSubjectId) {
   }
   std::string dir = server_->data_dir();
   ASSERT_EQ(server_->Terminate(), 0);
-  for (const auto& p : plaintexts) EXPECT_FALSE(OnDisk(dir, p)) << "a plaintext data key is in the data dir";
-  for (int i = 0; i < 20; ++i) EXPECT_FALSE(OnDisk(dir, "person-" + std::to_string(i) + "@example.org"));
+  for (const auto& p : plaintexts) EXPECT_TRUE(FilesContaining(dir, p).empty()) << "a plaintext data key is in the data dir";
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(FilesContaining(dir, "person-" + std::to_string(i) + "@example.org").empty());
 }
 
 }  // namespace

@@ -278,6 +278,16 @@ std::string TestServer::CreateToken(const std::string& name, const std::vector<s
   return nlohmann::json::parse(r.body).value("token", "");
 }
 
+std::vector<std::string> FilesContaining(const std::string& dir, const std::string& needle) {
+  std::vector<std::string> hits;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::string bytes = ReadFile(entry.path().string());
+    if (bytes.find(needle) != std::string::npos) hits.push_back(entry.path().filename().string());
+  }
+  return hits;
+}
+
 int RunCommand(const std::vector<std::string>& argv_in, std::string* output,
                std::chrono::milliseconds timeout) {
   int pipefd[2];

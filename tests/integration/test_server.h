@@ -91,6 +91,10 @@ class TestServer {
 int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr,
                std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// Names of the regular files under `dir` (recursively) whose bytes contain
+// `needle`: checks that no key, token or personal data reaches the disk.
+std::vector<std::string> FilesContaining(const std::string& dir, const std::string& needle);
+
 // Writes a throwaway PKI into `dir` with the openssl CLI (P-256): ca.pem/ca.key,
 // server.pem/server.key for IP 127.0.0.1 signed by the CA, client.pem/client.key
 // signed by the CA, and an unrelated other-ca.pem/other-ca.key. Returns false
