@@ -46,22 +46,16 @@ BENCH_TMPDIR="${BENCH_TMPDIR:-${TMPDIR:-/tmp}}"
 [[ "$(id -u)" -eq 0 ]] || die "run as root (the PostgreSQL cluster is started as user postgres via runuser)"
 
 bash "$REPO_ROOT/scripts/install-deps.sh"
-for tool in python3 runuser cmake ninja; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
-done
+require_tools python3 runuser cmake ninja
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 [[ -x "$PGBIN/initdb" && -x "$PGBIN/pgbench" ]] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
 id postgres >/dev/null 2>&1 || die "user postgres does not exist"
 
-FSTYPE="$(stat -f -c %T "$BENCH_TMPDIR")"
-[[ "$FSTYPE" != tmpfs && "$FSTYPE" != ramfs ]] || die "BENCH_TMPDIR=$BENCH_TMPDIR is $FSTYPE; durable writes need a real disk"
+FSTYPE="$(require_real_disk "$BENCH_TMPDIR")"
 
 # ---- build ------------------------------------------------------------------
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-    nice cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEOLEDGER_BUILD_TESTS=OFF >/dev/null
-  fi
-  nice ninja -C "$BUILD_DIR" ledger_bench >/dev/null
+  build_targets "$REPO_ROOT" "$BUILD_DIR" ledger_bench
 fi
 LEDGER_BENCH="$BUILD_DIR/bench/ledger_bench"
 [[ -x "$LEDGER_BENCH" ]] || die "$LEDGER_BENCH not built"

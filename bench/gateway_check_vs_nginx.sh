@@ -48,9 +48,7 @@ HALF_FRACTION="${HALF_FRACTION:-0.5}"
 MODES="${MODES:-sync async}"
 HOST=127.0.0.1  # loopback only
 
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
-done
+require_tools wrk curl python3
 [[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found or not executable at $GEOLEDGERD (build it first, or set GEOLEDGERD)"
 [[ -x "$NGINX" ]] || die "nginx not found at $NGINX (apt-get install nginx-light, or set NGINX)"
 DURATION_S="$(to_seconds "$DURATION")"

@@ -56,17 +56,11 @@ PAD_BYTES=142
 [[ "$DURATION" =~ ^[0-9]+$ ]] && (( DURATION > 0 && DURATION <= 60 )) || die "DURATION must be 1-60 seconds"
 [[ "$WARMUP" =~ ^[0-9]+$ ]] && (( WARMUP <= 60 )) || die "WARMUP must be 0-60 seconds"
 [[ "$EVENTS" =~ ^[0-9]+$ ]] && (( EVENTS >= 1 && EVENTS <= 1000 )) || die "EVENTS must be 1-1000"
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
-done
-FSTYPE="$(stat -f -c %T "$BENCH_TMPDIR")"
-[[ "$FSTYPE" != tmpfs && "$FSTYPE" != ramfs ]] || die "BENCH_TMPDIR=$BENCH_TMPDIR is $FSTYPE; durable writes need a real disk"
+require_tools wrk curl python3
+FSTYPE="$(require_real_disk "$BENCH_TMPDIR")"
 
 if [[ "${SKIP_BUILD:-0}" != 1 && "$GEOLEDGERD" == "$BUILD_DIR/server/geoledgerd" ]]; then
-  if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-    nice cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEOLEDGER_BUILD_TESTS=OFF >/dev/null
-  fi
-  nice ninja -C "$BUILD_DIR" geoledgerd >/dev/null
+  build_targets "$REPO_ROOT" "$BUILD_DIR" geoledgerd
 fi
 [[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found at $GEOLEDGERD"
 

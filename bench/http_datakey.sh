@@ -67,17 +67,11 @@ TENANT=acme
 [[ "$SUBJECTS" =~ ^[0-9]+$ ]] && (( SUBJECTS >= 1 && SUBJECTS <= 100000 )) || die "SUBJECTS must be 1-100000"
 for m in $MIXES; do [[ "$m" == existing || "$m" == new ]] || die "MIXES: unknown mix '$m' (existing, new)"; done
 for c in $CONNECTIONS; do [[ "$c" =~ ^[0-9]+$ ]] && (( c >= 1 && c <= 1000 )) || die "CONNECTIONS: bad value '$c'"; done
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
-done
-FSTYPE="$(stat -f -c %T "$BENCH_TMPDIR")"
-[[ "$FSTYPE" != tmpfs && "$FSTYPE" != ramfs ]] || die "BENCH_TMPDIR=$BENCH_TMPDIR is $FSTYPE; durable writes need a real disk"
+require_tools wrk curl python3
+FSTYPE="$(require_real_disk "$BENCH_TMPDIR")"
 
 if [[ "${SKIP_BUILD:-0}" != 1 && "$GEOLEDGERD" == "$BUILD_DIR/server/geoledgerd" ]]; then
-  if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-    nice cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEOLEDGER_BUILD_TESTS=OFF >/dev/null
-  fi
-  nice ninja -C "$BUILD_DIR" geoledgerd >/dev/null
+  build_targets "$REPO_ROOT" "$BUILD_DIR" geoledgerd
 fi
 [[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found at $GEOLEDGERD"
 

@@ -45,12 +45,9 @@ HOST=127.0.0.1
 [[ "$DURATION" =~ ^[0-9]+$ ]] && (( DURATION > 0 && DURATION <= 60 )) || die "DURATION must be 1-60 seconds"
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-    nice cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEOLEDGER_BUILD_TESTS=OFF >/dev/null
-  fi
   targets=(ledger_proof_latency)
   [[ "$HTTP" == 1 ]] && targets+=(geoledgerd)
-  nice ninja -C "$BUILD_DIR" "${targets[@]}" >/dev/null
+  build_targets "$REPO_ROOT" "$BUILD_DIR" "${targets[@]}"
 fi
 TOOL="$BUILD_DIR/bench/ledger_proof_latency"
 GEOLEDGERD="$BUILD_DIR/server/geoledgerd"

@@ -5,6 +5,34 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 
 note() { echo "bench: $*" >&2; }
 
+# Dies unless every named command is on PATH.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
+  done
+}
+
+# Prints DIR's file-system type; dies when it is tmpfs/ramfs (fsync-bound
+# figures need a real disk). Use as FSTYPE="$(require_real_disk "$DIR")".
+require_real_disk() {
+  local fs
+  fs="$(stat -f -c %T "$1")"
+  [[ "$fs" != tmpfs && "$fs" != ramfs ]] || die "BENCH_TMPDIR=$1 is $fs; durable writes need a real disk"
+  echo "$fs"
+}
+
+# build_targets REPO BUILD_DIR TARGET...: configures a Release build (tests
+# off) in BUILD_DIR once, then builds the targets.
+build_targets() {
+  local repo="$1" dir="$2"
+  shift 2
+  if [[ ! -f "$dir/build.ninja" ]]; then
+    nice cmake -S "$repo" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEOLEDGER_BUILD_TESTS=OFF >/dev/null
+  fi
+  nice ninja -C "$dir" "$@" >/dev/null
+}
+
 # Seconds in a wrk-style duration (10s, 2m, 1h, or a bare number of seconds).
 to_seconds() {
   local d="$1"
