@@ -119,7 +119,10 @@ class Keyring {
   StatusOr<std::vector<std::string>> TenantsWithPendingRewrap() const;
 
   // ---- subject data keys ----
-  // A subject's data key is created on its first use (IssueDataKey, Seal).
+  // Creates the subject's data key if it has none. Returns its key id and
+  // whether it was created now.
+  StatusOr<std::pair<std::string, bool>> EnsureSubjectKey(std::string_view tenant,
+                                                          std::string_view pseudonym);
   // Crypto-shreds the subject's data key. kNotFound when it has none (never
   // had one, or already shredded). Returns the shredded key's id.
   StatusOr<std::string> Shred(std::string_view tenant, std::string_view pseudonym);

@@ -75,6 +75,15 @@ StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyFast(std
   return EnsureSubjectKeyLocked(tenant, pseudonym);
 }
 
+StatusOr<std::pair<std::string, bool>> Keyring::EnsureSubjectKey(std::string_view tenant,
+                                                                 std::string_view pseudonym) {
+  GL_RETURN_IF_ERROR(CheckTenant(tenant));
+  GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
+  std::lock_guard<std::mutex> lock(write_mu_);
+  GL_ASSIGN_OR_RETURN(auto key, EnsureSubjectKeyLocked(tenant, pseudonym));
+  return std::make_pair(key.first.key_id, key.second);
+}
+
 StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view pseudonym) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
