@@ -3,14 +3,18 @@
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
-#include "server/router.h"
+#include "server/http_parser.h"
 
 namespace geoledger::server {
 namespace {
@@ -20,56 +24,158 @@ using namespace Pistache;
 constexpr char kConnData[] = "geoledger.conn";
 
 struct Outgoing {
-  Http::ResponseWriter writer;
   HttpResponse response;
   bool keep_alive;
+  Http::Version version;
 };
-void Send(Outgoing out, const std::weak_ptr<Tcp::Peer>& peer);
+
+// The bytes of one response, as Pistache 0.0.5's ResponseWriter would write
+// them: status line, Content-Type, our headers, Connection, Content-Length.
+// Header values never split the header block.
+std::string Serialize(const Outgoing& out) {
+  const HttpResponse& r = out.response;
+  std::string wire;
+  wire.reserve(160 + r.body.size() + 48 * r.headers.size());
+  wire += out.version == Http::Version::Http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  wire += std::to_string(r.status);
+  wire += ' ';
+  wire += Http::codeString(static_cast<Http::Code>(r.status));
+  wire += "\r\n";
+  auto header = [&wire](std::string_view name, std::string_view value) {
+    wire += name;
+    wire += ": ";
+    for (char c : value)
+      if (c != '\r' && c != '\n') wire += c;
+    wire += "\r\n";
+  };
+  if (!r.content_type.empty()) header("Content-Type", r.content_type);
+  for (const auto& [name, value] : r.headers) header(name, value);
+  header("Connection", out.keep_alive ? "Keep-Alive" : "Close");
+  header("Content-Length", std::to_string(r.body.size()));
+  wire += "\r\n";
+  wire += r.body;
+  return wire;
+}
 
 // Per-connection state, kept in the peer's data map.
 //
 // Responses leave in request order (HTTP/1.1 pipelining) although a deferred
 // response may complete on another thread after a later immediate one: each
 // request takes a sequence number on the reactor thread, and a completed
-// response is sent only when every earlier one has been. Sending happens
-// under `mu`, so the transport's write queue sees responses in order.
-struct ConnState {
-  size_t bytes_this_request = 0;  // reactor thread only
-  bool closing = false;           // reactor thread only; a fatal answer was sent, ignore further input
-  uint64_t next_request = 0;      // reactor thread only
+// response is sent only when every earlier one has been.
+//
+// Sending. Pistache 0.0.5 routes every write through its transport's write
+// queue: an eventfd wake-up of the reactor, then two epoll_ctl calls and an
+// extra epoll round to wait for writability, per response. On a plain TCP
+// connection we instead write the response directly with send(2), from
+// whichever thread completed it, under `mu`. Only what the socket does not
+// take at once goes to the transport's queue; while anything is queued there,
+// later responses queue behind it so the byte order is kept. TLS connections
+// always use the transport (the TLS session belongs to the reactor thread).
+//
+// The direct writes go to `fd`, our own dup(2) of the socket, held until this
+// state is destroyed: Pistache may close its descriptor on the reactor thread
+// at any time (hang-up, idle timeout), and the number could then be reused by
+// a new connection; ours still names this connection's socket, so a late
+// response can never reach another client.
+struct ConnState : std::enable_shared_from_this<ConnState> {
+  ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits)
+      : peer_host(std::move(host)), parser(limits), fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)) {}
+  ~ConnState() {
+    if (fd >= 0) ::close(fd);
+  }
+  ConnState(const ConnState&) = delete;
+  ConnState& operator=(const ConnState&) = delete;
+
+  const std::string peer_host;  // remote address, for logs
+  // Reactor thread only:
+  HttpRequestParser parser;
+  bool clock_in_body = false;  // Pistache's parser was moved to its body step for this request
+  bool closing = false;        // a fatal answer was sent; further input is ignored
+  uint64_t next_request = 0;
 
   // Queues response number `seq` and sends every response that is now next
   // in line. Thread-safe.
   void Complete(uint64_t seq, Outgoing out, const std::weak_ptr<Tcp::Peer>& peer) {
-    std::lock_guard<std::mutex> lock(mu);
-    ready.emplace(seq, std::move(out));
-    for (auto it = ready.begin(); it != ready.end() && it->first == next_to_send; it = ready.begin()) {
-      Send(std::move(it->second), peer);
-      ready.erase(it);
-      ++next_to_send;
+    std::vector<Async::Promise<ssize_t>> queued;
+    std::vector<bool> close_after;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ready.emplace(seq, std::move(out));
+      for (auto it = ready.begin(); it != ready.end() && it->first == next_to_send; it = ready.begin()) {
+        Write(it->second, peer, queued, close_after);
+        ready.erase(it);
+        ++next_to_send;
+      }
+    }
+    // A transport write may already be done and would run its continuation
+    // right here: attach them without holding `mu`.
+    for (size_t i = 0; i < queued.size(); ++i) {
+      auto self = shared_from_this();
+      const bool close = close_after[i];
+      auto done = [self, close, peer](bool ok) {
+        std::lock_guard<std::mutex> lock(self->mu);
+        --self->in_transport;
+        if ((close || !ok) && !self->shut) self->Shut(peer);
+      };
+      queued[i].then([done](ssize_t) { done(true); }, [done](std::exception_ptr) { done(false); });
     }
   }
 
-  std::mutex mu;
-  uint64_t next_to_send = 0;             // guarded by mu
-  std::map<uint64_t, Outgoing> ready;    // guarded by mu
-};
-
-// A response header with a name chosen at run time. Pistache 0.0.5 writes
-// only typed headers; Collection::addRaw entries are silently dropped.
-class OutHeader final : public Http::Header::Header {
- public:
-  OutHeader(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {
-    // Never let a value split the header block.
-    value_.erase(std::remove_if(value_.begin(), value_.end(), [](char c) { return c == '\r' || c == '\n'; }),
-                 value_.end());
-  }
-  const char* name() const override { return name_.c_str(); }
-  void write(std::ostream& os) const override { os << value_; }
-  uint64_t hash() const override { return 0x676c6f75746864ull; }
-
  private:
-  std::string name_, value_;
+  // Under mu.
+  void Write(const Outgoing& out, const std::weak_ptr<Tcp::Peer>& weak,
+             std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
+    auto peer = weak.lock();
+    if (shut || !peer) return;  // the connection was closed: nothing is written
+    std::string wire = Serialize(out);
+    const bool close = !out.keep_alive;
+    peer->setIdle(true);  // as Pistache's ResponseWriter does; starts the keep-alive clock
+    size_t off = 0;
+    if (fd >= 0 && in_transport == 0) {
+      while (off < wire.size()) {
+        ssize_t n = ::send(fd, wire.data() + off, wire.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          off += static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          break;  // the socket is full: the transport writes the rest when it drains
+        } else {
+          Shut(weak);  // the peer is gone; the reactor sees the hang-up and releases it
+          return;
+        }
+      }
+      if (off == wire.size()) {
+        if (close) Shut(weak);
+        return;
+      }
+    }
+    ++in_transport;
+    const size_t rest = wire.size() - off;
+    queued.push_back(peer->send(Pistache::RawBuffer(wire.substr(off), rest)));
+    close_after.push_back(close);
+  }
+
+  // Under mu. shutdown(2) makes the transport see a hang-up and release the
+  // peer itself; nothing more is written on this connection. Without our own
+  // descriptor (TLS) this runs only from a transport write's continuation,
+  // on the reactor thread, where the peer's descriptor is still its own.
+  void Shut(const std::weak_ptr<Tcp::Peer>& weak) {
+    shut = true;
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);
+    } else if (auto p = weak.lock()) {
+      ::shutdown(p->fd(), SHUT_RDWR);
+    }
+  }
+
+  const int fd;  // our dup of the socket; -1 with TLS (or when dup failed)
+  std::mutex mu;
+  uint64_t next_to_send = 0;           // guarded by mu
+  std::map<uint64_t, Outgoing> ready;  // guarded by mu
+  size_t in_transport = 0;             // guarded by mu: responses queued in the transport, not yet written
+  bool shut = false;                   // guarded by mu
 };
 
 struct FrontendLimits {
@@ -78,38 +184,13 @@ struct FrontendLimits {
   size_t max_body_bytes;
 };
 
-void CloseAfterSend(Async::Promise<ssize_t> sent, const std::shared_ptr<Tcp::Peer>& peer) {
-  std::weak_ptr<Tcp::Peer> weak = peer;
-  // shutdown(2) makes the transport see a hang-up and release the peer itself.
-  auto close_it = [weak] {
-    if (auto p = weak.lock()) ::shutdown(p->fd(), SHUT_RDWR);
-  };
-  sent.then([close_it](ssize_t) { close_it(); }, [close_it](std::exception_ptr) { close_it(); });
-}
-
-// May run on any thread (deferred answers complete on the audit writer).
-// Pistache 0.0.5's ResponseWriter::send serialises into the writer's own
-// buffer and pushes to the transport's lock-free MPSC write queue, which the
-// reactor drains; the writer's response timer is never armed here, so send
-// touches no reactor-only state except Peer::setIdle(true), a plain bool the
-// reactor may read at the same time (a race on a flag, harmless here, that
-// TSan would report).
-void Send(Outgoing out, const std::weak_ptr<Tcp::Peer>& peer) {
-  Http::ResponseWriter& writer = out.writer;
-  const HttpResponse& r = out.response;
-  auto& headers = writer.headers();
-  // The library pre-sets "Connection: Close" on requests without the header.
-  headers.remove<Http::Header::Connection>();
-  headers.add<Http::Header::Connection>(out.keep_alive ? Http::ConnectionControl::KeepAlive
-                                                       : Http::ConnectionControl::Close);
-  for (const auto& [name, value] : r.headers) headers.add(std::make_shared<OutHeader>(name, value));
-  if (!r.content_type.empty()) writer.setMime(Http::Mime::MediaType::fromString(r.content_type));
-  // A peer that went away while a deferred answer was pending makes the
-  // send fail (rejected promise); nothing is written then.
-  auto sent = writer.send(static_cast<Http::Code>(r.status), r.body);
-  if (!out.keep_alive)
-    if (auto p = peer.lock()) CloseAfterSend(std::move(sent), p);
-}
+// Pistache 0.0.5's idle sweep (every 500 ms) reads each connection's
+// Http::RequestParser: its clock (restarted by reset()) and its step, to
+// apply the header, body and keep-alive timeouts and answer 408. We frame
+// requests with our own parser, and keep Pistache's only as that clock: it is
+// reset at the first byte of each request and, once a request's head is in
+// and its body is awaited, moved to its body step by feeding it this head.
+constexpr std::string_view kBodyStepHead = "POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n";
 
 class Frontend final : public Http::Handler {
  public:
@@ -118,133 +199,81 @@ class Frontend final : public Http::Handler {
   explicit Frontend(std::shared_ptr<const FrontendLimits> limits) : limits_(std::move(limits)) {}
 
   void onConnection(const std::shared_ptr<Tcp::Peer>& peer) override {
-    peer->putData(ParserData,
-                  std::make_shared<Http::RequestParser>(limits_->max_header_bytes + limits_->max_body_bytes));
-    peer->putData(kConnData, std::make_shared<ConnState>());
+    peer->putData(ParserData, std::make_shared<Http::RequestParser>(kBodyStepHead.size()));
+    peer->putData(kConnData, std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
+                                                         HttpParserLimits{limits_->max_header_bytes,
+                                                                          limits_->max_body_bytes}));
   }
 
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
-    auto parser = getParser(peer);
     auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
     if (conn->closing) return;
-    if (conn->bytes_this_request == 0) {
+    auto clock = getParser(peer);
+    if (conn->parser.idle()) {
       // First bytes of a new request: the header and body timeouts start now,
       // not when the previous response went out, and the keep-alive idle
-      // timeout no longer applies. The parser holds nothing yet, so resetting
-      // it only restarts its clock.
-      parser->reset();
+      // timeout no longer applies.
+      clock->reset();
+      conn->clock_in_body = false;
       peer->setIdle(false);
     }
-    const auto step_id = [&] { return parser->step()->id(); };
-    const bool in_head_before = step_id() != Http::Private::BodyStep::Id;
-    if (!parser->feed(buffer, len)) {
-      if (in_head_before) Fail(peer, parser, conn, 431, "request line and headers exceed the limit");
-      else Fail(peer, parser, conn, 413, "request body exceeds the limit");
-      return;
-    }
-    conn->bytes_this_request += len;
-    Http::Private::State state;
-    try {
-      state = parser->parse();
-    } catch (const Http::HttpError& e) {
-      Fail(peer, parser, conn, 400, "malformed request");
-      return;
-    } catch (const std::exception& e) {
-      Fail(peer, parser, conn, 400, "malformed request");
-      return;
-    }
-    auto& request = parser->request;
-    if (state != Http::Private::State::Done) {
-      if (step_id() != Http::Private::BodyStep::Id) {
-        if (conn->bytes_this_request > limits_->max_header_bytes)
-          Fail(peer, parser, conn, 431, "request line and headers exceed the limit");
-        return;
+    conn->parser.Append(buffer, len);
+    while (true) {
+      HttpRequest in;
+      bool keep_alive = false, http10 = false;
+      switch (conn->parser.Next(&in, &keep_alive, &http10)) {
+        case HttpRequestParser::Result::kNeedMore:
+          if (conn->parser.in_body() && !conn->clock_in_body) {
+            clock->feed(kBodyStepHead.data(), kBodyStepHead.size());
+            (void)clock->parse();
+            conn->clock_in_body = true;
+          }
+          return;
+        case HttpRequestParser::Result::kBadRequest:
+          return Fail(peer, conn, 400, conn->parser.error());
+        case HttpRequestParser::Result::kHeadersTooLarge:
+          return Fail(peer, conn, 431, conn->parser.error());
+        case HttpRequestParser::Result::kBodyTooLarge:
+          return Fail(peer, conn, 413, conn->parser.error());
+        case HttpRequestParser::Result::kRequest:
+          break;
       }
-      // Headers are complete: refuse an oversized body before it arrives.
-      if (auto cl = request.headers().tryGet<Http::Header::ContentLength>()) {
-        if (cl->value() > limits_->max_body_bytes) Fail(peer, parser, conn, 413, "request body exceeds the limit");
-      }
-      return;
+      in.peer = conn->peer_host;
+      Serve(std::move(in), keep_alive, http10, peer, conn);
+      // The next request's clock starts now; a pipelined one is already here.
+      clock->reset();
+      conn->clock_in_body = false;
+      if (!conn->parser.idle()) peer->setIdle(false);
     }
-    if (conn->bytes_this_request - std::min(conn->bytes_this_request, request.body().size()) >
-        limits_->max_header_bytes) {
-      Fail(peer, parser, conn, 431, "request line and headers exceed the limit");
-      return;
-    }
-    if (request.body().size() > limits_->max_body_bytes) {
-      Fail(peer, parser, conn, 413, "request body exceeds the limit");
-      return;
-    }
-    conn->bytes_this_request = 0;
-    request.copyAddress(peer->address());
-    Http::ResponseWriter writer(request.version(), transport(), this, peer);
-    Serve(request, std::move(writer), peer, conn);
-    parser->reset();
   }
 
-  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
-    // Not reached: onInput serves requests itself. Kept for the interface.
-    Send(Outgoing{std::move(writer), limits_->dispatcher->Reject(400, "unexpected request path", ""), false}, {});
+  // Not reached: onInput serves requests itself, and Pistache 0.0.5's idle
+  // sweep answers 408 and closes without calling onTimeout.
+  void onRequest(const Http::Request&, Http::ResponseWriter writer) override {
+    writer.send(Http::Code::Bad_Request);
   }
-
   void onTimeout(const Http::Request&, Http::ResponseWriter writer) override {
-    Send(Outgoing{std::move(writer), limits_->dispatcher->Reject(408, "request not received in time", ""), false}, {});
+    writer.send(Http::Code::Request_Timeout);
   }
 
  private:
-  void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<Http::RequestParser>& parser,
-            const std::shared_ptr<ConnState>& conn, int status, const std::string& detail) {
+  void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
+            const std::string& detail) {
     conn->closing = true;
-    Http::ResponseWriter writer(Http::Version::Http11, transport(), this, peer);
-    HttpResponse r = limits_->dispatcher->Reject(status, detail, peer->address().host());
-    conn->Complete(conn->next_request++, Outgoing{std::move(writer), std::move(r), /*keep_alive=*/false}, peer);
-    parser->reset();
+    HttpResponse r = limits_->dispatcher->Reject(status, detail, conn->peer_host);
+    conn->Complete(conn->next_request++, Outgoing{std::move(r), /*keep_alive=*/false, Http::Version::Http11}, peer);
   }
 
-  void Serve(const Http::Request& req, Http::ResponseWriter writer, const std::shared_ptr<Tcp::Peer>& peer,
+  void Serve(HttpRequest in, bool keep_alive, bool http10, const std::shared_ptr<Tcp::Peer>& peer,
              const std::shared_ptr<ConnState>& conn) {
     const uint64_t seq = conn->next_request++;
-    HttpRequest in;
-    in.method = Http::methodString(req.method());
-    in.path = req.resource();
-    in.body = req.body();
-    in.peer = req.address().host();
-    for (auto it = req.query().parameters_begin(); it != req.query().parameters_end(); ++it) {
-      auto k = PercentDecode(it->first);
-      auto v = PercentDecode(it->second);
-      if (!k || !v) {
-        conn->Complete(seq, Outgoing{std::move(writer), limits_->dispatcher->Reject(400, "malformed query string", in.peer), false}, peer);
-        return;
-      }
-      in.query[*k] = *v;
-    }
-    for (const auto& h : req.headers().list()) {
-      std::ostringstream os;
-      h->write(os);
-      std::string name = h->name();
-      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-      in.headers.emplace_back(std::move(name), os.str());
-    }
-    for (const auto& [name, raw] : req.headers().rawList()) {
-      std::string lname = name;
-      std::transform(lname.begin(), lname.end(), lname.begin(), [](unsigned char c) { return std::tolower(c); });
-      in.headers.emplace_back(std::move(lname), raw.value());
-    }
-
-    bool keep_alive;
-    auto conn_hdr = req.headers().tryGet<Http::Header::Connection>();
-    if (req.version() == Http::Version::Http11)
-      keep_alive = !(conn_hdr && conn_hdr->control() == Http::ConnectionControl::Close);
-    else
-      keep_alive = conn_hdr && conn_hdr->control() == Http::ConnectionControl::KeepAlive;
-
-    // The writer may be completed on another thread (deferred routes); it
-    // holds the peer only weakly, so a closed connection drops the answer.
-    auto pending = std::make_shared<Http::ResponseWriter>(std::move(writer));
+    // The answer may complete on another thread (deferred routes); the peer
+    // is held only weakly, so a closed connection drops the answer.
     std::weak_ptr<Tcp::Peer> weak = peer;
-    limits_->dispatcher->HandleAsync(std::move(in), [conn, seq, pending, weak, keep_alive](HttpResponse out) {
+    const Http::Version version = http10 ? Http::Version::Http10 : Http::Version::Http11;
+    limits_->dispatcher->HandleAsync(std::move(in), [conn, seq, weak, keep_alive, version](HttpResponse out) {
       bool keep = keep_alive && !out.close_connection;
-      conn->Complete(seq, Outgoing{std::move(*pending), std::move(out), keep}, weak);
+      conn->Complete(seq, Outgoing{std::move(out), keep, version}, weak);
     });
   }
 

@@ -3,7 +3,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/test_server.h"
 
@@ -59,6 +68,94 @@ TEST_F(HttpLimitsTest, IdleKeptAliveConnectionOutlivesTheHeaderTimeout) {
   ASSERT_TRUE(c.Send(req));
   ASSERT_TRUE(c.ReadResponse(&r));
   EXPECT_EQ(r.status, 200);
+}
+
+// Responses are written straight to the socket while it takes them; what it
+// does not take waits in the transport's queue, and later responses queue
+// behind it. A client with a tiny receive window that pipelines a large
+// answer between small ones must get every byte, in request order.
+TEST(HttpPipeliningTest, ResponsesLargerThanTheSocketBufferArriveWholeAndInOrder) {
+  auto server = TestServer::Start();
+  ASSERT_TRUE(server->started()) << server->log();
+  nlohmann::json events = nlohmann::json::array();
+  for (int i = 0; i < 1000; ++i)
+    events.push_back({{"tenant", "acme"}, {"action", "record.read"}, {"resource", "orders/" + std::to_string(i)},
+                      {"outcome", "ok"}, {"details", {{"padding", std::string(200, 'p')}}}});
+  ASSERT_EQ(server->Authed(server->admin_token(), "POST", "/v1/audit/events", nlohmann::json{{"events", events}}.dump())
+                .status,
+            200);
+
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  int small = 2048;  // before connect, so the advertised window stays small
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string auth = "Authorization: Bearer " + server->admin_token() + "\r\n";
+  const std::string big = "GET /v1/audit/entries?start=0&end=1000 HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n";
+  const std::string small_req = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: between\r\n\r\n";
+  const std::string pipeline = big + small_req + big + small_req;
+  ASSERT_EQ(::send(fd, pipeline.data(), pipeline.size(), MSG_NOSIGNAL), static_cast<ssize_t>(pipeline.size()));
+
+  // Read slowly: the server meets a full socket many times over.
+  std::string received;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto complete = [&received]() {
+    // Four Content-Length framed responses.
+    size_t pos = 0;
+    for (int i = 0; i < 4; ++i) {
+      size_t head_end = received.find("\r\n\r\n", pos);
+      if (head_end == std::string::npos) return false;
+      size_t cl = received.find("Content-Length: ", pos);
+      if (cl == std::string::npos || cl > head_end) return false;
+      pos = head_end + 4 + std::strtoul(received.c_str() + cl + 16, nullptr, 10);
+      if (pos > received.size()) return false;
+    }
+    return true;
+  };
+  while (!complete() && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    char buf[1024];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << "connection closed after " << received.size() << " bytes";
+    received.append(buf, static_cast<size_t>(n));
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ::close(fd);
+  ASSERT_TRUE(complete()) << "got " << received.size() << " bytes";
+
+  std::vector<RawResponse> responses;
+  size_t pos = 0;
+  for (int i = 0; i < 4; ++i) {
+    size_t head_end = received.find("\r\n\r\n", pos);
+    RawResponse r;
+    r.status = std::atoi(received.substr(pos + 9, 3).c_str());
+    size_t cl = received.find("Content-Length: ", pos);
+    size_t length = std::strtoul(received.c_str() + cl + 16, nullptr, 10);
+    r.body = received.substr(head_end + 4, length);
+    if (received.find("X-Request-Id: between", pos) < head_end) r.headers["x-request-id"] = "between";
+    pos = head_end + 4 + length;
+    responses.push_back(r);
+  }
+  EXPECT_EQ(pos, received.size()) << "bytes after the fourth response";
+  for (int i : {0, 2}) {
+    EXPECT_EQ(responses[i].status, 200);
+    auto doc = nlohmann::json::parse(responses[i].body, nullptr, false);
+    ASSERT_TRUE(doc.is_object()) << "response " << i << " is not whole JSON (" << responses[i].body.size() << " bytes)";
+    ASSERT_EQ(doc["entries"].size(), 1000u);
+    EXPECT_EQ(doc["entries"][999]["index"], 999);
+    EXPECT_GT(responses[i].body.size(), 200u * 1000u);
+  }
+  for (int i : {1, 3}) {
+    EXPECT_EQ(responses[i].status, 200);
+    EXPECT_EQ(responses[i].Header("x-request-id"), "between");
+    EXPECT_EQ(responses[i].body, R"({"status":"ok"})");
+  }
+  EXPECT_EQ(server->Request("GET", "/healthz").status, 200);
 }
 
 TEST_F(HttpLimitsTest, ConnectionCloseIsHonoured) {
