@@ -1,0 +1,177 @@
+// HTTP/1.1 request framing: pipelining, split reads, chunked bodies, limits,
+// and the inputs that must be refused because parsers could disagree on them.
+#include "server/http_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace geoledger::server {
+namespace {
+
+using Result = HttpRequestParser::Result;
+
+struct Parsed {
+  std::vector<HttpRequest> requests;
+  std::vector<bool> keep_alive;
+  Result last = Result::kNeedMore;
+  std::string error;
+};
+
+// Feeds `bytes` in pieces of `piece` bytes, collecting every request.
+Parsed Feed(const std::string& bytes, size_t piece = 0, HttpParserLimits limits = {4096, 8192}) {
+  HttpRequestParser p(limits);
+  Parsed out;
+  if (piece == 0) piece = bytes.size();
+  for (size_t i = 0; i < bytes.size(); i += piece) {
+    p.Append(bytes.data() + i, std::min(piece, bytes.size() - i));
+    while (true) {
+      HttpRequest r;
+      bool keep = false, http10 = false;
+      out.last = p.Next(&r, &keep, &http10);
+      if (out.last != Result::kRequest) break;
+      out.requests.push_back(std::move(r));
+      out.keep_alive.push_back(keep);
+    }
+    if (out.last != Result::kNeedMore) {
+      out.error = p.error();
+      break;
+    }
+  }
+  return out;
+}
+
+TEST(HttpParserTest, PipelinedRequestsInOneReadAreAllFramed) {
+  std::string two = "GET /a?x=1&y=%41 HTTP/1.1\r\nHost: h\r\nX-Tenant-Id:  acme \r\n\r\n"
+                    "POST /b HTTP/1.1\r\nContent-Length: 5\r\nContent-Type: application/json\r\n\r\nhello"
+                    "GET /c HTTP/1.1\r\n\r\n";
+  for (size_t piece : {0, 1, 2, 3, 7, 64}) {
+    SCOPED_TRACE(piece);
+    Parsed p = Feed(two, piece);
+    ASSERT_EQ(p.last, Result::kNeedMore);
+    ASSERT_EQ(p.requests.size(), 3u);
+    EXPECT_EQ(p.requests[0].method, "GET");
+    EXPECT_EQ(p.requests[0].path, "/a");
+    EXPECT_EQ(p.requests[0].query.at("x"), "1");
+    EXPECT_EQ(p.requests[0].query.at("y"), "A");
+    ASSERT_NE(p.requests[0].Header("x-tenant-id"), nullptr);
+    EXPECT_EQ(*p.requests[0].Header("x-tenant-id"), "acme");
+    EXPECT_EQ(p.requests[1].method, "POST");
+    EXPECT_EQ(p.requests[1].body, "hello");
+    EXPECT_EQ(p.requests[2].path, "/c");
+    EXPECT_TRUE(p.requests[2].body.empty());
+  }
+}
+
+TEST(HttpParserTest, BareLineFeedsAndLeadingEmptyLinesAreAccepted) {
+  Parsed p = Feed("\r\n\nGET /x HTTP/1.1\nHost: h\n\n");
+  ASSERT_EQ(p.requests.size(), 1u);
+  EXPECT_EQ(p.requests[0].path, "/x");
+}
+
+TEST(HttpParserTest, ChunkedBodiesAreDecodedAcrossAnySplit) {
+  std::string req = "POST /e HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                    "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n"
+                    "GET /next HTTP/1.1\r\n\r\n";
+  for (size_t piece : {0, 1, 4, 9}) {
+    SCOPED_TRACE(piece);
+    Parsed p = Feed(req, piece);
+    ASSERT_EQ(p.last, Result::kNeedMore) << p.error;
+    ASSERT_EQ(p.requests.size(), 2u);
+    EXPECT_EQ(p.requests[0].body, "hello world");
+    EXPECT_EQ(p.requests[1].path, "/next");
+  }
+}
+
+TEST(HttpParserTest, ConnectionPersistenceFollowsTheVersionAndTheHeader) {
+  Parsed p = Feed("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: Upgrade, close\r\n\r\n"
+                  "GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+  ASSERT_EQ(p.keep_alive, (std::vector<bool>{true, false, false, true}));
+}
+
+TEST(HttpParserTest, AmbiguousFramingIsRefused) {
+  const char* bad[] = {
+      "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello",
+      "POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\nhello",
+      "GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A : 1\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: a\x01\r\n\r\n",
+      "GET / HTTP/1.1\r\nno colon\r\n\r\n",
+      "GET /  HTTP/1.1\r\n\r\n",
+      "GET http://x/ HTTP/1.1\r\n\r\n",
+      "GET / HTTP/2.0\r\n\r\n",
+      "G(T / HTTP/1.1\r\n\r\n",
+      "GET /a?b=%zz HTTP/1.1\r\n\r\n",
+      "GET /a\x7f HTTP/1.1\r\n\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+  };
+  for (const char* b : bad) {
+    SCOPED_TRACE(b);
+    Parsed p = Feed(b);
+    EXPECT_EQ(p.last, Result::kBadRequest);
+    EXPECT_TRUE(p.requests.empty());
+    EXPECT_FALSE(p.error.empty());
+  }
+}
+
+TEST(HttpParserTest, ARequestBeforeABadOneIsStillServedAndTheErrorSticks) {
+  HttpRequestParser p({4096, 8192});
+  std::string in = "GET /ok HTTP/1.1\r\n\r\nBAD\r\n\r\nGET /never HTTP/1.1\r\n\r\n";
+  p.Append(in.data(), in.size());
+  HttpRequest r;
+  bool keep, http10;
+  ASSERT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
+  EXPECT_EQ(r.path, "/ok");
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kBadRequest);
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kBadRequest);
+}
+
+TEST(HttpParserTest, LimitsAreEnforcedBeforeTheBytesArrive) {
+  HttpParserLimits limits{256, 1000};
+  // Headers without an end: refused once over the limit, not buffered forever.
+  Parsed p = Feed("GET / HTTP/1.1\r\nX-Long: " + std::string(300, 'a'), 16, limits);
+  EXPECT_EQ(p.last, Result::kHeadersTooLarge);
+  // A complete head over the limit.
+  p = Feed("GET / HTTP/1.1\r\nX-Long: " + std::string(300, 'a') + "\r\n\r\n", 0, limits);
+  EXPECT_EQ(p.last, Result::kHeadersTooLarge);
+  // Content-Length over the limit: refused from the head alone.
+  p = Feed("POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 0, limits);
+  EXPECT_EQ(p.last, Result::kBodyTooLarge);
+  p = Feed("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 0, limits);
+  EXPECT_NE(p.last, Result::kNeedMore);
+  // Chunked bodies are counted as they are decoded.
+  p = Feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + std::string(1000, 'x') + "\r\n1\r\n", 0,
+           limits);
+  EXPECT_EQ(p.last, Result::kBodyTooLarge);
+  // Endless trailers.
+  p = Feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + std::string(40, 'x') + ": y\r\n" +
+               std::string(300, 'z') + ": y\r\n",
+           0, limits);
+  EXPECT_EQ(p.last, Result::kHeadersTooLarge);
+}
+
+TEST(HttpParserTest, IdleAndInBodyTellWhereTheParserIs) {
+  HttpRequestParser p({4096, 8192});
+  EXPECT_TRUE(p.idle());
+  std::string head = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n";
+  p.Append(head.data(), head.size());
+  HttpRequest r;
+  bool keep, http10;
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kNeedMore);
+  EXPECT_FALSE(p.idle());
+  EXPECT_TRUE(p.in_body());
+  p.Append("abc", 3);
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
+  EXPECT_EQ(r.body, "abc");
+  EXPECT_TRUE(p.idle());
+  EXPECT_FALSE(p.in_body());
+}
+
+}  // namespace
+}  // namespace geoledger::server
