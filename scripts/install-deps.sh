@@ -10,7 +10,7 @@ PACKAGES=(
   # libraries
   librocksdb-dev libpistache-dev libsodium-dev libssl-dev
   libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libspdlog-dev libcli11-dev libarchive-dev libyaml-cpp-dev
+  nlohmann-json3-dev libspdlog-dev libcli11-dev libarchive-dev libyaml-cpp-dev libjemalloc-dev
   # test and benchmark peers
   curl openssl wrk nginx-light postgresql postgresql-contrib procps
 )
