@@ -74,6 +74,15 @@ inline const std::vector<std::string>& KnownNamespaces() {
   return kNamespaces;
 }
 
+// Namespaces whose keys are written mostly in ascending order under a
+// two-byte prefix (the audit ledger's "e"+index and "t"+level+index keys).
+// Their memtable inserts start from where the previous insert with the same
+// prefix went instead of searching from the top of the skip list.
+inline const std::vector<std::string>& AppendOrderedNamespaces() {
+  static const std::vector<std::string> kNamespaces = {"audit"};
+  return kNamespaces;
+}
+
 // Opens (creating if needed) a RocksDB database in `dir` with every namespace
 // in `namespaces` as a column family. Fails if another process holds it.
 StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& dir,

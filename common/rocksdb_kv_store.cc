@@ -1,5 +1,6 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -83,13 +84,14 @@ class RocksDbKvStore final : public KvStore {
 
  private:
   rocksdb::ColumnFamilyHandle* Family(std::string_view ns) const {
-    auto it = by_name_.find(std::string(ns));
+    auto it = by_name_.find(ns);
     return it == by_name_.end() ? nullptr : it->second;
   }
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name_;  // immutable after construction
+  // Immutable after construction; looked up by string_view without a copy.
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> by_name_;
 };
 
 }  // namespace
@@ -113,7 +115,13 @@ StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& dir,
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions(options));
+  const auto& ordered = AppendOrderedNamespaces();
+  for (const auto& n : names) {
+    rocksdb::ColumnFamilyOptions cf(options);
+    if (std::find(ordered.begin(), ordered.end(), n) != ordered.end())
+      cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(2));
+    descs.emplace_back(n, cf);
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(options), dir, descs, &handles, &raw);
