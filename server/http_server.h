@@ -1,14 +1,22 @@
 // The HTTP/1.1 frontend on Pistache 0.0.5. It owns connections and request
 // framing; everything about a request's meaning is the Dispatcher's.
 //
-// What it adds to the packaged Pistache:
-//  * persistent connections by default for HTTP/1.1 (RFC 9112 §9.3) — the
-//    library marks every response to a request without a Connection header
+// Pistache provides the listener, the epoll reactors, TLS and the idle
+// sweep. On top of it, this frontend:
+//  * frames requests itself (server/http_parser.h), so every pipelined
+//    request in a read is served (the library's parser kept only the first)
+//    and input that parsers could read two ways is refused;
+//  * answers in request order, including answers completed later on other
+//    threads (deferred routes), and writes them straight to the socket
+//    instead of through the library's eventfd-woken write queue, which it
+//    uses only for what the socket does not take at once and for TLS;
+//  * keeps HTTP/1.1 connections persistent by default (RFC 9112 §9.3) — the
+//    library marked every response to a request without a Connection header
 //    "Connection: Close";
-//  * separate limits for the request line plus headers (431) and the body
-//    (413, decided from Content-Length before the body arrives), answered as
-//    problem documents, after which the connection is closed;
-//  * malformed requests answered with a problem document and a close.
+//  * enforces separate limits for the request line plus headers (431) and
+//    the body (413, decided from Content-Length before the body arrives),
+//    answered as problem documents, after which the connection is closed;
+//  * answers malformed requests with a 400 problem document and a close.
 //
 // Known limit of the library, not fixed here: with TLS, Pistache performs the
 // handshake with a blocking SSL_accept on its single accept thread, bounded

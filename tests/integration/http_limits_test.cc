@@ -264,6 +264,26 @@ TEST_F(HttpLimitsTest, SlowHeadersOnAKeptAliveConnectionAreCutOff) {
   ExpectStillServing();
 }
 
+TEST_F(HttpLimitsTest, ABodyMayTakeLongerThanTheHeaderTimeoutWithinTheBodyTimeout) {
+  // Header timeout 700 ms, body timeout 1500 ms: once the head is in, the
+  // body timeout applies.
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("POST /v1/audit/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Authorization: Bearer " + server_->admin_token() + "\r\nContent-Length: 2\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_TRUE(c.Send("{}"));
+  RawResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r)) << "connection closed while the body was within its timeout";
+  ExpectProblem(r, 400, "bad-request");  // no "events": the request itself was read whole
+}
+
+TEST_F(HttpLimitsTest, SlowBodyIsCutOff) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("POST /v1/audit/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}"));
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+  ExpectStillServing();
+}
+
 TEST_F(HttpLimitsTest, UnknownPathGets404) {
   ExpectProblem(server_->Request("GET", "/nope"), 404, "not-found");
   ExpectProblem(server_->Request("GET", "/healthz/"), 404, "not-found");
