@@ -39,6 +39,7 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(KvStore* kv, const crypto::Ed2551
   std::unique_ptr<Ledger> ledger(new Ledger(kv, signer, clock, std::move(options)));
   GL_RETURN_IF_ERROR(ledger->Load());
   ledger->last_checkpoint_at_ = clock->Now();
+  ledger->syncer_ = std::thread([l = ledger.get()] { l->SyncerLoop(); });
   ledger->writer_ = std::thread([l = ledger.get()] { l->WriterLoop(); });
   return ledger;
 }
@@ -84,6 +85,11 @@ Status Ledger::Load() {
   } else if (size_ > 0) {
     return DataLoss("audit: entries exist but no signed checkpoint");
   }
+  tip_size_ = size_;
+  tip_last_hash_ = last_entry_hash_;
+  tip_frontier_ = frontier_;
+  tip_checkpoint_size_ = checkpoint_size_;
+  tip_checkpoint_root_ = checkpoint_root_;
   return Status::Ok();
 }
 
@@ -189,38 +195,77 @@ void Ledger::WriterLoop() {
     bool due = clock_->Now() - last_checkpoint_at_ >= options_.checkpoint_interval;
     Status st = Commit(batch, due || closing);
     if (!st.ok()) {
-      log::Error("audit ledger write failed; refusing further appends", {{"error", st.ToString()}});
-      std::vector<Pending> queued;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        healthy_ = false;
-        stats_.healthy = false;
-        for (auto& p : queue_) queued.push_back(std::move(p));
-        queue_.clear();
-        queued_events_ = 0;
-      }
+      MarkUnhealthy(st);
       Fail(batch, Unavailable("audit: ledger storage failed"));
-      Fail(queued, Unavailable("audit: ledger storage failed"));
     }
     if (closing) return;
   }
 }
 
-Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
-  auto started = clock_->Now();
-  uint64_t size;
-  std::string last_hash, cp_root;
-  Frontier frontier;
-  uint64_t cp_size;
+void Ledger::MarkUnhealthy(const Status& cause) {
+  log::Error("audit ledger write failed; refusing further appends", {{"error", cause.ToString()}});
+  std::vector<Pending> queued;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    size = size_;
-    last_hash = last_entry_hash_;
-    frontier = frontier_;
-    cp_size = checkpoint_size_;
-    cp_root = checkpoint_root_;
+    healthy_ = false;
+    stats_.healthy = false;
+    for (auto& p : queue_) queued.push_back(std::move(p));
+    queue_.clear();
+    queued_events_ = 0;
+    stats_.queue_depth = 0;
   }
-  const uint64_t first = size;
+  Fail(queued, Unavailable("audit: ledger storage failed"));
+}
+
+void Ledger::SyncerLoop() {
+  while (true) {
+    std::deque<Written> work;
+    {
+      std::unique_lock<std::mutex> lock(sync_mu_);
+      sync_cv_.wait(lock, [this] { return !written_.empty() || writer_exited_; });
+      if (written_.empty()) return;  // the writer has exited and everything is synced
+      work.swap(written_);
+    }
+    // One sync covers every batch written before it starts.
+    Status st = healthy() ? kv_->Sync() : Unavailable("audit: ledger storage failed");
+    if (!st.ok()) {
+      if (healthy()) MarkUnhealthy(st);
+      for (auto& w : work) Fail(w.batch, Unavailable("audit: ledger storage failed"));
+      continue;
+    }
+    const auto synced = clock_->Now();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& w : work) {
+        if (w.size > size_) {
+          stats_.batches++;
+          stats_.last_batch_events = w.size - size_;
+          stats_.last_commit_seconds = std::chrono::duration<double>(synced - w.started).count();
+        }
+        size_ = w.size;
+        last_entry_hash_ = std::move(w.last_hash);
+        frontier_ = std::move(w.frontier);
+        if (w.checkpoint) {
+          checkpoint_note_ = std::move(w.note);
+          checkpoint_size_ = w.size;
+          checkpoint_root_ = std::move(w.checkpoint_root);
+          stats_.checkpoint_size = w.size;
+        }
+      }
+      stats_.size = size_;
+    }
+    for (auto& w : work)
+      for (size_t b = 0; b < w.batch.size(); ++b) w.batch[b].done(std::move(w.indexes[b]));
+  }
+}
+
+Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
+  auto started = clock_->Now();
+  uint64_t size = tip_size_;
+  std::string last_hash = tip_last_hash_;
+  Frontier frontier = tip_frontier_;
+  const uint64_t cp_size = tip_checkpoint_size_;
+  const std::string& cp_root = tip_checkpoint_root_;
   KvBatch kv;
   std::vector<std::vector<uint64_t>> indexes(batch.size());
   int64_t now_ms = clock_->UnixMillis();
@@ -272,8 +317,9 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
     // Never sign a head that does not extend the previous checkpoint: the
     // previous root must be recomputable from the subtrees we build on.
     if (cp_size > 0) {
-      GL_ASSIGN_OR_RETURN(std::string old_root, RootAt(cp_size));
-      if (old_root != cp_root) return DataLoss("audit: tree no longer matches the last checkpoint");
+      // Not RootAt(): the last checkpoint may be written and not yet synced.
+      GL_ASSIGN_OR_RETURN(Hash old_root, RootFromSubtrees(cp_size, Getter()));
+      if (ToString(old_root) != cp_root) return DataLoss("audit: tree no longer matches the last checkpoint");
     }
     note = SignCheckpoint(Checkpoint{origin_, size, new_root}, *signer_);
     kv.Put(kNs, kCheckpointKey, note);
@@ -281,28 +327,30 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   }
   if (kv.empty()) return Status::Ok();
   kv.Put(kNs, kHeadKey, BigEndian64(size) + last_hash);
-  GL_RETURN_IF_ERROR(kv_->Write(kv, /*sync=*/true));
-  double seconds = std::chrono::duration<double>(clock_->Now() - started).count();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    size_ = size;
-    last_entry_hash_ = last_hash;
-    frontier_ = std::move(frontier);
-    stats_.size = size;
-    if (size > first) {
-      stats_.batches++;
-      stats_.last_batch_events = size - first;
-      stats_.last_commit_seconds = seconds;
-    }
-    if (checkpoint) {
-      checkpoint_note_ = note;
-      checkpoint_size_ = size;
-      checkpoint_root_ = new_root;
-      stats_.checkpoint_size = size;
-    }
-  }
+  GL_RETURN_IF_ERROR(kv_->Write(kv, /*sync=*/false));  // the syncer makes it durable
   if (checkpoint) last_checkpoint_at_ = clock_->Now();
-  for (size_t b = 0; b < batch.size(); ++b) batch[b].done(std::move(indexes[b]));
+  Written w;
+  w.batch = std::move(batch);
+  w.indexes = std::move(indexes);
+  w.size = size;
+  w.last_hash = last_hash;
+  w.frontier = frontier;
+  w.checkpoint = checkpoint;
+  w.note = std::move(note);
+  w.checkpoint_root = new_root;
+  w.started = started;
+  tip_size_ = size;
+  tip_last_hash_ = std::move(last_hash);
+  tip_frontier_ = std::move(frontier);
+  if (checkpoint) {
+    tip_checkpoint_size_ = size;
+    tip_checkpoint_root_ = std::move(new_root);
+  }
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    written_.push_back(std::move(w));
+  }
+  sync_cv_.notify_one();
   return Status::Ok();
 }
 
@@ -371,6 +419,12 @@ Status Ledger::Close() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    writer_exited_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
   std::lock_guard<std::mutex> lock(mu_);
   return healthy_ ? Status::Ok() : Unavailable("audit: ledger storage failed");
 }

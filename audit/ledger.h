@@ -4,11 +4,16 @@
 // Appends from many threads are group-committed: the writer thread takes
 // every queued event (up to a batch limit), assigns indexes, chains and
 // hashes them, and writes entries, newly completed subtree hashes and the
-// tree head in one KvBatch with sync=true. Append returns only after that
-// write is durable. The queue is bounded: when it is full, Append fails at
-// once with kUnavailable (the caller answers 503 + Retry-After); nothing is
-// dropped. A failed write is never acknowledged: the ledger turns unhealthy
-// and refuses every later append.
+// tree head in one KvBatch. A second thread, the syncer, then makes every
+// batch written so far durable with one KvStore::Sync() and only then
+// publishes the new size and calls the appenders back, in commit order.
+// The writer prepares and writes the next batch while the syncer waits for
+// the disk, so one fsync's latency no longer stalls the CPU work. Nothing
+// beyond the durable size is ever read, proven or acknowledged. Append
+// returns only after its batch is durable. The queue is bounded: when it is
+// full, Append fails at once with kUnavailable (the caller answers 503 +
+// Retry-After); nothing is dropped. A failed write or sync is never
+// acknowledged: the ledger turns unhealthy and refuses every later append.
 //
 // A signed checkpoint (audit/checkpoint.h) is written in the same batch at
 // least once per `checkpoint_interval` while entries arrive, and by Close().
@@ -99,9 +104,10 @@ class Ledger {
   // Non-blocking Append. Returns an error at once (and never calls `done`)
   // for the same reasons Append fails before queueing: invalid events, a full
   // queue, a closed or unhealthy ledger. Otherwise returns OK and calls
-  // `done` exactly once, on the writer thread, after the batch holding the
-  // events is durable. `done` must not block for long (it delays the next
-  // group commit) and may call Append/AppendAsync.
+  // `done` exactly once, on the ledger's syncer thread, after the batch
+  // holding the events is durable; callbacks run in commit order. `done`
+  // must not block for long (it delays the next sync) and may call
+  // Append/AppendAsync.
   Status AppendAsync(std::vector<AuditEvent> events, AppendCallback done);
 
   // Entries [start, end), end exclusive and at most size().
@@ -154,12 +160,28 @@ class Ledger {
     std::vector<AuditEvent> events;
     AppendCallback done;
   };
+  // A batch written (not yet synced) by the writer, and the ledger state it
+  // leads to; published by the syncer once durable.
+  struct Written {
+    std::vector<Pending> batch;
+    std::vector<std::vector<uint64_t>> indexes;  // one list per Pending
+    uint64_t size = 0;
+    std::string last_hash;
+    Frontier frontier;
+    bool checkpoint = false;
+    std::string note, checkpoint_root;  // when `checkpoint`
+    std::chrono::steady_clock::time_point started;
+  };
   // Calls every callback in `pending` with `result` (outside mu_).
   static void Fail(std::vector<Pending>& pending, const Status& result);
   Ledger(KvStore* kv, const crypto::Ed25519Signer* signer, const Clock* clock, Options options);
   Status Load();
   void WriterLoop();
-  // Commits `batch` (may be empty: checkpoint only). Called by the writer.
+  void SyncerLoop();
+  // Turns the ledger unhealthy and fails every queued append.
+  void MarkUnhealthy(const Status& cause);
+  // Writes `batch` (may be empty: checkpoint only) without syncing and hands
+  // it to the syncer. Called by the writer; on error `batch` is untouched.
   Status Commit(std::vector<Pending>& batch, bool force_checkpoint);
   StatusOr<std::string> SubtreeHash(int level, uint64_t index) const;
   SubtreeHashGetter Getter() const;
@@ -184,7 +206,20 @@ class Ledger {
   std::string checkpoint_root_;     // guarded by mu_
   LedgerStats stats_;               // guarded by mu_
   std::chrono::steady_clock::time_point last_checkpoint_at_;  // writer thread only
+  // The tip: the state after the last batch written, durable or not.
+  // Writer thread only (set by Load before it starts).
+  uint64_t tip_size_ = 0;
+  std::string tip_last_hash_;
+  Frontier tip_frontier_;
+  uint64_t tip_checkpoint_size_ = 0;
+  std::string tip_checkpoint_root_;
   std::thread writer_;
+
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::deque<Written> written_;  // guarded by sync_mu_: written, not yet synced
+  bool writer_exited_ = false;   // guarded by sync_mu_
+  std::thread syncer_;
 };
 
 }  // namespace geoledger::audit

@@ -51,6 +51,11 @@ class KvStore {
   // durable and the caller must not acknowledge the write.
   virtual Status Write(const KvBatch& batch, bool sync) = 0;
 
+  // Makes every Write that returned before this call durable, as if it had
+  // been written with sync=true. Lets a writer overlap its next batch with
+  // the sync of the last one. A failure means those writes may be lost.
+  virtual Status Sync() = 0;
+
   // Calls fn(key, value) for each key in `ns` starting with `prefix`, in key
   // order, until fn returns false.
   Status Scan(std::string_view ns, std::string_view prefix,

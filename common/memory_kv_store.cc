@@ -19,6 +19,8 @@ class MemoryKvStore final : public KvStore {
     return std::optional<std::string>(it->second);
   }
 
+  Status Sync() override { return Status::Ok(); }  // nothing to make durable
+
   Status Write(const KvBatch& batch, bool /*sync*/) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& op : batch.ops()) {

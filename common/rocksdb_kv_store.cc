@@ -51,6 +51,12 @@ class RocksDbKvStore final : public KvStore {
     return Status::Ok();
   }
 
+  Status Sync() override {
+    rocksdb::Status s = db_->SyncWAL();
+    if (!s.ok()) return Internal("kv sync: " + s.ToString());
+    return Status::Ok();
+  }
+
   Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     auto* cf = Family(ns);

@@ -66,17 +66,23 @@ class FaultyKvStore final : public KvStore {
   }
   Status Write(const KvBatch& batch, bool sync) override {
     while (block_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (fail_.load()) return Internal("injected fsync failure");
+    if (fail_.load()) return Internal("injected write failure");
     writes_++;
     return inner_->Write(batch, sync);
+  }
+  Status Sync() override {
+    while (block_.load() || block_sync_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (fail_.load() || fail_sync_.load()) return Internal("injected fsync failure");
+    syncs_++;
+    return inner_->Sync();
   }
   Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     return inner_->ScanFrom(ns, prefix, start, fn);
   }
   Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
-  std::atomic<bool> fail_{false}, block_{false};
-  std::atomic<int> writes_{0};
+  std::atomic<bool> fail_{false}, fail_sync_{false}, block_{false}, block_sync_{false};
+  std::atomic<int> writes_{0}, syncs_{0};
 
  private:
   KvStore* inner_;
@@ -295,6 +301,59 @@ TEST_F(LedgerTest, AppendAsyncRefusesAtOnceWithoutCallingBack) {
   ASSERT_TRUE(l->Close().ok());
   EXPECT_EQ(l->AppendAsync({Event(0)}, cb).code(), StatusCode::kUnavailable);
   EXPECT_FALSE(called);
+}
+
+// The writer writes a batch and goes on; the syncer makes it durable. Until
+// then nothing of it is counted, read, proven or acknowledged.
+TEST_F(LedgerTest, AWrittenBatchIsInvisibleUntilItsSyncAndAFailedSyncIsNeverAcknowledged) {
+  auto l = Open();
+  ASSERT_TRUE(l->Append({Event(0), Event(1)}).ok());
+  faulty_->block_sync_ = true;
+  const int writes_before = faulty_->writes_.load();
+  std::promise<StatusOr<std::vector<uint64_t>>> done;
+  ASSERT_TRUE(l->AppendAsync({Event(2)}, [&](StatusOr<std::vector<uint64_t>> r) { done.set_value(std::move(r)); }).ok());
+  for (int i = 0; i < 5000 && faulty_->writes_.load() == writes_before; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GT(faulty_->writes_.load(), writes_before) << "the writer did not write the batch";
+  auto pending = done.get_future();
+  EXPECT_EQ(pending.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  EXPECT_EQ(l->size(), 2u);
+  EXPECT_FALSE(l->Entries(0, 3).ok());
+  EXPECT_FALSE(l->InclusionProof(2, 3).ok());
+  // The sync fails: the written entry is never acknowledged nor counted.
+  faulty_->fail_sync_ = true;
+  faulty_->block_sync_ = false;
+  auto r = pending.get();
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(l->size(), 2u);
+  EXPECT_FALSE(l->healthy());
+  EXPECT_EQ(l->Append({Event(3)}).status().code(), StatusCode::kUnavailable);
+  faulty_->fail_sync_ = false;
+}
+
+TEST_F(LedgerTest, OneSyncCoversEveryBatchWrittenWhileTheLastOneSynced) {
+  auto l = Open();
+  ASSERT_TRUE(l->Append({Event(0)}).ok());
+  faulty_->block_sync_ = true;
+  std::atomic<int> acknowledged{0};
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_TRUE(l->AppendAsync({Event(i)}, [&](StatusOr<std::vector<uint64_t>> r) {
+                   if (r.ok()) acknowledged++;
+                 }).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the writer take them one by one
+  }
+  EXPECT_EQ(acknowledged.load(), 0);
+  const int syncs_before = faulty_->syncs_.load();
+  faulty_->block_sync_ = false;
+  for (int i = 0; i < 5000 && acknowledged.load() < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(acknowledged.load(), 20);
+  EXPECT_EQ(l->size(), 21u);
+  EXPECT_LE(faulty_->syncs_.load() - syncs_before, 3) << "the batches were not synced together";
+  ASSERT_TRUE(l->Close().ok());
+  auto cp = OpenCheckpoint(l->LatestCheckpoint(), "geoledger/eu-west-1", signer_->public_key());
+  ASSERT_TRUE(cp.ok());
+  EXPECT_EQ(cp->size, 21u);
+  EXPECT_EQ(cp->root_hash, Mth(Leaves(*l), 0, 21));
 }
 
 TEST_F(LedgerTest, AppendAsyncReportsAFailedWriteAndCloseDrainsTheQueue) {

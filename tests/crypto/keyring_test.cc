@@ -30,6 +30,10 @@ class FailingKvStore final : public KvStore {
     if (fail_.load()) return Internal("injected write failure");
     return inner_->Write(batch, sync);
   }
+  Status Sync() override {
+    if (fail_.load()) return Internal("injected sync failure");
+    return inner_->Sync();
+  }
   Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     return inner_->ScanFrom(ns, prefix, start, fn);
