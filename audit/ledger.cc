@@ -271,9 +271,12 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   int64_t now_ms = clock_->UnixMillis();
   std::vector<Subtree> completed;
   std::vector<std::pair<std::string, std::string>> subtrees;  // written after the entries, in key order
+  // One message for the whole batch: Clear() keeps its strings' and
+  // details' allocations for the next entry.
+  v1::AuditEntry entry;
   for (size_t b = 0; b < batch.size(); ++b) {
     for (auto& e : batch[b].events) {
-      v1::AuditEntry entry;
+      entry.Clear();
       entry.set_index(size);
       entry.set_timestamp_unix_ms(now_ms);
       entry.set_region(options_.region);
