@@ -12,7 +12,8 @@
 #        ratio geoledgerd(MODE)/nginx = R (geoledgerd N req/s, nginx M req/s)
 #   2. paced load: for each audit mode, wrk paced by a Lua delay() so the
 #      offered rate is about HALF_FRACTION of that mode's full-load rate;
-#      prints the achieved rate and p50/p90/p99 latency.
+#      prints the achieved rate and p50/p90/p99 latency, then the same paced
+#      load against nginx (the machine's latency floor at that rate).
 # Every decision is allowed (acme, personal, read, eu-west-1), so every
 # request writes one audit entry. Per-tenant and per-token rate limits are
 # disabled for the run (they would cap one tenant at 1000 req/s).
@@ -236,6 +237,12 @@ for mode in $MODES; do
   HALF="$(rps "$WORK/wrk-half-$mode.txt")"
   SUMMARY+=("$(awk -v h="$HALF" -v g="$FULL" -v m="$mode" -v p="$(pctl "$WORK/wrk-half-$mode.txt")" 'BEGIN {
     printf "paced  geoledgerd(%s): %.0f req/s (%.2f of its full-load rate), %s", m, h, h / g, p }')")
+  # The same paced load against nginx: what this machine's scheduling gives
+  # a trivial server at that rate (the floor under the p99 above).
+  run_wrk "nginx paced like geoledgerd($mode), ${PACE} ms between requests per connection" "$NGINX_URL" \
+    "$WORK/wrk-half-nginx-$mode.txt" "$WORK/half-$mode.lua"
+  SUMMARY+=("$(awk -v h="$(rps "$WORK/wrk-half-nginx-$mode.txt")" -v m="$mode" -v p="$(pctl "$WORK/wrk-half-nginx-$mode.txt")" 'BEGIN {
+    printf "paced  nginx at geoledgerd(%s)'"'"'s pace: %.0f req/s, %s", m, h, p }')")
   stop_pid geoledgerd "$GL_PID"
   GL_PID=""
 done
