@@ -87,13 +87,6 @@ std::string CacheControl(uint32_t ttl_s) { return "private, max-age=" + std::to_
 
 int64_t NowSeconds() { return SystemClock::Get().UnixMillis() / 1000; }
 
-// The gateway's refusal for a request it could not decide.
-HttpResponse GatewayRefused(const RequestContext& ctx, const std::string& reason, const std::string& detail) {
-  HttpResponse r = MakeProblem(ProblemKind::kForbidden, detail, ctx.request_id);
-  r.headers.emplace_back("X-Residency-Reason", reason);
-  return r;
-}
-
 HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& decision_id,
                            std::optional<uint64_t> audit_index) {
   HttpResponse r;
@@ -155,6 +148,36 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   if (!st.ok()) (*shared_reply)(st);
 }
 
+// A gateway check refused before a decision (a header missing or too long)
+// is audited like a denied decision, with its reason and the header's name
+// (never its value), and answered the same way: in sync mode once the entry
+// is durable, with 503 if it cannot be written.
+void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply, const char* reason,
+                     const char* header, std::string detail) {
+  std::string id = NewDecisionId();
+  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", ctx.tenant.empty() ? "tenant/" : "tenant/" + ctx.tenant,
+                                     "deny", {{"reason", reason}, {"header", header}, {"decision_id", id}});
+  auto answer = [rid = ctx.request_id, reason, detail, id](std::optional<uint64_t> index) {
+    HttpResponse r = MakeProblem(ProblemKind::kForbidden, detail, rid);
+    r.headers.emplace_back("X-Residency-Reason", reason);
+    r.headers.emplace_back("X-Residency-Decision-Id", id);
+    if (index) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string(*index));
+    return r;
+  };
+  DecisionAuditor* auditor = deps.auditor();
+  if (auditor->mode() == DecisionAuditMode::kAsync) {
+    Status st = auditor->Submit({std::move(e)}, [](StatusOr<std::vector<uint64_t>>) {});
+    if (!st.ok()) return reply(st);
+    return reply(answer(std::nullopt));
+  }
+  auto shared_reply = std::make_shared<Reply>(std::move(reply));
+  Status st = auditor->Submit({std::move(e)}, [shared_reply, answer](StatusOr<std::vector<uint64_t>> r) {
+    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
+    (*shared_reply)(answer((*r)[0]));
+  });
+  if (!st.ok()) (*shared_reply)(st);
+}
+
 void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
   const HttpRequest& req = ctx.request;
   Input in;
@@ -168,9 +191,11 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
   for (const auto& w : wanted) {
     const std::string* v = req.Header(w.header);
     if (v == nullptr || v->empty())
-      return reply(GatewayRefused(ctx, "missing-header", std::string("header ") + w.header + " is required"));
+      return RefuseUndecided(deps, ctx, std::move(reply), "missing-header", w.header,
+                             std::string("header ") + w.header + " is required");
     if (v->size() > kMaxFieldBytes)
-      return reply(GatewayRefused(ctx, "invalid-header", std::string("header ") + w.header + " is longer than 64 bytes"));
+      return RefuseUndecided(deps, ctx, std::move(reply), "invalid-header", w.header,
+                             std::string("header ") + w.header + " is longer than 64 bytes");
     *w.out = *v;
   }
   // The dispatcher has already refused a token bound to another tenant.

@@ -225,6 +225,25 @@ TEST_F(DecisionsTest, GatewayCheckMissingOrBadHeadersAre403NotErrors) {
   r = Check(GatewayHeaders("acme", std::string(65, 'p'), "read", "eu-west-1"));
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Header("x-residency-reason"), "invalid-header");
+  // Refused before deciding, and still audited: reason and header name, never the value.
+  ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
+  auto e = AuditEntries(*server_, reader_, std::stoull(r.Header("x-residency-audit-index")),
+                        std::stoull(r.Header("x-residency-audit-index")) + 1)[0];
+  EXPECT_EQ(e["action"], "residency.decision");
+  EXPECT_EQ(e["outcome"], "deny");
+  EXPECT_EQ(e["tenant"], "acme");
+  EXPECT_EQ(e["details"]["reason"], "invalid-header");
+  EXPECT_EQ(e["details"]["header"], "x-data-category");
+  EXPECT_EQ(e["details"]["decision_id"], r.Header("x-residency-decision-id"));
+  EXPECT_EQ(e.dump().find(std::string(65, 'p')), std::string::npos);
+  auto missing = GatewayHeaders("acme", "personal", "read", "eu-west-1");
+  missing.erase("X-Operation");
+  r = Check(missing);
+  ASSERT_FALSE(r.Header("x-residency-audit-index").empty());
+  e = AuditEntries(*server_, reader_, std::stoull(r.Header("x-residency-audit-index")),
+                   std::stoull(r.Header("x-residency-audit-index")) + 1)[0];
+  EXPECT_EQ(e["details"]["reason"], "missing-header");
+  EXPECT_EQ(e["details"]["header"], "x-operation");
   // Without a token: 401, which auth_request passes on as a refusal.
   EXPECT_EQ(server_->Request("GET", "/v1/gateway/check", GatewayHeaders("acme", "personal", "read", "eu-west-1")).status, 401);
   // Other routes still answer an invalid tenant id with 400.
