@@ -14,6 +14,9 @@
 #      offered rate is about HALF_FRACTION of that mode's full-load rate;
 #      prints the achieved rate and p50/p90/p99 latency, then the same paced
 #      load against nginx (the machine's latency floor at that rate).
+#   3. CPU per request of each geoledgerd thread group during the full-load
+#      run (from /proc; "geoledgerd" is the HTTP threads, gl-audit-* the
+#      ledger, rocksdb:* its flushes and compactions).
 # Every decision is allowed (acme, personal, read, eu-west-1), so every
 # request writes one audit entry. Per-tenant and per-token rate limits are
 # disabled for the run (they would cap one tenant at 1000 req/s).
@@ -198,6 +201,23 @@ run_wrk() {  # run_wrk NAME URL OUTFILE LUA
 }
 pctl() { grep '^pctl' "$1" | sed 's/^pctl //'; }
 
+# CPU time (utime + stime, clock ticks) per thread name of process $1.
+thread_ticks() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+  done | awk '{ sum[$1] += $2 } END { for (n in sum) print n, sum[n] }' | sort
+}
+# cpu_per_request BEFORE AFTER REQUESTS: microseconds of CPU per request, by thread name.
+cpu_per_request() {
+  local hz
+  hz="$(getconf CLK_TCK)"
+  join "$1" "$2" | awk -v r="$3" -v hz="$hz" '{
+    us = ($3 - $2) * 1e6 / hz / r; total += us
+    if (us > 0.05) printf "%s=%.1fus ", $1, us }
+    END { printf "total=%.1fus per request\n", total }'
+}
+
 CORES="$(nproc)"
 echo "geoledgerd: $GEOLEDGERD (--threads $SERVER_WORKERS, access log off, log level warn, rate limits off)"
 echo "nginx:      $NGINX (pid $NGINX_PID, worker_processes $SERVER_WORKERS, access_log off, fixed 200) at $NGINX_URL"
@@ -215,11 +235,17 @@ SUMMARY=()
 for mode in $MODES; do
   start_geoledgerd "$mode"
   lua_script "$WORK/full-$mode.lua" "$TOKEN" 0
+  rm -f "$WORK/warmup.txt"
+  thread_ticks "$GL_PID" >"$WORK/ticks-before-$mode.txt"
   run_wrk "geoledgerd($mode)" "$GL_URL" "$WORK/wrk-$mode.txt" "$WORK/full-$mode.lua"
+  thread_ticks "$GL_PID" >"$WORK/ticks-after-$mode.txt"
   FULL="$(rps "$WORK/wrk-$mode.txt")"
   SUMMARY+=("$(awk -v g="$FULL" -v n="$NGINX_RPS" -v m="$mode" 'BEGIN {
     printf "ratio geoledgerd(%s)/nginx = %.2f (geoledgerd %.0f req/s, nginx %.0f req/s)", m, g / n, g, n }')")
   SUMMARY+=("full   geoledgerd($mode): $(pctl "$WORK/wrk-$mode.txt")")
+  # The warm-up run is inside the window too: count its requests as well.
+  REQS="$(cat "$WORK/wrk-$mode.txt" "$WORK/warmup.txt" 2>/dev/null | awk '/requests in/ { n += $1 } END { print n }')"
+  SUMMARY+=("cpu    geoledgerd($mode): $(cpu_per_request "$WORK/ticks-before-$mode.txt" "$WORK/ticks-after-$mode.txt" "$REQS")")
   # Paced run: each connection waits PACE ms after each answer. A connection's
   # rate is 1000 / (PACE + latency), so a 3 s calibration run measures the
   # latency at this load and PACE is corrected for it once.
