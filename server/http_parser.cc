@@ -141,10 +141,20 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
   if (version == "HTTP/1.1") http10_ = false;
   else if (version == "HTTP/1.0") http10_ = true;
   else return Fail(Result::kBadRequest, "unsupported HTTP version");
-  // Origin form only; the target is visible ASCII.
-  if (target.empty() || target.front() != '/' ||
-      !std::all_of(target.begin(), target.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+  // Origin form, or absolute form (RFC 9112 §3.2.2) whose authority is
+  // ignored; the target is visible ASCII.
+  if (!std::all_of(target.begin(), target.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
     return Fail(Result::kBadRequest, "malformed request target");
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() > scheme.size() && EqualsIgnoreCase(target.substr(0, scheme.size()), scheme)) {
+      size_t slash = target.find('/', scheme.size());
+      size_t query = target.find('?', scheme.size());
+      if (query < slash) return Fail(Result::kBadRequest, "malformed request target");
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      break;
+    }
+  }
+  if (target.empty() || target.front() != '/') return Fail(Result::kBadRequest, "malformed request target");
 
   req_ = HttpRequest();
   req_.method.assign(method);

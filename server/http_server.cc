@@ -27,6 +27,7 @@ struct Outgoing {
   HttpResponse response;
   bool keep_alive;
   Http::Version version;
+  bool head = false;  // answer to HEAD: headers only (RFC 9110 §9.3.2)
 };
 
 // The bytes of one response, as Pistache 0.0.5's ResponseWriter would write
@@ -53,7 +54,7 @@ std::string Serialize(const Outgoing& out) {
   header("Connection", out.keep_alive ? "Keep-Alive" : "Close");
   header("Content-Length", std::to_string(r.body.size()));
   wire += "\r\n";
-  wire += r.body;
+  if (!out.head) wire += r.body;
   return wire;
 }
 
@@ -271,9 +272,10 @@ class Frontend final : public Http::Handler {
     // is held only weakly, so a closed connection drops the answer.
     std::weak_ptr<Tcp::Peer> weak = peer;
     const Http::Version version = http10 ? Http::Version::Http10 : Http::Version::Http11;
-    limits_->dispatcher->HandleAsync(std::move(in), [conn, seq, weak, keep_alive, version](HttpResponse out) {
+    const bool head = in.method == "HEAD";
+    limits_->dispatcher->HandleAsync(std::move(in), [conn, seq, weak, keep_alive, version, head](HttpResponse out) {
       bool keep = keep_alive && !out.close_connection;
-      conn->Complete(seq, Outgoing{std::move(out), keep, version}, weak);
+      conn->Complete(seq, Outgoing{std::move(out), keep, version, head}, weak);
     });
   }
 

@@ -158,6 +158,29 @@ TEST(HttpPipeliningTest, ResponsesLargerThanTheSocketBufferArriveWholeAndInOrder
   EXPECT_EQ(server->Request("GET", "/healthz").status, 200);
 }
 
+TEST_F(HttpLimitsTest, AnswersToHeadCarryNoBodyAndTheConnectionStaysInStep) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // The HEAD answer's Content-Length describes a body that is not sent:
+  // read its head only, then the GET's whole answer must follow.
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.find("{\"status\":\"ok\"}") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  size_t first_end = got.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << got;
+  EXPECT_EQ(got.compare(0, 9, "HTTP/1.1 "), 0);
+  std::string second = got.substr(first_end + 4);
+  EXPECT_EQ(second.compare(0, 15, "HTTP/1.1 200 OK"), 0) << "a body followed the HEAD answer: " << got;
+  EXPECT_NE(second.find("\r\n\r\n{\"status\":\"ok\"}"), std::string::npos) << got;
+}
+
 TEST_F(HttpLimitsTest, ConnectionCloseIsHonoured) {
   RawConnection c(server_->port());
   ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));

@@ -64,6 +64,14 @@ TEST(HttpParserTest, PipelinedRequestsInOneReadAreAllFramed) {
   }
 }
 
+TEST(HttpParserTest, AbsoluteFormTargetsAreReducedToTheirPath) {
+  Parsed p = Feed("GET http://gl.example:8080/v1/whoami?x=1 HTTP/1.1\r\n\r\nGET HTTPS://gl.example HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.requests.size(), 2u);
+  EXPECT_EQ(p.requests[0].path, "/v1/whoami");
+  EXPECT_EQ(p.requests[0].query.at("x"), "1");
+  EXPECT_EQ(p.requests[1].path, "/");
+}
+
 TEST(HttpParserTest, BareLineFeedsAndLeadingEmptyLinesAreAccepted) {
   Parsed p = Feed("\r\n\nGET /x HTTP/1.1\nHost: h\n\n");
   ASSERT_EQ(p.requests.size(), 1u);
@@ -103,7 +111,9 @@ TEST(HttpParserTest, AmbiguousFramingIsRefused) {
       "GET / HTTP/1.1\r\nX-A: a\x01\r\n\r\n",
       "GET / HTTP/1.1\r\nno colon\r\n\r\n",
       "GET /  HTTP/1.1\r\n\r\n",
-      "GET http://x/ HTTP/1.1\r\n\r\n",
+      "GET ftp://x/ HTTP/1.1\r\n\r\n",
+      "GET http://x?a=1 HTTP/1.1\r\n\r\n",
+      "OPTIONS * HTTP/1.1\r\n\r\n",
       "GET / HTTP/2.0\r\n\r\n",
       "G(T / HTTP/1.1\r\n\r\n",
       "GET /a?b=%zz HTTP/1.1\r\n\r\n",
