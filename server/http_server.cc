@@ -241,6 +241,12 @@ class Frontend final : public Http::Handler {
       }
       in.peer = conn->peer_host;
       Serve(std::move(in), keep_alive, http10, peer, conn);
+      if (!keep_alive) {
+        // The client closes after this request (RFC 9112 §9.6): anything it
+        // pipelined behind it is neither run nor answered.
+        conn->closing = true;
+        return;
+      }
       // The next request's clock starts now; a pipelined one is already here.
       clock->reset();
       conn->clock_in_body = false;

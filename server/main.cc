@@ -23,6 +23,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "geoledgerd: cannot disable core dumps\n");
     return 1;
   }
+  // Each HTTP connection holds two descriptors (Pistache's and the frontend's
+  // own dup for writing answers): allow as many as the hard limit does.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &files);
+  }
   // Every thread inherits this mask; the main thread takes the signals.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

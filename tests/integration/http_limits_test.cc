@@ -181,6 +181,30 @@ TEST_F(HttpLimitsTest, AnswersToHeadCarryNoBodyAndTheConnectionStaysInStep) {
   EXPECT_NE(second.find("\r\n\r\n{\"status\":\"ok\"}"), std::string::npos) << got;
 }
 
+TEST_F(HttpLimitsTest, RequestsPipelinedAfterConnectionCloseAreNotRun) {
+  // A token creation pipelined behind a "Connection: close" request must not
+  // happen: the server stops reading requests at the close.
+  RawConnection c(server_->port());
+  const std::string body = R"({"name":"after-close","scopes":["decide"]})";
+  const std::string create = "POST /v1/admin/tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Authorization: Bearer " + server_->admin_token() +
+                             "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  // The same request on its own connection does create the token.
+  ASSERT_EQ(server_->Authed(server_->admin_token(), "POST", "/v1/admin/tokens",
+                            R"({"name":"control","scopes":["decide"]})").status,
+            201);
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + create));
+  RawResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("connection"), "Close");
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(5)));
+  RawResponse list = server_->Authed(server_->admin_token(), "GET", "/v1/admin/tokens");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_NE(list.body.find("control"), std::string::npos) << list.body;
+  EXPECT_EQ(list.body.find("after-close"), std::string::npos) << list.body;
+}
+
 TEST_F(HttpLimitsTest, ConnectionCloseIsHonoured) {
   RawConnection c(server_->port());
   ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
