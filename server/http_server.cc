@@ -23,6 +23,13 @@ using namespace Pistache;
 
 constexpr char kConnData[] = "geoledger.conn";
 
+// Answers one connection may have outstanding (being produced, waiting for
+// an earlier one, or queued for a socket the client does not drain). A
+// client that pipelines beyond this without reading gets 503 and a close,
+// instead of making the server hold every answer in memory. Gateways send
+// one request at a time per connection.
+constexpr uint64_t kMaxOutstandingAnswers = 32;
+
 struct Outgoing {
   HttpResponse response;
   bool keep_alive;
@@ -93,7 +100,19 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   HttpRequestParser parser;
   bool clock_in_body = false;  // Pistache's parser was moved to its body step for this request
   bool closing = false;        // a fatal answer was sent; further input is ignored
-  uint64_t next_request = 0;
+
+  // A sequence number for the next request. Reactor thread only.
+  uint64_t TakeRequest() {
+    std::lock_guard<std::mutex> lock(mu);
+    return next_request++;
+  }
+
+  // Requests taken on this connection whose answers are not yet handed to
+  // the kernel. Thread-safe.
+  uint64_t Outstanding() {
+    std::lock_guard<std::mutex> lock(mu);
+    return next_request - next_to_send + in_transport;
+  }
 
   // Queues response number `seq` and sends every response that is now next
   // in line. Thread-safe.
@@ -174,6 +193,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   const int fd;  // our dup of the socket; -1 with TLS (or when dup failed)
   std::mutex mu;
   uint64_t next_to_send = 0;           // guarded by mu
+  uint64_t next_request = 0;           // guarded by mu
   std::map<uint64_t, Outgoing> ready;  // guarded by mu
   size_t in_transport = 0;             // guarded by mu: responses queued in the transport, not yet written
   bool shut = false;                   // guarded by mu
@@ -239,6 +259,8 @@ class Frontend final : public Http::Handler {
         case HttpRequestParser::Result::kRequest:
           break;
       }
+      if (conn->Outstanding() >= kMaxOutstandingAnswers)
+        return Fail(peer, conn, 503, "too many pipelined requests without reading the answers");
       in.peer = conn->peer_host;
       Serve(std::move(in), keep_alive, http10, peer, conn);
       if (!keep_alive) {
@@ -268,12 +290,12 @@ class Frontend final : public Http::Handler {
             const std::string& detail) {
     conn->closing = true;
     HttpResponse r = limits_->dispatcher->Reject(status, detail, conn->peer_host);
-    conn->Complete(conn->next_request++, Outgoing{std::move(r), /*keep_alive=*/false, Http::Version::Http11}, peer);
+    conn->Complete(conn->TakeRequest(), Outgoing{std::move(r), /*keep_alive=*/false, Http::Version::Http11}, peer);
   }
 
   void Serve(HttpRequest in, bool keep_alive, bool http10, const std::shared_ptr<Tcp::Peer>& peer,
              const std::shared_ptr<ConnState>& conn) {
-    const uint64_t seq = conn->next_request++;
+    const uint64_t seq = conn->TakeRequest();
     // The answer may complete on another thread (deferred routes); the peer
     // is held only weakly, so a closed connection drops the answer.
     std::weak_ptr<Tcp::Peer> weak = peer;
