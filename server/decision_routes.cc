@@ -1,6 +1,7 @@
 #include "server/decision_routes.h"
 
 #include <algorithm>
+#include <functional>
 #include <cstdio>
 #include <vector>
 
@@ -102,6 +103,27 @@ HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& deci
   return r;
 }
 
+// Audits `events` through the decision auditor and answers with
+// answer(indexes): in sync mode once the entries are durable (indexes set;
+// 503 if they cannot be written), in async mode at once (indexes null).
+// When the auditor refuses (bound reached, ledger unhealthy): 503.
+using AnswerFn = std::function<HttpResponse(const std::vector<uint64_t>* indexes)>;
+void AuditThenAnswer(const DecisionRouteDeps& deps, std::vector<audit::AuditEvent> events, Reply reply,
+                     AnswerFn answer) {
+  DecisionAuditor* auditor = deps.auditor();
+  if (auditor->mode() == DecisionAuditMode::kAsync) {
+    Status st = auditor->Submit(std::move(events), [](StatusOr<std::vector<uint64_t>>) {});
+    if (!st.ok()) return reply(st);
+    return reply(answer(nullptr));
+  }
+  auto shared_reply = std::make_shared<Reply>(std::move(reply));
+  Status st = auditor->Submit(std::move(events), [shared_reply, answer](StatusOr<std::vector<uint64_t>> r) {
+    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
+    (*shared_reply)(answer(&*r));
+  });
+  if (!st.ok()) (*shared_reply)(st);
+}
+
 void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
   bool batch = false;
   auto inputs = ReadInputs(ctx.body, &batch);
@@ -134,18 +156,7 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
     r.headers.emplace_back("Cache-Control", CacheControl(ttl));
     return r;
   };
-  DecisionAuditor* auditor = deps.auditor();
-  if (auditor->mode() == DecisionAuditMode::kAsync) {
-    Status st = auditor->Submit(std::move(events), [](StatusOr<std::vector<uint64_t>>) {});
-    if (!st.ok()) return reply(st);
-    return reply(render(nullptr));
-  }
-  auto shared_reply = std::make_shared<Reply>(std::move(reply));
-  Status st = auditor->Submit(std::move(events), [shared_reply, render](StatusOr<std::vector<uint64_t>> r) {
-    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
-    (*shared_reply)(render(&*r));
-  });
-  if (!st.ok()) (*shared_reply)(st);
+  AuditThenAnswer(deps, std::move(events), std::move(reply), render);
 }
 
 // A gateway check refused before a decision (a header missing or too long)
@@ -157,25 +168,14 @@ void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply r
   std::string id = NewDecisionId();
   audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", ctx.tenant.empty() ? "tenant/" : "tenant/" + ctx.tenant,
                                      "deny", {{"reason", reason}, {"header", header}, {"decision_id", id}});
-  auto answer = [rid = ctx.request_id, reason, detail, id](std::optional<uint64_t> index) {
+  auto answer = [rid = ctx.request_id, reason, detail, id](const std::vector<uint64_t>* indexes) {
     HttpResponse r = MakeProblem(ProblemKind::kForbidden, detail, rid);
     r.headers.emplace_back("X-Residency-Reason", reason);
     r.headers.emplace_back("X-Residency-Decision-Id", id);
-    if (index) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string(*index));
+    if (indexes) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string((*indexes)[0]));
     return r;
   };
-  DecisionAuditor* auditor = deps.auditor();
-  if (auditor->mode() == DecisionAuditMode::kAsync) {
-    Status st = auditor->Submit({std::move(e)}, [](StatusOr<std::vector<uint64_t>>) {});
-    if (!st.ok()) return reply(st);
-    return reply(answer(std::nullopt));
-  }
-  auto shared_reply = std::make_shared<Reply>(std::move(reply));
-  Status st = auditor->Submit({std::move(e)}, [shared_reply, answer](StatusOr<std::vector<uint64_t>> r) {
-    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
-    (*shared_reply)(answer((*r)[0]));
-  });
-  if (!st.ok()) (*shared_reply)(st);
+  AuditThenAnswer(deps, {std::move(e)}, std::move(reply), answer);
 }
 
 void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
@@ -201,18 +201,9 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
   // The dispatcher has already refused a token bound to another tenant.
   residency::Decision d = deps.engine()->Decide(in.View(), NowSeconds());
   std::string id = NewDecisionId();
-  DecisionAuditor* auditor = deps.auditor();
-  if (auditor->mode() == DecisionAuditMode::kAsync) {
-    Status st = auditor->Submit({DecisionEvent(ctx, in, d, id)}, [](StatusOr<std::vector<uint64_t>>) {});
-    if (!st.ok()) return reply(st);
-    return reply(GatewayAnswer(d, id, std::nullopt));
-  }
-  auto shared_reply = std::make_shared<Reply>(std::move(reply));
-  Status st = auditor->Submit({DecisionEvent(ctx, in, d, id)}, [shared_reply, d, id](StatusOr<std::vector<uint64_t>> r) {
-    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
-    (*shared_reply)(GatewayAnswer(d, id, (*r)[0]));
+  AuditThenAnswer(deps, {DecisionEvent(ctx, in, d, id)}, std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
+    return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);
   });
-  if (!st.ok()) (*shared_reply)(st);
 }
 
 }  // namespace
