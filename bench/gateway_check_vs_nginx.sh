@@ -60,91 +60,33 @@ WARMUP_S="$(to_seconds "$WARMUP")"
 (( DURATION_S > 0 )) || die "DURATION must be positive"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
-GL_PID=""
-NGINX_PID=""
-WRK_PID=""
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid wrk "$WRK_PID"
-  stop_pid geoledgerd "$GL_PID"
-  stop_pid nginx "$NGINX_PID"
-  if (( rc != 0 && rc != 130 && rc != 143 )); then
-    for f in "$WORK"/geoledgerd-*.log "$WORK/nginx/error.log" "$WORK/nginx/stderr.log"; do
-      [[ -s "$f" ]] && { echo "---- $f (last 20 lines) ----" >&2; tail -n 20 "$f" >&2; }
-    done
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 # ---- nginx ------------------------------------------------------------------
-NGX="$WORK/nginx"
-mkdir -p "$NGX/logs" "$NGX/tmp"
-NGINX_PORT="$(free_port)"
-cat >"$NGX/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes $SERVER_WORKERS;
-pid $NGX/nginx.pid;
-error_log $NGX/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  client_body_temp_path $NGX/tmp/client_body;
-  proxy_temp_path $NGX/tmp/proxy;
-  fastcgi_temp_path $NGX/tmp/fastcgi;
-  uwsgi_temp_path $NGX/tmp/uwsgi;
-  scgi_temp_path $NGX/tmp/scgi;
-  server {
-    listen $HOST:$NGINX_PORT;
-    location / { default_type text/plain; return 200 "ok\n"; }
-  }
-}
-EOF
-"$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" >"$NGX/stderr.log" 2>&1 &
-NGINX_PID=$!
-NGINX_URL="http://$HOST:$NGINX_PORT/v1/gateway/check"
-wait_http nginx "$NGINX_PID" "$NGINX_URL"
+start_nginx_fixed200 "$WORK/nginx" "$SERVER_WORKERS"
+NGINX_URL="$NGINX_BASE/v1/gateway/check"
 check_keepalive nginx "$NGINX_URL"
 
 # ---- geoledgerd ---------------------------------------------------------------
-# start_geoledgerd MODE: fresh data dir, policy and token; sets GL_PID, GL_URL, TOKEN.
-start_geoledgerd() {
-  local mode="$1" data="$WORK/geoledgerd-$1" i admin addr
-  "$GEOLEDGERD" --data-dir "$data" --listen "$HOST:0" --region eu-west-1 --dev \
+# start_gateway_server MODE: fresh data dir, policy and token; sets GL_PID, GL_URL, TOKEN.
+start_gateway_server() {
+  local mode="$1" data="$WORK/geoledgerd-$1" admin
+  start_geoledgerd "$data" "$WORK/geoledgerd-$mode.log" --region eu-west-1 \
     --threads "$SERVER_WORKERS" --access-log false --log-level warn \
-    --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 --decision-audit "$mode" \
-    >"$WORK/geoledgerd-$mode.log" 2>&1 &
-  GL_PID=$!
-  for (( i = 0; ; i++ )); do
-    [[ -s "$data/listen.addr" ]] && break
-    kill -0 "$GL_PID" 2>/dev/null || die "geoledgerd exited during startup"
-    (( i < STARTUP_TIMEOUT * 10 )) || die "geoledgerd wrote no $data/listen.addr within ${STARTUP_TIMEOUT}s"
-    sleep 0.1
-  done
-  addr="$(tr -d '[:space:]' <"$data/listen.addr")"
-  [[ "$addr" == "$HOST":* ]] || die "geoledgerd listens on '$addr', expected $HOST:PORT"
-  wait_http geoledgerd "$GL_PID" "http://$addr/healthz"
+    --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 --decision-audit "$mode"
+  wait_http geoledgerd "$GL_PID" "http://$GL_ADDR/healthz"
   admin="$(tr -d '[:space:]' <"$data/admin.token")"
   api() {  # api METHOD PATH BODY
     curl -sf --max-time 10 -X "$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-      --data "$3" "http://$addr$2" >/dev/null || die "geoledgerd setup call $1 $2 failed"
+      --data "$3" "http://$GL_ADDR$2" >/dev/null || die "geoledgerd setup call $1 $2 failed"
   }
   api PUT /v1/regions/eu-west-1 '{"country":"IE","name":"Ireland"}'
   api PUT /v1/regions/eu-central-1 '{"country":"DE","name":"Frankfurt"}'
   api PUT /v1/regions/us-east-1 '{"country":"US","name":"Virginia"}'
   api PUT /v1/tenants/acme '{"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"]}}'
-  TOKEN="$(curl -sf --max-time 10 -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-    --data '{"name":"bench-gateway","scopes":["decide"]}' "http://$addr/v1/admin/tokens" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')" || die "cannot create a decide token"
-  GL_URL="http://$addr/v1/gateway/check"
+  DATA="$data" BASE="http://$GL_ADDR" create_token bench-gateway decide "$WORK/decide-$mode.token"
+  TOKEN="$(tr -d '[:space:]' <"$WORK/decide-$mode.token")"
+  GL_URL="http://$GL_ADDR/v1/gateway/check"
   # One decision by hand: it must be an allow.
   curl -sf --max-time 5 -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-Id: acme' \
     -H 'X-Data-Category: personal' -H 'X-Operation: read' -H 'X-Target-Region: eu-west-1' "$GL_URL" ||
@@ -233,7 +175,7 @@ NGINX_RPS="$(rps "$WORK/wrk-nginx.txt")"
 
 SUMMARY=()
 for mode in $MODES; do
-  start_geoledgerd "$mode"
+  start_gateway_server "$mode"
   lua_script "$WORK/full-$mode.lua" "$TOKEN" 0
   rm -f "$WORK/warmup.txt"
   thread_ticks "$GL_PID" >"$WORK/ticks-before-$mode.txt"

@@ -76,40 +76,14 @@ fi
 [[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found at $GEOLEDGERD"
 
 WORK="$(mktemp -d "$BENCH_TMPDIR/geoledger-http-datakey.XXXXXX")"
-GL_PID=""
-WRK_PID=""
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid wrk "$WRK_PID"
-  stop_pid geoledgerd "$GL_PID"
-  if (( rc != 0 && rc != 130 && rc != 143 )) && [[ -s "$WORK/geoledgerd.log" ]]; then
-    echo "---- geoledgerd log (last 20 lines) ----" >&2
-    tail -n 20 "$WORK/geoledgerd.log" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 # ---- geoledgerd -------------------------------------------------------------
 DATA="$WORK/data"
 mkdir -m 700 "$DATA"
-"$GEOLEDGERD" --data-dir "$DATA" --listen "$HOST:0" --region "$REGION" --dev \
+start_geoledgerd "$DATA" "$WORK/geoledgerd.log" --region "$REGION" \
   --threads "$SERVER_THREADS" --access-log false --log-level warn \
-  --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 >"$WORK/geoledgerd.log" 2>&1 &
-GL_PID=$!
-for (( i = 0; ; i++ )); do
-  [[ -s "$DATA/listen.addr" && -s "$DATA/admin.token" ]] && break
-  kill -0 "$GL_PID" 2>/dev/null || die "geoledgerd exited during startup"
-  (( i < STARTUP_TIMEOUT * 10 )) || die "geoledgerd wrote no $DATA/listen.addr within ${STARTUP_TIMEOUT}s"
-  sleep 0.1
-done
-GL_ADDR="$(tr -d '[:space:]' <"$DATA/listen.addr")"
-[[ "$GL_ADDR" == "$HOST":* ]] || die "geoledgerd listens on '$GL_ADDR', expected $HOST:PORT"
+  --rate-limit-tenant-rps 0 --rate-limit-token-rps 0
 BASE="http://$GL_ADDR"
 
 # Token secrets stay in files under $WORK (mode 0600) and in the environment of wrk.
@@ -126,10 +100,7 @@ create_token bench-keys keys "$WORK/keys.token"
 create_token bench-reader audit:read "$WORK/read.token"
 
 # Keep-alive must hold, or the numbers measure connection setup.
-trace="$(curl -sv --max-time 5 -o /dev/null -o /dev/null "$BASE/healthz" "$BASE/healthz" 2>&1)" || die "keep-alive probe failed"
-if grep -qi '^< connection: close' <<<"$trace" || ! grep -q 'Re-using existing connection' <<<"$trace"; then
-  die "geoledgerd closes HTTP/1.1 connections without a Connection header"
-fi
+check_keepalive geoledgerd "$BASE/healthz"
 
 # ---- existing subjects ----------------------------------------------------------
 # One datakey call per subject over one keep-alive connection; every answer

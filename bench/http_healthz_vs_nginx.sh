@@ -42,77 +42,18 @@ WARMUP_S="$(to_seconds "$WARMUP")"
 (( DURATION_S > 0 )) || die "DURATION must be positive"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
-GL_PID=""
-NGINX_PID=""
-WRK_PID=""
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid wrk "$WRK_PID"
-  stop_pid geoledgerd "$GL_PID"
-  stop_pid nginx "$NGINX_PID"
-  if (( rc != 0 && rc != 130 && rc != 143 )); then
-    for f in "$WORK/geoledgerd.log" "$WORK/nginx/error.log" "$WORK/nginx/stderr.log"; do
-      [[ -s "$f" ]] && { echo "---- $f (last 20 lines) ----" >&2; tail -n 20 "$f" >&2; }
-    done
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 # ---- geoledgerd -------------------------------------------------------------
-GL_DATA="$WORK/geoledgerd-data"
-"$GEOLEDGERD" --data-dir "$GL_DATA" --listen "$HOST:0" --region eu-west-1 --dev \
-  --threads "$SERVER_WORKERS" --access-log false --log-level warn \
-  >"$WORK/geoledgerd.log" 2>&1 &
-GL_PID=$!
-for (( i = 0; ; i++ )); do
-  [[ -s "$GL_DATA/listen.addr" ]] && break
-  kill -0 "$GL_PID" 2>/dev/null || die "geoledgerd exited during startup"
-  (( i < STARTUP_TIMEOUT * 10 )) || die "geoledgerd wrote no $GL_DATA/listen.addr within ${STARTUP_TIMEOUT}s"
-  sleep 0.1
-done
-GL_ADDR="$(tr -d '[:space:]' <"$GL_DATA/listen.addr")"
-[[ "$GL_ADDR" == "$HOST":* ]] || die "geoledgerd listens on '$GL_ADDR', expected $HOST:PORT"
+start_geoledgerd "$WORK/geoledgerd-data" "$WORK/geoledgerd.log" --region eu-west-1 \
+  --threads "$SERVER_WORKERS" --access-log false --log-level warn
 GL_URL="http://$GL_ADDR/healthz"
 wait_http geoledgerd "$GL_PID" "$GL_URL"
 check_keepalive geoledgerd "$GL_URL"
 
 # ---- nginx ------------------------------------------------------------------
-NGX="$WORK/nginx"
-mkdir -p "$NGX/logs" "$NGX/tmp"
-NGINX_PORT="$(free_port)"
-cat >"$NGX/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes $SERVER_WORKERS;
-pid $NGX/nginx.pid;
-error_log $NGX/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  client_body_temp_path $NGX/tmp/client_body;
-  proxy_temp_path $NGX/tmp/proxy;
-  fastcgi_temp_path $NGX/tmp/fastcgi;
-  uwsgi_temp_path $NGX/tmp/uwsgi;
-  scgi_temp_path $NGX/tmp/scgi;
-  server {
-    listen $HOST:$NGINX_PORT;
-    location / { default_type text/plain; return 200 "ok\n"; }
-  }
-}
-EOF
-# -e: error log before the config is read (the default path may be unwritable).
-"$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" >"$NGX/stderr.log" 2>&1 &
-NGINX_PID=$!
-NGINX_URL="http://$HOST:$NGINX_PORT/"
-wait_http nginx "$NGINX_PID" "$NGINX_URL"
+start_nginx_fixed200 "$WORK/nginx" "$SERVER_WORKERS"
+NGINX_URL="$NGINX_BASE/"
 check_keepalive nginx "$NGINX_URL"
 
 # ---- load -------------------------------------------------------------------

@@ -61,59 +61,18 @@ echo "fixture: $(du -sh "$DATA_DIR" | cut -f1) on disk"
 [[ "$HTTP" == 1 ]] || exit 0
 
 # ---- HTTP ---------------------------------------------------------------------
-command -v wrk >/dev/null && command -v curl >/dev/null && command -v python3 >/dev/null || die "need wrk, curl and python3"
+require_tools wrk curl python3
 [[ -x "$GEOLEDGERD" ]] || die "$GEOLEDGERD not built"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-proof-http.XXXXXX")"
-GL_PID=""
-WRK_PID=""
-stop_pid() {
-  local name="$1" pid="$2" i
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for (( i = 0; i < 300; i++ )); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  note "$name (pid $pid) ignored SIGTERM for 30 s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid wrk "$WRK_PID"
-  stop_pid geoledgerd "$GL_PID"
-  if (( rc != 0 && rc != 130 && rc != 143 )) && [[ -s "$WORK/geoledgerd.log" ]]; then
-    tail -n 20 "$WORK/geoledgerd.log" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+STOP_TIMEOUT=30  # closing a 10M-entry store (final checkpoint, flush) can take a while
+install_cleanup
 
-rm -f "$DATA_DIR/listen.addr"
-"$GEOLEDGERD" --data-dir "$DATA_DIR" --listen "$HOST:0" --region eu-west-1 --dev \
-  --threads "$SERVER_THREADS" --access-log false --log-level warn >"$WORK/geoledgerd.log" 2>&1 &
-GL_PID=$!
-for (( i = 0; ; i++ )); do
-  [[ -s "$DATA_DIR/listen.addr" ]] && break
-  kill -0 "$GL_PID" 2>/dev/null || die "geoledgerd exited during startup"
-  (( i < STARTUP_TIMEOUT * 10 )) || die "geoledgerd not ready within ${STARTUP_TIMEOUT}s"
-  sleep 0.1
-done
-[[ -s "$DATA_DIR/admin.token" ]] || die "no $DATA_DIR/admin.token (the fixture's token store was created elsewhere)"
-BASE="http://$(tr -d '[:space:]' <"$DATA_DIR/listen.addr")"
-[[ "$BASE" == "http://$HOST:"* ]] || die "unexpected listen address $BASE"
+start_geoledgerd "$DATA_DIR" "$WORK/geoledgerd.log" --region eu-west-1 \
+  --threads "$SERVER_THREADS" --access-log false --log-level warn
+BASE="http://$GL_ADDR"
 umask 077
-body="$(curl -sf --max-time 10 -H @<(printf 'Authorization: Bearer %s' "$(tr -d '[:space:]' <"$DATA_DIR/admin.token")") \
-  -H 'Content-Type: application/json' -d '{"name":"bench-proofs","scopes":["audit:read"]}' "$BASE/v1/admin/tokens")" \
-  || die "creating the audit:read token failed"
-python3 -c 'import json, sys; print(json.loads(sys.argv[1])["token"])' "$body" >"$WORK/read.token"
-SIZE="$(curl -sf --max-time 10 -H @<(printf 'Authorization: Bearer %s' "$(cat "$WORK/read.token")") \
-  "$BASE/v1/audit/entries?start=0&end=0" | python3 -c 'import json, sys; print(json.load(sys.stdin)["size"])')"
+DATA="$DATA_DIR" create_token bench-proofs audit:read "$WORK/read.token"
+SIZE="$(ledger_size)"
 
 cat >"$WORK/proof.lua" <<'LUA'
 local size = tonumber(os.getenv("GL_BENCH_SIZE"))

@@ -45,18 +45,111 @@ to_seconds() {
   esac
 }
 
-stop_pid() {  # stop_pid NAME PID: SIGTERM, wait up to 15 s, then SIGKILL
-  local name="$1" pid="$2" i
+stop_pid() {  # stop_pid NAME PID: SIGTERM, wait up to STOP_TIMEOUT (15) s, then SIGKILL
+  local name="$1" pid="$2" limit="${STOP_TIMEOUT:-15}" i
   [[ -n "$pid" ]] || return 0
   kill -0 "$pid" 2>/dev/null || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for (( i = 0; i < 150; i++ )); do
+  for (( i = 0; i < limit * 10; i++ )); do
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
     sleep 0.1
   done
-  note "$name (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
+  note "$name (pid $pid) ignored SIGTERM for $limit s; sending SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+}
+
+# ---- processes a benchmark starts ----------------------------------------------
+# A script keeps what it starts in GL_PID, NGINX_PID and WRK_PID, and its
+# scratch directory in WORK, then calls install_cleanup. On exit (or INT/TERM)
+# every one of them still running is stopped, the last lines of each file in
+# FAILURE_LOGS are shown if the script failed, and WORK is removed.
+GL_PID=""
+NGINX_PID=""
+WRK_PID=""
+FAILURE_LOGS=()
+
+bench_cleanup() {
+  local rc=$? f
+  trap - EXIT INT TERM
+  stop_pid wrk "$WRK_PID"
+  stop_pid geoledgerd "$GL_PID"
+  stop_pid nginx "$NGINX_PID"
+  if (( rc != 0 && rc != 130 && rc != 143 )); then
+    for f in "${FAILURE_LOGS[@]}"; do
+      [[ -s "$f" ]] && { echo "---- $f (last 20 lines) ----" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  if [[ -n "${WORK:-}" ]]; then rm -rf "$WORK"; fi
+  exit "$rc"
+}
+
+install_cleanup() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# start_geoledgerd DATA_DIR LOG [ARG...]: starts $GEOLEDGERD --dev on
+# $HOST:0 over DATA_DIR with the extra ARGs, waits up to STARTUP_TIMEOUT
+# seconds for its listen.addr and admin.token, and sets GL_PID and GL_ADDR
+# (host:port). LOG joins FAILURE_LOGS.
+start_geoledgerd() {
+  local data="$1" log="$2" i
+  shift 2
+  FAILURE_LOGS+=("$log")
+  rm -f "$data/listen.addr"  # a reused data dir keeps the previous run's
+  "$GEOLEDGERD" --data-dir "$data" --listen "$HOST:0" --dev "$@" >"$log" 2>&1 &
+  GL_PID=$!
+  for (( i = 0; ; i++ )); do
+    [[ -s "$data/listen.addr" && -s "$data/admin.token" ]] && break
+    kill -0 "$GL_PID" 2>/dev/null || die "geoledgerd exited during startup"
+    if (( i >= STARTUP_TIMEOUT * 10 )); then
+      [[ -s "$data/listen.addr" ]] || die "geoledgerd wrote no $data/listen.addr within ${STARTUP_TIMEOUT}s"
+      die "no $data/admin.token within ${STARTUP_TIMEOUT}s (a data dir whose token store was created elsewhere has none)"
+    fi
+    sleep 0.1
+  done
+  GL_ADDR="$(tr -d '[:space:]' <"$data/listen.addr")"
+  [[ "$GL_ADDR" == "$HOST":* ]] || die "geoledgerd listens on '$GL_ADDR', expected $HOST:PORT"
+}
+
+# start_nginx_fixed200 DIR WORKERS: nginx (binary $NGINX) with its prefix in
+# DIR on a free $HOST port, WORKERS worker processes, no access log,
+# persistent connections, answering every request with a fixed 200 "ok";
+# sets NGINX_PID and NGINX_BASE (http://host:port) once it answers.
+start_nginx_fixed200() {
+  local dir="$1" workers="$2" port
+  mkdir -p "$dir/logs" "$dir/tmp"
+  port="$(free_port)"
+  cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $dir/tmp/client_body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  server {
+    listen $HOST:$port;
+    location / { default_type text/plain; return 200 "ok\n"; }
+  }
+}
+EOF
+  FAILURE_LOGS+=("$dir/error.log" "$dir/stderr.log")
+  # -e: error log before the config is read (the default path may be unwritable).
+  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/stderr.log" 2>&1 &
+  NGINX_PID=$!
+  NGINX_BASE="http://$HOST:$port"
+  wait_http nginx "$NGINX_PID" "$NGINX_BASE/"
 }
 
 # A currently free loopback TCP port (the kernel picks it; nginx binds it right after).
