@@ -37,7 +37,6 @@
 #include <benchmark/benchmark.h>
 
 #include <sodium.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -53,6 +52,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "bench/bench_fs.h"
 #include "common/kv_store.h"
 #include "crypto/aead.h"
 #include "crypto/keyring.h"
@@ -81,28 +81,8 @@ constexpr size_t kRecordAdBytes = (sizeof("geoledger/record/v1") - 1) + (4 + siz
                                   (4 + crypto::kKeyIdBytes) + (4 + 4) + (4 + sizeof(kRecordId) - 1);
 size_t AdBytesFor(size_t message_bytes) { return message_bytes <= 64 ? kDataKeyAdBytes : kRecordAdBytes; }
 
-std::string BenchTmpBase() {
-  for (const char* var : {"GEOLEDGER_BENCH_TMPDIR", "TMPDIR"})
-    if (const char* v = std::getenv(var); v != nullptr && *v != '\0') return v;
-  return "/tmp";
-}
-
-std::string FsTypeOf(const std::string& path) {
-  struct statfs s;
-  if (statfs(path.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794c7630: return "overlayfs";
-    default: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(s.f_type));
-      return buf;
-    }
-  }
-}
+using geoledger::bench::BenchTmpBase;
+using geoledger::bench::FsTypeOf;
 
 // A 32-byte pseudonym for subject number n (deterministic, distinct).
 std::string Pseudonym(uint64_t n) {
@@ -343,24 +323,44 @@ BENCHMARK(BM_AeadDecrypt)->ArgName("bytes")->Arg(32)->Arg(4096)->UseRealTime();
 
 // ---- raw libsodium ---------------------------------------------------------------
 
-void BM_SodiumEncrypt(benchmark::State& state) {
-  const size_t n = static_cast<size_t>(state.range(0));
+// Raw XChaCha20-Poly1305 with a fresh key and nonce, over a message and
+// associated data of the sizes the product path uses: the ratios' peer.
+struct RawAead {
+  explicit RawAead(size_t n) : msg(n, 'm'), ad(AdBytesFor(n), 'a') {
+    crypto_aead_xchacha20poly1305_ietf_keygen(key);
+    randombytes_buf(nonce, sizeof nonce);
+  }
+  ~RawAead() { sodium_memzero(key, sizeof key); }
+  RawAead(const RawAead&) = delete;
+  RawAead& operator=(const RawAead&) = delete;
+
+  void Encrypt(unsigned char* out, unsigned long long* out_len) const {
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out, out_len, Bytes(msg), msg.size(), Bytes(ad), ad.size(), nullptr,
+                                               nonce, key);
+  }
+  bool Decrypt(unsigned char* out, unsigned long long* out_len, const unsigned char* sealed,
+               unsigned long long sealed_len) const {
+    return crypto_aead_xchacha20poly1305_ietf_decrypt(out, out_len, nullptr, sealed, sealed_len, Bytes(ad), ad.size(),
+                                                      nonce, key) == 0;
+  }
+  static const unsigned char* Bytes(const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
   unsigned char key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
   unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
-  crypto_aead_xchacha20poly1305_ietf_keygen(key);
-  randombytes_buf(nonce, sizeof nonce);
-  const std::string msg(n, 'm'), ad(AdBytesFor(n), 'a');
+  const std::string msg, ad;
+};
+
+void BM_SodiumEncrypt(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  RawAead raw(n);
   std::vector<unsigned char> out(n + crypto_aead_xchacha20poly1305_ietf_ABYTES);
   for (auto _ : state) {
     unsigned long long out_len = 0;
-    sodium_increment(nonce, sizeof nonce);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out.data(), &out_len, reinterpret_cast<const unsigned char*>(msg.data()),
-                                               n, reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
-                                               nullptr, nonce, key);
+    sodium_increment(raw.nonce, sizeof raw.nonce);
+    raw.Encrypt(out.data(), &out_len);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  sodium_memzero(key, sizeof key);
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n));
 }
@@ -368,28 +368,19 @@ BENCHMARK(BM_SodiumEncrypt)->ArgName("bytes")->Arg(32)->Arg(4096)->UseRealTime()
 
 void BM_SodiumDecrypt(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
-  unsigned char key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
-  unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
-  crypto_aead_xchacha20poly1305_ietf_keygen(key);
-  randombytes_buf(nonce, sizeof nonce);
-  const std::string msg(n, 'm'), ad(AdBytesFor(n), 'a');
+  RawAead raw(n);
   std::vector<unsigned char> sealed(n + crypto_aead_xchacha20poly1305_ietf_ABYTES), plain(n);
   unsigned long long sealed_len = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(sealed.data(), &sealed_len, reinterpret_cast<const unsigned char*>(msg.data()),
-                                             n, reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr,
-                                             nonce, key);
+  raw.Encrypt(sealed.data(), &sealed_len);
   for (auto _ : state) {
     unsigned long long plain_len = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain.data(), &plain_len, nullptr, sealed.data(), sealed_len,
-                                                   reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nonce,
-                                                   key) != 0) {
+    if (!raw.Decrypt(plain.data(), &plain_len, sealed.data(), sealed_len)) {
       state.SkipWithError("raw decrypt failed");
       break;
     }
     benchmark::DoNotOptimize(plain.data());
     benchmark::ClobberMemory();
   }
-  sodium_memzero(key, sizeof key);
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n));
 }

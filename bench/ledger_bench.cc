@@ -35,7 +35,6 @@
 // sides ran in this invocation.
 #include <benchmark/benchmark.h>
 
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,6 +55,7 @@
 #include "audit/ledger.h"
 #include "audit/merkle.h"
 #include "common/clock.h"
+#include "bench/bench_fs.h"
 #include "common/kv_store.h"
 #include "crypto/hash.h"
 #include "crypto/secret.h"
@@ -129,28 +129,8 @@ AuditEvent Event(uint64_t n) {
   return e;
 }
 
-std::string BenchTmpBase() {
-  for (const char* var : {"GEOLEDGER_BENCH_TMPDIR", "TMPDIR"})
-    if (const char* v = std::getenv(var); v != nullptr && *v != '\0') return v;
-  return "/tmp";
-}
-
-std::string FsTypeOf(const std::string& path) {
-  struct statfs s;
-  if (statfs(path.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794c7630: return "overlayfs";
-    default: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(s.f_type));
-      return buf;
-    }
-  }
-}
+using geoledger::bench::BenchTmpBase;
+using geoledger::bench::FsTypeOf;
 
 std::string MakeTempDir(const std::string& tag) {
   std::string tmpl = BenchTmpBase() + "/geoledger-" + tag + ".XXXXXX";
