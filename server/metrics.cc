@@ -33,6 +33,27 @@ void HttpMetrics::AddCollector(std::function<void(std::string&)> collector) {
   collectors_.push_back(std::move(collector));
 }
 
+namespace {
+void AppendSample(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                  const std::string& value) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  out.append(name).append(" ").append(value).append("\n");
+}
+}  // namespace
+
+void AppendMetric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                  uint64_t value) {
+  AppendSample(out, name, type, help, std::to_string(value));
+}
+
+void AppendMetric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                  double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6f", value);
+  AppendSample(out, name, type, help, buf);
+}
+
 std::string HttpMetrics::Render() const {
   std::string out;
   char buf[512];

@@ -10,9 +10,18 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace geoledger::server {
+
+// Appends one unlabelled sample with its HELP and TYPE lines ("counter" or
+// "gauge"), in the text exposition format. Doubles are written with six
+// decimals.
+void AppendMetric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                  uint64_t value);
+void AppendMetric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                  double value);
 
 class HttpMetrics {
  public:

@@ -288,9 +288,8 @@ void Service::RegisterRoutes() {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.Render();
-    r.body += "# HELP geoledger_ready 1 when the service is ready to serve.\n# TYPE geoledger_ready gauge\n";
     bool ready = ready_.load() && !dispatcher_->draining() && ledger_->healthy();
-    r.body += std::string("geoledger_ready ") + (ready ? "1" : "0") + "\n";
+    AppendMetric(r.body, "geoledger_ready", "gauge", "1 when the service is ready to serve.", uint64_t{ready ? 1u : 0u});
     return r;
   });
   RegisterAdminRoutes(d, [this]() { return tokens_.get(); }, [this]() { return ledger_.get(); });
@@ -320,57 +319,41 @@ void Service::RegisterRoutes() {
   RegisterKeyRoutes(d, std::move(keys));
   metrics_.AddCollector([this](std::string& out) {
     if (!ready_.load()) return;
-    out += "# HELP geoledger_keys_rewrapped_total Subject keys moved to a newer tenant key version.\n"
-           "# TYPE geoledger_keys_rewrapped_total counter\ngeoledger_keys_rewrapped_total " +
-           std::to_string(rewrap_->rewrapped_total()) +
-           "\n# HELP geoledger_keys_rewrap_pending_tenants Tenants whose subject keys are being rewrapped.\n"
-           "# TYPE geoledger_keys_rewrap_pending_tenants gauge\ngeoledger_keys_rewrap_pending_tenants " +
-           std::to_string(rewrap_->pending_tenants()) +
-           "\n# HELP geoledger_keys_rewrap_errors_total Rewrap passes that failed and will be retried.\n"
-           "# TYPE geoledger_keys_rewrap_errors_total counter\ngeoledger_keys_rewrap_errors_total " +
-           std::to_string(rewrap_->errors_total()) +
-           "\n# HELP geoledger_decision_audit_outstanding Decision audit events accepted and not yet durable.\n"
-           "# TYPE geoledger_decision_audit_outstanding gauge\ngeoledger_decision_audit_outstanding " +
-           std::to_string(decision_auditor_->outstanding()) +
-           "\n# HELP geoledger_decisions_audited_total Decisions whose audit entry is durable.\n"
-           "# TYPE geoledger_decisions_audited_total counter\ngeoledger_decisions_audited_total " +
-           std::to_string(decision_auditor_->audited_total()) +
-           "\n# HELP geoledger_decision_audit_rejected_total Decisions refused (503) because their audit entry could not be queued.\n"
-           "# TYPE geoledger_decision_audit_rejected_total counter\ngeoledger_decision_audit_rejected_total " +
-           std::to_string(decision_auditor_->rejected_total()) +
-           "\n# HELP geoledger_decision_audit_failed_total Accepted decision audit entries whose write failed.\n"
-           "# TYPE geoledger_decision_audit_failed_total counter\ngeoledger_decision_audit_failed_total " +
-           std::to_string(decision_auditor_->failed_total()) +
-           "\n# HELP geoledger_policy_version Active residency policy version.\n"
-           "# TYPE geoledger_policy_version gauge\ngeoledger_policy_version " +
-           std::to_string(engine_->version()) + "\n";
+    AppendMetric(out, "geoledger_keys_rewrapped_total", "counter",
+                 "Subject keys moved to a newer tenant key version.", rewrap_->rewrapped_total());
+    AppendMetric(out, "geoledger_keys_rewrap_pending_tenants", "gauge",
+                 "Tenants whose subject keys are being rewrapped.", rewrap_->pending_tenants());
+    AppendMetric(out, "geoledger_keys_rewrap_errors_total", "counter",
+                 "Rewrap passes that failed and will be retried.", rewrap_->errors_total());
+    AppendMetric(out, "geoledger_decision_audit_outstanding", "gauge",
+                 "Decision audit events accepted and not yet durable.", decision_auditor_->outstanding());
+    AppendMetric(out, "geoledger_decisions_audited_total", "counter", "Decisions whose audit entry is durable.",
+                 decision_auditor_->audited_total());
+    AppendMetric(out, "geoledger_decision_audit_rejected_total", "counter",
+                 "Decisions refused (503) because their audit entry could not be queued.",
+                 decision_auditor_->rejected_total());
+    AppendMetric(out, "geoledger_decision_audit_failed_total", "counter",
+                 "Accepted decision audit entries whose write failed.", decision_auditor_->failed_total());
+    AppendMetric(out, "geoledger_policy_version", "gauge", "Active residency policy version.", engine_->version());
   });
   metrics_.AddCollector([this](std::string& out) {
     if (!ready_.load()) return;
     audit::LedgerStats st = ledger_->Stats();
-    char buf[4096];
-    std::snprintf(buf, sizeof buf,
-                  "# HELP geoledger_audit_entries Entries in the audit log.\n# TYPE geoledger_audit_entries gauge\n"
-                  "geoledger_audit_entries %llu\n"
-                  "# HELP geoledger_audit_checkpoint_size Tree size of the latest signed checkpoint.\n"
-                  "# TYPE geoledger_audit_checkpoint_size gauge\ngeoledger_audit_checkpoint_size %llu\n"
-                  "# HELP geoledger_audit_queue_depth Events waiting for the group-commit writer.\n"
-                  "# TYPE geoledger_audit_queue_depth gauge\ngeoledger_audit_queue_depth %llu\n"
-                  "# HELP geoledger_audit_batches_total Committed (fsynced) batches.\n"
-                  "# TYPE geoledger_audit_batches_total counter\ngeoledger_audit_batches_total %llu\n"
-                  "# HELP geoledger_audit_last_batch_events Events in the last committed batch.\n"
-                  "# TYPE geoledger_audit_last_batch_events gauge\ngeoledger_audit_last_batch_events %llu\n"
-                  "# HELP geoledger_audit_last_commit_seconds Duration of the last batch write with fsync.\n"
-                  "# TYPE geoledger_audit_last_commit_seconds gauge\ngeoledger_audit_last_commit_seconds %.6f\n"
-                  "# HELP geoledger_audit_rejected_total Events refused because the append queue was full.\n"
-                  "# TYPE geoledger_audit_rejected_total counter\ngeoledger_audit_rejected_total %llu\n"
-                  "# HELP geoledger_audit_healthy 0 once a ledger write failed.\n"
-                  "# TYPE geoledger_audit_healthy gauge\ngeoledger_audit_healthy %d\n",
-                  static_cast<unsigned long long>(st.size), static_cast<unsigned long long>(st.checkpoint_size),
-                  static_cast<unsigned long long>(st.queue_depth), static_cast<unsigned long long>(st.batches),
-                  static_cast<unsigned long long>(st.last_batch_events), st.last_commit_seconds,
-                  static_cast<unsigned long long>(st.rejected), st.healthy ? 1 : 0);
-    out += buf;
+    AppendMetric(out, "geoledger_audit_entries", "gauge", "Entries in the audit log.", st.size);
+    AppendMetric(out, "geoledger_audit_checkpoint_size", "gauge", "Tree size of the latest signed checkpoint.",
+                 st.checkpoint_size);
+    AppendMetric(out, "geoledger_audit_queue_depth", "gauge", "Events waiting for the group-commit writer.",
+                 st.queue_depth);
+    AppendMetric(out, "geoledger_audit_batches_total", "counter", "Committed (fsynced) batches.", st.batches);
+    AppendMetric(out, "geoledger_audit_last_batch_events", "gauge", "Events in the last committed batch.",
+                 st.last_batch_events);
+    AppendMetric(out, "geoledger_audit_last_commit_seconds", "gauge",
+                 "Time from the start of the last batch's write until the sync that made it durable returned.",
+                 st.last_commit_seconds);
+    AppendMetric(out, "geoledger_audit_rejected_total", "counter",
+                 "Events refused because the append queue was full.", st.rejected);
+    AppendMetric(out, "geoledger_audit_healthy", "gauge", "0 once a ledger write failed.",
+                 uint64_t{st.healthy ? 1u : 0u});
   });
 }
 
