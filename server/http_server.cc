@@ -7,10 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <string_view>
 #include <vector>
 
