@@ -160,17 +160,18 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                      [ledger, prepare](RequestContext& ctx, Reply reply) {
                        auto prepared = prepare(ctx);
                        if (!prepared.ok()) return reply(prepared.status());
-                       auto shared_reply = std::make_shared<Reply>(std::move(reply));
                        auto callers = std::make_shared<std::vector<size_t>>(std::move(prepared->callers));
-                       Status queued = ledger()->AppendAsync(
-                           std::move(prepared->events), [shared_reply, callers](StatusOr<std::vector<uint64_t>> all) {
-                             if (!all.ok()) return (*shared_reply)(all.status());
+                       ReplyWhenDurable(
+                           std::move(reply),
+                           [&](DurableCallback done) {
+                             return ledger()->AppendAsync(std::move(prepared->events), std::move(done));
+                           },
+                           [callers](const std::vector<uint64_t>& all) {
                              std::vector<uint64_t> indexes;
                              indexes.reserve(callers->size());
-                             for (size_t pos : *callers) indexes.push_back((*all)[pos]);
-                             (*shared_reply)(JsonResponse(200, {{"indexes", indexes}}));
+                             for (size_t pos : *callers) indexes.push_back(all[pos]);
+                             return JsonResponse(200, {{"indexes", indexes}});
                            });
-                       if (!queued.ok()) (*shared_reply)(queued);
                      });
 
   d.AddRoute("GET", "/v1/audit/entries", Access::kScoped, "audit:read",

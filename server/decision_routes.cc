@@ -116,12 +116,10 @@ void AuditThenAnswer(const DecisionRouteDeps& deps, std::vector<audit::AuditEven
     if (!st.ok()) return reply(st);
     return reply(answer(nullptr));
   }
-  auto shared_reply = std::make_shared<Reply>(std::move(reply));
-  Status st = auditor->Submit(std::move(events), [shared_reply, answer](StatusOr<std::vector<uint64_t>> r) {
-    if (!r.ok()) return (*shared_reply)(Unavailable("decision could not be audit-logged; retry"));
-    (*shared_reply)(answer(&*r));
-  });
-  if (!st.ok()) (*shared_reply)(st);
+  ReplyWhenDurable(
+      std::move(reply), [&](DurableCallback done) { return auditor->Submit(std::move(events), std::move(done)); },
+      [answer](const std::vector<uint64_t>& indexes) { return answer(&indexes); },
+      Unavailable("decision could not be audit-logged; retry"));
 }
 
 void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {

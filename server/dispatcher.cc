@@ -89,6 +89,17 @@ void Reply::operator()(StatusOr<HttpResponse> result) {
   ex->dispatcher->Complete(*ex, std::move(response));
 }
 
+void ReplyWhenDurable(Reply reply, const std::function<Status(DurableCallback)>& submit,
+                      std::function<HttpResponse(const std::vector<uint64_t>& indexes)> answer,
+                      std::optional<Status> write_failed) {
+  auto shared = std::make_shared<Reply>(std::move(reply));
+  Status queued = submit([shared, answer = std::move(answer), write_failed](StatusOr<std::vector<uint64_t>> r) {
+    if (!r.ok()) return (*shared)(write_failed ? *write_failed : r.status());
+    (*shared)(answer(*r));
+  });
+  if (!queued.ok()) (*shared)(queued);
+}
+
 HttpResponse JsonResponse(int status, const nlohmann::json& body) {
   HttpResponse r;
   r.status = status;

@@ -63,6 +63,17 @@ class Reply {
 
 using DeferredHandler = std::function<void(RequestContext&, Reply)>;
 
+// Answers a deferred request once its audit events are durable. `submit`
+// queues them (Ledger::AppendAsync, DecisionAuditor::Submit) and, when it
+// returns OK, calls the callback it is given exactly once; when it refuses
+// (queue full, ledger unhealthy) its error is the answer at once. A failed
+// write is answered with `write_failed` when given, else with the write's own
+// status; a durable one with answer(indexes).
+using DurableCallback = std::function<void(StatusOr<std::vector<uint64_t>>)>;
+void ReplyWhenDurable(Reply reply, const std::function<Status(DurableCallback)>& submit,
+                      std::function<HttpResponse(const std::vector<uint64_t>& indexes)> answer,
+                      std::optional<Status> write_failed = std::nullopt);
+
 enum class Access {
   kPublic,         // no token (health, readiness, metrics)
   kAuthenticated,  // any valid token

@@ -180,15 +180,14 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
         {"key_id", HexEncode(issued->key_id)},
         {"plaintext_key", Base64Encode(Reveal(issued->plaintext))},
         {"wrapped_key", Base64Encode(issued->wrapped)}});
-    auto shared_reply = std::make_shared<Reply>(std::move(reply));
     // Not answered unless audited: the caller would hold a key nobody knows was issued.
-    Status queued = deps.ledger()->AppendAsync(
-        std::move(events), [shared_reply, answer](StatusOr<std::vector<uint64_t>> logged) {
-          if (!logged.ok()) return (*shared_reply)(logged.status());
-          (*answer)["audit_index"] = logged->back();
-          (*shared_reply)(JsonResponse(200, *answer));
+    ReplyWhenDurable(
+        std::move(reply),
+        [&](DurableCallback done) { return deps.ledger()->AppendAsync(std::move(events), std::move(done)); },
+        [answer](const std::vector<uint64_t>& logged) {
+          (*answer)["audit_index"] = logged.back();
+          return JsonResponse(200, *answer);
         });
-    if (!queued.ok()) (*shared_reply)(queued);
   });
 
   d.AddRoute("POST", "/v1/keys/unwrap", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
