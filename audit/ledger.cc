@@ -104,9 +104,27 @@ Status Ledger::Load() {
 
 SubtreeHashGetter Ledger::Getter() const {
   return [this](const NodeId& id) -> StatusOr<Hash> {
+    if (id.level < internal::kLowestStoredLevel) return DerivedSubtreeHash(id);
     GL_ASSIGN_OR_RETURN(std::string bytes, SubtreeHash(static_cast<int>(id.level), id.index));
     return HashFromBytes(bytes);
   };
+}
+
+StatusOr<Hash> Ledger::DerivedSubtreeHash(const NodeId& id) const {
+  const uint64_t first = id.index << id.level, count = uint64_t{1} << id.level;
+  Hash leaves[uint64_t{1} << (internal::kLowestStoredLevel - 1)];
+  uint64_t read = 0;
+  bool gap = false;
+  GL_RETURN_IF_ERROR(kv_->ScanFrom(kNs, "e", EntryKey(first), [&](std::string_view key, std::string_view bytes) {
+    if (key != EntryKey(first + read)) {
+      gap = true;
+      return false;
+    }
+    leaves[read++] = LeafHash(bytes);
+    return read < count;
+  }));
+  if (gap || read != count) return DataLoss("audit: entry " + std::to_string(first + read) + " missing");
+  return RootFromLeafHashes(std::span<const Hash>(leaves, count));
 }
 
 // The root of the first `tree_size` leaves, from stored complete subtrees.
@@ -312,7 +330,8 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
       completed.clear();
       GL_RETURN_IF_ERROR(frontier.Append(LeafHash(bytes), &completed));
       for (const auto& t : completed)
-        subtrees.emplace_back(SubtreeKey(static_cast<int>(t.id.level), t.id.index), ToString(t.hash));
+        if (t.id.level >= internal::kLowestStoredLevel)
+          subtrees.emplace_back(SubtreeKey(static_cast<int>(t.id.level), t.id.index), ToString(t.hash));
       indexes[b].push_back(size);
       ++size;
     }

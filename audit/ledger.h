@@ -3,8 +3,10 @@
 //
 // Appends from many threads are group-committed: the writer thread takes
 // every queued event (up to a batch limit), assigns indexes, chains and
-// hashes them, and writes entries, newly completed subtree hashes and the
-// tree head in one KvBatch. A second thread, the syncer, then makes every
+// hashes them, and writes entries, the hashes of newly completed subtrees of
+// 16 leaves or more, and the tree head in one KvBatch. Smaller subtrees are
+// hashed from their entries when a proof needs them (at most 15 entries per
+// proof), which keeps the stored keys near one per entry. A second thread, the syncer, then makes every
 // batch written so far durable with one KvStore::Sync() and only then
 // publishes the new size and calls the appenders back, in commit order.
 // The writer prepares and writes the next batch while the syncer waits for
@@ -130,8 +132,9 @@ class Ledger {
   // the call starts (appends may continue meanwhile; later entries are not
   // examined). Each entry must be present and parse, its index field must be
   // its position and its prev_entry_hash the SHA-256 of the entry before;
-  // every stored complete subtree hash, leaves included, must equal the one
-  // recomputed from the entries; every stored signed checkpoint must verify
+  // every stored complete subtree hash (subtrees of 16 leaves and more; the
+  // smaller ones are never stored) must equal the one recomputed from the
+  // entries; every stored signed checkpoint must verify
   // and its root equal the recomputed root at its size; the tree head must
   // name the last entry. kDataLoss at the first problem, with a message that
   // names the entry index ("audit verify: entry 37: ..."). `progress`
@@ -185,6 +188,8 @@ class Ledger {
   Status Commit(std::vector<Pending>& batch, bool force_checkpoint);
   StatusOr<std::string> SubtreeHash(int level, uint64_t index) const;
   SubtreeHashGetter Getter() const;
+  // A subtree below internal::kLowestStoredLevel, hashed from its entries.
+  StatusOr<Hash> DerivedSubtreeHash(const NodeId& id) const;
 
   KvStore* kv_;
   const crypto::Ed25519Signer* signer_;

@@ -1,6 +1,6 @@
 // The ledger's key layout in its KvStore namespace. Private to audit/.
 //   "e" be64(index)             entry bytes (deterministic AuditEntry)
-//   "t" level be64(index)       hash of a complete subtree (level 0: leaf)
+//   "t" level be64(index)       hash of a complete subtree, level >= kLowestStoredLevel
 //   "c" be64(size)              every signed checkpoint, by tree size
 //   "head"                      be64(size) || SHA-256 of the last entry
 //   "checkpoint"                the latest signed checkpoint
@@ -15,6 +15,10 @@ namespace geoledger::audit::internal {
 inline constexpr char kLedgerNs[] = "audit";
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kCheckpointKey[] = "checkpoint";
+// Complete subtrees of 2^kLowestStoredLevel leaves and more are stored;
+// smaller ones (at most 8 leaves) are hashed from their entries when a proof
+// or root needs them.
+inline constexpr uint32_t kLowestStoredLevel = 4;
 
 inline std::string BigEndian64(uint64_t v) {
   std::string out(8, '\0');

@@ -133,7 +133,8 @@ TEST_F(LedgerTamperTest, FlippedByteInAStoredEntryIsNamed) {
     v[v.size() / 2] ^= 0x01;
     raw.Put(EntryKey(37), v);
   }
-  ExpectCaught("entry 37:");
+  // Leaves are not stored: the next entry's link names it.
+  ExpectCaught("entry 38: prev_entry_hash does not match the SHA-256 of entry 37");
 }
 
 TEST_F(LedgerTamperTest, FlippedByteInTheFirstAndLastEntriesIsNamed) {
@@ -186,7 +187,13 @@ TEST_F(LedgerTamperTest, TruncatedTailIsNamed) {
     RawAuditColumn raw(db());
     for (uint64_t i = 90; i < kEntries; ++i) raw.Delete(EntryKey(i));
   }
-  ExpectCaught("entry 90: missing");
+  // Opening hashes the last 4 entries (the right border below 16 leaves).
+  ExpectCaught("entry 96 missing");
+}
+
+TEST_F(LedgerTamperTest, EntryMissingUnderTheRightBorderFailsOpenNamingIt) {
+  RawAuditColumn(db()).Delete(EntryKey(98));
+  ExpectCaught("entry 98 missing");
 }
 
 TEST_F(LedgerTamperTest, TruncatedTailWithARewrittenHeadFailsOpenNamingTheLostEntries) {
@@ -222,12 +229,12 @@ TEST_F(LedgerTamperTest, ForgedHistoricCheckpointIsNamed) {
 TEST_F(LedgerTamperTest, AlteredStoredSubtreeIsNamedByTheEntriesItCovers) {
   {
     RawAuditColumn raw(db());
-    std::string key = SubtreeKey(1, 5);  // entries 10 and 11
+    std::string key = SubtreeKey(4, 1);  // entries 16 to 31
     std::string v = raw.Get(key);
     v[0] ^= 0x01;
     raw.Put(key, v);
   }
-  ExpectCaught("stored subtree over entries 10 to 11");
+  ExpectCaught("stored subtree over entries 16 to 31");
 }
 
 }  // namespace
