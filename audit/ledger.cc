@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "common/encoding.h"
 #include "common/log.h"
 #include "common/proto_util.h"
 #include "crypto/hash.h"
@@ -175,6 +176,12 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done) 
       return InvalidArgument("audit: sealed details need both key id and ciphertext");
     for (const auto& [k, v] : e.details)
       if (k.empty() || !ValidText(k, 128) || !ValidText(v, 1024)) return InvalidArgument("audit: detail too large");
+    // The entry's text fields are protobuf strings: an entry holding anything
+    // but UTF-8 would be written yet never parse again.
+    bool utf8 = IsValidUtf8(e.tenant) && IsValidUtf8(e.actor) && IsValidUtf8(e.action) && IsValidUtf8(e.resource) &&
+                IsValidUtf8(e.outcome) && IsValidUtf8(e.sealed_key_id);
+    for (const auto& [k, v] : e.details) utf8 = utf8 && IsValidUtf8(k) && IsValidUtf8(v);
+    if (!utf8) return InvalidArgument("audit: event text fields must be UTF-8");
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -103,4 +103,36 @@ std::optional<std::string> HexDecode(std::string_view text) {
   return out;
 }
 
+bool IsValidUtf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0) lo = 0xa0;        // overlong
+      if (c == 0xed) hi = 0x9f;        // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0) lo = 0x90;        // overlong
+      if (c == 0xf4) hi = 0x8f;        // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (static_cast<size_t>(end - p) <= n || p[1] < lo || p[1] > hi) return false;
+    for (size_t k = 2; k <= n; ++k)
+      if ((p[k] & 0xc0) != 0x80) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
 }  // namespace geoledger

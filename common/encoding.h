@@ -1,5 +1,5 @@
-// Strict base64 (RFC 4648 §4, padded; §5 unpadded URL-safe) and lowercase hex.
-// Decoders reject anything that is not canonical.
+// Strict base64 (RFC 4648 §4, padded; §5 unpadded URL-safe), lowercase hex
+// and a UTF-8 check. Decoders reject anything that is not canonical.
 #pragma once
 
 #include <optional>
@@ -14,5 +14,8 @@ std::string Base64UrlEncode(std::string_view bytes);  // no padding
 std::optional<std::string> Base64UrlDecode(std::string_view text);
 std::string HexEncode(std::string_view bytes);
 std::optional<std::string> HexDecode(std::string_view text);
+// True when `text` is well-formed UTF-8 (RFC 3629): no overlong forms, no
+// surrogates, nothing above U+10FFFF.
+bool IsValidUtf8(std::string_view text);
 
 }  // namespace geoledger

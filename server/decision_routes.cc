@@ -194,6 +194,9 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
     if (v->size() > kMaxFieldBytes)
       return RefuseUndecided(deps, ctx, std::move(reply), "invalid-header", w.header,
                              std::string("header ") + w.header + " is longer than 64 bytes");
+    if (!IsValidUtf8(*v))
+      return RefuseUndecided(deps, ctx, std::move(reply), "invalid-header", w.header,
+                             std::string("header ") + w.header + " is not UTF-8");
     *w.out = *v;
   }
   // The dispatcher has already refused a token bound to another tenant.

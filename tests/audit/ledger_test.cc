@@ -263,7 +263,18 @@ TEST_F(LedgerTest, MalformedEventsAreRefusedAndChangeNothing) {
   AuditEvent half_sealed = Event(0);
   half_sealed.sealed_key_id = "k1";
   EXPECT_EQ(l->Append({half_sealed}).status().code(), StatusCode::kInvalidArgument);
+  // Text that is not UTF-8 would be written but never parse again.
+  AuditEvent bad_detail = Event(0);
+  bad_detail.details["category"] = "pers\xffonal";
+  EXPECT_EQ(l->Append({Event(1), bad_detail}).status().code(), StatusCode::kInvalidArgument);
+  AuditEvent bad_resource = Event(0);
+  bad_resource.resource = "tenant/\xc0\xaf";
+  EXPECT_EQ(l->Append({bad_resource}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(l->size(), 0u);
+  AuditEvent unicode = Event(0);
+  unicode.details["city"] = "Zürich";
+  ASSERT_TRUE(l->Append({unicode}).ok());
+  EXPECT_TRUE(l->Verify().ok());
 }
 
 }  // namespace

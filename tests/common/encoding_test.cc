@@ -8,6 +8,20 @@
 namespace geoledger {
 namespace {
 
+TEST(Utf8Test, AcceptsWellFormedText) {
+  for (std::string_view ok : {"", "acme", "Zürich", "東京", "\xf0\x9f\x94\x92", "\xed\x9f\xbf", "\xf4\x8f\xbf\xbf",
+                              "\xe0\xa0\x80", "\xf0\x90\x80\x80"})
+    EXPECT_TRUE(IsValidUtf8(ok)) << ok;
+  EXPECT_TRUE(IsValidUtf8(std::string_view("a\0b", 3)));
+}
+
+TEST(Utf8Test, RejectsMalformedText) {
+  for (std::string_view bad : {"\xff", "pers\xffonal", "\x80", "\xc3", "\xc3\x28", "\xc0\xaf", "\xc1\xbf",
+                               "\xe0\x80\xaf", "\xed\xa0\x80", "\xf0\x80\x80\xaf", "\xf4\x90\x80\x80",
+                               "\xf5\x80\x80\x80", "\xe2\x82", "\xf0\x9f\x94", "ok\xe2\x28\xa1"})
+    EXPECT_FALSE(IsValidUtf8(bad)) << testing::PrintToString(std::string(bad));
+}
+
 TEST(EncodingTest, Base64MatchesRfc4648Vectors) {
   EXPECT_EQ(Base64Encode(""), "");
   EXPECT_EQ(Base64Encode("f"), "Zg==");

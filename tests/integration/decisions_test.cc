@@ -236,6 +236,16 @@ TEST_F(DecisionsTest, GatewayCheckMissingOrBadHeadersAre403NotErrors) {
   EXPECT_EQ(e["details"]["header"], "x-data-category");
   EXPECT_EQ(e["details"]["decision_id"], r.Header("x-residency-decision-id"));
   EXPECT_EQ(e.dump().find(std::string(65, 'p')), std::string::npos);
+  // A value that is not UTF-8 is refused, and the refusal (without the value)
+  // is an entry that parses: such bytes in an entry would make the log unverifiable.
+  r = Check(GatewayHeaders("acme", "pers\xffonal", "read", "eu-west-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "invalid-header");
+  ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
+  e = AuditEntries(*server_, reader_, std::stoull(r.Header("x-residency-audit-index")),
+                   std::stoull(r.Header("x-residency-audit-index")) + 1)[0];
+  EXPECT_EQ(e["details"]["reason"], "invalid-header");
+  EXPECT_EQ(e["details"]["header"], "x-data-category");
   auto missing = GatewayHeaders("acme", "personal", "read", "eu-west-1");
   missing.erase("X-Operation");
   r = Check(missing);
