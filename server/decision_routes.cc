@@ -157,10 +157,13 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   AuditThenAnswer(deps, std::move(events), std::move(reply), render);
 }
 
-// A gateway check refused before a decision (a header missing or too long)
-// is audited like a denied decision, with its reason and the header's name
+// A gateway check refused before a decision (a header missing, too long or
+// not UTF-8, an invalid tenant id, a token bound to another tenant) is
+// audited like a denied decision, with its reason and the header's name
 // (never its value), and answered the same way: in sync mode once the entry
-// is durable, with 503 if it cannot be written.
+// is durable, with 503 if it cannot be written. The entry names
+// ctx.tenant: for a token bound to another tenant, the token's tenant; for
+// an invalid tenant id, none.
 void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply, const char* reason,
                      const char* header, std::string detail) {
   std::string id = NewDecisionId();
@@ -177,6 +180,12 @@ void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply r
 }
 
 void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
+  if (ctx.gateway_refusal != nullptr) {
+    const bool mismatch = std::string_view(ctx.gateway_refusal) == "token-tenant-mismatch";
+    return RefuseUndecided(deps, ctx, std::move(reply), ctx.gateway_refusal, "x-tenant-id",
+                           mismatch ? "token is restricted to another tenant"
+                                    : "tenant id must be 1-64 characters of [A-Za-z0-9._:-]");
+  }
   const HttpRequest& req = ctx.request;
   Input in;
   struct {

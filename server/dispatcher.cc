@@ -54,13 +54,6 @@ ProblemKind KindForHttp(int status) {
   }
 }
 
-// A gateway refusal: 403 whose reason a gateway can pass on.
-HttpResponse GatewayRefusal(const std::string& reason, const std::string& detail, const std::string& rid) {
-  HttpResponse r = MakeProblem(ProblemKind::kForbidden, detail, rid);
-  r.headers.emplace_back("X-Residency-Reason", reason);
-  return r;
-}
-
 }  // namespace
 
 struct Reply::Exchange {
@@ -252,13 +245,15 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
     else if (const std::string* h = request.Header("x-tenant-id")) ctx.tenant = *h;
     else if (auto q = request.query.find("tenant"); q != request.query.end()) ctx.tenant = q->second;
     if (!ctx.tenant.empty() && !IsValidName(ctx.tenant)) {
-      if (route.gateway) return GatewayRefusal("tenant-invalid", "tenant id must be 1-64 characters of [A-Za-z0-9._:-]", rid);
-      return MakeProblem(ProblemKind::kBadRequest, "tenant id must be 1-64 characters of [A-Za-z0-9._:-]", rid);
+      if (!route.gateway)
+        return MakeProblem(ProblemKind::kBadRequest, "tenant id must be 1-64 characters of [A-Za-z0-9._:-]", rid);
+      ctx.gateway_refusal = "tenant-invalid";
+      ctx.tenant.clear();  // never keys a limit or reaches the audit log
     }
     if (!principal.tenant.empty()) {
       if (!ctx.tenant.empty() && ctx.tenant != principal.tenant) {
-        if (route.gateway) return GatewayRefusal("token-tenant-mismatch", "token is restricted to another tenant", rid);
-        return MakeProblem(ProblemKind::kForbidden, "token is restricted to another tenant", rid);
+        if (!route.gateway) return MakeProblem(ProblemKind::kForbidden, "token is restricted to another tenant", rid);
+        ctx.gateway_refusal = "token-tenant-mismatch";
       }
       ctx.tenant = principal.tenant;
     }

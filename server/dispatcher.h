@@ -36,6 +36,11 @@ struct RequestContext {
   std::optional<Principal> principal;         // set on authenticated routes
   std::string tenant;                         // path {tenant}, X-Tenant-Id or ?tenant=
   nlohmann::json body;                        // parsed JSON body; null when empty
+  // Gateway routes only: a reason code ("tenant-invalid",
+  // "token-tenant-mismatch") when the pipeline refused the tenant; the
+  // handler must answer 403 with it (and audits the refusal). `tenant` is
+  // then the token's tenant, or empty.
+  const char* gateway_refusal = nullptr;
 };
 
 using RouteHandler = std::function<StatusOr<HttpResponse>(RequestContext&)>;
@@ -106,8 +111,10 @@ class Dispatcher {
                         const std::string& scope, DeferredHandler handler);
   // A gateway route (nginx auth_request, Envoy ext_authz) can only say yes
   // (2xx) or no (401/403): an invalid tenant id or a token bound to another
-  // tenant is answered 403 with X-Residency-Reason instead of 400. Call right
-  // after adding the route.
+  // tenant is not answered 400 by the pipeline but handed to the (deferred)
+  // handler in RequestContext::gateway_refusal, after the rate limits and the
+  // scope check, so that it can audit the refusal and answer 403 with
+  // X-Residency-Reason. Call right after adding the route.
   void MarkGatewayRoute(const std::string& method, const std::string& pattern);
 
   // Handles one request and calls `done` exactly once with the response, on

@@ -176,9 +176,26 @@ TEST_F(DecisionsTest, TenantBoundTokenDecidesOnlyForItsTenant) {
   RawResponse r = Check(GatewayHeaders("globex", "personal", "read", "eu-central-1"), acme);
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Header("x-residency-reason"), "token-tenant-mismatch");
+  // Audited as a denial under the token's own tenant.
+  ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
+  uint64_t index = std::stoull(r.Header("x-residency-audit-index"));
+  auto e = AuditEntries(*server_, reader_, index, index + 1)[0];
+  EXPECT_EQ(e["action"], "residency.decision");
+  EXPECT_EQ(e["outcome"], "deny");
+  EXPECT_EQ(e["tenant"], "acme");
+  EXPECT_EQ(e["actor"], "acme-gw");
+  EXPECT_EQ(e["details"]["reason"], "token-tenant-mismatch");
+  EXPECT_EQ(e["details"]["header"], "x-tenant-id");
+  EXPECT_EQ(e["details"]["decision_id"], r.Header("x-residency-decision-id"));
   // A token without the decide scope is refused.
   std::string admin_only = server_->CreateToken("ops", {"audit:read"});
   EXPECT_EQ(Decide(Req("acme", "personal", "read", "eu-west-1"), admin_only).status, 403);
+  // The scope is checked first: its gateway refusals are not decisions and are not audited.
+  uint64_t before = AuditSize(*server_, reader_);
+  r = Check(GatewayHeaders("bad!tenant", "personal", "read", "eu-west-1"), admin_only);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "");
+  EXPECT_EQ(AuditSize(*server_, reader_), before);
 }
 
 TEST_F(DecisionsTest, GatewayCheckAllowsWithRouteHeaders) {
@@ -222,6 +239,21 @@ TEST_F(DecisionsTest, GatewayCheckMissingOrBadHeadersAre403NotErrors) {
   r = Check(GatewayHeaders("bad tenant/!", "personal", "read", "eu-west-1"));
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Header("x-residency-reason"), "tenant-invalid");
+  {  // audited without the invalid value
+    ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
+    uint64_t index = std::stoull(r.Header("x-residency-audit-index"));
+    auto e = AuditEntries(*server_, reader_, index, index + 1)[0];
+    EXPECT_EQ(e["outcome"], "deny");
+    EXPECT_EQ(e["tenant"], "");
+    EXPECT_EQ(e["resource"], "tenant/");
+    EXPECT_EQ(e["details"]["reason"], "tenant-invalid");
+    EXPECT_EQ(e["details"]["header"], "x-tenant-id");
+    EXPECT_EQ(e.dump().find("bad tenant"), std::string::npos);
+  }
+  r = Check(GatewayHeaders("t\xff", "personal", "read", "eu-west-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "tenant-invalid");
+  EXPECT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
   r = Check(GatewayHeaders("acme", std::string(65, 'p'), "read", "eu-west-1"));
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Header("x-residency-reason"), "invalid-header");

@@ -259,14 +259,14 @@ TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverR
   EXPECT_EQ(central.hits(), std::vector<std::string>({"/orders/2", "/reports/3"}));
 
   // Every check nginx asked for is in the audit log: 3 allowed and 3 denied
-  // by the engine, 2 refused for missing headers (audited as denials with
-  // their reason); the tenant-id refusal is the dispatcher's and is not.
+  // by the engine, 2 refused for missing headers and 1 for an invalid tenant
+  // id (audited as denials with their reason).
   uint64_t size = AuditSize(*server, reader);
   int allows = 0, denies = 0;
   for (const auto& e : AuditEntries(*server, reader, 0, size))
     if (e["action"] == "residency.decision") (e["outcome"] == "allow" ? allows : denies)++;
   EXPECT_EQ(allows, 3);
-  EXPECT_EQ(denies, 5);
+  EXPECT_EQ(denies, 6);
   EXPECT_EQ(server->Terminate(), 0);
   RemoveTree(dir);
 }
