@@ -178,7 +178,7 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
   }
 
   std::string_view content_length, transfer_encoding, connection;
-  bool has_length = false, has_te = false;
+  bool has_length = false, has_te = false, expect_continue = false;
   while (NextLine(rest, &line)) {
     if (line.empty()) break;
     if (line.front() == ' ' || line.front() == '\t')
@@ -201,12 +201,16 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
       transfer_encoding = value;
     } else if (lname == "connection") {
       connection = value;
+    } else if (lname == "expect") {
+      expect_continue = EqualsIgnoreCase(value, "100-continue");
     }
     req_.headers.emplace_back(std::move(lname), std::string(value));
   }
   if (!rest.empty() || line.size() != 0) return Fail(Result::kBadRequest, "malformed header block");
 
   keep_alive_ = http10_ ? ListHas(connection, "keep-alive") : !ListHas(connection, "close");
+  // RFC 9110 §10.1.1: never to an HTTP/1.0 client.
+  continue_wanted_ = expect_continue && !http10_;
   if (has_te) {
     if (has_length) return Fail(Result::kBadRequest, "both Content-Length and Transfer-Encoding");
     if (http10_ || !EqualsIgnoreCase(transfer_encoding, "chunked"))
@@ -319,6 +323,7 @@ HttpRequestParser::Result HttpRequestParser::Deliver(HttpRequest* out, bool* kee
   *keep_alive = keep_alive_;
   *http10 = http10_;
   state_ = State::kHead;
+  continue_wanted_ = false;
   scan_from_ = 0;
   content_length_ = 0;
   return Result::kRequest;

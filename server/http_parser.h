@@ -55,6 +55,14 @@ class HttpRequestParser {
   bool idle() const { return buf_.empty() && state_ == State::kHead; }
   // True while the head of a request is complete and its body is awaited.
   bool in_body() const { return state_ != State::kHead; }
+  // True once per request, while its body is awaited, when the client sent
+  // "Expect: 100-continue" over HTTP/1.1 and may be waiting for a
+  // "100 Continue" before it sends the body (RFC 9110 §10.1.1).
+  bool TakeContinue() {
+    bool wanted = in_body() && continue_wanted_;
+    continue_wanted_ = false;
+    return wanted;
+  }
   // Human-readable reason of the last error, for the problem document.
   const std::string& error() const { return error_; }
 
@@ -83,6 +91,7 @@ class HttpRequestParser {
   HttpRequest req_;
   bool keep_alive_ = true;
   bool http10_ = false;
+  bool continue_wanted_ = false;  // this request asked for 100 Continue, not yet taken
   size_t content_length_ = 0;
   size_t chunk_left_ = 0;     // kChunkData: bytes of the current chunk still to come
   size_t trailer_bytes_ = 0;  // kTrailers: bytes of trailer fields so far

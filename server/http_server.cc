@@ -112,6 +112,20 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     return next_request - next_to_send + in_transport;
   }
 
+  // Sends "100 Continue" for the request whose body is awaited, when every
+  // earlier answer has been handed on (an interim answer must not overtake
+  // them; the client then sends its body after its own wait). Reactor thread.
+  void Continue(const std::weak_ptr<Tcp::Peer>& peer) {
+    std::vector<Async::Promise<ssize_t>> queued;
+    std::vector<bool> close_after;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (next_to_send != next_request || in_transport != 0) return;
+      WriteWire("HTTP/1.1 100 Continue\r\n\r\n", /*close=*/false, peer, queued, close_after);
+    }
+    Attach(queued, close_after, peer);
+  }
+
   // Queues response number `seq` and sends every response that is now next
   // in line. Thread-safe.
   void Complete(uint64_t seq, Outgoing out, const std::weak_ptr<Tcp::Peer>& peer) {
@@ -126,8 +140,14 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
         ++next_to_send;
       }
     }
-    // A transport write may already be done and would run its continuation
-    // right here: attach them without holding `mu`.
+    Attach(queued, close_after, peer);
+  }
+
+ private:
+  // A transport write may already be done and would run its continuation
+  // right here: attach them without holding `mu`.
+  void Attach(std::vector<Async::Promise<ssize_t>>& queued, const std::vector<bool>& close_after,
+              const std::weak_ptr<Tcp::Peer>& peer) {
     for (size_t i = 0; i < queued.size(); ++i) {
       auto self = shared_from_this();
       const bool close = close_after[i];
@@ -140,15 +160,20 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     }
   }
 
- private:
   // Under mu.
   void Write(const Outgoing& out, const std::weak_ptr<Tcp::Peer>& weak,
              std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
+    if (auto peer = weak.lock(); peer && !shut)
+      peer->setIdle(true);  // as Pistache's ResponseWriter does; starts the keep-alive clock
+    WriteWire(Serialize(out), !out.keep_alive, weak, queued, close_after);
+  }
+
+  // Under mu: `wire` goes out with send(2), or what the socket does not take
+  // (everything, with TLS) through the transport's queue.
+  void WriteWire(const std::string& wire, bool close, const std::weak_ptr<Tcp::Peer>& weak,
+                 std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     auto peer = weak.lock();
     if (shut || !peer) return;  // the connection was closed: nothing is written
-    std::string wire = Serialize(out);
-    const bool close = !out.keep_alive;
-    peer->setIdle(true);  // as Pistache's ResponseWriter does; starts the keep-alive clock
     size_t off = 0;
     if (fd >= 0 && in_transport == 0) {
       while (off < wire.size()) {
@@ -242,6 +267,7 @@ class Frontend final : public Http::Handler {
       bool keep_alive = false, http10 = false;
       switch (conn->parser.Next(&in, &keep_alive, &http10)) {
         case HttpRequestParser::Result::kNeedMore:
+          if (conn->parser.TakeContinue()) conn->Continue(peer);
           if (conn->parser.in_body() && !conn->clock_in_body) {
             clock->feed(kBodyStepHead.data(), kBodyStepHead.size());
             (void)clock->parse();

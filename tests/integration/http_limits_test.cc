@@ -231,6 +231,54 @@ TEST_F(HttpLimitsTest, AnswersToHeadCarryNoBodyAndTheConnectionStaysInStep) {
   EXPECT_NE(second.find("\r\n\r\n{\"status\":\"ok\"}"), std::string::npos) << got;
 }
 
+// Reads from `c` until `marker` has arrived or 10 s pass.
+std::string ReadUntil(RawConnection& c, const std::string& marker) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.find(marker) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+TEST_F(HttpLimitsTest, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
+  const std::string body = R"({"name":"expecting","scopes":["decide"]})";
+  auto head = [&](const char* version) {
+    return std::string("POST /v1/admin/tokens ") + version +
+           "\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nAuthorization: Bearer " +
+           server_->admin_token() + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  };
+  {
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.Send(head("HTTP/1.1")));
+    EXPECT_EQ(ReadUntil(c, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+    ASSERT_TRUE(c.Send(body));
+    RawResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r));
+    EXPECT_EQ(r.status, 201) << r.body;
+  }
+  {
+    // Never to HTTP/1.0; and not when the body came with the head.
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.Send(head("HTTP/1.0")));
+    ASSERT_TRUE(c.Send(body));
+    std::string got = ReadUntil(c, "\r\n\r\n");
+    EXPECT_EQ(got.compare(0, 13, "HTTP/1.0 409 "), 0) << got;  // the name is taken: still a final answer first
+  }
+  {
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.Send(head("HTTP/1.1") + body));
+    RawResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r));
+    EXPECT_EQ(r.status, 409) << r.body;
+  }
+}
+
 TEST_F(HttpLimitsTest, RequestsPipelinedAfterConnectionCloseAreNotRun) {
   // A token creation pipelined behind a "Connection: close" request must not
   // happen: the server stops reading requests at the close.

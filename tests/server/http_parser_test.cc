@@ -183,5 +183,32 @@ TEST(HttpParserTest, IdleAndInBodyTellWhereTheParserIs) {
   EXPECT_FALSE(p.in_body());
 }
 
+TEST(HttpParserTest, ContinueIsWantedOncePerHttp11RequestWhoseBodyIsAwaited) {
+  HttpRequestParser p({4096, 8192});
+  HttpRequest r;
+  bool keep, http10;
+  auto feed = [&](const std::string& s) { p.Append(s.data(), s.size()); };
+  feed("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_FALSE(p.TakeContinue());  // nothing parsed yet
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kNeedMore);
+  EXPECT_TRUE(p.TakeContinue());
+  EXPECT_FALSE(p.TakeContinue());  // once
+  feed("ok");
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
+  // HTTP/1.0, another expectation, or no body awaited: never.
+  for (std::string head : {"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+                           "POST / HTTP/1.1\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n",
+                           "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"}) {
+    feed(head);
+    EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kNeedMore) << head;
+    EXPECT_FALSE(p.TakeContinue()) << head;
+    feed("ok");
+    EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest) << head;
+  }
+  feed("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
+  EXPECT_FALSE(p.TakeContinue());
+}
+
 }  // namespace
 }  // namespace geoledger::server
