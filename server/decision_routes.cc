@@ -208,7 +208,7 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
                              std::string("header ") + w.header + " is not UTF-8");
     *w.out = *v;
   }
-  // The dispatcher has already refused a token bound to another tenant.
+  // A token bound to another tenant came in as ctx.gateway_refusal (above).
   residency::Decision d = deps.engine()->Decide(in.View(), NowSeconds());
   std::string id = NewDecisionId();
   AuditThenAnswer(deps, {DecisionEvent(ctx, in, d, id)}, std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {

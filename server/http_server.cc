@@ -120,8 +120,9 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     std::vector<bool> close_after;
     {
       std::lock_guard<std::mutex> lock(mu);
-      if (next_to_send != next_request || in_transport != 0) return;
-      WriteWire("HTTP/1.1 100 Continue\r\n\r\n", /*close=*/false, peer, queued, close_after);
+      auto live = peer.lock();
+      if (shut || !live || next_to_send != next_request || in_transport != 0) return;
+      WriteWire("HTTP/1.1 100 Continue\r\n\r\n", /*close=*/false, *live, peer, queued, close_after);
     }
     Attach(queued, close_after, peer);
   }
@@ -163,17 +164,16 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // Under mu.
   void Write(const Outgoing& out, const std::weak_ptr<Tcp::Peer>& weak,
              std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
-    if (auto peer = weak.lock(); peer && !shut)
-      peer->setIdle(true);  // as Pistache's ResponseWriter does; starts the keep-alive clock
-    WriteWire(Serialize(out), !out.keep_alive, weak, queued, close_after);
-  }
-
-  // Under mu: `wire` goes out with send(2), or what the socket does not take
-  // (everything, with TLS) through the transport's queue.
-  void WriteWire(const std::string& wire, bool close, const std::weak_ptr<Tcp::Peer>& weak,
-                 std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     auto peer = weak.lock();
     if (shut || !peer) return;  // the connection was closed: nothing is written
+    peer->setIdle(true);  // as Pistache's ResponseWriter does; starts the keep-alive clock
+    WriteWire(Serialize(out), !out.keep_alive, *peer, weak, queued, close_after);
+  }
+
+  // Under mu, with `peer` open: `wire` goes out with send(2), or what the
+  // socket does not take (everything, with TLS) through the transport's queue.
+  void WriteWire(const std::string& wire, bool close, Tcp::Peer& peer, const std::weak_ptr<Tcp::Peer>& weak,
+                 std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     size_t off = 0;
     if (fd >= 0 && in_transport == 0) {
       while (off < wire.size()) {
@@ -196,7 +196,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     }
     ++in_transport;
     const size_t rest = wire.size() - off;
-    queued.push_back(peer->send(Pistache::RawBuffer(wire.substr(off), rest)));
+    queued.push_back(peer.send(Pistache::RawBuffer(wire.substr(off), rest)));
     close_after.push_back(close);
   }
 
