@@ -41,6 +41,25 @@ class DecisionsTest : public ::testing::Test {
   RawResponse Check(std::map<std::string, std::string> headers, const std::string& token = "") {
     return server_->Authed(token.empty() ? decide_ : token, "GET", "/v1/gateway/check", "", std::move(headers));
   }
+  // `r` must be a gateway refusal made before any decision (403 with
+  // `reason`) that was audited as a denial naming `header`: returns its
+  // audit entry (null when it has none).
+  nlohmann::json RefusalEntry(const RawResponse& r, const std::string& reason, const std::string& header) {
+    EXPECT_EQ(r.status, 403) << r.body;
+    EXPECT_EQ(r.Header("x-residency-reason"), reason);
+    if (r.Header("x-residency-audit-index").empty()) {
+      ADD_FAILURE() << "refusal " << reason << " was not audited: " << r.body;
+      return nullptr;
+    }
+    uint64_t index = std::stoull(r.Header("x-residency-audit-index"));
+    nlohmann::json e = AuditEntries(*server_, reader_, index, index + 1)[0];
+    EXPECT_EQ(e["action"], "residency.decision");
+    EXPECT_EQ(e["outcome"], "deny");
+    EXPECT_EQ(e["details"]["reason"], reason);
+    EXPECT_EQ(e["details"]["header"], header);
+    EXPECT_EQ(e["details"]["decision_id"], r.Header("x-residency-decision-id"));
+    return e;
+  }
   std::unique_ptr<TestServer> server_;
   std::string decide_, reader_;
 };
@@ -174,19 +193,10 @@ TEST_F(DecisionsTest, TenantBoundTokenDecidesOnlyForItsTenant) {
   // The gateway check holds it to its tenant as well.
   EXPECT_EQ(Check(GatewayHeaders("acme", "personal", "read", "eu-west-1"), acme).status, 200);
   RawResponse r = Check(GatewayHeaders("globex", "personal", "read", "eu-central-1"), acme);
-  EXPECT_EQ(r.status, 403);
-  EXPECT_EQ(r.Header("x-residency-reason"), "token-tenant-mismatch");
   // Audited as a denial under the token's own tenant.
-  ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
-  uint64_t index = std::stoull(r.Header("x-residency-audit-index"));
-  auto e = AuditEntries(*server_, reader_, index, index + 1)[0];
-  EXPECT_EQ(e["action"], "residency.decision");
-  EXPECT_EQ(e["outcome"], "deny");
+  auto e = RefusalEntry(r, "token-tenant-mismatch", "x-tenant-id");
   EXPECT_EQ(e["tenant"], "acme");
   EXPECT_EQ(e["actor"], "acme-gw");
-  EXPECT_EQ(e["details"]["reason"], "token-tenant-mismatch");
-  EXPECT_EQ(e["details"]["header"], "x-tenant-id");
-  EXPECT_EQ(e["details"]["decision_id"], r.Header("x-residency-decision-id"));
   // A token without the decide scope is refused.
   std::string admin_only = server_->CreateToken("ops", {"audit:read"});
   EXPECT_EQ(Decide(Req("acme", "personal", "read", "eu-west-1"), admin_only).status, 403);
@@ -236,56 +246,24 @@ TEST_F(DecisionsTest, GatewayCheckMissingOrBadHeadersAre403NotErrors) {
   RawResponse r = Check({});
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Header("x-residency-reason"), "missing-header");
-  r = Check(GatewayHeaders("bad tenant/!", "personal", "read", "eu-west-1"));
-  EXPECT_EQ(r.status, 403);
-  EXPECT_EQ(r.Header("x-residency-reason"), "tenant-invalid");
-  {  // audited without the invalid value
-    ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
-    uint64_t index = std::stoull(r.Header("x-residency-audit-index"));
-    auto e = AuditEntries(*server_, reader_, index, index + 1)[0];
-    EXPECT_EQ(e["outcome"], "deny");
-    EXPECT_EQ(e["tenant"], "");
-    EXPECT_EQ(e["resource"], "tenant/");
-    EXPECT_EQ(e["details"]["reason"], "tenant-invalid");
-    EXPECT_EQ(e["details"]["header"], "x-tenant-id");
-    EXPECT_EQ(e.dump().find("bad tenant"), std::string::npos);
-  }
-  r = Check(GatewayHeaders("t\xff", "personal", "read", "eu-west-1"));
-  EXPECT_EQ(r.status, 403);
-  EXPECT_EQ(r.Header("x-residency-reason"), "tenant-invalid");
-  EXPECT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
-  r = Check(GatewayHeaders("acme", std::string(65, 'p'), "read", "eu-west-1"));
-  EXPECT_EQ(r.status, 403);
-  EXPECT_EQ(r.Header("x-residency-reason"), "invalid-header");
   // Refused before deciding, and still audited: reason and header name, never the value.
-  ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
-  auto e = AuditEntries(*server_, reader_, std::stoull(r.Header("x-residency-audit-index")),
-                        std::stoull(r.Header("x-residency-audit-index")) + 1)[0];
-  EXPECT_EQ(e["action"], "residency.decision");
-  EXPECT_EQ(e["outcome"], "deny");
+  auto e = RefusalEntry(Check(GatewayHeaders("bad tenant/!", "personal", "read", "eu-west-1")), "tenant-invalid",
+                        "x-tenant-id");
+  EXPECT_EQ(e["tenant"], "");
+  EXPECT_EQ(e["resource"], "tenant/");
+  EXPECT_EQ(e.dump().find("bad tenant"), std::string::npos);
+  RefusalEntry(Check(GatewayHeaders("t\xff", "personal", "read", "eu-west-1")), "tenant-invalid", "x-tenant-id");
+  e = RefusalEntry(Check(GatewayHeaders("acme", std::string(65, 'p'), "read", "eu-west-1")), "invalid-header",
+                   "x-data-category");
   EXPECT_EQ(e["tenant"], "acme");
-  EXPECT_EQ(e["details"]["reason"], "invalid-header");
-  EXPECT_EQ(e["details"]["header"], "x-data-category");
-  EXPECT_EQ(e["details"]["decision_id"], r.Header("x-residency-decision-id"));
   EXPECT_EQ(e.dump().find(std::string(65, 'p')), std::string::npos);
   // A value that is not UTF-8 is refused, and the refusal (without the value)
   // is an entry that parses: such bytes in an entry would make the log unverifiable.
-  r = Check(GatewayHeaders("acme", "pers\xffonal", "read", "eu-west-1"));
-  EXPECT_EQ(r.status, 403);
-  EXPECT_EQ(r.Header("x-residency-reason"), "invalid-header");
-  ASSERT_FALSE(r.Header("x-residency-audit-index").empty()) << r.body;
-  e = AuditEntries(*server_, reader_, std::stoull(r.Header("x-residency-audit-index")),
-                   std::stoull(r.Header("x-residency-audit-index")) + 1)[0];
-  EXPECT_EQ(e["details"]["reason"], "invalid-header");
-  EXPECT_EQ(e["details"]["header"], "x-data-category");
+  RefusalEntry(Check(GatewayHeaders("acme", "pers\xffonal", "read", "eu-west-1")), "invalid-header",
+               "x-data-category");
   auto missing = GatewayHeaders("acme", "personal", "read", "eu-west-1");
   missing.erase("X-Operation");
-  r = Check(missing);
-  ASSERT_FALSE(r.Header("x-residency-audit-index").empty());
-  e = AuditEntries(*server_, reader_, std::stoull(r.Header("x-residency-audit-index")),
-                   std::stoull(r.Header("x-residency-audit-index")) + 1)[0];
-  EXPECT_EQ(e["details"]["reason"], "missing-header");
-  EXPECT_EQ(e["details"]["header"], "x-operation");
+  RefusalEntry(Check(missing), "missing-header", "x-operation");
   // Without a token: 401, which auth_request passes on as a refusal.
   EXPECT_EQ(server_->Request("GET", "/v1/gateway/check", GatewayHeaders("acme", "personal", "read", "eu-west-1")).status, 401);
   // Other routes still answer an invalid tenant id with 400.

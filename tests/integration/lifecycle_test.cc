@@ -78,12 +78,15 @@ TEST(LifecycleTest, KeyReadableByOthersIsRefused) {
 }
 
 TEST(LifecycleTest, DataDirOpenToOthersIsRefused) {
-  std::string dir = MakeTempDir();
-  ::chmod(dir.c_str(), 0755);
+  // A data dir inside a scratch dir: the server's log sits beside it and goes with it.
+  std::string scratch = MakeTempDir();
+  std::string dir = scratch + "/data";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);  // whatever the umask
   auto s = TestServer::Start({}, dir);
   EXPECT_FALSE(s->started());
   EXPECT_NE(s->log().find("chmod 700"), std::string::npos) << s->log();
-  RemoveTree(dir);
+  RemoveTree(scratch);
 }
 
 TEST(LifecycleTest, SighupDoesNotStopTheService) {

@@ -146,14 +146,15 @@ TEST_F(PolicyBundleTest, LastKnownGoodBundleSeedsAFreshInstance) {
   std::string bundle = Export();
   ASSERT_EQ(Import(*follower_, bundle).status, 200);
   uint64_t version = Version(*follower_);
-  std::string fresh = MakeTempDir();
-  ASSERT_EQ(::chmod(fresh.c_str(), 0700), 0);
+  std::string scratch = MakeTempDir();  // holds the data dir and the server's log beside it
+  std::string fresh = scratch + "/data";
+  ASSERT_EQ(::mkdir(fresh.c_str(), 0700), 0);
   std::ofstream(fresh + "/policy-bundle.json") << bundle;
   auto seeded = TestServer::Start({"--policy-trusted-keys", trusted_}, fresh);
   ASSERT_TRUE(seeded->started()) << seeded->log();
   EXPECT_EQ(Version(*seeded), version);
   EXPECT_EQ(seeded->Terminate(), 0);
-  RemoveTree(fresh);
+  RemoveTree(scratch);
 }
 
 TEST_F(PolicyBundleTest, TenantBoundTokensCannotExportOrImport) {
