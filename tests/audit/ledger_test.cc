@@ -6,9 +6,11 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
+#include "common/encoding.h"
 #include "crypto/hash.h"
 #include "geoledger/v1/audit.pb.h"
 
@@ -252,6 +254,27 @@ TEST_F(LedgerTest, TamperedStoredCheckpointOrTreeFailsOpen) {
   ASSERT_TRUE(kv_->Write(b, true).ok());
   EXPECT_EQ(Ledger::Open(faulty_.get(), &*signer_, &SystemClock::Get(), {"eu-west-1"}).status().code(),
             StatusCode::kDataLoss);
+}
+
+// The ledger's UTF-8 check must be at least as strict as protobuf's: any
+// text it lets into an entry has to parse again.
+TEST(LedgerTextTest, TextTheLedgerAcceptsAlwaysParsesBackFromAnEntry) {
+  std::mt19937 rng(20261130);
+  const unsigned char interesting[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2,
+                                       0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+  int accepted = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::string text(1 + rng() % 6, '\0');
+    for (char& c : text) c = static_cast<char>(interesting[rng() % sizeof interesting]);
+    if (!IsValidUtf8(text)) continue;
+    ++accepted;
+    v1::AuditEntry entry;
+    entry.add_details()->set_value(text);
+    v1::AuditEntry back;
+    ASSERT_TRUE(back.ParseFromString(entry.SerializeAsString())) << testing::PrintToString(text);
+    ASSERT_EQ(back.details(0).value(), text);
+  }
+  EXPECT_GT(accepted, 1000);  // the generator does reach valid multi-byte text
 }
 
 TEST_F(LedgerTest, MalformedEventsAreRefusedAndChangeNothing) {
