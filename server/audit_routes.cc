@@ -94,10 +94,14 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                const auto& list = ctx.body["events"];
                if (list.empty() || list.size() > kMaxEventsPerRequest)
                  return InvalidArgument("send 1-" + std::to_string(kMaxEventsPerRequest) + " events");
-               PreparedEvents out;
-               std::vector<audit::AuditEvent>& events = out.events;
-               std::vector<size_t>& callers = out.callers;
-               events.reserve(list.size());
+               // Every event is checked before any is sealed: sealing can make a
+               // subject's key, and a refused request must change nothing.
+               struct Checked {
+                 audit::AuditEvent event;
+                 std::string personal;  // JSON to seal; empty when none
+               };
+               std::vector<Checked> checked;
+               checked.reserve(list.size());
                for (const auto& ev : list) {
                  if (!ev.is_object()) return InvalidArgument("each event must be an object");
                  for (auto it = ev.begin(); it != ev.end(); ++it) {
@@ -105,7 +109,8 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                                                                  "subject", "details", "personal"};
                    if (!kFields.count(it.key())) return InvalidArgument("unknown event field '" + it.key() + "'");
                  }
-                 audit::AuditEvent e;
+                 Checked c;
+                 audit::AuditEvent& e = c.event;
                  GL_ASSIGN_OR_RETURN(e.tenant, StringField(ev, "tenant", true, 64, "event field"));
                  if (!IsValidName(e.tenant)) return InvalidArgument("tenant must be 1-64 characters of [A-Za-z0-9._:-]");
                  if (ctx.principal->tenant.size() && e.tenant != ctx.principal->tenant)
@@ -128,15 +133,27 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                    }
                  }
                  if (ev.contains("personal")) {
+                   if (subject.empty()) return InvalidArgument("event field 'personal' needs a 'subject'");
+                   if (!ev["personal"].is_object()) return InvalidArgument("event field 'personal' must be an object");
+                   c.personal = ev["personal"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                   if (c.personal.size() > kMaxPersonalBytes)
+                     return InvalidArgument("event field 'personal' must be at most " + std::to_string(kMaxPersonalBytes) + " bytes as JSON");
+                   GL_RETURN_IF_ERROR(sealer.allowed(e.tenant));
+                 }
+                 e.actor = ctx.principal->name;
+                 checked.push_back(std::move(c));
+               }
+               PreparedEvents out;
+               std::vector<audit::AuditEvent>& events = out.events;
+               std::vector<size_t>& callers = out.callers;
+               events.reserve(checked.size());
+               for (Checked& c : checked) {
+                 audit::AuditEvent& e = c.event;
+                 if (!c.personal.empty()) {
                    // Personal details reach the log only encrypted under the subject's
                    // data key, so crypto-shredding the subject erases them while the
                    // log still verifies.
-                   if (subject.empty()) return InvalidArgument("event field 'personal' needs a 'subject'");
-                   if (!ev["personal"].is_object()) return InvalidArgument("event field 'personal' must be an object");
-                   std::string plaintext = ev["personal"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-                   if (plaintext.size() > kMaxPersonalBytes)
-                     return InvalidArgument("event field 'personal' must be at most " + std::to_string(kMaxPersonalBytes) + " bytes as JSON");
-                   GL_ASSIGN_OR_RETURN(auto sealed, sealer(ctx, e.tenant, e.subject_pseudonym, plaintext));
+                   GL_ASSIGN_OR_RETURN(auto sealed, sealer.seal(ctx, e.tenant, e.subject_pseudonym, c.personal));
                    e.sealed_key_id = sealed.key_id;
                    e.sealed_ciphertext = std::move(sealed.ciphertext);
                    e.details["sealed_record_id"] = sealed.record_id;
@@ -147,7 +164,6 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                      events.push_back(std::move(created));
                    }
                  }
-                 e.actor = ctx.principal->name;
                  callers.push_back(events.size());
                  events.push_back(std::move(e));
                }

@@ -40,10 +40,17 @@ struct SealedPersonal {
   std::string record_id;   // bound into the ciphertext; kept in the entry's details
   bool key_created = false;  // the subject's data key was created for this
 };
-// Seals `plaintext` for (tenant, pseudonym); kPermissionDenied when this
-// region may not hold the tenant's personal data (server/key_routes.h).
-using PersonalSealer = std::function<StatusOr<SealedPersonal>(
-    const RequestContext& ctx, const std::string& tenant, const std::string& pseudonym, const std::string& plaintext)>;
+// Sealing of events' personal details (server/key_routes.h).
+struct PersonalSealer {
+  // OK when this region may hold the tenant's personal data, otherwise
+  // kPermissionDenied naming why. Changes nothing.
+  std::function<Status(const std::string& tenant)> allowed;
+  // Seals `plaintext` for (tenant, pseudonym), making the subject's data key
+  // if it has none; kPermissionDenied as `allowed`.
+  std::function<StatusOr<SealedPersonal>(const RequestContext& ctx, const std::string& tenant,
+                                         const std::string& pseudonym, const std::string& plaintext)>
+      seal;
+};
 
 // `ledger` returns the live ledger (non-null whenever the dispatcher lets an
 // authenticated request through). `verifier_key` returns the C2SP key text,

@@ -258,12 +258,18 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
 }
 
 PersonalSealer MakePersonalSealer(const KeyRouteDeps& deps) {
-  return [deps](const RequestContext&, const std::string& tenant, const std::string& pseudonym,
-                const std::string& plaintext) -> StatusOr<SealedPersonal> {
+  auto allowed = [deps](const std::string& tenant) -> Status {
     std::string reason;
     if (!PersonalDataAllowedHere(deps, tenant, &reason))
       return PermissionDenied("region " + deps.region + " may not hold personal data of tenant " + tenant + " (" +
                               reason + "); send the event without 'personal'");
+    return Status::Ok();
+  };
+  PersonalSealer sealer;
+  sealer.allowed = allowed;
+  sealer.seal = [deps, allowed](const RequestContext&, const std::string& tenant, const std::string& pseudonym,
+                                const std::string& plaintext) -> StatusOr<SealedPersonal> {
+    GL_RETURN_IF_ERROR(allowed(tenant));
     SealedPersonal out;
     out.record_id = "audit/" + HexEncode(crypto::RandomBytes(16));
     GL_ASSIGN_OR_RETURN(auto sealed, deps.keyring()->Seal(tenant, pseudonym, out.record_id, plaintext));
@@ -272,6 +278,7 @@ PersonalSealer MakePersonalSealer(const KeyRouteDeps& deps) {
     out.key_created = sealed.subject_key_created;
     return out;
   };
+  return sealer;
 }
 
 void RegisterSealedAuditRoutes(Dispatcher& d, KeyRouteDeps deps) {

@@ -251,6 +251,27 @@ TEST_F(KeysApiTest, PersonalDetailsAreRefusedWhereTheTenantsDataMayNotLive) {
   EXPECT_EQ(Json(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=0"))["size"], size);
 }
 
+TEST_F(KeysApiTest, ARefusedRequestMakesNoSubjectKey) {
+  // The first event would make a key for a new subject; the second is bad, so
+  // the request is refused and must change nothing: the key is made (and its
+  // key.created entry written) only by the next accepted request.
+  std::string writer = server_->CreateToken("app", {"audit:write"});
+  uint64_t size = Json(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=0"))["size"];
+  nlohmann::json sealed = {{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"},
+                           {"subject", "grace"}, {"personal", {{"email", "grace@example.com"}}}};
+  nlohmann::json bad = {{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}};  // no outcome
+  EXPECT_EQ(Post("/v1/audit/events", {{"events", {sealed, bad}}}, writer).status, 400);
+  // Personal details of a tenant whose data may not live in this region.
+  nlohmann::json elsewhere = {{"tenant", "usonly"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"},
+                              {"subject", "heidi"}, {"personal", {{"email", "heidi@example.com"}}}};
+  EXPECT_EQ(Post("/v1/audit/events", {{"events", {sealed, elsewhere}}}, writer).status, 403);
+  EXPECT_EQ(Json(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=0"))["size"], size);
+  RawResponse r = Post("/v1/audit/events", {{"events", {sealed}}}, writer);
+  ASSERT_EQ(r.status, 200) << r.body;
+  uint64_t index = Json(r)["indexes"][0];
+  EXPECT_EQ(Entry(index - 1)["action"], "key.created") << "the refused request made the subject's key";
+}
+
 TEST_F(KeysApiTest, DataDirHoldsNoPlaintextKeyOrSubjectId) {
   std::vector<std::string> plaintexts;
   for (int i = 0; i < 20; ++i) {
