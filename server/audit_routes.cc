@@ -138,6 +138,8 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                    c.personal = ev["personal"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
                    if (c.personal.size() > kMaxPersonalBytes)
                      return InvalidArgument("event field 'personal' must be at most " + std::to_string(kMaxPersonalBytes) + " bytes as JSON");
+                   if (e.details.count("sealed_record_id"))
+                     return InvalidArgument("details key 'sealed_record_id' is set by the service for 'personal'");
                    GL_RETURN_IF_ERROR(sealer.allowed(e.tenant));
                  }
                  e.actor = ctx.principal->name;

@@ -248,6 +248,10 @@ TEST_F(KeysApiTest, PersonalDetailsAreRefusedWhereTheTenantsDataMayNotLive) {
   event["subject"] = "frank";
   event["personal"] = "not an object";
   EXPECT_EQ(Post("/v1/audit/events", {{"events", {event}}}, writer).status, 400);
+  // The record id that binds the sealed details is the service's own.
+  event["personal"] = {{"email", "frank@example.com"}};
+  event["details"] = {{"sealed_record_id", "audit/forged"}};
+  EXPECT_EQ(Post("/v1/audit/events", {{"events", {event}}}, writer).status, 400);
   EXPECT_EQ(Json(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=0"))["size"], size);
 }
 
