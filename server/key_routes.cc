@@ -44,19 +44,26 @@ audit::AuditEvent KeyEvent(const RequestContext& ctx, const std::string& tenant,
   return e;
 }
 
-// A refusal that is audit-logged before it is answered.
-HttpResponse Refused(const RequestContext& ctx, audit::Ledger* ledger, ProblemKind kind, const std::string& detail,
-                     audit::AuditEvent event) {
-  HttpResponse r = MakeProblem(kind, detail, ctx.request_id);
-  auto logged = ledger->Append({std::move(event)});
-  if (!logged.ok()) {
-    log::Error("key refusal could not be audit-logged", {{"request_id", ctx.request_id}, {"error", logged.status().ToString()}});
-    return r;
-  }
-  auto doc = nlohmann::json::parse(r.body, nullptr, false);
-  doc["audit_index"] = (*logged)[0];
-  r.body = doc.dump();
-  return r;
+// A refusal, answered once its audit entry is durable (with the entry's
+// audit_index), without blocking the calling HTTP thread. When the entry
+// cannot be written the refusal is still the answer, without an index, and
+// the failure is logged: a refusal never turns into a success.
+void RefuseAudited(const RequestContext& ctx, audit::Ledger* ledger, Reply reply, ProblemKind kind,
+                   const std::string& detail, audit::AuditEvent event) {
+  auto answer = [shared = std::make_shared<Reply>(std::move(reply)), response = MakeProblem(kind, detail, ctx.request_id),
+                 rid = ctx.request_id](StatusOr<std::vector<uint64_t>> logged) {
+    HttpResponse r = response;
+    if (logged.ok()) {
+      auto doc = nlohmann::json::parse(r.body, nullptr, false);
+      doc["audit_index"] = (*logged)[0];
+      r.body = doc.dump();
+    } else {
+      log::Error("key refusal could not be audit-logged", {{"request_id", rid}, {"error", logged.status().ToString()}});
+    }
+    (*shared)(std::move(r));
+  };
+  Status queued = ledger->AppendAsync({std::move(event)}, answer);
+  if (!queued.ok()) answer(queued);
 }
 
 bool PersonalDataAllowedHere(const KeyRouteDeps& deps, const std::string& tenant, std::string* reason) {
@@ -67,15 +74,16 @@ bool PersonalDataAllowedHere(const KeyRouteDeps& deps, const std::string& tenant
 }
 
 // Personal-data keys are handed out only where the tenant's personal data may
-// be stored. Returns the refusal to send, if any.
-std::optional<HttpResponse> CheckResidency(const RequestContext& ctx, const KeyRouteDeps& deps,
-                                           const SubjectRequest& r, const char* refused_action) {
+// be stored. True when refused: the (audited) refusal then answers `reply`.
+bool RefusedHere(const RequestContext& ctx, const KeyRouteDeps& deps, const SubjectRequest& r,
+                 const char* refused_action, Reply& reply) {
   std::string reason;
-  if (PersonalDataAllowedHere(deps, r.tenant, &reason)) return std::nullopt;
-  return Refused(ctx, deps.ledger(), ProblemKind::kForbidden,
-                 "region " + deps.region + " may not hold personal data of tenant " + r.tenant + " (" + reason + ")",
-                 KeyEvent(ctx, r.tenant, refused_action, "tenant/" + r.tenant, "denied", r.pseudonym,
-                          {{"reason", reason}, {"region", deps.region}}));
+  if (PersonalDataAllowedHere(deps, r.tenant, &reason)) return false;
+  RefuseAudited(ctx, deps.ledger(), std::move(reply), ProblemKind::kForbidden,
+                "region " + deps.region + " may not hold personal data of tenant " + r.tenant + " (" + reason + ")",
+                KeyEvent(ctx, r.tenant, refused_action, "tenant/" + r.tenant, "denied", r.pseudonym,
+                         {{"reason", reason}, {"region", deps.region}}));
+  return true;
 }
 
 nlohmann::json InfoJson(const std::string& tenant, const crypto::TenantKeyInfo& info) {
@@ -168,7 +176,7 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
   d.AddDeferredRoute("POST", "/v1/keys/datakey", Access::kScoped, "keys", [deps](RequestContext& ctx, Reply reply) {
     auto r = ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject"});
     if (!r.ok()) return reply(r.status());
-    if (auto refused = CheckResidency(ctx, deps, *r, "key.datakey.refused")) return reply(std::move(*refused));
+    if (RefusedHere(ctx, deps, *r, "key.datakey.refused", reply)) return;
     auto issued = deps.keyring()->IssueDataKey(r->tenant, r->pseudonym);
     if (!issued.ok()) return reply(issued.status());
     std::vector<audit::AuditEvent> events;
@@ -190,23 +198,28 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
         });
   });
 
-  d.AddRoute("POST", "/v1/keys/unwrap", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
-    GL_ASSIGN_OR_RETURN(auto r, ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject", "wrapped_key"}));
-    GL_ASSIGN_OR_RETURN(std::string wrapped_b64, StringField(ctx.body, "wrapped_key", true, 1024));
-    auto wrapped = Base64Decode(wrapped_b64);
-    if (!wrapped) return InvalidArgument("'wrapped_key' must be standard base64");
-    if (auto refused = CheckResidency(ctx, deps, r, "key.unwrap.refused")) return *refused;
-    auto key = deps.keyring()->UnwrapDataKey(r.tenant, r.pseudonym, *wrapped);
+  // Deferred only for its refusals, which are answered once audited.
+  d.AddDeferredRoute("POST", "/v1/keys/unwrap", Access::kScoped, "keys", [deps](RequestContext& ctx, Reply reply) {
+    auto r = ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject", "wrapped_key"});
+    if (!r.ok()) return reply(r.status());
+    auto wrapped_b64 = StringField(ctx.body, "wrapped_key", true, 1024);
+    if (!wrapped_b64.ok()) return reply(wrapped_b64.status());
+    auto wrapped = Base64Decode(*wrapped_b64);
+    if (!wrapped) return reply(InvalidArgument("'wrapped_key' must be standard base64"));
+    if (RefusedHere(ctx, deps, *r, "key.unwrap.refused", reply)) return;
+    auto key = deps.keyring()->UnwrapDataKey(r->tenant, r->pseudonym, *wrapped);
     if (key.ok())
-      return JsonResponse(200, {{"key_id", HexEncode(key->key_id)}, {"plaintext_key", Base64Encode(Reveal(key->plaintext))}});
+      return reply(JsonResponse(200, {{"key_id", HexEncode(key->key_id)},
+                                      {"plaintext_key", Base64Encode(Reveal(key->plaintext))}}));
     StatusCode code = key.status().code();
     if (code == StatusCode::kErased || code == StatusCode::kPermissionDenied) {
       bool erased = code == StatusCode::kErased;
-      return Refused(ctx, deps.ledger(), erased ? ProblemKind::kErased : ProblemKind::kForbidden, key.status().message(),
-                     KeyEvent(ctx, r.tenant, "key.unwrap.refused", "tenant/" + r.tenant,
-                              erased ? "erased" : "wrong-binding", r.pseudonym));
+      return RefuseAudited(ctx, deps.ledger(), std::move(reply), erased ? ProblemKind::kErased : ProblemKind::kForbidden,
+                           key.status().message(),
+                           KeyEvent(ctx, r->tenant, "key.unwrap.refused", "tenant/" + r->tenant,
+                                    erased ? "erased" : "wrong-binding", r->pseudonym));
     }
-    return key.status();
+    reply(key.status());
   });
 
   d.AddRoute("POST", "/v1/keys/shred", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
