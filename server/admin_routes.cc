@@ -112,6 +112,9 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens,
                                    ledger()->Append({ServiceEvent(ctx, "token.revoked", "token/" + id, "ok")}));
                return JsonResponse(200, {{"id", id}, {"revoked", true}, {"audit_index", logged[0]}});
              });
+  // Synced token-store writes and durable audit entries.
+  d.MarkBlockingRoute("POST", "/v1/admin/tokens");
+  d.MarkBlockingRoute("DELETE", "/v1/admin/tokens/{id}");
 }
 
 }  // namespace geoledger::server

@@ -269,6 +269,8 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                r.headers.emplace_back("Cache-Control", "public, max-age=3600");
                return r;
              });
+  // Up to 100,000 entries read and framed.
+  d.MarkBlockingRoute("GET", "/v1/audit/export");
 }
 
 }  // namespace geoledger::server

@@ -97,6 +97,8 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                                          {"previous_version", before},
                                          {"audit_index", (*logged)[0]}});
              });
+  // Verifies, activates and persists a whole policy, then audits it.
+  d.MarkBlockingRoute("POST", "/v1/policy/bundle");
 }
 
 }  // namespace geoledger::server

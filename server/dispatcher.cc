@@ -1,5 +1,7 @@
 #include "server/dispatcher.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <future>
@@ -120,9 +122,61 @@ Dispatcher::Dispatcher(Options options, const Clock* clock, HttpMetrics* metrics
       clock_(clock),
       metrics_(metrics),
       tenant_limiter_(options.tenant_limit, clock),
-      token_limiter_(options.token_limit, clock) {}
+      token_limiter_(options.token_limit, clock) {
+  for (size_t i = 0; i < options_.blocking_threads; ++i)
+    blocking_threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "gl-blocking");
+      BlockingLoop();
+    });
+}
 
-Dispatcher::~Dispatcher() = default;
+Dispatcher::~Dispatcher() { StopBlockingWorkers(); }
+
+void Dispatcher::StopBlockingWorkers() {
+  std::deque<BlockingWork> queued;
+  {
+    std::lock_guard<std::mutex> lock(blocking_mu_);
+    blocking_stopping_ = true;
+    queued.swap(blocking_queue_);
+  }
+  blocking_cv_.notify_all();
+  for (auto& w : queued) Reply(std::move(w.exchange))(Unavailable("server is shutting down"));
+  for (auto& t : blocking_threads_)
+    if (t.joinable()) t.join();
+}
+
+bool Dispatcher::QueueBlocking(const std::shared_ptr<Reply::Exchange>& ex, int route_id) {
+  {
+    std::lock_guard<std::mutex> lock(blocking_mu_);
+    if (blocking_stopping_ || blocking_queue_.size() >= options_.max_queued_blocking) return false;
+    blocking_queue_.push_back({ex, route_id});
+  }
+  blocking_cv_.notify_one();
+  return true;
+}
+
+void Dispatcher::BlockingLoop() {
+  while (true) {
+    BlockingWork w;
+    {
+      std::unique_lock<std::mutex> lock(blocking_mu_);
+      blocking_cv_.wait(lock, [this] { return blocking_stopping_ || !blocking_queue_.empty(); });
+      if (blocking_queue_.empty()) return;
+      w = std::move(blocking_queue_.front());
+      blocking_queue_.pop_front();
+    }
+    RequestContext& ctx = w.exchange->ctx;
+    StatusOr<HttpResponse> result = Internal("unhandled exception");
+    try {
+      result = routes_[w.route_id].handler(ctx);
+    } catch (const std::exception& e) {
+      log::Error("handler threw", {{"request_id", ctx.request_id}, {"error", e.what()}});
+    } catch (...) {
+      log::Error("handler threw", {{"request_id", ctx.request_id}});
+    }
+    Reply(std::move(w.exchange))(std::move(result));
+  }
+}
 
 void Dispatcher::AddRoute(const std::string& method, const std::string& pattern, Access access,
                           const std::string& scope, RouteHandler handler) {
@@ -140,13 +194,21 @@ void Dispatcher::AddDeferredRoute(const std::string& method, const std::string& 
   routes_.push_back({access, scope, nullptr, std::move(handler), metrics_id});
 }
 
-void Dispatcher::MarkGatewayRoute(const std::string& method, const std::string& pattern) {
+Dispatcher::Route& Dispatcher::FindRoute(const std::string& method, const std::string& pattern) {
   for (size_t i = 0; i < routes_.size(); ++i)
-    if (router_.method(static_cast<int>(i)) == method && router_.pattern(static_cast<int>(i)) == pattern) {
-      routes_[i].gateway = true;
-      return;
-    }
+    if (router_.method(static_cast<int>(i)) == method && router_.pattern(static_cast<int>(i)) == pattern)
+      return routes_[i];
   std::abort();  // registration bug
+}
+
+void Dispatcher::MarkGatewayRoute(const std::string& method, const std::string& pattern) {
+  FindRoute(method, pattern).gateway = true;
+}
+
+void Dispatcher::MarkBlockingRoute(const std::string& method, const std::string& pattern) {
+  Route& route = FindRoute(method, pattern);
+  if (!route.handler) std::abort();  // deferred routes never block
+  route.blocking = true;
 }
 
 HttpResponse Dispatcher::Handle(const HttpRequest& request) {
@@ -287,6 +349,11 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
   if (route.deferred) {
     route.deferred(ctx, Reply(ex));
     return std::nullopt;
+  }
+  if (route.blocking) {
+    if (QueueBlocking(ex, match.route_id)) return std::nullopt;
+    return ProblemFromStatus(Unavailable(draining() ? "server is shutting down"
+                                                    : "too many slow requests are queued; retry"), rid);
   }
   StatusOr<HttpResponse> result = route.handler(ctx);
   if (!result.ok()) return ErrorResponse(result.status(), ctx);

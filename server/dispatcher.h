@@ -10,10 +10,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -95,6 +99,11 @@ class Dispatcher {
     RateLimiter::Options tenant_limit;
     RateLimiter::Options token_limit;
     size_t max_json_depth = 64;
+    // Threads that run the handlers of routes marked blocking (see
+    // MarkBlockingRoute), and how many such requests may wait for them
+    // before the next one is answered 503.
+    size_t blocking_threads = 2;
+    size_t max_queued_blocking = 256;
   };
   // `clock` and `metrics` must outlive the dispatcher. Until SetTokenStore is
   // called, every non-public route answers 503 (the service is not ready).
@@ -116,6 +125,16 @@ class Dispatcher {
   // scope check, so that it can audit the refusal and answer 403 with
   // X-Residency-Reason. Call right after adding the route.
   void MarkGatewayRoute(const std::string& method, const std::string& pattern);
+  // A route whose handler waits for the disk (synced writes, compaction) or
+  // does long work (exports). Its handler runs on one of the dispatcher's
+  // own threads, so it never holds an HTTP thread and the connections that
+  // thread serves (gateway checks among them). Call after adding the route,
+  // before serving (immediate routes only).
+  void MarkBlockingRoute(const std::string& method, const std::string& pattern);
+  // Answers the blocking requests still queued with 503, waits for the ones
+  // running and stops the threads. Later blocking requests get 503. Call
+  // before anything their handlers use goes away. Idempotent.
+  void StopBlockingWorkers();
 
   // Handles one request and calls `done` exactly once with the response, on
   // this thread or (for deferred routes) on the thread that completes the
@@ -142,7 +161,17 @@ class Dispatcher {
     DeferredHandler deferred;   // set for deferred routes
     int metrics_id;
     bool gateway = false;
+    bool blocking = false;
   };
+  struct BlockingWork {
+    std::shared_ptr<Reply::Exchange> exchange;
+    int route_id;
+  };
+  Route& FindRoute(const std::string& method, const std::string& pattern);
+  // Queues `ex` for a blocking-route thread; false when the queue is full
+  // or the workers are stopping.
+  bool QueueBlocking(const std::shared_ptr<Reply::Exchange>& ex, int route_id);
+  void BlockingLoop();
   // Runs the pipeline; nullopt when a deferred handler took the request.
   std::optional<HttpResponse> Process(const std::shared_ptr<Reply::Exchange>& ex);
   // Finishes the exchange once (metrics, access log, in-flight) and hands
@@ -165,6 +194,12 @@ class Dispatcher {
   RateLimiter token_limiter_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> in_flight_{0};
+
+  std::mutex blocking_mu_;
+  std::condition_variable blocking_cv_;
+  std::deque<BlockingWork> blocking_queue_;  // guarded by blocking_mu_
+  bool blocking_stopping_ = false;           // guarded by blocking_mu_
+  std::vector<std::thread> blocking_threads_;
 };
 
 // A request id: X-Request-Id when it is 1–128 of [A-Za-z0-9._:-], else a

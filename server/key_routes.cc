@@ -268,6 +268,10 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
                GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
                return JsonResponse(200, InfoJson(ctx.tenant, info));
              });
+  // Shredding flushes and compacts; rotation and retirement are synced writes.
+  d.MarkBlockingRoute("POST", "/v1/keys/shred");
+  d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/rotate");
+  d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/retire");
 }
 
 PersonalSealer MakePersonalSealer(const KeyRouteDeps& deps) {

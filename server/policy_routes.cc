@@ -68,6 +68,9 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                for (const auto& c : history) changes.push_back(residency::ChangeRecordToJson(c));
                return JsonResponse(200, {{"tenant", ctx.tenant}, {"changes", changes}});
              });
+  // Each change is a synced write to the policy store and a durable audit entry.
+  d.MarkBlockingRoute("PUT", "/v1/regions/{region}");
+  d.MarkBlockingRoute("PUT", "/v1/tenants/{tenant}");
 }
 
 }  // namespace geoledger::server

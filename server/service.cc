@@ -367,6 +367,8 @@ void Service::Shutdown() {
   if (dispatcher_->in_flight() > 0)
     log::Warn("drain timeout: requests still in flight", {{"in_flight", dispatcher_->in_flight()}});
   ready_.store(false);
+  // Before the ledger, keys and policy that their handlers use are closed.
+  dispatcher_->StopBlockingWorkers();
   if (rewrap_) rewrap_->Stop();  // its last batch is durable; the next start resumes
   if (ledger_) {
     // Commits what is queued and signs a final checkpoint. Before the

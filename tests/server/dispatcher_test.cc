@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "server/problem.h"
@@ -229,6 +232,85 @@ TEST_F(DeferredDispatcherTest, ErrorsAndDroppedRepliesBecomeProblems) {
   // The pipeline still refuses before the handler runs.
   EXPECT_EQ(d_->Handle(Req("GET", "/v1/later")).status, 401);
   EXPECT_EQ(d_->Handle(Req("GET", "/v1/later", admin_)).status, 403);
+}
+
+// A route marked blocking whose handler waits (bounded) until released.
+class BlockingDispatcherTest : public DispatcherTest {
+ protected:
+  void Build(size_t threads, size_t max_queued) {
+    Dispatcher::Options o;
+    o.access_log = false;
+    o.blocking_threads = threads;
+    o.max_queued_blocking = max_queued;
+    d_ = std::make_unique<Dispatcher>(o, &clock_, &metrics_);
+    d_->SetTokenStore(tokens_.get());
+    d_->AddRoute("GET", "/open", Access::kPublic, "", [](RequestContext&) -> StatusOr<HttpResponse> {
+      return JsonResponse(200, {{"ok", true}});
+    });
+    d_->AddRoute("POST", "/v1/slow", Access::kScoped, "admin", [this](RequestContext&) -> StatusOr<HttpResponse> {
+      started_++;
+      bool released = release_.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        handler_threads_.push_back(std::this_thread::get_id());
+      }
+      return JsonResponse(released ? 200 : 504, {});
+    });
+    d_->MarkBlockingRoute("POST", "/v1/slow");
+  }
+  // Sends POST /v1/slow; its answer arrives in the returned future.
+  std::future<HttpResponse> Slow() {
+    auto answer = std::make_shared<std::promise<HttpResponse>>();
+    auto got = answer->get_future();
+    d_->HandleAsync(Req("POST", "/v1/slow", admin_), [answer](HttpResponse r) { answer->set_value(std::move(r)); });
+    return got;
+  }
+  std::promise<void> release_promise_;
+  std::shared_future<void> release_ = release_promise_.get_future().share();
+  std::atomic<int> started_{0};
+  std::mutex mu_;
+  std::vector<std::thread::id> handler_threads_;  // guarded by mu_
+};
+
+TEST_F(BlockingDispatcherTest, ABlockingHandlerRunsOffTheCallingThreadWhichKeepsServing) {
+  Build(2, 16);
+  auto slow = Slow();  // returns while the handler waits
+  EXPECT_EQ(d_->Handle(Req("GET", "/open")).status, 200);
+  EXPECT_EQ(d_->in_flight(), 1);
+  release_promise_.set_value();
+  ASSERT_EQ(slow.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(slow.get().status, 200);  // 504 would mean it ran here and waited for nothing
+  EXPECT_NE(handler_threads_.at(0), std::this_thread::get_id());
+  EXPECT_EQ(d_->in_flight(), 0);
+  // The pipeline still runs first, on the calling thread.
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/slow", decide_)).status, 403);
+}
+
+TEST_F(BlockingDispatcherTest, ABoundedQueueAndAStopAnswer503) {
+  Build(1, 1);
+  auto running = Slow();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (started_.load() == 0 && std::chrono::steady_clock::now() < deadline)  // the one thread has taken it
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(started_.load(), 1);
+  auto queued = Slow();
+  auto third = Slow();
+  auto refused_now = [](std::future<HttpResponse>& f) {
+    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready && f.get().status == 503;
+  };
+  EXPECT_TRUE(refused_now(third)) << "the queue holds one";
+  std::thread stopper([&] { d_->StopBlockingWorkers(); });
+  ASSERT_EQ(queued.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(queued.get().status, 503);  // answered at the stop, never run
+  release_promise_.set_value();
+  stopper.join();
+  EXPECT_EQ(running.get().status, 200);  // the running one finished
+  auto after = Slow();
+  ASSERT_EQ(after.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  HttpResponse r = after.get();
+  EXPECT_EQ(r.status, 503);
+  EXPECT_FALSE(r.headers.empty());
+  EXPECT_EQ(d_->in_flight(), 0);
 }
 
 }  // namespace
