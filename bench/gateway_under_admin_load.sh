@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The gateway hot path while administrators write: GET /v1/gateway/check at a
+# fixed pace, first alone and then while ADMIN_CLIENTS clients PUT tenants as
+# fast as the service answers them (persistent connections, one request at a
+# time each). Policy writes wait for the disk (a synced policy-store write and
+# a durable audit entry); run on an HTTP thread, every one of them stalls the
+# gateway checks that thread serves.
+#
+# One invocation starts geoledgerd (--dev, fresh data dir, rate limits off),
+# loads a small policy and a decide-scoped token, then runs the same paced wrk
+# load twice and prints
+#   alone        R req/s, p50/p90/p99/p99.9
+#   admin load   R req/s, p50/p90/p99/p99.9, N PUT/s
+#   ratio admin-load/alone: throughput X, p99 Y
+# The peer of the second run is the first: same server, same pace.
+#
+# Environment (all optional):
+#   GEOLEDGERD       geoledgerd binary                          [<repo>/build/server/geoledgerd]
+#   DURATION         seconds per wrk run                        [8] (max 60)
+#   PACE_MS          wait between requests per connection (ms)  [1.5]
+#   WRK_CONNECTIONS  wrk -c                                     [64]
+#   WRK_THREADS      wrk -t                                     [2]
+#   ADMIN_CLIENTS    concurrent PUT /v1/tenants clients         [4]
+#   DECISION_AUDIT   --decision-audit                           [async]
+#   SERVER_THREADS   geoledgerd --threads                       [2]
+#   STARTUP_TIMEOUT  seconds to wait for geoledgerd             [30]
+#
+# Requires: wrk, curl, python3. It builds nothing, and stops what it starts.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GEOLEDGERD="${GEOLEDGERD:-$REPO_ROOT/build/server/geoledgerd}"
+DURATION="${DURATION:-8}"
+PACE_MS="${PACE_MS:-1.5}"
+WRK_CONNECTIONS="${WRK_CONNECTIONS:-64}"
+WRK_THREADS="${WRK_THREADS:-2}"
+ADMIN_CLIENTS="${ADMIN_CLIENTS:-4}"
+DECISION_AUDIT="${DECISION_AUDIT:-async}"
+SERVER_THREADS="${SERVER_THREADS:-2}"
+STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-30}"
+HOST=127.0.0.1  # loopback only
+
+require_tools wrk curl python3
+[[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found or not executable at $GEOLEDGERD (build it first, or set GEOLEDGERD)"
+DURATION_S="$(to_seconds "$DURATION")"
+(( DURATION_S > 0 && DURATION_S <= 60 )) || die "DURATION must be 1-60 seconds"
+[[ "$ADMIN_CLIENTS" =~ ^[1-9][0-9]?$ ]] || die "ADMIN_CLIENTS must be 1-99"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
+ADMIN_PID=""
+cleanup() {
+  local rc=$?
+  stop_pid admin-load "$ADMIN_PID"
+  (exit "$rc")
+  bench_cleanup
+}
+install_cleanup
+trap cleanup EXIT
+
+DATA="$WORK/data"
+start_geoledgerd "$DATA" "$WORK/geoledgerd.log" --region eu-west-1 --threads "$SERVER_THREADS" \
+  --access-log false --log-level warn --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 \
+  --decision-audit "$DECISION_AUDIT"
+BASE="http://$GL_ADDR"
+wait_http geoledgerd "$GL_PID" "$BASE/healthz"
+put() {  # put PATH BODY
+  curl -sf --max-time 10 -X PUT -H @<(auth_header "$DATA/admin.token") -H 'Content-Type: application/json' \
+    --data "$2" "$BASE$1" >/dev/null || die "setup call PUT $1 failed"
+}
+put /v1/regions/eu-west-1 '{"country":"IE","name":"Ireland"}'
+put /v1/regions/eu-central-1 '{"country":"DE","name":"Frankfurt"}'
+put /v1/tenants/acme '{"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"]}}'
+DATA="$DATA" BASE="$BASE" create_token bench-gateway decide "$WORK/decide.token"
+
+cat >"$WORK/paced.lua" <<EOF
+wrk.method = "GET"
+wrk.headers["Authorization"] = "Bearer $(tr -d '[:space:]' <"$WORK/decide.token")"
+wrk.headers["X-Tenant-Id"] = "acme"
+wrk.headers["X-Data-Category"] = "personal"
+wrk.headers["X-Operation"] = "read"
+wrk.headers["X-Target-Region"] = "eu-west-1"
+local pace = $PACE_MS
+local non200 = 0
+function response(status, headers, body) if status ~= 200 then non200 = non200 + 1 end end
+-- wrk's delay() takes whole milliseconds: round randomly to keep the mean.
+function delay()
+  local base = math.floor(pace)
+  if math.random() < pace - base then return base + 1 end
+  return base
+end
+function done(summary, latency, requests)
+  io.write(string.format("pctl p50=%.0fus p90=%.0fus p99=%.0fus p99.9=%.0fus\n",
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
+end
+EOF
+# The admin clients: each PUTs new tenants one after the other for the run.
+cat >"$WORK/admin_load.py" <<'EOF'
+import http.client, json, sys, threading, time
+host, port, token_file, seconds, clients = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+token = open(token_file).read().strip()
+body = json.dumps({"home_region": "eu-west-1", "status": "active", "allowed_regions": {"personal": ["eu-west-1"]}})
+done, failed = [0] * clients, [0] * clients
+def run(w):
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    end = time.time() + seconds
+    while time.time() < end:
+        c.request("PUT", "/v1/tenants/load-%d-%d" % (w, done[w] + failed[w]), body,
+                  {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if r.status in (200, 201): done[w] += 1
+        else: failed[w] += 1
+threads = [threading.Thread(target=run, args=(w,)) for w in range(clients)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("admin %d %d %.3f" % (sum(done), sum(failed), seconds))
+EOF
+
+WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${DURATION_S}s" --latency -s "$WORK/paced.lua")
+summary() { grep '^pctl' "$1" | sed 's/^pctl //'; }
+
+echo "geoledgerd: $GEOLEDGERD (--threads $SERVER_THREADS, --decision-audit $DECISION_AUDIT, rate limits off)"
+echo "load:       wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION_S}s $BASE/v1/gateway/check, $PACE_MS ms between requests per connection"
+echo "admin:      $ADMIN_CLIENTS clients, PUT /v1/tenants/<new> back to back on persistent connections"
+echo
+
+echo "==== alone"
+wrk_bounded $(( DURATION_S + 30 )) "$WORK/alone.txt" "${WRK_ARGS[@]}" "$BASE/v1/gateway/check" || die "wrk failed"
+cat "$WORK/alone.txt"
+
+echo "==== with the admin clients"
+python3 "$WORK/admin_load.py" "$HOST" "${GL_ADDR##*:}" "$DATA/admin.token" "$(( DURATION_S + 1 ))" "$ADMIN_CLIENTS" \
+  >"$WORK/admin.txt" 2>&1 &
+ADMIN_PID=$!
+wrk_bounded $(( DURATION_S + 30 )) "$WORK/loaded.txt" "${WRK_ARGS[@]}" "$BASE/v1/gateway/check" || die "wrk failed"
+cat "$WORK/loaded.txt"
+wait "$ADMIN_PID" || die "the admin clients failed: $(cat "$WORK/admin.txt")"
+ADMIN_PID=""
+read -r _ PUTS PUT_FAILED PUT_SECONDS < <(grep '^admin ' "$WORK/admin.txt") || die "no admin summary: $(cat "$WORK/admin.txt")"
+(( PUT_FAILED == 0 )) || note "WARNING: $PUT_FAILED admin PUTs were not answered 200/201"
+for f in alone loaded; do
+  grep -Eq '^ *(Non-2xx or 3xx responses|Socket errors):' "$WORK/$f.txt" &&
+    note "WARNING: the $f run had errors or non-2xx responses"
+done
+
+echo "==== summary"
+echo "alone        $(rps "$WORK/alone.txt") req/s, $(summary "$WORK/alone.txt")"
+echo "admin load   $(rps "$WORK/loaded.txt") req/s, $(summary "$WORK/loaded.txt"), $(awk -v n="$PUTS" -v s="$PUT_SECONDS" 'BEGIN { printf "%.0f", n / s }') PUT/s"
+p99() { summary "$1" | sed -E 's/.*p99=([0-9]+)us.*/\1/'; }
+awk -v a="$(rps "$WORK/alone.txt")" -v l="$(rps "$WORK/loaded.txt")" -v pa="$(p99 "$WORK/alone.txt")" \
+  -v pl="$(p99 "$WORK/loaded.txt")" 'BEGIN {
+  printf "ratio admin-load/alone: throughput %.2f, p99 %.2f\n", l / a, pl / pa }'
