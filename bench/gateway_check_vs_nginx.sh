@@ -70,20 +70,12 @@ check_keepalive nginx "$NGINX_URL"
 # ---- geoledgerd ---------------------------------------------------------------
 # start_gateway_server MODE: fresh data dir, policy and token; sets GL_PID, GL_URL, TOKEN.
 start_gateway_server() {
-  local mode="$1" data="$WORK/geoledgerd-$1" admin
+  local mode="$1" data="$WORK/geoledgerd-$1"
   start_geoledgerd "$data" "$WORK/geoledgerd-$mode.log" --region eu-west-1 \
     --threads "$SERVER_WORKERS" --access-log false --log-level warn \
     --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 --decision-audit "$mode"
   wait_http geoledgerd "$GL_PID" "http://$GL_ADDR/healthz"
-  admin="$(tr -d '[:space:]' <"$data/admin.token")"
-  api() {  # api METHOD PATH BODY
-    curl -sf --max-time 10 -X "$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-      --data "$3" "http://$GL_ADDR$2" >/dev/null || die "geoledgerd setup call $1 $2 failed"
-  }
-  api PUT /v1/regions/eu-west-1 '{"country":"IE","name":"Ireland"}'
-  api PUT /v1/regions/eu-central-1 '{"country":"DE","name":"Frankfurt"}'
-  api PUT /v1/regions/us-east-1 '{"country":"US","name":"Virginia"}'
-  api PUT /v1/tenants/acme '{"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"]}}'
+  load_gateway_policy "http://$GL_ADDR" "$data/admin.token"
   DATA="$data" BASE="http://$GL_ADDR" create_token bench-gateway decide "$WORK/decide-$mode.token"
   TOKEN="$(tr -d '[:space:]' <"$WORK/decide-$mode.token")"
   GL_URL="http://$GL_ADDR/v1/gateway/check"
@@ -91,35 +83,6 @@ start_gateway_server() {
   curl -sf --max-time 5 -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-Id: acme' \
     -H 'X-Data-Category: personal' -H 'X-Operation: read' -H 'X-Target-Region: eu-west-1' "$GL_URL" ||
     die "gateway check probe was not allowed"
-}
-
-# The wrk script: token and headers; with a pace > 0, each connection waits
-# a random whole number of milliseconds averaging PACE_MS between requests.
-lua_script() {  # lua_script FILE TOKEN PACE_MS
-  cat >"$1" <<EOF
-wrk.method = "GET"
-wrk.headers["Authorization"] = "Bearer $2"
-wrk.headers["X-Tenant-Id"] = "acme"
-wrk.headers["X-Data-Category"] = "personal"
-wrk.headers["X-Operation"] = "read"
-wrk.headers["X-Target-Region"] = "eu-west-1"
-local pace = $3
-local counter = 0
-function setup(thread) counter = counter + 1; thread:set("seed", counter) end
-function init(args) math.randomseed(os.time() * 1000 + (seed or 0)) end
-if pace > 0 then
-  -- wrk's delay() takes whole milliseconds: round randomly to keep the mean.
-  function delay()
-    local base = math.floor(pace)
-    if math.random() < pace - base then return base + 1 end
-    return base
-  end
-end
-function done(summary, latency, requests)
-  io.write(string.format("pctl p50=%.0fus p90=%.0fus p99=%.0fus p99.9=%.0fus max=%.0fus\n",
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))
-end
-EOF
 }
 
 # ---- load -------------------------------------------------------------------
@@ -169,14 +132,14 @@ echo "data dir:   $WORK (filesystem $(df -T "$WORK" | awk 'NR==2 { print $2 }'))
 echo "warm-up:    ${WARMUP_S}s untimed wrk run before each measurement"
 echo
 
-lua_script "$WORK/nginx.lua" "unused" 0
+gateway_lua "$WORK/nginx.lua" "unused" 0
 run_wrk nginx "$NGINX_URL" "$WORK/wrk-nginx.txt" "$WORK/nginx.lua"
 NGINX_RPS="$(rps "$WORK/wrk-nginx.txt")"
 
 SUMMARY=()
 for mode in $MODES; do
   start_gateway_server "$mode"
-  lua_script "$WORK/full-$mode.lua" "$TOKEN" 0
+  gateway_lua "$WORK/full-$mode.lua" "$TOKEN" 0
   rm -f "$WORK/warmup.txt"
   thread_ticks "$GL_PID" >"$WORK/ticks-before-$mode.txt"
   run_wrk "geoledgerd($mode)" "$GL_URL" "$WORK/wrk-$mode.txt" "$WORK/full-$mode.lua"
@@ -186,14 +149,15 @@ for mode in $MODES; do
     printf "ratio geoledgerd(%s)/nginx = %.2f (geoledgerd %.0f req/s, nginx %.0f req/s)", m, g / n, g, n }')")
   SUMMARY+=("full   geoledgerd($mode): $(pctl "$WORK/wrk-$mode.txt")")
   # The warm-up run is inside the window too: count its requests as well.
-  REQS="$(cat "$WORK/wrk-$mode.txt" "$WORK/warmup.txt" 2>/dev/null | awk '/requests in/ { n += $1 } END { print n }')"
+  REQS="$(awk '/requests in/ { n += $1 } END { print n }' "$WORK/wrk-$mode.txt" \
+    $([[ -s "$WORK/warmup.txt" ]] && echo "$WORK/warmup.txt"))"
   SUMMARY+=("cpu    geoledgerd($mode): $(cpu_per_request "$WORK/ticks-before-$mode.txt" "$WORK/ticks-after-$mode.txt" "$REQS")")
   # Paced run: each connection waits PACE ms after each answer. A connection's
   # rate is 1000 / (PACE + latency), so a 3 s calibration run measures the
   # latency at this load and PACE is corrected for it once.
   TARGET="$(awk -v r="$FULL" -v f="$HALF_FRACTION" 'BEGIN { printf "%.0f", r * f }')"
   PACE="$(awk -v c="$WRK_CONNECTIONS" -v t="$TARGET" 'BEGIN { printf "%.3f", c * 1000 / t }')"
-  lua_script "$WORK/half-$mode.lua" "$TOKEN" "$PACE"
+  gateway_lua "$WORK/half-$mode.lua" "$TOKEN" "$PACE"
   wrk_bounded 40 "$WORK/calibrate-$mode.txt" "${WRK_ARGS[@]}" -s "$WORK/half-$mode.lua" -d3s "$GL_URL" \
     || die "wrk calibration against geoledgerd($mode) failed"
   # Never below half the uncorrected pace: a calibration run disturbed by a
@@ -201,7 +165,7 @@ for mode in $MODES; do
   PACE="$(awk -v c="$WRK_CONNECTIONS" -v t="$TARGET" -v p="$PACE" -v a="$(rps "$WORK/calibrate-$mode.txt")" 'BEGIN {
     lat = c * 1000 / a - p; q = c * 1000 / t - lat; if (q < p / 2) q = p / 2; printf "%.3f", q }')"
   note "geoledgerd($mode): target ${TARGET} req/s, pace ${PACE} ms per connection after calibration"
-  lua_script "$WORK/half-$mode.lua" "$TOKEN" "$PACE"
+  gateway_lua "$WORK/half-$mode.lua" "$TOKEN" "$PACE"
   run_wrk "geoledgerd($mode) paced, ${PACE} ms between requests per connection" "$GL_URL" \
     "$WORK/wrk-half-$mode.txt" "$WORK/half-$mode.lua"
   HALF="$(rps "$WORK/wrk-half-$mode.txt")"

@@ -65,36 +65,10 @@ start_geoledgerd "$DATA" "$WORK/geoledgerd.log" --region eu-west-1 --threads "$S
   --decision-audit "$DECISION_AUDIT"
 BASE="http://$GL_ADDR"
 wait_http geoledgerd "$GL_PID" "$BASE/healthz"
-put() {  # put PATH BODY
-  curl -sf --max-time 10 -X PUT -H @<(auth_header "$DATA/admin.token") -H 'Content-Type: application/json' \
-    --data "$2" "$BASE$1" >/dev/null || die "setup call PUT $1 failed"
-}
-put /v1/regions/eu-west-1 '{"country":"IE","name":"Ireland"}'
-put /v1/regions/eu-central-1 '{"country":"DE","name":"Frankfurt"}'
-put /v1/tenants/acme '{"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"]}}'
+load_gateway_policy "$BASE" "$DATA/admin.token"
 DATA="$DATA" BASE="$BASE" create_token bench-gateway decide "$WORK/decide.token"
 
-cat >"$WORK/paced.lua" <<EOF
-wrk.method = "GET"
-wrk.headers["Authorization"] = "Bearer $(tr -d '[:space:]' <"$WORK/decide.token")"
-wrk.headers["X-Tenant-Id"] = "acme"
-wrk.headers["X-Data-Category"] = "personal"
-wrk.headers["X-Operation"] = "read"
-wrk.headers["X-Target-Region"] = "eu-west-1"
-local pace = $PACE_MS
-local non200 = 0
-function response(status, headers, body) if status ~= 200 then non200 = non200 + 1 end end
--- wrk's delay() takes whole milliseconds: round randomly to keep the mean.
-function delay()
-  local base = math.floor(pace)
-  if math.random() < pace - base then return base + 1 end
-  return base
-end
-function done(summary, latency, requests)
-  io.write(string.format("pctl p50=%.0fus p90=%.0fus p99=%.0fus p99.9=%.0fus\n",
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
-end
-EOF
+gateway_lua "$WORK/paced.lua" "$(tr -d '[:space:]' <"$WORK/decide.token")" "$PACE_MS"
 # The admin clients: each PUTs new tenants one after the other for the run.
 cat >"$WORK/admin_load.py" <<'EOF'
 import http.client, json, sys, threading, time
@@ -119,7 +93,7 @@ print("admin %d %d %.3f" % (sum(done), sum(failed), seconds))
 EOF
 
 WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${DURATION_S}s" --latency -s "$WORK/paced.lua")
-summary() { grep '^pctl' "$1" | sed 's/^pctl //'; }
+summary() { grep '^pctl' "$1" | sed -E 's/^pctl //; s/ max=[0-9]+us//'; }
 
 echo "geoledgerd: $GEOLEDGERD (--threads $SERVER_THREADS, --decision-audit $DECISION_AUDIT, rate limits off)"
 echo "load:       wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION_S}s $BASE/v1/gateway/check, $PACE_MS ms between requests per connection"

@@ -204,3 +204,51 @@ ledger_size() {
   curl -sf --max-time 10 -H @<(auth_header "$WORK/read.token") "$BASE/v1/audit/entries?start=0&end=0" \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["size"])'
 }
+
+# ---- the gateway benchmarks' policy ---------------------------------------------
+# load_gateway_policy BASE ADMIN_TOKEN_FILE: three regions and tenant "acme"
+# (home eu-west-1, personal data allowed in eu-west-1 and eu-central-1), so
+# that gateway_lua's check is an allow.
+load_gateway_policy() {
+  local base="$1" token_file="$2" path body
+  while read -r path body; do
+    curl -sf --max-time 10 -X PUT -H @<(auth_header "$token_file") -H 'Content-Type: application/json' \
+      --data "$body" "$base$path" >/dev/null || die "geoledgerd setup call PUT $path failed"
+  done <<'EOF'
+/v1/regions/eu-west-1 {"country":"IE","name":"Ireland"}
+/v1/regions/eu-central-1 {"country":"DE","name":"Frankfurt"}
+/v1/regions/us-east-1 {"country":"US","name":"Virginia"}
+/v1/tenants/acme {"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"]}}
+EOF
+}
+
+# gateway_lua FILE TOKEN PACE_MS: a wrk Lua script making one allowed gateway
+# check (acme, personal, read, eu-west-1) with TOKEN; with PACE_MS > 0 each
+# connection waits a random whole number of milliseconds averaging PACE_MS
+# between requests. done() prints "pctl p50=..us p90=.. p99=.. p99.9=.. max=..".
+gateway_lua() {
+  cat >"$1" <<EOF
+wrk.method = "GET"
+wrk.headers["Authorization"] = "Bearer $2"
+wrk.headers["X-Tenant-Id"] = "acme"
+wrk.headers["X-Data-Category"] = "personal"
+wrk.headers["X-Operation"] = "read"
+wrk.headers["X-Target-Region"] = "eu-west-1"
+local pace = $3
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("seed", counter) end
+function init(args) math.randomseed(os.time() * 1000 + (seed or 0)) end
+if pace > 0 then
+  -- wrk's delay() takes whole milliseconds: round randomly to keep the mean.
+  function delay()
+    local base = math.floor(pace)
+    if math.random() < pace - base then return base + 1 end
+    return base
+  end
+end
+function done(summary, latency, requests)
+  io.write(string.format("pctl p50=%.0fus p90=%.0fus p99=%.0fus p99.9=%.0fus max=%.0fus\n",
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+EOF
+}
