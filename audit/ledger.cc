@@ -77,29 +77,25 @@ Status Ledger::Load() {
   GL_ASSIGN_OR_RETURN(Frontier frontier, Frontier::Load(size, Getter()));
   GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, kCheckpointKey));
   std::lock_guard<std::mutex> lock(mu_);
-  size_ = size;
-  last_entry_hash_ = last_hash;
-  frontier_ = std::move(frontier);
+  durable_.size = size;
+  durable_.last_hash = last_hash;
   stats_.size = size;
   if (note) {
     auto cp = OpenCheckpoint(*note, origin_, signer_->public_key());
     if (!cp.ok()) return DataLoss("audit: stored checkpoint does not verify: " + cp.status().message());
-    if (cp->size > size_)
-      return DataLoss("audit: entries " + std::to_string(size_) + " to " + std::to_string(cp->size - 1) +
+    if (cp->size > size)
+      return DataLoss("audit: entries " + std::to_string(size) + " to " + std::to_string(cp->size - 1) +
                       " are missing: the signed checkpoint covers " + std::to_string(cp->size) +
-                      " entries but the stored tree has " + std::to_string(size_));
+                      " entries but the stored tree has " + std::to_string(size));
     checkpoint_note_ = *note;
-    checkpoint_size_ = cp->size;
-    checkpoint_root_ = cp->root_hash;
+    durable_.checkpoint_size = cp->size;
+    tip_checkpoint_root_ = cp->root_hash;
     stats_.checkpoint_size = cp->size;
-  } else if (size_ > 0) {
+  } else if (size > 0) {
     return DataLoss("audit: entries exist but no signed checkpoint");
   }
-  tip_size_ = size_;
-  tip_last_hash_ = last_entry_hash_;
-  tip_frontier_ = frontier_;
-  tip_checkpoint_size_ = checkpoint_size_;
-  tip_checkpoint_root_ = checkpoint_root_;
+  tip_ = durable_;
+  tip_frontier_ = std::move(frontier);
   return Status::Ok();
 }
 
@@ -271,22 +267,16 @@ void Ledger::SyncerLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& w : work) {
-        if (w.size > size_) {
+        if (w.head.size > durable_.size) {
           stats_.batches++;
-          stats_.last_batch_events = w.size - size_;
+          stats_.last_batch_events = w.head.size - durable_.size;
           stats_.last_commit_seconds = std::chrono::duration<double>(synced - w.started).count();
         }
-        size_ = w.size;
-        last_entry_hash_ = std::move(w.last_hash);
-        frontier_ = std::move(w.frontier);
-        if (w.checkpoint) {
-          checkpoint_note_ = std::move(w.note);
-          checkpoint_size_ = w.size;
-          checkpoint_root_ = std::move(w.checkpoint_root);
-          stats_.checkpoint_size = w.size;
-        }
+        durable_ = std::move(w.head);
+        if (!w.note.empty()) checkpoint_note_ = std::move(w.note);
       }
-      stats_.size = size_;
+      stats_.size = durable_.size;
+      stats_.checkpoint_size = durable_.checkpoint_size;
     }
     for (auto& w : work)
       for (size_t b = 0; b < w.batch.size(); ++b) w.batch[b].done(std::move(w.indexes[b]));
@@ -295,10 +285,10 @@ void Ledger::SyncerLoop() {
 
 Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   auto started = clock_->Now();
-  uint64_t size = tip_size_;
-  std::string last_hash = tip_last_hash_;
+  uint64_t size = tip_.size;
+  std::string last_hash = tip_.last_hash;
   Frontier frontier = tip_frontier_;
-  const uint64_t cp_size = tip_checkpoint_size_;
+  const uint64_t cp_size = tip_.checkpoint_size;
   const std::string& cp_root = tip_checkpoint_root_;
   KvBatch kv;
   std::vector<std::vector<uint64_t>> indexes(batch.size());
@@ -367,23 +357,19 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   kv.Put(kNs, kHeadKey, BigEndian64(size) + last_hash);
   GL_RETURN_IF_ERROR(kv_->Write(kv, /*sync=*/false));  // the syncer makes it durable
   if (checkpoint) last_checkpoint_at_ = clock_->Now();
+  tip_.size = size;
+  tip_.last_hash = std::move(last_hash);
+  tip_frontier_ = std::move(frontier);
+  if (checkpoint) {
+    tip_.checkpoint_size = size;
+    tip_checkpoint_root_ = std::move(new_root);
+  }
   Written w;
   w.batch = std::move(batch);
   w.indexes = std::move(indexes);
-  w.size = size;
-  w.last_hash = last_hash;
-  w.frontier = frontier;
-  w.checkpoint = checkpoint;
+  w.head = tip_;
   w.note = std::move(note);
-  w.checkpoint_root = new_root;
   w.started = started;
-  tip_size_ = size;
-  tip_last_hash_ = std::move(last_hash);
-  tip_frontier_ = std::move(frontier);
-  if (checkpoint) {
-    tip_checkpoint_size_ = size;
-    tip_checkpoint_root_ = std::move(new_root);
-  }
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
     written_.push_back(std::move(w));
@@ -409,7 +395,7 @@ StatusOr<std::string> Ledger::Export(uint64_t start, std::optional<uint64_t> end
   uint64_t stop;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop = end.value_or(checkpoint_size_);
+    stop = end.value_or(durable_.checkpoint_size);
   }
   if (stop == 0) return NotFound("audit: nothing to export yet (no checkpoint)");
   if (start > stop) return InvalidArgument("audit: start must not exceed end");
@@ -436,7 +422,7 @@ std::string Ledger::LatestCheckpoint() const {
 
 uint64_t Ledger::size() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return size_;
+  return durable_.size;
 }
 
 bool Ledger::healthy() const {

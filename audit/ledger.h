@@ -6,9 +6,10 @@
 // hashes them, and writes entries, the hashes of newly completed subtrees of
 // 16 leaves or more, and the tree head in one KvBatch. Smaller subtrees are
 // hashed from their entries when a proof needs them (at most 15 entries per
-// proof), which keeps the stored keys near one per entry. A second thread, the syncer, then makes every
-// batch written so far durable with one KvStore::Sync() and only then
-// publishes the new size and calls the appenders back, in commit order.
+// proof), which keeps the stored keys near one per entry. A second thread,
+// the syncer, then makes every batch written so far durable with one
+// KvStore::Sync() and only then publishes the new size and calls the
+// appenders back, in commit order.
 // The writer prepares and writes the next batch while the syncer waits for
 // the disk, so one fsync's latency no longer stalls the CPU work. Nothing
 // beyond the durable size is ever read, proven or acknowledged. Append
@@ -163,16 +164,20 @@ class Ledger {
     std::vector<AuditEvent> events;
     AppendCallback done;
   };
-  // A batch written (not yet synced) by the writer, and the ledger state it
-  // leads to; published by the syncer once durable.
+  // The log's head after some batch: how many entries, the hash the next
+  // entry chains to, and the size of the latest signed checkpoint.
+  struct Head {
+    uint64_t size = 0;
+    std::string last_hash;  // SHA-256 of entry size-1; 32 zero bytes when empty
+    uint64_t checkpoint_size = 0;
+  };
+  // A batch written (not yet synced) by the writer, and the head it leads
+  // to; published by the syncer once durable.
   struct Written {
     std::vector<Pending> batch;
     std::vector<std::vector<uint64_t>> indexes;  // one list per Pending
-    uint64_t size = 0;
-    std::string last_hash;
-    Frontier frontier;
-    bool checkpoint = false;
-    std::string note, checkpoint_root;  // when `checkpoint`
+    Head head;
+    std::string note;  // the checkpoint signed in this batch, if any
     std::chrono::steady_clock::time_point started;
   };
   // Calls every callback in `pending` with `result` (outside mu_).
@@ -203,21 +208,16 @@ class Ledger {
   size_t queued_events_ = 0;        // guarded by mu_
   bool closing_ = false;            // guarded by mu_
   bool healthy_ = true;             // guarded by mu_
-  uint64_t size_ = 0;               // guarded by mu_; entries durable
-  std::string last_entry_hash_;     // guarded by mu_
-  Frontier frontier_;               // guarded by mu_; right border of the durable tree
-  std::string checkpoint_note_;     // guarded by mu_
-  uint64_t checkpoint_size_ = 0;    // guarded by mu_
-  std::string checkpoint_root_;     // guarded by mu_
+  Head durable_;                    // guarded by mu_: nothing beyond it is read or acknowledged
+  std::string checkpoint_note_;     // guarded by mu_: the latest durable signed checkpoint
   LedgerStats stats_;               // guarded by mu_
+  // The tip: the head after the last batch written, durable or not, with
+  // what the next batch builds on. Writer thread only (set by Load before
+  // it starts).
+  Head tip_;
+  Frontier tip_frontier_;            // right border of the tree of tip_.size leaves
+  std::string tip_checkpoint_root_;  // root signed at tip_.checkpoint_size
   std::chrono::steady_clock::time_point last_checkpoint_at_;  // writer thread only
-  // The tip: the state after the last batch written, durable or not.
-  // Writer thread only (set by Load before it starts).
-  uint64_t tip_size_ = 0;
-  std::string tip_last_hash_;
-  Frontier tip_frontier_;
-  uint64_t tip_checkpoint_size_ = 0;
-  std::string tip_checkpoint_root_;
   std::thread writer_;
 
   std::mutex sync_mu_;

@@ -47,8 +47,8 @@ StatusOr<Ledger::VerifyReport> Ledger::Verify(
   std::string head_last_hash;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    n = size_;
-    head_last_hash = last_entry_hash_;
+    n = durable_.size;
+    head_last_hash = durable_.last_hash;
   }
   GL_ASSIGN_OR_RETURN(auto checkpoints, StoredCheckpoints(*kv_, n));
   VerifyReport report;
