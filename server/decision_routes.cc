@@ -180,12 +180,9 @@ void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply r
 }
 
 void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
-  if (ctx.gateway_refusal != nullptr) {
-    const bool mismatch = std::string_view(ctx.gateway_refusal) == "token-tenant-mismatch";
-    return RefuseUndecided(deps, ctx, std::move(reply), ctx.gateway_refusal, "x-tenant-id",
-                           mismatch ? "token is restricted to another tenant"
-                                    : "tenant id must be 1-64 characters of [A-Za-z0-9._:-]");
-  }
+  if (ctx.gateway_refusal)
+    return RefuseUndecided(deps, ctx, std::move(reply), ctx.gateway_refusal->reason, "x-tenant-id",
+                           ctx.gateway_refusal->detail);
   const HttpRequest& req = ctx.request;
   Input in;
   struct {

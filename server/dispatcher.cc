@@ -60,7 +60,7 @@ ProblemKind KindForHttp(int status) {
 
 struct Reply::Exchange {
   explicit Exchange(HttpRequest r)
-      : request(std::move(r)), ctx{request, ChooseRequestId(request.Header("x-request-id")), "unmatched", {}, std::nullopt, {}, {}} {}
+      : request(std::move(r)), ctx{request, ChooseRequestId(request.Header("x-request-id")), "unmatched", {}, std::nullopt, {}, {}, std::nullopt} {}
   HttpRequest request;
   RequestContext ctx;
   Dispatcher* dispatcher = nullptr;
@@ -307,15 +307,16 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
     else if (const std::string* h = request.Header("x-tenant-id")) ctx.tenant = *h;
     else if (auto q = request.query.find("tenant"); q != request.query.end()) ctx.tenant = q->second;
     if (!ctx.tenant.empty() && !IsValidName(ctx.tenant)) {
-      if (!route.gateway)
-        return MakeProblem(ProblemKind::kBadRequest, "tenant id must be 1-64 characters of [A-Za-z0-9._:-]", rid);
-      ctx.gateway_refusal = "tenant-invalid";
+      constexpr const char* kInvalid = "tenant id must be 1-64 characters of [A-Za-z0-9._:-]";
+      if (!route.gateway) return MakeProblem(ProblemKind::kBadRequest, kInvalid, rid);
+      ctx.gateway_refusal = RequestContext::Refusal{"tenant-invalid", kInvalid};
       ctx.tenant.clear();  // never keys a limit or reaches the audit log
     }
     if (!principal.tenant.empty()) {
       if (!ctx.tenant.empty() && ctx.tenant != principal.tenant) {
-        if (!route.gateway) return MakeProblem(ProblemKind::kForbidden, "token is restricted to another tenant", rid);
-        ctx.gateway_refusal = "token-tenant-mismatch";
+        constexpr const char* kMismatch = "token is restricted to another tenant";
+        if (!route.gateway) return MakeProblem(ProblemKind::kForbidden, kMismatch, rid);
+        ctx.gateway_refusal = RequestContext::Refusal{"token-tenant-mismatch", kMismatch};
       }
       ctx.tenant = principal.tenant;
     }

@@ -40,11 +40,14 @@ struct RequestContext {
   std::optional<Principal> principal;         // set on authenticated routes
   std::string tenant;                         // path {tenant}, X-Tenant-Id or ?tenant=
   nlohmann::json body;                        // parsed JSON body; null when empty
-  // Gateway routes only: a reason code ("tenant-invalid",
-  // "token-tenant-mismatch") when the pipeline refused the tenant; the
+  // Gateway routes only: set when the pipeline refused the tenant; the
   // handler must answer 403 with it (and audits the refusal). `tenant` is
   // then the token's tenant, or empty.
-  const char* gateway_refusal = nullptr;
+  struct Refusal {
+    const char* reason;  // "tenant-invalid", "token-tenant-mismatch"
+    const char* detail;  // the problem document's detail
+  };
+  std::optional<Refusal> gateway_refusal;
 };
 
 using RouteHandler = std::function<StatusOr<HttpResponse>(RequestContext&)>;
