@@ -158,7 +158,7 @@ StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events) {
   return future.get();
 }
 
-Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done) {
+Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, Durability durability) {
   if (events.empty()) return InvalidArgument("audit: no events");
   if (events.size() > options_.max_batch_events)
     return InvalidArgument("audit: at most " + std::to_string(options_.max_batch_events) + " events per append");
@@ -179,6 +179,7 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done) 
     for (const auto& [k, v] : e.details) utf8 = utf8 && IsValidUtf8(k) && IsValidUtf8(v);
     if (!utf8) return InvalidArgument("audit: event text fields must be UTF-8");
   }
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closing_) return Unavailable("audit: ledger is closed");
@@ -187,11 +188,18 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done) 
       stats_.rejected += events.size();
       return Unavailable("audit: append queue is full");
     }
+    const bool prompt = durability == Durability::kPrompt || options_.lazy_delay.count() <= 0;
+    // The writer waits for a prompt append, for the first lazy one (to
+    // start its deadline) or for a full lazy batch; other lazy appends join
+    // the queue without waking it.
+    wake = prompt || queue_.empty() || queued_events_ + events.size() >= options_.lazy_batch_events;
+    if (queue_.empty()) lazy_since_ = std::chrono::steady_clock::now();
     queued_events_ += events.size();
+    queued_prompt_ += prompt ? 1 : 0;
     stats_.queue_depth = queued_events_;
-    queue_.push_back(Pending{std::move(events), std::move(done)});
+    queue_.push_back(Pending{std::move(events), std::move(done), prompt});
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   return Status::Ok();
 }
 
@@ -206,12 +214,20 @@ void Ledger::WriterLoop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, options_.checkpoint_interval, [this] { return !queue_.empty() || closing_; });
+      // Only lazy appends queued: let others join them until the first has
+      // waited lazy_delay or a batch is full.
+      auto go = [this] {
+        return closing_ || !healthy_ || queued_prompt_ > 0 || queued_events_ >= options_.lazy_batch_events;
+      };
+      if (!queue_.empty()) cv_.wait_until(lock, lazy_since_ + options_.lazy_delay, go);
       size_t taken = 0;
       while (!queue_.empty() && (batch.empty() || taken + queue_.front().events.size() <= options_.max_batch_events)) {
         taken += queue_.front().events.size();
+        queued_prompt_ -= queue_.front().prompt ? 1 : 0;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      if (!queue_.empty()) lazy_since_ = std::chrono::steady_clock::now();
       queued_events_ -= taken;
       stats_.queue_depth = queued_events_;
       closing = closing_ && queue_.empty();
@@ -242,6 +258,7 @@ void Ledger::MarkUnhealthy(const Status& cause) {
     for (auto& p : queue_) queued.push_back(std::move(p));
     queue_.clear();
     queued_events_ = 0;
+    queued_prompt_ = 0;
     stats_.queue_depth = 0;
   }
   Fail(queued, Unavailable("audit: ledger storage failed"));
@@ -254,7 +271,12 @@ void Ledger::SyncerLoop() {
       std::unique_lock<std::mutex> lock(sync_mu_);
       sync_cv_.wait(lock, [this] { return !written_.empty() || writer_exited_; });
       if (written_.empty()) return;  // the writer has exited and everything is synced
+      // Only lazy appends written: let later batches share this sync until
+      // the first has waited lazy_delay.
+      sync_cv_.wait_until(lock, written_.front().written + options_.lazy_delay,
+                          [this] { return sync_now_ || writer_exited_; });
       work.swap(written_);
+      sync_now_ = false;
     }
     // One sync covers every batch written before it starts.
     Status st = healthy() ? kv_->Sync() : Unavailable("audit: ledger storage failed");
@@ -285,6 +307,7 @@ void Ledger::SyncerLoop() {
 
 Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   auto started = clock_->Now();
+  const uint64_t tip_before = tip_.size;
   uint64_t size = tip_.size;
   std::string last_hash = tip_.last_hash;
   Frontier frontier = tip_frontier_;
@@ -370,11 +393,21 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   w.head = tip_;
   w.note = std::move(note);
   w.started = started;
+  w.written = std::chrono::steady_clock::now();
+  // A batch holding a prompt append, or a full batch of lazy ones, is
+  // synced at once.
+  bool urgent = w.head.size - tip_before >= options_.lazy_batch_events;
+  for (const auto& p : w.batch) urgent = urgent || p.prompt;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
+    // A lazy batch behind others needs no wake-up: the syncer is syncing or
+    // already waiting for the first one's deadline.
+    wake = urgent || written_.empty();
+    sync_now_ = sync_now_ || urgent;
     written_.push_back(std::move(w));
   }
-  sync_cv_.notify_one();
+  if (wake) sync_cv_.notify_one();
   return Status::Ok();
 }
 

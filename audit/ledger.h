@@ -18,6 +18,14 @@
 // Retry-After); nothing is dropped. A failed write or sync is never
 // acknowledged: the ledger turns unhealthy and refuses every later append.
 //
+// Appends that need not be durable at once (Durability::kLazy: decisions
+// audited in async mode, whose answers do not wait) may wait up to
+// Options::lazy_delay to be written, and as long again to be synced, so that
+// many of them share one write and one sync; a full batch of them
+// (Options::lazy_batch_events) goes at once. A prompt append is never held
+// back by them: it is written and synced at once, with whatever lazy ones are
+// queued or written by then.
+//
 // A signed checkpoint (audit/checkpoint.h) is written in the same batch at
 // least once per `checkpoint_interval` while entries arrive, and by Close().
 // Before signing, the new tree is checked to extend the previous checkpoint.
@@ -79,6 +87,12 @@ struct LedgerStats {
   bool healthy = true;
 };
 
+// How soon an append's events must be made durable.
+enum class Durability {
+  kPrompt,  // written and synced as soon as the writer and the disk allow
+  kLazy,    // may wait for others, within Ledger::Options::lazy_delay twice
+};
+
 class Ledger {
  public:
   struct Options {
@@ -86,6 +100,11 @@ class Ledger {
     size_t max_queued_events = 100000;         // back-pressure bound
     size_t max_batch_events = 8192;
     std::chrono::milliseconds checkpoint_interval{1000};
+    // Lazy appends wait at most this long to be written, and as long again
+    // to be synced; fewer when lazy_batch_events are queued first. Zero
+    // makes them prompt.
+    std::chrono::microseconds lazy_delay{2000};
+    size_t lazy_batch_events = 256;
   };
 
   // Opens the ledger in `kv` (namespace "audit"): loads the tree head in
@@ -110,8 +129,10 @@ class Ledger {
   // `done` exactly once, on the ledger's syncer thread, after the batch
   // holding the events is durable; callbacks run in commit order. `done`
   // must not block for long (it delays the next sync) and may call
-  // Append/AppendAsync.
-  Status AppendAsync(std::vector<AuditEvent> events, AppendCallback done);
+  // Append/AppendAsync. With Durability::kLazy, `done` may come up to twice
+  // Options::lazy_delay later than it would otherwise (see the top).
+  Status AppendAsync(std::vector<AuditEvent> events, AppendCallback done,
+                     Durability durability = Durability::kPrompt);
 
   // Entries [start, end), end exclusive and at most size().
   StatusOr<std::vector<StoredEntry>> Entries(uint64_t start, uint64_t end) const;
@@ -163,6 +184,7 @@ class Ledger {
   struct Pending {
     std::vector<AuditEvent> events;
     AppendCallback done;
+    bool prompt = true;
   };
   // The log's head after some batch: how many entries, the hash the next
   // entry chains to, and the size of the latest signed checkpoint.
@@ -178,7 +200,8 @@ class Ledger {
     std::vector<std::vector<uint64_t>> indexes;  // one list per Pending
     Head head;
     std::string note;  // the checkpoint signed in this batch, if any
-    std::chrono::steady_clock::time_point started;
+    std::chrono::steady_clock::time_point started;  // clock_
+    std::chrono::steady_clock::time_point written;  // real time, for the lazy deadline
   };
   // Calls every callback in `pending` with `result` (outside mu_).
   static void Fail(std::vector<Pending>& pending, const Status& result);
@@ -206,6 +229,8 @@ class Ledger {
   std::condition_variable cv_;
   std::deque<Pending> queue_;       // guarded by mu_
   size_t queued_events_ = 0;        // guarded by mu_
+  size_t queued_prompt_ = 0;        // guarded by mu_: prompt appends in queue_
+  std::chrono::steady_clock::time_point lazy_since_;  // guarded by mu_: when queue_ last became non-empty
   bool closing_ = false;            // guarded by mu_
   bool healthy_ = true;             // guarded by mu_
   Head durable_;                    // guarded by mu_: nothing beyond it is read or acknowledged
@@ -223,6 +248,7 @@ class Ledger {
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
   std::deque<Written> written_;  // guarded by sync_mu_: written, not yet synced
+  bool sync_now_ = false;        // guarded by sync_mu_: written_ holds a prompt append or a full lazy batch
   bool writer_exited_ = false;   // guarded by sync_mu_
   std::thread syncer_;
 };

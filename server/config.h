@@ -41,6 +41,7 @@ struct ServerConfig {
   // durable; "async" answers at once with a bounded queue.
   std::string decision_audit = "sync";
   size_t decision_audit_queue = 100000;  // decision events outstanding before 503
+  size_t decision_audit_async_linger_ms = 2;  // async: how long an entry may wait to share a write, and a sync
   std::string policy_trusted_keys;       // file of trusted bundle-signing public keys
 
   bool tls_enabled() const { return !tls_cert.empty(); }

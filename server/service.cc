@@ -154,6 +154,7 @@ Status Service::OpenStorageAndKeys() {
   SetNotReadyReason("opening the audit log");
   audit::Ledger::Options lopts;
   lopts.region = config_.region;
+  lopts.lazy_delay = std::chrono::milliseconds(config_.decision_audit_async_linger_ms);
   auto ledger = audit::Ledger::Open(kv_.get(), &*audit_signer_, &SystemClock::Get(), lopts);
   if (!ledger.ok()) {
     if (ledger.status().code() == StatusCode::kDataLoss) {
@@ -169,10 +170,16 @@ Status Service::OpenStorageAndKeys() {
   decision_auditor_ = std::make_unique<DecisionAuditor>(
       config_.decision_audit == "async" ? DecisionAuditMode::kAsync : DecisionAuditMode::kSync,
       config_.decision_audit_queue,
-      [ledger = ledger_.get()](std::vector<audit::AuditEvent> events, audit::Ledger::AppendCallback done) {
-        return ledger->AppendAsync(std::move(events), std::move(done));
+      // Async answers do not wait for their entries, which may then share
+      // writes and syncs (Durability::kLazy).
+      [ledger = ledger_.get(), lazy = config_.decision_audit == "async"](std::vector<audit::AuditEvent> events,
+                                                                         audit::Ledger::AppendCallback done) {
+        return ledger->AppendAsync(std::move(events), std::move(done),
+                                   lazy ? audit::Durability::kLazy : audit::Durability::kPrompt);
       });
-  log::Info("decision audit", {{"mode", config_.decision_audit}, {"queue", config_.decision_audit_queue}});
+  log::Info("decision audit", {{"mode", config_.decision_audit},
+                               {"queue", config_.decision_audit_queue},
+                               {"async_linger_ms", config_.decision_audit_async_linger_ms}});
   if (config_.audit_verify_on_start) GL_RETURN_IF_ERROR(VerifyAuditLog());
   GL_RETURN_IF_ERROR(LoadLastKnownGoodPolicy());
   // Resumes any rewrap a previous run left unfinished.

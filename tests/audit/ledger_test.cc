@@ -408,5 +408,88 @@ TEST_F(LedgerTest, AppendAsyncReportsAFailedWriteAndCloseDrainsTheQueue) {
   EXPECT_EQ(l2->size(), 20u);
 }
 
+
+// Lazy appends (async decision audit) wait for each other; a prompt one takes
+// them all along in one write and one sync, and is not held back by them.
+TEST_F(LedgerTest, LazyAppendsShareOneWriteAndOneSyncWithThePromptOneThatFollows) {
+  Ledger::Options o;
+  o.lazy_delay = std::chrono::hours(1);
+  o.lazy_batch_events = 1000;
+  auto l = Open(o);
+  const int writes_before = faulty_->writes_.load(), syncs_before = faulty_->syncs_.load();
+  std::mutex mu;
+  std::vector<uint64_t> acknowledged;
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(l->AppendAsync(
+                     {Event(i)},
+                     [&](StatusOr<std::vector<uint64_t>> r) {
+                       ASSERT_TRUE(r.ok());
+                       std::lock_guard<std::mutex> lock(mu);
+                       acknowledged.push_back(r->at(0));
+                     },
+                     Durability::kLazy)
+                    .ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(faulty_->writes_.load(), writes_before) << "lazy appends were written without waiting for others";
+  auto prompt = l->Append({Event(50)});
+  ASSERT_TRUE(prompt.ok());
+  EXPECT_EQ(prompt->at(0), 50u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(acknowledged.size(), 50u);  // called back before the prompt one, in commit order
+    for (uint64_t i = 0; i < 50; ++i) EXPECT_EQ(acknowledged[i], i);
+  }
+  EXPECT_EQ(faulty_->writes_.load() - writes_before, 1);
+  EXPECT_EQ(faulty_->syncs_.load() - syncs_before, 1);
+  EXPECT_EQ(l->size(), 51u);
+}
+
+TEST_F(LedgerTest, AFullBatchOfLazyAppendsGoesAtOnceAndALoneOneAfterTheDelay) {
+  Ledger::Options o;
+  o.lazy_delay = std::chrono::hours(1);
+  o.lazy_batch_events = 8;
+  auto l = Open(o);
+  std::atomic<int> acknowledged{0};
+  std::promise<void> all;
+  for (int i = 0; i < 8; ++i)
+    ASSERT_TRUE(l->AppendAsync(
+                     {Event(i)},
+                     [&](StatusOr<std::vector<uint64_t>> r) {
+                       if (r.ok() && ++acknowledged == 8) all.set_value();
+                     },
+                     Durability::kLazy)
+                    .ok());
+  all.get_future().wait();  // hangs (the test times out) if the full batch waited for the delay
+  EXPECT_EQ(l->size(), 8u);
+
+  o.lazy_delay = std::chrono::milliseconds(5);
+  l.reset();
+  l = Open(o);
+  std::promise<StatusOr<std::vector<uint64_t>>> alone;
+  ASSERT_TRUE(l->AppendAsync({Event(8)}, [&](StatusOr<std::vector<uint64_t>> r) { alone.set_value(std::move(r)); },
+                             Durability::kLazy)
+                  .ok());
+  auto r = alone.get_future().get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->at(0), 8u);
+}
+
+TEST_F(LedgerTest, CloseWritesAndSyncsLazyAppendsWithoutWaitingForTheDelay) {
+  Ledger::Options o;
+  o.lazy_delay = std::chrono::hours(1);
+  auto l = Open(o);
+  std::atomic<int> acknowledged{0};
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(
+        l->AppendAsync({Event(i)}, [&](StatusOr<std::vector<uint64_t>> r) { acknowledged += r.ok(); }, Durability::kLazy)
+            .ok());
+  ASSERT_TRUE(l->Close().ok());  // hangs (the test times out) if it waited for the delay
+  EXPECT_EQ(acknowledged.load(), 5);
+  EXPECT_EQ(l->size(), 5u);
+  auto cp = OpenCheckpoint(l->LatestCheckpoint(), "geoledger/eu-west-1", signer_->public_key());
+  ASSERT_TRUE(cp.ok());
+  EXPECT_EQ(cp->size, 5u);
+}
+
 }  // namespace
 }  // namespace geoledger::audit

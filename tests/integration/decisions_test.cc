@@ -332,6 +332,37 @@ TEST(DecisionsAsyncTest, AsyncAuditAnswersAtOnceAndStillWritesEveryEntry) {
   EXPECT_EQ(server->Terminate(), 0);
 }
 
+// In async mode the entries of decisions answered within the linger time
+// share one write and one sync; they still all reach the log.
+TEST(DecisionsAsyncTest, AsyncEntriesShareWritesWithinTheLingerTime) {
+  auto server = TestServer::Start({"--decision-audit", "async", "--decision-audit-async-linger-ms", "100",
+                                   "--rate-limit-tenant-rps", "0", "--rate-limit-token-rps", "0"});
+  ASSERT_TRUE(server->started()) << server->log();
+  LoadResidencyPolicy(*server);
+  std::string decide = server->CreateToken("gateway", {"decide"});
+  std::string reader = server->CreateToken("auditor", {"audit:read"});
+  auto batches = [&] {
+    RawResponse m = server->Request("GET", "/metrics");
+    const std::string name = "\ngeoledger_audit_batches_total ";
+    size_t at = m.body.find(name);
+    EXPECT_NE(at, std::string::npos) << m.body;
+    return at == std::string::npos ? uint64_t{0} : std::stoull(m.body.substr(at + name.size()));
+  };
+  const uint64_t size_before = AuditSize(*server, reader), batches_before = batches();
+  constexpr int kChecks = 40;
+  for (int i = 0; i < kChecks; ++i) {
+    RawResponse g = server->Authed(decide, "GET", "/v1/gateway/check", "",
+                                   GatewayHeaders("acme", "personal", "read", i % 2 ? "eu-west-1" : "us-east-1"));
+    ASSERT_EQ(g.status, i % 2 ? 200 : 403) << g.body;
+  }
+  for (int attempt = 0; attempt < 200 && AuditSize(*server, reader) < size_before + kChecks; ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(AuditSize(*server, reader), size_before + kChecks);
+  // One check after another: without the linger each entry is its own batch.
+  EXPECT_LE(batches() - batches_before, 8u);
+  EXPECT_EQ(server->Terminate(), 0);
+}
+
 // Two policies that differ in two fields at once; a decision made against a
 // half-applied change would allow both or neither.
 TEST(DecisionsStormTest, ConcurrentPolicyChangesNeverTearADecision) {
