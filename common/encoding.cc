@@ -86,6 +86,13 @@ std::string HexEncode(std::string_view bytes) {
   return out;
 }
 
+void AppendHex(uint64_t v, int digits, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char buf[16];
+  for (int i = digits - 1; i >= 0; --i, v >>= 4) buf[i] = kHex[v & 15];
+  out.append(buf, static_cast<size_t>(digits));
+}
+
 std::optional<std::string> HexDecode(std::string_view text) {
   if (text.size() % 2 != 0) return std::nullopt;
   auto nib = [](char c) -> int {

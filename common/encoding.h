@@ -2,6 +2,7 @@
 // and a UTF-8 check. Decoders reject anything that is not canonical.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,9 @@ std::string Base64UrlEncode(std::string_view bytes);  // no padding
 std::optional<std::string> Base64UrlDecode(std::string_view text);
 std::string HexEncode(std::string_view bytes);
 std::optional<std::string> HexDecode(std::string_view text);
+// Appends the low `digits` (at most 16) hex digits of `v`, lowercase and
+// zero-padded, to `out`.
+void AppendHex(uint64_t v, int digits, std::string& out);
 // True when `text` is well-formed UTF-8 (RFC 3629): no overlong forms, no
 // surrogates, nothing above U+10FFFF.
 bool IsValidUtf8(std::string_view text);

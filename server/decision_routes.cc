@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <cstdio>
 #include <vector>
 
 #include "common/clock.h"
@@ -108,6 +107,13 @@ HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& deci
 // 503 if they cannot be written), in async mode at once (indexes null).
 // When the auditor refuses (bound reached, ledger unhealthy): 503.
 using AnswerFn = std::function<HttpResponse(const std::vector<uint64_t>* indexes)>;
+// A list of one event, moved in ({e} would copy it).
+std::vector<audit::AuditEvent> One(audit::AuditEvent e) {
+  std::vector<audit::AuditEvent> events;
+  events.push_back(std::move(e));
+  return events;
+}
+
 void AuditThenAnswer(const DecisionRouteDeps& deps, std::vector<audit::AuditEvent> events, Reply reply,
                      AnswerFn answer) {
   DecisionAuditor* auditor = deps.auditor();
@@ -176,7 +182,7 @@ void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply r
     if (indexes) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string((*indexes)[0]));
     return r;
   };
-  AuditThenAnswer(deps, {std::move(e)}, std::move(reply), answer);
+  AuditThenAnswer(deps, One(std::move(e)), std::move(reply), answer);
 }
 
 void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) {
@@ -208,7 +214,7 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
   // A token bound to another tenant came in as ctx.gateway_refusal (above).
   residency::Decision d = deps.engine()->Decide(in.View(), NowSeconds());
   std::string id = NewDecisionId();
-  AuditThenAnswer(deps, {DecisionEvent(ctx, in, d, id)}, std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
+  AuditThenAnswer(deps, One(DecisionEvent(ctx, in, d, id)), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
     return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);
   });
 }
@@ -219,9 +225,11 @@ std::string NewDecisionId() {
   thread_local std::string prefix = HexEncode(crypto::RandomBytes(6));
   thread_local uint32_t counter = 0;
   if (++counter == 0) prefix = HexEncode(crypto::RandomBytes(6));  // never reuse prefix+counter
-  char buf[9];
-  std::snprintf(buf, sizeof buf, "%08x", counter);
-  return prefix + buf;
+  std::string id;
+  id.reserve(prefix.size() + 8);
+  id += prefix;
+  AppendHex(counter, 8, id);
+  return id;
 }
 
 void RegisterDecisionRoutes(Dispatcher& d, DecisionRouteDeps deps) {

@@ -3,7 +3,6 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <future>
 
 #include "common/encoding.h"
@@ -112,9 +111,11 @@ std::string ChooseRequestId(const std::string* header) {
   // per-thread prefix and a per-thread counter.
   thread_local const std::string prefix = HexEncode(crypto::RandomBytes(4));
   thread_local uint64_t counter = 0;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(++counter));
-  return prefix + buf;
+  std::string id;
+  id.reserve(prefix.size() + 16);
+  id += prefix;
+  AppendHex(++counter, 16, id);
+  return id;
 }
 
 Dispatcher::Dispatcher(Options options, const Clock* clock, HttpMetrics* metrics)

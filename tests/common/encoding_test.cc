@@ -58,6 +58,18 @@ TEST(EncodingTest, HexRoundTripsAndRejectsUppercaseAndOddLength) {
   EXPECT_FALSE(HexDecode("abc"));
 }
 
+TEST(EncodingTest, AppendHexWritesFixedWidthLowercaseDigits) {
+  std::string out = "id-";
+  AppendHex(0x2a, 8, out);
+  EXPECT_EQ(out, "id-0000002a");
+  out.clear();
+  AppendHex(0xfedcba9876543210ull, 16, out);
+  EXPECT_EQ(out, "fedcba9876543210");
+  out.clear();
+  AppendHex(0x1234, 2, out);  // only the low digits
+  EXPECT_EQ(out, "34");
+}
+
 TEST(StatusTest, StatusOrCarriesValueOrError) {
   StatusOr<int> v = 7;
   ASSERT_TRUE(v.ok());
