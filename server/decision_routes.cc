@@ -59,15 +59,17 @@ StatusOr<std::vector<Input>> ReadInputs(const nlohmann::json& body, bool* batch)
 
 audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, const residency::Decision& d,
                                 const std::string& decision_id) {
-  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", "tenant/" + in.tenant, d.allow ? "allow" : "deny",
-                                     {{"reason", std::string(residency::ReasonCode(d.reason))},
-                                      {"legal_basis", std::string(d.legal_basis)},
-                                      {"category", in.category},
-                                      {"operation", in.operation},
-                                      {"region", in.region},
-                                      {"route_region", std::string(d.route_region)},
-                                      {"decision_id", decision_id},
-                                      {"policy_version", std::to_string(d.policy_version)}});
+  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", "tenant/" + in.tenant, d.allow ? "allow" : "deny");
+  // Emplaced, not from an initializer list, whose strings would be copied twice.
+  auto& m = e.details;
+  m.emplace("reason", residency::ReasonCode(d.reason));
+  m.emplace("legal_basis", d.legal_basis);
+  m.emplace("category", in.category);
+  m.emplace("operation", in.operation);
+  m.emplace("region", in.region);
+  m.emplace("route_region", d.route_region);
+  m.emplace("decision_id", decision_id);
+  m.emplace("policy_version", std::to_string(d.policy_version));
   e.tenant = in.tenant;
   return e;
 }
