@@ -9,6 +9,14 @@
 //       the stored entries after the run). events_per_commit is how many
 //       events the writer group-committed per sync on average.
 //
+//   BM_AsyncDecisionAppend/linger_us:{0,2000}
+//       one thread hands the ledger one event per call with AppendAsync,
+//       Durability::kLazy, as the HTTP threads do for decisions audited in
+//       async mode, paced at 50 events per millisecond, in blocks of 20,000
+//       it waits to be durable; linger_us is Options::lazy_delay (0: every
+//       append prompt). cpu_us_per_event is the process's CPU time per event:
+//       what the ledger costs per decision at that rate.
+//
 //   BM_RocksDbLedgerPattern/key_order:{0,1}
 //       the ledger's RocksDB write pattern alone (2048 entries + their
 //       subtree hashes per synced batch), puts in the ledger's order vs.
@@ -39,8 +47,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -48,6 +58,7 @@
 #include <mutex>
 #include <optional>
 #include <streambuf>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -216,6 +227,69 @@ BENCHMARK(BM_DurableAppend)
     ->Threads(8)
     ->Threads(64)
     ->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// Decisions audited in async mode: one producer (as an HTTP thread) hands the
+// ledger one event per decision with AppendAsync and does not wait for it,
+// at a steady 50 events per millisecond (sleeping in between), which is about
+// the rate at which the gateway benchmark's HTTP threads submit them. Each
+// iteration submits 20,000 events and waits until all are durable.
+// linger_us is Options::lazy_delay: 0 makes every append prompt (written and
+// synced as soon as possible, as before lazy appends existed); 2000 is the
+// server's default for async decision audit. cpu_us_per_event is the
+// process's CPU time (all threads) per event.
+void BM_AsyncDecisionAppend(benchmark::State& state) {
+  constexpr uint64_t kBlock = 20000, kPerTick = 50;
+  AppendFixture f;
+  f.dir = MakeTempDir("lazy");
+  f.kv = Must(geoledger::OpenRocksDbKvStore(f.dir, geoledger::KnownNamespaces()), "open rocksdb");
+  f.signer.emplace(NewSigner());
+  Ledger::Options o;
+  o.region = kRegion;
+  o.lazy_delay = std::chrono::microseconds(state.range(0));
+  f.ledger = Must(Ledger::Open(f.kv.get(), &*f.signer, &SystemClock::Get(), o), "open ledger");
+  const AuditEvent proto = Event(1);
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t durable = 0, failed = 0, submitted = 0;
+  auto done = [&](geoledger::StatusOr<std::vector<uint64_t>> r) {
+    std::lock_guard<std::mutex> lock(mu);
+    (r.ok() ? durable : failed) += 1;
+    cv.notify_one();
+  };
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+  };
+  const double cpu_start = cpu_now();
+  for (auto _ : state) {
+    auto tick = std::chrono::steady_clock::now();
+    for (uint64_t i = 0; i < kBlock; ++i) {
+      std::vector<AuditEvent> one;
+      one.push_back(proto);
+      while (!f.ledger->AppendAsync(std::move(one), done, geoledger::audit::Durability::kLazy).ok()) {
+        one.assign(1, proto);
+        std::this_thread::yield();
+      }
+      ++submitted;
+      if (submitted % kPerTick == 0) std::this_thread::sleep_until(tick += std::chrono::milliseconds(1));
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return durable + failed == submitted; });
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(submitted));
+  state.counters["cpu_us_per_event"] = submitted ? (cpu_now() - cpu_start) / static_cast<double>(submitted) : 0;
+  auto stats = f.ledger->Stats();
+  state.counters["events_per_commit"] = stats.batches ? static_cast<double>(stats.size) / stats.batches : 0;
+  if (failed != 0) state.SkipWithError("some appends failed");
+  f.ledger->Close().IgnoreError();
+  f.ledger.reset();
+  f.kv.reset();
+  std::error_code ec;
+  fs::remove_all(f.dir, ec);
+}
+BENCHMARK(BM_AsyncDecisionAppend)->ArgName("linger_us")->Arg(0)->Arg(2000)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------------------
 // The ledger's storage pattern without the ledger: batches of 2048 ~300-byte
