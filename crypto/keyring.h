@@ -77,10 +77,16 @@ struct RewrapProgress {
   bool done = false;           // nothing left below target_version
 };
 
+// subject_key_created (here and in SealedRecord): the subject's data key was
+// made by this call, or by an earlier one whose creation was never confirmed
+// audited. The caller then records key.created and, once that entry is
+// durable, calls Keyring::ConfirmCreationAudited; until then every use says
+// so again (at-least-once: a key's creation is never left unaudited).
 struct IssuedDataKey {
   std::string key_id;          // kKeyIdBytes raw
   SecretBytes plaintext;       // kDataKeyBytes
   std::string wrapped;         // opaque; Unwrap gives the plaintext back
+  std::string subject_key_id;  // the subject data key's id (raw)
   bool subject_key_created = false;
 };
 
@@ -120,9 +126,16 @@ class Keyring {
 
   // ---- subject data keys ----
   // Creates the subject's data key if it has none. Returns its key id and
-  // whether it was created now.
+  // whether its creation is still to be audited (see IssuedDataKey).
   StatusOr<std::pair<std::string, bool>> EnsureSubjectKey(std::string_view tenant,
                                                           std::string_view pseudonym);
+  // Records that the creation of the subject's data key `key_id` (raw) is
+  // audited. Nothing changes when the subject's key is another one (shredded
+  // and made anew meanwhile) or already confirmed. Not synced: lost on a
+  // crash, the creation is announced once more. Never waits: kUnavailable
+  // (and the creation is announced again by the key's next use) while
+  // another key write holds the keyring.
+  Status ConfirmCreationAudited(std::string_view tenant, std::string_view pseudonym, std::string_view key_id);
   // Crypto-shreds the subject's data key. kNotFound when it has none (never
   // had one, or already shredded). Returns the shredded key's id.
   StatusOr<std::string> Shred(std::string_view tenant, std::string_view pseudonym);
@@ -152,6 +165,7 @@ class Keyring {
     std::string key_id;
     uint32_t kek_version = 0;
     SecretBytes key;
+    bool creation_unaudited = false;
   };
   Keyring(KvStore* kv, Aead root_wrap, const Clock* clock, KeyringOptions options);
 

@@ -39,18 +39,22 @@ StatusOr<Keyring::SubjectKey> Keyring::LoadSubjectKey(std::string_view tenant, s
     if (!plain.ok())
       return DataLoss("keyring: a subject key of tenant " + std::string(tenant) +
                       " does not unwrap (stored record altered or moved)");
-    return SubjectKey{record.key_id(), record.kek_version(), TakeSecret(std::move(*plain))};
+    return SubjectKey{record.key_id(), record.kek_version(), TakeSecret(std::move(*plain)),
+                      record.creation_unaudited()};
   }
 }
 
 StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyLocked(std::string_view tenant,
                                                                                std::string_view pseudonym) {
   auto existing = LoadSubjectKey(tenant, pseudonym);
-  if (existing.ok()) return std::make_pair(std::move(*existing), false);
+  if (existing.ok()) {
+    const bool unaudited = existing->creation_unaudited;
+    return std::make_pair(std::move(*existing), unaudited);
+  }
   if (existing.status().code() != StatusCode::kNotFound) return existing.status();
   GL_ASSIGN_OR_RETURN(uint32_t version, EnsureTenantLocked(tenant));
   GL_ASSIGN_OR_RETURN(auto kek, Kek(tenant, version));
-  SubjectKey created{RandomBytes(kKeyIdBytes), version, SecretBytes::Random(kDataKeyBytes)};
+  SubjectKey created{RandomBytes(kKeyIdBytes), version, SecretBytes::Random(kDataKeyBytes), true};
   GL_ASSIGN_OR_RETURN(std::string wrapped,
                       kek->Encrypt(View(created.key), DekAd(options_.region, tenant, pseudonym, version, created.key_id)));
   v1::SubjectKeyRecord record;
@@ -58,10 +62,32 @@ StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyLocked(s
   record.set_kek_version(version);
   record.set_wrapped(std::move(wrapped));
   record.set_created_unix_ms(clock_->UnixMillis());
+  record.set_creation_unaudited(true);
   KvBatch batch;
   batch.Put(kNs, keyring_internal::SubjectKey(tenant, pseudonym), record.SerializeAsString());
   GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
   return std::make_pair(std::move(created), true);
+}
+
+Status Keyring::ConfirmCreationAudited(std::string_view tenant, std::string_view pseudonym,
+                                       std::string_view key_id) {
+  GL_RETURN_IF_ERROR(CheckTenant(tenant));
+  GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
+  // Called from the ledger's syncer thread: never wait behind a synced key
+  // write, a rewrap or a shred's compaction.
+  std::unique_lock<std::mutex> lock(write_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return Unavailable("keyring: busy with another key write");
+  const std::string key = keyring_internal::SubjectKey(tenant, pseudonym);
+  GL_ASSIGN_OR_RETURN(auto stored, kv_->Get(kNs, key));
+  if (!stored) return Status::Ok();  // shredded meanwhile
+  v1::SubjectKeyRecord record;
+  if (!record.ParseFromString(*stored) || record.key_id().size() != kKeyIdBytes)
+    return DataLoss("keyring: a subject key record of tenant " + std::string(tenant) + " is corrupt");
+  if (!record.creation_unaudited() || !ConstantTimeEquals(record.key_id(), key_id)) return Status::Ok();
+  record.set_creation_unaudited(false);
+  KvBatch batch;
+  batch.Put(kNs, key, record.SerializeAsString());
+  return kv_->Write(batch, /*sync=*/false);
 }
 
 StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyFast(std::string_view tenant,
@@ -69,7 +95,10 @@ StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyFast(std
   // The common case, an existing key, needs no lock: a first use elsewhere
   // (a synced write) must not stall it.
   auto existing = LoadSubjectKey(tenant, pseudonym);
-  if (existing.ok()) return std::make_pair(std::move(*existing), false);
+  if (existing.ok()) {
+    const bool unaudited = existing->creation_unaudited;
+    return std::make_pair(std::move(*existing), unaudited);
+  }
   if (existing.status().code() != StatusCode::kNotFound) return existing.status();
   std::lock_guard<std::mutex> lock(write_mu_);
   return EnsureSubjectKeyLocked(tenant, pseudonym);
@@ -125,6 +154,7 @@ StatusOr<IssuedDataKey> Keyring::IssueDataKey(std::string_view tenant, std::stri
   std::string subject_key_id = subject.first.key_id;
   GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(subject.first.key)));
   IssuedDataKey out;
+  out.subject_key_id = subject_key_id;
   out.key_id = RandomBytes(kKeyIdBytes);
   out.plaintext = SecretBytes::Random(kDataKeyBytes);
   out.subject_key_created = subject.second;

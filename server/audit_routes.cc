@@ -87,6 +87,10 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
   struct PreparedEvents {
     std::vector<audit::AuditEvent> events;
     std::vector<size_t> callers;  // positions of the caller's events (key.created ones are ours)
+    struct Created {
+      std::string tenant, pseudonym, key_id;
+    };
+    std::vector<Created> created;  // subject keys whose key.created entry is among `events`
   };
   auto prepare = [pseudonymizer, sealer](RequestContext& ctx) -> StatusOr<PreparedEvents> {
                if (!ctx.body.is_object() || !ctx.body.contains("events") || !ctx.body["events"].is_array())
@@ -159,11 +163,16 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                    e.sealed_key_id = sealed.key_id;
                    e.sealed_ciphertext = std::move(sealed.ciphertext);
                    e.details["sealed_record_id"] = sealed.record_id;
-                   if (sealed.key_created) {
+                   // Once per key and request, though every event sealed under a
+                   // key whose creation is not yet confirmed audited says so.
+                   bool announced = false;
+                   for (const auto& k : out.created) announced = announced || k.key_id == sealed.key_id;
+                   if (sealed.key_created && !announced) {
                      audit::AuditEvent created = ServiceEvent(ctx, "key.created", "subject-key/" + sealed.key_id, "ok");
                      created.tenant = e.tenant;
                      created.subject_pseudonym = e.subject_pseudonym;
                      events.push_back(std::move(created));
+                     out.created.push_back({e.tenant, e.subject_pseudonym, sealed.key_id});
                    }
                  }
                  callers.push_back(events.size());
@@ -175,16 +184,19 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
   // the events is durable, so concurrent requests share one fsync without
   // holding an HTTP thread each.
   d.AddDeferredRoute("POST", "/v1/audit/events", Access::kScoped, "audit:write",
-                     [ledger, prepare](RequestContext& ctx, Reply reply) {
+                     [ledger, prepare, confirm = sealer.creation_audited](RequestContext& ctx, Reply reply) {
                        auto prepared = prepare(ctx);
                        if (!prepared.ok()) return reply(prepared.status());
                        auto callers = std::make_shared<std::vector<size_t>>(std::move(prepared->callers));
+                       auto created = std::make_shared<std::vector<PreparedEvents::Created>>(std::move(prepared->created));
                        ReplyWhenDurable(
                            std::move(reply),
                            [&](DurableCallback done) {
                              return ledger()->AppendAsync(std::move(prepared->events), std::move(done));
                            },
-                           [callers](const std::vector<uint64_t>& all) {
+                           [callers, created, confirm](const std::vector<uint64_t>& all) {
+                             if (confirm)
+                               for (const auto& k : *created) confirm(k.tenant, k.pseudonym, k.key_id);
                              std::vector<uint64_t> indexes;
                              indexes.reserve(callers->size());
                              for (size_t pos : *callers) indexes.push_back(all[pos]);

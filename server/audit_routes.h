@@ -38,7 +38,7 @@ struct SealedPersonal {
   std::string key_id;      // hex id of the subject data key
   std::string ciphertext;  // crypto/keyring.h record format
   std::string record_id;   // bound into the ciphertext; kept in the entry's details
-  bool key_created = false;  // the subject's data key was created for this
+  bool key_created = false;  // the subject's data key's creation is to be audited (crypto::IssuedDataKey)
 };
 // Sealing of events' personal details (server/key_routes.h).
 struct PersonalSealer {
@@ -50,6 +50,10 @@ struct PersonalSealer {
   std::function<StatusOr<SealedPersonal>(const RequestContext& ctx, const std::string& tenant,
                                          const std::string& pseudonym, const std::string& plaintext)>
       seal;
+  // Called once the key.created entry for a sealed event's key (key_id as
+  // in SealedPersonal) is durable; see crypto::Keyring::ConfirmCreationAudited.
+  std::function<void(const std::string& tenant, const std::string& pseudonym, const std::string& key_id)>
+      creation_audited;
 };
 
 // `ledger` returns the live ledger (non-null whenever the dispatcher lets an

@@ -98,6 +98,18 @@ nlohmann::json InfoJson(const std::string& tenant, const crypto::TenantKeyInfo& 
                       {"pending", info.pending}}}};
 }
 
+// After the key.created entry of a subject's key is durable. A failure
+// only means the creation is announced once more by the key's next use.
+void ConfirmCreationAudited(const KeyRouteDeps& deps, const std::string& tenant, const std::string& pseudonym,
+                            const std::string& key_id) {
+  Status st = deps.keyring()->ConfirmCreationAudited(tenant, pseudonym, key_id);
+  if (st.ok()) return;
+  // Busy (another key write held the keyring) is expected now and then.
+  (st.code() == StatusCode::kUnavailable ? log::Debug : log::Warn)(
+      "subject key creation audited but not recorded as such; its next use audits it again",
+      {{"tenant", tenant}, {"error", st.ToString()}});
+}
+
 }  // namespace
 
 RewrapWorker::RewrapWorker(crypto::Keyring* keyring, audit::Ledger* ledger) : keyring_(keyring), ledger_(ledger) {}
@@ -179,6 +191,7 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
     if (RefusedHere(ctx, deps, *r, "key.datakey.refused", reply)) return;
     auto issued = deps.keyring()->IssueDataKey(r->tenant, r->pseudonym);
     if (!issued.ok()) return reply(issued.status());
+    const bool created = issued->subject_key_created;
     std::vector<audit::AuditEvent> events;
     if (issued->subject_key_created)
       events.push_back(KeyEvent(ctx, r->tenant, "key.created", "subject-key/" + r->tenant, "ok", r->pseudonym));
@@ -192,7 +205,9 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
     ReplyWhenDurable(
         std::move(reply),
         [&](DurableCallback done) { return deps.ledger()->AppendAsync(std::move(events), std::move(done)); },
-        [answer](const std::vector<uint64_t>& logged) {
+        [answer, deps, tenant = r->tenant, pseudonym = r->pseudonym, subject_key = issued->subject_key_id,
+         created](const std::vector<uint64_t>& logged) {
+          if (created) ConfirmCreationAudited(deps, tenant, pseudonym, subject_key);
           (*answer)["audit_index"] = logged.back();
           return JsonResponse(200, *answer);
         });
@@ -284,6 +299,11 @@ PersonalSealer MakePersonalSealer(const KeyRouteDeps& deps) {
   };
   PersonalSealer sealer;
   sealer.allowed = allowed;
+  sealer.creation_audited = [deps](const std::string& tenant, const std::string& pseudonym,
+                                   const std::string& key_id_hex) {
+    auto key_id = HexDecode(key_id_hex);
+    if (key_id) ConfirmCreationAudited(deps, tenant, pseudonym, *key_id);
+  };
   sealer.seal = [deps, allowed](const RequestContext&, const std::string& tenant, const std::string& pseudonym,
                                 const std::string& plaintext) -> StatusOr<SealedPersonal> {
     GL_RETURN_IF_ERROR(allowed(tenant));

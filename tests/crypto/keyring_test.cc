@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <optional>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/kv_store.h"
@@ -27,6 +29,10 @@ class FailingKvStore final : public KvStore {
     return inner_->Get(ns, key);
   }
   Status Write(const KvBatch& batch, bool sync) override {
+    while (block_.load()) {
+      blocked_ = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     if (fail_.load()) return Internal("injected write failure");
     return inner_->Write(batch, sync);
   }
@@ -39,7 +45,7 @@ class FailingKvStore final : public KvStore {
     return inner_->ScanFrom(ns, prefix, start, fn);
   }
   Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
-  std::atomic<bool> fail_{false};
+  std::atomic<bool> fail_{false}, block_{false}, blocked_{false};
 
  private:
   KvStore* inner_;
@@ -80,10 +86,75 @@ TEST_F(KeyringTest, DataKeyUnwrapsToTheSamePlaintextAndId) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->key_id, issued->key_id);
   EXPECT_EQ(Reveal(back->plaintext), Reveal(issued->plaintext));
+  ASSERT_TRUE(ring_->ConfirmCreationAudited("acme", alice_, issued->subject_key_id).ok());
   auto second = ring_->IssueDataKey("acme", alice_);
   ASSERT_TRUE(second.ok());
   EXPECT_FALSE(second->subject_key_created);
+  EXPECT_EQ(second->subject_key_id, issued->subject_key_id);
   EXPECT_NE(Reveal(second->plaintext), Reveal(issued->plaintext));
+}
+
+// A key whose key.created entry never became durable (the append failed,
+// the process stopped) is reported as created by every use until the caller
+// confirms the entry: its creation is audited at least once.
+TEST_F(KeyringTest, ASubjectKeysCreationIsReportedUntilConfirmedAudited) {
+  auto first = ring_->Seal("acme", alice_, "orders/1", "a");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->subject_key_created);
+  auto again = ring_->Seal("acme", alice_, "orders/2", "b");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->subject_key_created) << "not confirmed yet";
+  EXPECT_EQ(again->key_id, first->key_id);
+  auto issued = ring_->IssueDataKey("acme", alice_);
+  ASSERT_TRUE(issued.ok());
+  EXPECT_TRUE(issued->subject_key_created);
+  EXPECT_EQ(issued->subject_key_id, first->key_id);
+  // Another key id (say, of a key shredded meanwhile) confirms nothing.
+  ASSERT_TRUE(ring_->ConfirmCreationAudited("acme", alice_, std::string(kKeyIdBytes, '\x01')).ok());
+  EXPECT_TRUE(ring_->Seal("acme", alice_, "orders/3", "c")->subject_key_created);
+  ASSERT_TRUE(ring_->ConfirmCreationAudited("acme", alice_, first->key_id).ok());
+  EXPECT_FALSE(ring_->Seal("acme", alice_, "orders/4", "d")->subject_key_created);
+  EXPECT_FALSE(ring_->IssueDataKey("acme", alice_)->subject_key_created);
+  EXPECT_FALSE(ring_->EnsureSubjectKey("acme", alice_)->second);
+
+  // A rewrap to a new KEK keeps an unconfirmed creation unconfirmed.
+  auto bob = ring_->EnsureSubjectKey("acme", bob_);
+  ASSERT_TRUE(bob.ok());
+  EXPECT_TRUE(bob->second);
+  ASSERT_TRUE(ring_->Rotate("acme").ok());
+  for (int i = 0; i < 10; ++i) {
+    auto step = ring_->RewrapStep("acme");
+    ASSERT_TRUE(step.ok()) << step.status().ToString();
+    if (step->done) break;
+  }
+  EXPECT_EQ(ring_->Info("acme")->pending, 0u);
+  EXPECT_TRUE(ring_->EnsureSubjectKey("acme", bob_)->second);
+  EXPECT_FALSE(ring_->EnsureSubjectKey("acme", alice_)->second);
+
+  // After a shred the subject's next key is a new creation.
+  ASSERT_TRUE(ring_->Shred("acme", alice_).ok());
+  ASSERT_TRUE(ring_->ConfirmCreationAudited("acme", alice_, first->key_id).ok());  // gone: nothing to do
+  auto fresh = ring_->Seal("acme", alice_, "orders/5", "e");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(fresh->subject_key_created);
+  EXPECT_NE(fresh->key_id, first->key_id);
+}
+
+// The confirmation runs on the ledger's syncer thread: it never waits for
+// another key write, it reports the keyring busy (and the creation is
+// reported again by the next use).
+TEST_F(KeyringTest, ConfirmingACreationNeverWaitsForAnotherKeyWrite) {
+  auto alice = ring_->EnsureSubjectKey("acme", alice_);
+  ASSERT_TRUE(alice.ok());
+  failing_->block_ = true;
+  std::thread writer([&] { EXPECT_TRUE(ring_->EnsureSubjectKey("acme", bob_).ok()); });
+  while (!failing_->blocked_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(ring_->ConfirmCreationAudited("acme", alice_, alice->first).code(), StatusCode::kUnavailable);
+  failing_->block_ = false;
+  writer.join();
+  EXPECT_TRUE(ring_->EnsureSubjectKey("acme", alice_)->second);
+  ASSERT_TRUE(ring_->ConfirmCreationAudited("acme", alice_, alice->first).ok());
+  EXPECT_FALSE(ring_->EnsureSubjectKey("acme", alice_)->second);
 }
 
 TEST_F(KeyringTest, RecordRoundTrips) {

@@ -15,6 +15,8 @@
 
 #include "audit/export.h"
 #include "common/encoding.h"
+#include "common/kv_store.h"
+#include "geoledger/v1/keys.pb.h"
 #include "tests/integration/test_server.h"
 
 namespace geoledger::testing {
@@ -274,6 +276,60 @@ TEST_F(KeysApiTest, ARefusedRequestMakesNoSubjectKey) {
   ASSERT_EQ(r.status, 200) << r.body;
   uint64_t index = Json(r)["indexes"][0];
   EXPECT_EQ(Entry(index - 1)["action"], "key.created") << "the refused request made the subject's key";
+}
+
+// A subject key's creation is audited at least once. The key is stored
+// before its key.created entry is written; should that entry never become
+// durable (the append failed, the process stopped), the key's next use
+// writes it. Simulated here by marking stored keys of a stopped server as
+// never confirmed, which is the state such a failure leaves.
+TEST_F(KeysApiTest, AKeyWhoseCreationWasNeverAuditedIsAuditedByItsNextUse) {
+  auto index_of = [](const RawResponse& r) { return nlohmann::json::parse(r.body)["audit_index"].get<uint64_t>(); };
+  RawResponse first = DataKey("acme", "ivan@example.com");
+  ASSERT_EQ(first.status, 200) << first.body;
+  auto created = Entry(index_of(first) - 1);
+  ASSERT_EQ(created["action"], "key.created");
+  RawResponse second = DataKey("acme", "ivan@example.com");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(Entry(index_of(second) - 1)["action"], "key.datakey.issued") << "a confirmed creation is not audited again";
+
+  // Two sealed events for one new subject in one request: one key.created.
+  std::string writer = server_->CreateToken("app", {"audit:write"});
+  nlohmann::json event = {{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"},
+                          {"subject", "judy"}, {"personal", {{"email", "judy@example.com"}}}};
+  RawResponse both = Post("/v1/audit/events", {{"events", {event, event}}}, writer);
+  ASSERT_EQ(both.status, 200) << both.body;
+  uint64_t a = Json(both)["indexes"][0], b = Json(both)["indexes"][1];
+  EXPECT_EQ(Entry(a - 1)["action"], "key.created");
+  EXPECT_EQ(b, a + 1);
+
+  std::string dir = server_->data_dir();
+  ASSERT_EQ(server_->Terminate(), 0);
+  {
+    auto kv = OpenRocksDbKvStore(dir + "/db", KnownNamespaces());
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    KvBatch batch;
+    ASSERT_TRUE((*kv)->ScanFrom("keys", "s/acme/", "s/acme/", [&](std::string_view key, std::string_view value) {
+                      v1::SubjectKeyRecord record;
+                      EXPECT_TRUE(record.ParseFromArray(value.data(), static_cast<int>(value.size())));
+                      EXPECT_FALSE(record.creation_unaudited()) << "confirmed once key.created was durable";
+                      record.set_creation_unaudited(true);
+                      batch.Put("keys", key, record.SerializeAsString());
+                      return true;
+                    }).ok());
+    EXPECT_EQ(batch.ops().size(), 2u);  // ivan's and judy's keys
+    ASSERT_TRUE((*kv)->Write(batch, true).ok());
+  }
+  server_ = TestServer::Start({}, dir);
+  ASSERT_TRUE(server_->started()) << server_->log();
+  RawResponse after = DataKey("acme", "ivan@example.com");
+  ASSERT_EQ(after.status, 200) << after.body;
+  auto again = Entry(index_of(after) - 1);
+  EXPECT_EQ(again["action"], "key.created");
+  EXPECT_EQ(again["subject_pseudonym"], created["subject_pseudonym"]);
+  RawResponse last = DataKey("acme", "ivan@example.com");
+  ASSERT_EQ(last.status, 200) << last.body;
+  EXPECT_EQ(Entry(index_of(last) - 1)["action"], "key.datakey.issued");
 }
 
 TEST_F(KeysApiTest, DataDirHoldsNoPlaintextKeyOrSubjectId) {
