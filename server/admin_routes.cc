@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "server/audit_routes.h"
+#include "server/json_fields.h"
 
 namespace geoledger::server {
 namespace {
@@ -17,13 +18,6 @@ nlohmann::json PrincipalJson(const Principal& p) {
   return j;
 }
 
-// Reads a required string field; kInvalidArgument names the field.
-StatusOr<std::string> RequiredString(const nlohmann::json& body, const char* field) {
-  if (!body.is_object() || !body.contains(field) || !body[field].is_string())
-    return InvalidArgument(std::string("'") + field + "' must be a string");
-  return body[field].get<std::string>();
-}
-
 }  // namespace
 
 void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens,
@@ -36,11 +30,9 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens,
 
   d.AddRoute("POST", "/v1/admin/tokens", Access::kScoped, "admin",
              [tokens, ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
-               if (!ctx.body.is_object()) return InvalidArgument("body must be a JSON object");
-               for (auto it = ctx.body.begin(); it != ctx.body.end(); ++it)
-                 if (it.key() != "name" && it.key() != "scopes" && it.key() != "tenant")
-                   return InvalidArgument("unknown field '" + it.key() + "'");
-               GL_ASSIGN_OR_RETURN(std::string name, RequiredString(ctx.body, "name"));
+               constexpr const char* kFields[] = {"name", "scopes", "tenant"};
+               GL_RETURN_IF_ERROR(OnlyFields(ctx.body, kFields));
+               GL_ASSIGN_OR_RETURN(std::string name, StringField(ctx.body, "name", true, 64));
                if (!ctx.body.contains("scopes") || !ctx.body["scopes"].is_array())
                  return InvalidArgument("'scopes' must be an array of strings");
                std::vector<std::string> scopes;
@@ -48,10 +40,7 @@ void RegisterAdminRoutes(Dispatcher& d, std::function<TokenStore*()> tokens,
                  if (!s.is_string()) return InvalidArgument("'scopes' must be an array of strings");
                  scopes.push_back(s.get<std::string>());
                }
-               std::string tenant;
-               if (ctx.body.contains("tenant")) {
-                 GL_ASSIGN_OR_RETURN(tenant, RequiredString(ctx.body, "tenant"));
-               }
+               GL_ASSIGN_OR_RETURN(std::string tenant, StringField(ctx.body, "tenant", false, 64));
                // A token can only hand out what it holds: no scope it lacks, and a
                // tenant-bound creator only creates tokens bound to its tenant.
                for (const auto& s : scopes)

@@ -381,6 +381,26 @@ TEST_F(HttpLimitsTest, InvalidJsonGets400) {
   ExpectStillServing();
 }
 
+TEST_F(HttpLimitsTest, TokenCreationRefusesBadFieldsNamingThemAndCreatesNothing) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"name":7,"scopes":["decide"]})", "'name' must be a string"},
+      {R"({"scopes":["decide"]})", "'name' is required"},
+      {R"({"name":"","scopes":["decide"]})", "'name' must be 1-64 bytes"},
+      {R"({"name":"x","scopes":["decide"],"tenant":["acme"]})", "'tenant' must be a string"},
+      {R"({"name":"x","scopes":"decide"})", "'scopes' must be an array of strings"},
+      {R"({"name":"x","scopes":["decide"],"owner":"me"})", "unknown field 'owner'"},
+      {R"({"name":"x y","scopes":["decide"]})", "token name must be"},
+  };
+  for (const auto& [body, detail] : cases) {
+    RawResponse r = server_->Authed(server_->admin_token(), "POST", "/v1/admin/tokens", body);
+    ExpectProblem(r, 400, "bad-request");
+    EXPECT_NE(r.body.find(detail), std::string::npos) << body << " -> " << r.body;
+  }
+  RawResponse list = server_->Authed(server_->admin_token(), "GET", "/v1/admin/tokens");
+  EXPECT_EQ(nlohmann::json::parse(list.body)["tokens"].size(), 1u);
+  ExpectStillServing();
+}
+
 TEST_F(HttpLimitsTest, SilentClientIsDroppedAndOthersAreServedMeanwhile) {
   RawConnection silent(server_->port());
   ASSERT_TRUE(silent.connected());
