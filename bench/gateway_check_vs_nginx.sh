@@ -8,8 +8,12 @@
 # loads a small policy (3 regions, 1 tenant) and a decide-scoped token, then:
 #   1. full load: the same wrk settings against each server (a wrk Lua script
 #      adds the bearer token and the four X- headers; persistent connections,
-#      no Connection header); prints
-#        ratio geoledgerd(MODE)/nginx = R (geoledgerd N req/s, nginx M req/s)
+#      no Connection header). nginx is loaded before the first mode and again
+#      after each mode's full-load run, and each mode is compared with the
+#      mean of the nginx runs just before and just after it, so a host whose
+#      speed drifts during the invocation skews the ratio less; prints
+#        ratio geoledgerd(MODE)/nginx = R (geoledgerd N req/s, nginx M req/s: B before, A after)
+#      and the CPU per request of nginx (all its processes) in those runs.
 #   2. paced load: for each audit mode, wrk paced by a Lua delay() so the
 #      offered rate is about HALF_FRACTION of that mode's full-load rate;
 #      prints the achieved rate and p50/p90/p99 latency, then the same paced
@@ -106,6 +110,29 @@ run_wrk() {  # run_wrk NAME URL OUTFILE LUA
 }
 pctl() { grep '^pctl' "$1" | sed 's/^pctl //'; }
 
+# CPU time (utime + stime, clock ticks) of every thread of the processes given.
+proc_ticks() {
+  local p t total=0
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*; do
+      total=$(( total + $(awk '{ print $14 + $15 }' "$t/stat") ))
+    done
+  done
+  echo "$total"
+}
+# nginx's master and its workers (the processes whose parent is the master).
+NGINX_PIDS=("$NGINX_PID" $(awk -v p="$NGINX_PID" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null))
+# run_nginx_full OUTFILE: nginx at full load; prints its CPU per request on the log.
+run_nginx_full() {
+  local before after reqs
+  rm -f "$WORK/warmup.txt"
+  before="$(proc_ticks "${NGINX_PIDS[@]}")"
+  run_wrk nginx "$NGINX_URL" "$1" "$WORK/nginx.lua"
+  after="$(proc_ticks "${NGINX_PIDS[@]}")"
+  reqs="$(awk '/requests in/ { n += $1 } END { print n }' "$1" $([[ -s "$WORK/warmup.txt" ]] && echo "$WORK/warmup.txt"))"
+  NGINX_CPU="$(awk -v d="$(( after - before ))" -v hz="$(getconf CLK_TCK)" -v r="$reqs" 'BEGIN { printf "%.1f", d * 1e6 / hz / r }')"
+}
+
 # CPU time (utime + stime, clock ticks) per thread name of process $1.
 thread_ticks() {
   local t
@@ -133,8 +160,9 @@ echo "warm-up:    ${WARMUP_S}s untimed wrk run before each measurement"
 echo
 
 gateway_lua "$WORK/nginx.lua" "unused" 0
-run_wrk nginx "$NGINX_URL" "$WORK/wrk-nginx.txt" "$WORK/nginx.lua"
+run_nginx_full "$WORK/wrk-nginx.txt"
 NGINX_RPS="$(rps "$WORK/wrk-nginx.txt")"
+NGINX_CPUS=("$NGINX_CPU")
 
 SUMMARY=()
 for mode in $MODES; do
@@ -145,8 +173,13 @@ for mode in $MODES; do
   run_wrk "geoledgerd($mode)" "$GL_URL" "$WORK/wrk-$mode.txt" "$WORK/full-$mode.lua"
   thread_ticks "$GL_PID" >"$WORK/ticks-after-$mode.txt"
   FULL="$(rps "$WORK/wrk-$mode.txt")"
-  SUMMARY+=("$(awk -v g="$FULL" -v n="$NGINX_RPS" -v m="$mode" 'BEGIN {
-    printf "ratio geoledgerd(%s)/nginx = %.2f (geoledgerd %.0f req/s, nginx %.0f req/s)", m, g / n, g, n }')")
+  run_nginx_full "$WORK/wrk-nginx-after-$mode.txt"
+  NGINX_AFTER="$(rps "$WORK/wrk-nginx-after-$mode.txt")"
+  NGINX_CPUS+=("$NGINX_CPU")
+  SUMMARY+=("$(awk -v g="$FULL" -v b="$NGINX_RPS" -v a="$NGINX_AFTER" -v m="$mode" 'BEGIN {
+    n = (b + a) / 2
+    printf "ratio geoledgerd(%s)/nginx = %.2f (geoledgerd %.0f req/s, nginx %.0f req/s: %.0f before, %.0f after)", m, g / n, g, n, b, a }')")
+  NGINX_RPS="$NGINX_AFTER"
   SUMMARY+=("full   geoledgerd($mode): $(pctl "$WORK/wrk-$mode.txt")")
   # The warm-up run is inside the window too: count its requests as well.
   REQS="$(awk '/requests in/ { n += $1 } END { print n }' "$WORK/wrk-$mode.txt" \
@@ -184,6 +217,7 @@ for mode in $MODES; do
   stop_pid geoledgerd "$GL_PID"
   GL_PID=""
 done
-SUMMARY+=("full   nginx: $(pctl "$WORK/wrk-nginx.txt")")
+SUMMARY+=("full   nginx: $(pctl "$WORK/wrk-nginx.txt") (first run)")
+SUMMARY+=("cpu    nginx: ${NGINX_CPUS[*]} us per request (all nginx processes; each full-load run in turn)")
 echo "==== summary"
 printf '%s\n' "${SUMMARY[@]}"
