@@ -282,7 +282,7 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                return r;
              });
   // Up to 100,000 entries read and framed.
-  d.MarkBlockingRoute("GET", "/v1/audit/export");
+  d.MarkBlockingRoute("GET", "/v1/audit/export", /*long_running=*/true);
 }
 
 }  // namespace geoledger::server

@@ -159,12 +159,24 @@ bool Dispatcher::QueueBlocking(const std::shared_ptr<Reply::Exchange>& ex, int r
 void Dispatcher::BlockingLoop() {
   while (true) {
     BlockingWork w;
+    bool long_running = false;
     {
       std::unique_lock<std::mutex> lock(blocking_mu_);
-      blocking_cv_.wait(lock, [this] { return blocking_stopping_ || !blocking_queue_.empty(); });
-      if (blocking_queue_.empty()) return;
-      w = std::move(blocking_queue_.front());
-      blocking_queue_.pop_front();
+      // The oldest queued request this thread may take: a long-running one
+      // only while another thread stays free for the rest.
+      auto next = blocking_queue_.end();
+      blocking_cv_.wait(lock, [&] {
+        const size_t threads = options_.blocking_threads;
+        const bool long_ok = long_running_ + 1 < threads || threads == 1;
+        next = std::find_if(blocking_queue_.begin(), blocking_queue_.end(),
+                            [&](const BlockingWork& q) { return long_ok || !routes_[q.route_id].long_running; });
+        return blocking_stopping_ || next != blocking_queue_.end();
+      });
+      if (next == blocking_queue_.end()) return;  // stopping: StopBlockingWorkers answered the queue
+      w = std::move(*next);
+      blocking_queue_.erase(next);
+      long_running = routes_[w.route_id].long_running;
+      long_running_ += long_running ? 1 : 0;
     }
     RequestContext& ctx = w.exchange->ctx;
     StatusOr<HttpResponse> result = Internal("unhandled exception");
@@ -176,6 +188,13 @@ void Dispatcher::BlockingLoop() {
       log::Error("handler threw", {{"request_id", ctx.request_id}});
     }
     Reply(std::move(w.exchange))(std::move(result));
+    if (long_running) {
+      {
+        std::lock_guard<std::mutex> lock(blocking_mu_);
+        --long_running_;
+      }
+      blocking_cv_.notify_all();  // a long-running request may wait for this slot
+    }
   }
 }
 
@@ -206,10 +225,11 @@ void Dispatcher::MarkGatewayRoute(const std::string& method, const std::string& 
   FindRoute(method, pattern).gateway = true;
 }
 
-void Dispatcher::MarkBlockingRoute(const std::string& method, const std::string& pattern) {
+void Dispatcher::MarkBlockingRoute(const std::string& method, const std::string& pattern, bool long_running) {
   Route& route = FindRoute(method, pattern);
   if (!route.handler) std::abort();  // deferred routes never block
   route.blocking = true;
+  route.long_running = long_running;
 }
 
 HttpResponse Dispatcher::Handle(const HttpRequest& request) {

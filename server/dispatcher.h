@@ -132,8 +132,11 @@ class Dispatcher {
   // does long work (exports). Its handler runs on one of the dispatcher's
   // own threads, so it never holds an HTTP thread and the connections that
   // thread serves (gateway checks among them). Call after adding the route,
-  // before serving (immediate routes only).
-  void MarkBlockingRoute(const std::string& method, const std::string& pattern);
+  // before serving (immediate routes only). A `long_running` one (an export,
+  // a shred's compaction) never takes the last free blocking thread, so such
+  // requests cannot hold up the short ones (policy and token writes) behind
+  // them; with a single blocking thread they share it.
+  void MarkBlockingRoute(const std::string& method, const std::string& pattern, bool long_running = false);
   // Answers the blocking requests still queued with 503, waits for the ones
   // running and stops the threads. Later blocking requests get 503. Call
   // before anything their handlers use goes away. Idempotent.
@@ -165,6 +168,7 @@ class Dispatcher {
     int metrics_id;
     bool gateway = false;
     bool blocking = false;
+    bool long_running = false;  // blocking, and may take long (see MarkBlockingRoute)
   };
   struct BlockingWork {
     std::shared_ptr<Reply::Exchange> exchange;
@@ -202,6 +206,7 @@ class Dispatcher {
   std::condition_variable blocking_cv_;
   std::deque<BlockingWork> blocking_queue_;  // guarded by blocking_mu_
   bool blocking_stopping_ = false;           // guarded by blocking_mu_
+  size_t long_running_ = 0;                  // guarded by blocking_mu_: long-running handlers running
   std::vector<std::thread> blocking_threads_;
 };
 

@@ -284,7 +284,7 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
                return JsonResponse(200, InfoJson(ctx.tenant, info));
              });
   // Shredding flushes and compacts; rotation and retirement are synced writes.
-  d.MarkBlockingRoute("POST", "/v1/keys/shred");
+  d.MarkBlockingRoute("POST", "/v1/keys/shred", /*long_running=*/true);
   d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/rotate");
   d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/retire");
 }

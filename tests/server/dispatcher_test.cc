@@ -257,6 +257,25 @@ class BlockingDispatcherTest : public DispatcherTest {
       return JsonResponse(released ? 200 : 504, {});
     });
     d_->MarkBlockingRoute("POST", "/v1/slow");
+    d_->AddRoute("POST", "/v1/long", Access::kScoped, "admin", [this](RequestContext&) -> StatusOr<HttpResponse> {
+      long_started_++;
+      bool released = long_release_.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+      return JsonResponse(released ? 200 : 504, {});
+    });
+    d_->MarkBlockingRoute("POST", "/v1/long", /*long_running=*/true);
+  }
+  std::future<HttpResponse> Send(const char* path) {
+    auto answer = std::make_shared<std::promise<HttpResponse>>();
+    auto got = answer->get_future();
+    d_->HandleAsync(Req("POST", path, admin_), [answer](HttpResponse r) { answer->set_value(std::move(r)); });
+    return got;
+  }
+  // Waits (bounded) until `n` reaches `want`.
+  static bool Reaches(const std::atomic<int>& n, int want) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (n.load() < want && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return n.load() >= want;
   }
   // Sends POST /v1/slow; its answer arrives in the returned future.
   std::future<HttpResponse> Slow() {
@@ -268,6 +287,9 @@ class BlockingDispatcherTest : public DispatcherTest {
   std::promise<void> release_promise_;
   std::shared_future<void> release_ = release_promise_.get_future().share();
   std::atomic<int> started_{0};
+  std::promise<void> long_release_promise_;
+  std::shared_future<void> long_release_ = long_release_promise_.get_future().share();
+  std::atomic<int> long_started_{0};
   std::mutex mu_;
   std::vector<std::thread::id> handler_threads_;  // guarded by mu_
 };
@@ -311,6 +333,35 @@ TEST_F(BlockingDispatcherTest, ABoundedQueueAndAStopAnswer503) {
   EXPECT_EQ(r.status, 503);
   EXPECT_FALSE(r.headers.empty());
   EXPECT_EQ(d_->in_flight(), 0);
+}
+
+// Exports and shreds may run for long: they never take the last free
+// blocking thread, so a policy or token write queued after them still runs.
+TEST_F(BlockingDispatcherTest, LongRunningRequestsLeaveAThreadForTheOthers) {
+  Build(2, 16);
+  auto long1 = Send("/v1/long");
+  ASSERT_TRUE(Reaches(long_started_, 1));
+  auto long2 = Send("/v1/long");  // queued ahead of the short one
+  auto short1 = Send("/v1/slow");
+  ASSERT_TRUE(Reaches(started_, 1)) << "the short request waited behind a long one";
+  EXPECT_EQ(long_started_.load(), 1);
+  release_promise_.set_value();
+  ASSERT_EQ(short1.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(short1.get().status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(long_started_.load(), 1) << "a long request took the last free thread";
+  long_release_promise_.set_value();
+  ASSERT_EQ(long1.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  ASSERT_EQ(long2.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(long1.get().status, 200);
+  EXPECT_EQ(long2.get().status, 200);
+  EXPECT_EQ(long_started_.load(), 2);
+
+  // With one blocking thread, long and short requests share it in turn.
+  Build(1, 16);
+  auto only = Send("/v1/long");
+  ASSERT_EQ(only.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(only.get().status, 200);
 }
 
 }  // namespace
