@@ -408,6 +408,10 @@ TEST_F(LedgerTest, AppendAsyncReportsAFailedWriteAndCloseDrainsTheQueue) {
   EXPECT_EQ(l2->size(), 20u);
 }
 
+// One event appended lazily (Durability::kLazy).
+Status AppendLazy(Ledger& l, int i, Ledger::AppendCallback done) {
+  return l.AppendAsync({Event(i)}, std::move(done), Durability::kLazy);
+}
 
 // Lazy appends (async decision audit) wait for each other; a prompt one takes
 // them all along in one write and one sync, and is not held back by them.
@@ -420,15 +424,11 @@ TEST_F(LedgerTest, LazyAppendsShareOneWriteAndOneSyncWithThePromptOneThatFollows
   std::mutex mu;
   std::vector<uint64_t> acknowledged;
   for (int i = 0; i < 50; ++i)
-    ASSERT_TRUE(l->AppendAsync(
-                     {Event(i)},
-                     [&](StatusOr<std::vector<uint64_t>> r) {
-                       ASSERT_TRUE(r.ok());
-                       std::lock_guard<std::mutex> lock(mu);
-                       acknowledged.push_back(r->at(0));
-                     },
-                     Durability::kLazy)
-                    .ok());
+    ASSERT_TRUE(AppendLazy(*l, i, [&](StatusOr<std::vector<uint64_t>> r) {
+                  ASSERT_TRUE(r.ok());
+                  std::lock_guard<std::mutex> lock(mu);
+                  acknowledged.push_back(r->at(0));
+                }).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(faulty_->writes_.load(), writes_before) << "lazy appends were written without waiting for others";
   auto prompt = l->Append({Event(50)});
@@ -452,13 +452,9 @@ TEST_F(LedgerTest, AFullBatchOfLazyAppendsGoesAtOnceAndALoneOneAfterTheDelay) {
   std::atomic<int> acknowledged{0};
   std::promise<void> all;
   for (int i = 0; i < 8; ++i)
-    ASSERT_TRUE(l->AppendAsync(
-                     {Event(i)},
-                     [&](StatusOr<std::vector<uint64_t>> r) {
-                       if (r.ok() && ++acknowledged == 8) all.set_value();
-                     },
-                     Durability::kLazy)
-                    .ok());
+    ASSERT_TRUE(AppendLazy(*l, i, [&](StatusOr<std::vector<uint64_t>> r) {
+                  if (r.ok() && ++acknowledged == 8) all.set_value();
+                }).ok());
   all.get_future().wait();  // hangs (the test times out) if the full batch waited for the delay
   EXPECT_EQ(l->size(), 8u);
 
@@ -466,9 +462,7 @@ TEST_F(LedgerTest, AFullBatchOfLazyAppendsGoesAtOnceAndALoneOneAfterTheDelay) {
   l.reset();
   l = Open(o);
   std::promise<StatusOr<std::vector<uint64_t>>> alone;
-  ASSERT_TRUE(l->AppendAsync({Event(8)}, [&](StatusOr<std::vector<uint64_t>> r) { alone.set_value(std::move(r)); },
-                             Durability::kLazy)
-                  .ok());
+  ASSERT_TRUE(AppendLazy(*l, 8, [&](StatusOr<std::vector<uint64_t>> r) { alone.set_value(std::move(r)); }).ok());
   auto r = alone.get_future().get();
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->at(0), 8u);
@@ -480,9 +474,7 @@ TEST_F(LedgerTest, CloseWritesAndSyncsLazyAppendsWithoutWaitingForTheDelay) {
   auto l = Open(o);
   std::atomic<int> acknowledged{0};
   for (int i = 0; i < 5; ++i)
-    ASSERT_TRUE(
-        l->AppendAsync({Event(i)}, [&](StatusOr<std::vector<uint64_t>> r) { acknowledged += r.ok(); }, Durability::kLazy)
-            .ok());
+    ASSERT_TRUE(AppendLazy(*l, i, [&](StatusOr<std::vector<uint64_t>> r) { acknowledged += r.ok(); }).ok());
   ASSERT_TRUE(l->Close().ok());  // hangs (the test times out) if it waited for the delay
   EXPECT_EQ(acknowledged.load(), 5);
   EXPECT_EQ(l->size(), 5u);
