@@ -166,7 +166,6 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
              std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     auto peer = weak.lock();
     if (shut || !peer) return;  // the connection was closed: nothing is written
-    peer->setIdle(true);  // as Pistache's ResponseWriter does; starts the keep-alive clock
     WriteWire(Serialize(out), !out.keep_alive, *peer, weak, queued, close_after);
   }
 
@@ -233,7 +232,9 @@ struct FrontendLimits {
 // apply the header, body and keep-alive timeouts and answer 408. We frame
 // requests with our own parser, and keep Pistache's only as that clock: it is
 // reset at the first byte of each request and, once a request's head is in
-// and its body is awaited, moved to its body step by feeding it this head.
+// and its body is awaited, moved to its body step by feeding it this head;
+// once the whole request is in it is reset again and the peer marked idle
+// (keep-alive timeout) until the next request's first byte.
 constexpr std::string_view kBodyStepHead = "POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n";
 
 class Frontend final : public Http::Handler {
@@ -287,16 +288,25 @@ class Frontend final : public Http::Handler {
         return Fail(peer, conn, 503, "too many pipelined requests without reading the answers");
       in.peer = conn->peer_host;
       Serve(std::move(in), keep_alive, http10, peer, conn);
+      // The request is in: the client's header and body timeouts no longer
+      // apply to it, however long its answer takes (an export, a shred, a
+      // queued policy write). Until the next request's first byte the
+      // connection is idle, so only the keep-alive timeout, counted from
+      // now, applies (Pistache's sweep drops an idle connection silently
+      // once it runs out; an answer still being produced is then lost).
+      // Set here, on the reactor thread, never where an answer completes.
+      clock->reset();
+      conn->clock_in_body = false;
       if (!keep_alive) {
         // The client closes after this request (RFC 9112 §9.6): anything it
         // pipelined behind it is neither run nor answered.
         conn->closing = true;
+        peer->setIdle(true);
         return;
       }
-      // The next request's clock starts now; a pipelined one is already here.
-      clock->reset();
-      conn->clock_in_body = false;
-      if (!conn->parser.idle()) peer->setIdle(false);
+      // Idle unless a pipelined request's bytes are already here; their
+      // header timeout starts now.
+      peer->setIdle(conn->parser.idle());
     }
   }
 
