@@ -8,7 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -30,7 +33,11 @@ class Client {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   }
-  ~Client() { ::close(fd_); }
+  ~Client() { Close(); }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
   bool connected() const { return connected_; }
   bool Send(const std::string& bytes) { return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()); }
   // One response (headers and a Content-Length body), or what came before
@@ -76,6 +83,13 @@ class HttpServerTest : public ::testing::Test {
       return JsonResponse(200, {{"slow", true}});
     });
     dispatcher_->MarkBlockingRoute("GET", "/slow");
+    // Answers once the test releases it (bounded).
+    dispatcher_->AddRoute("GET", "/held", Access::kPublic, "", [this](RequestContext&) -> StatusOr<HttpResponse> {
+      held_++;
+      release_.wait_for(std::chrono::seconds(10));
+      return JsonResponse(200, {{"held", true}});
+    });
+    dispatcher_->MarkBlockingRoute("GET", "/held");
     auto server = HttpServer::Start(o, dispatcher_.get());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
@@ -84,6 +98,9 @@ class HttpServerTest : public ::testing::Test {
     if (server_) server_->Stop();
     if (dispatcher_) dispatcher_->StopBlockingWorkers();
   }
+  std::promise<void> release_promise_;
+  std::shared_future<void> release_ = release_promise_.get_future().share();
+  std::atomic<int> held_{0};
   HttpMetrics metrics_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<HttpServer> server_;
@@ -126,6 +143,47 @@ TEST_F(HttpServerTest, AStalledRequestHeadStillTimesOut) {
   ASSERT_TRUE(c.Send("GET /fast HTTP/1.1\r\nHo"));  // and nothing more
   std::string r = c.ReadResponse();
   EXPECT_EQ(r.rfind("HTTP/1.1 408 ", 0), 0u) << r;
+}
+
+size_t OpenDescriptors() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// An answer completed after its client went away must not reach the next
+// client, which the kernel gives the same descriptor number. Here the
+// connection is gone by the time the answer completes, so the answer is
+// dropped; the narrower window the frontend's duplicate descriptor closes
+// (the connection still referenced while its number is reused) is not
+// reproduced.
+TEST_F(HttpServerTest, ALateAnswerNeverReachesTheConnectionThatReusedItsDescriptor) {
+  Start(HttpServerOptions{});
+  auto a = std::make_unique<Client>(server_->port());
+  ASSERT_TRUE(a->connected());
+  ASSERT_TRUE(a->Send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (held_.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(held_.load(), 1);
+  // A leaves; wait until the server has closed its side too (the client's
+  // and the server's descriptors both gone), freeing the number.
+  const size_t before = OpenDescriptors();
+  a->Close();
+  while (OpenDescriptors() > before - 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_LE(OpenDescriptors(), before - 2);
+  Client b(server_->port());  // the server's lowest free number: A's old one
+  ASSERT_TRUE(b.connected());
+  release_promise_.set_value();  // A's answer completes now, before B asks anything
+  while (dispatcher_->in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(dispatcher_->in_flight(), 0);
+  ASSERT_TRUE(b.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string r = b.ReadResponse();
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+  EXPECT_NE(r.find("\"ok\":true"), std::string::npos) << "B got another client's answer: " << r;
+  EXPECT_EQ(r.find("held"), std::string::npos) << r;
 }
 
 }  // namespace
