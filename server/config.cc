@@ -134,7 +134,7 @@ const std::vector<OptionSpec>& Specs() {
       {"max-body-bytes", "Largest request body; more gets 413", "1048576", Bytes(&ServerConfig::max_body_bytes, 1024, 64 << 20)},
       {"header-timeout-ms", "Time allowed to receive a request's line and headers", "10000", Millis(&ServerConfig::header_timeout, 100, 600000)},
       {"body-timeout-ms", "Time allowed to receive a whole request", "30000", Millis(&ServerConfig::body_timeout, 100, 600000)},
-      {"keepalive-timeout-ms", "Idle time before a persistent connection is closed", "60000", Millis(&ServerConfig::keepalive_timeout, 100, 3600000)},
+      {"keepalive-timeout-ms", "Idle time before a persistent connection is closed; counted from when a request is in, so it also bounds how long an answer may take", "60000", Millis(&ServerConfig::keepalive_timeout, 100, 3600000)},
       {"drain-timeout-ms", "On SIGTERM, longest wait for in-flight requests", "10000", Millis(&ServerConfig::drain_timeout, 0, 600000)},
       {"tls-cert", "PEM certificate chain; with --tls-key enables HTTPS", "", Text(&ServerConfig::tls_cert)},
       {"tls-key", "PEM private key for --tls-cert", "", Text(&ServerConfig::tls_key)},
