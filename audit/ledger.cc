@@ -189,11 +189,14 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, 
       return Unavailable("audit: append queue is full");
     }
     const bool prompt = durability == Durability::kPrompt || options_.lazy_delay.count() <= 0;
-    // The writer waits for a prompt append, for the first lazy one (to
-    // start its deadline) or for a full lazy batch; other lazy appends join
-    // the queue without waking it.
-    wake = prompt || queue_.empty() || queued_events_ + events.size() >= options_.lazy_batch_events;
-    if (queue_.empty()) lazy_since_ = std::chrono::steady_clock::now();
+    // The writer is woken here for a prompt append or a full lazy batch.
+    // The first lazy one into an empty queue starts the lazy deadline and
+    // leaves the wake-up to WakeWriter(); later ones join without one.
+    wake = prompt || queued_events_ + events.size() >= options_.lazy_batch_events;
+    if (queue_.empty()) {
+      lazy_since_ = std::chrono::steady_clock::now();
+      if (!wake) wake_pending_.store(true, std::memory_order_relaxed);
+    }
     queued_events_ += events.size();
     queued_prompt_ += prompt ? 1 : 0;
     stats_.queue_depth = queued_events_;
@@ -201,6 +204,12 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, 
   }
   if (wake) cv_.notify_one();
   return Status::Ok();
+}
+
+void Ledger::WakeWriter() {
+  // The queue was changed under mu_ before the flag was set, and the writer
+  // checks the queue under mu_ before it waits: no wake-up is lost.
+  if (wake_pending_.exchange(false, std::memory_order_relaxed)) cv_.notify_one();
 }
 
 void Ledger::Fail(std::vector<Pending>& pending, const Status& result) {

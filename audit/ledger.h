@@ -33,6 +33,7 @@
 // Thread-safe unless noted.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -130,9 +131,17 @@ class Ledger {
   // holding the events is durable; callbacks run in commit order. `done`
   // must not block for long (it delays the next sync) and may call
   // Append/AppendAsync. With Durability::kLazy, `done` may come up to twice
-  // Options::lazy_delay later than it would otherwise (see the top).
+  // Options::lazy_delay later than it would otherwise (see the top), and the
+  // append does not wake the writer itself unless it fills a lazy batch:
+  // waking a thread costs the caller several microseconds (an interrupt to
+  // another CPU), so the caller calls WakeWriter() once its own
+  // latency-critical work (sending its answer) is done. Without that, lazy
+  // appends wait for the writer's periodic wake (checkpoint_interval).
   Status AppendAsync(std::vector<AuditEvent> events, AppendCallback done,
                      Durability durability = Durability::kPrompt);
+  // Wakes the writer for lazy appends queued without waking it. Cheap when
+  // there are none. Thread-safe.
+  void WakeWriter();
 
   // Entries [start, end), end exclusive and at most size().
   StatusOr<std::vector<StoredEntry>> Entries(uint64_t start, uint64_t end) const;
@@ -231,6 +240,7 @@ class Ledger {
   size_t queued_events_ = 0;        // guarded by mu_
   size_t queued_prompt_ = 0;        // guarded by mu_: prompt appends in queue_
   std::chrono::steady_clock::time_point lazy_since_;  // guarded by mu_: when queue_ last became non-empty
+  std::atomic<bool> wake_pending_{false};  // lazy appends were queued without waking the writer
   bool closing_ = false;            // guarded by mu_
   bool healthy_ = true;             // guarded by mu_
   Head durable_;                    // guarded by mu_: nothing beyond it is read or acknowledged

@@ -8,8 +8,12 @@ std::string_view DecisionAuditModeName(DecisionAuditMode mode) {
   return mode == DecisionAuditMode::kSync ? "sync" : "async";
 }
 
-DecisionAuditor::DecisionAuditor(DecisionAuditMode mode, size_t max_outstanding, Sink sink)
-    : mode_(mode), max_outstanding_(max_outstanding < 1 ? 1 : max_outstanding), sink_(std::move(sink)) {}
+DecisionAuditor::DecisionAuditor(DecisionAuditMode mode, size_t max_outstanding, Sink sink,
+                                 std::function<void()> wake)
+    : mode_(mode),
+      max_outstanding_(max_outstanding < 1 ? 1 : max_outstanding),
+      sink_(std::move(sink)),
+      wake_(std::move(wake)) {}
 
 Status DecisionAuditor::Submit(std::vector<audit::AuditEvent> events, audit::Ledger::AppendCallback durable) {
   const uint64_t n = events.size();

@@ -34,8 +34,9 @@ class DecisionAuditor {
   using Sink = std::function<Status(std::vector<audit::AuditEvent>, audit::Ledger::AppendCallback)>;
 
   // `max_outstanding` >= 1 bounds the decision events submitted and not yet
-  // reported by the sink.
-  DecisionAuditor(DecisionAuditMode mode, size_t max_outstanding, Sink sink);
+  // reported by the sink. `wake` (optional: Ledger::WakeWriter) is what
+  // Wake() calls.
+  DecisionAuditor(DecisionAuditMode mode, size_t max_outstanding, Sink sink, std::function<void()> wake = {});
 
   DecisionAuditMode mode() const { return mode_; }
 
@@ -44,6 +45,11 @@ class DecisionAuditor {
   // closed or failed). Otherwise OK and `durable` is called exactly once,
   // on the sink's thread, with the indexes or the write error.
   Status Submit(std::vector<audit::AuditEvent> events, audit::Ledger::AppendCallback durable);
+  // In async mode, after the answer to a Submit is sent: lets the sink start
+  // writing (see Ledger::WakeWriter), off the answer's critical path.
+  void Wake() const {
+    if (wake_) wake_();
+  }
 
   uint64_t outstanding() const { return outstanding_.load(); }
   uint64_t rejected_total() const { return rejected_.load(); }
@@ -56,6 +62,7 @@ class DecisionAuditor {
   const DecisionAuditMode mode_;
   const size_t max_outstanding_;
   const Sink sink_;
+  const std::function<void()> wake_;
   std::atomic<uint64_t> outstanding_{0}, rejected_{0}, failed_{0}, audited_{0};
 };
 

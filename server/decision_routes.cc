@@ -122,7 +122,9 @@ void AuditThenAnswer(const DecisionRouteDeps& deps, std::vector<audit::AuditEven
   if (auditor->mode() == DecisionAuditMode::kAsync) {
     Status st = auditor->Submit(std::move(events), [](StatusOr<std::vector<uint64_t>>) {});
     if (!st.ok()) return reply(st);
-    return reply(answer(nullptr));
+    reply(answer(nullptr));  // sent here, on this thread
+    auditor->Wake();         // then the entry's writer, off the answer's path
+    return;
   }
   ReplyWhenDurable(
       std::move(reply), [&](DurableCallback done) { return auditor->Submit(std::move(events), std::move(done)); },

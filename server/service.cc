@@ -176,7 +176,8 @@ Status Service::OpenStorageAndKeys() {
                                                                          audit::Ledger::AppendCallback done) {
         return ledger->AppendAsync(std::move(events), std::move(done),
                                    lazy ? audit::Durability::kLazy : audit::Durability::kPrompt);
-      });
+      },
+      [ledger = ledger_.get()] { ledger->WakeWriter(); });
   log::Info("decision audit", {{"mode", config_.decision_audit},
                                {"queue", config_.decision_audit_queue},
                                {"async_linger_ms", config_.decision_audit_async_linger_ms}});

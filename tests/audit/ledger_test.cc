@@ -463,9 +463,26 @@ TEST_F(LedgerTest, AFullBatchOfLazyAppendsGoesAtOnceAndALoneOneAfterTheDelay) {
   l = Open(o);
   std::promise<StatusOr<std::vector<uint64_t>>> alone;
   ASSERT_TRUE(AppendLazy(*l, 8, [&](StatusOr<std::vector<uint64_t>> r) { alone.set_value(std::move(r)); }).ok());
+  l->WakeWriter();  // as the caller does once its answer is sent
   auto r = alone.get_future().get();
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->at(0), 8u);
+}
+
+// A lazy append does not wake the writer itself (WakeWriter does, after the
+// caller's answer); a caller that never wakes it still gets its entry
+// written by the writer's periodic wake.
+TEST_F(LedgerTest, ALazyAppendNobodyWakesTheWriterForIsWrittenByItsPeriodicWake) {
+  Ledger::Options o;
+  o.lazy_delay = std::chrono::milliseconds(1);
+  o.checkpoint_interval = std::chrono::milliseconds(50);
+  auto l = Open(o);
+  ASSERT_TRUE(l->Append({Event(0)}).ok());
+  std::promise<StatusOr<std::vector<uint64_t>>> done;
+  ASSERT_TRUE(AppendLazy(*l, 1, [&](StatusOr<std::vector<uint64_t>> r) { done.set_value(std::move(r)); }).ok());
+  auto r = done.get_future().get();  // hangs (the test times out) if nothing wakes the writer
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->at(0), 1u);
 }
 
 TEST_F(LedgerTest, CloseWritesAndSyncsLazyAppendsWithoutWaitingForTheDelay) {
