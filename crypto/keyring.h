@@ -165,7 +165,7 @@ class Keyring {
     std::string key_id;
     uint32_t kek_version = 0;
     SecretBytes key;
-    bool creation_unaudited = false;
+    bool creation_unaudited = false;  // made, its key.created entry not yet confirmed durable
   };
   Keyring(KvStore* kv, Aead root_wrap, const Clock* clock, KeyringOptions options);
 
@@ -176,10 +176,9 @@ class Keyring {
   StatusOr<SubjectKey> LoadSubjectKey(std::string_view tenant, std::string_view pseudonym) const;
   // Requires write_mu_. Creates the tenant's KEK v1 when missing.
   StatusOr<uint32_t> EnsureTenantLocked(std::string_view tenant);
-  StatusOr<std::pair<SubjectKey, bool>> EnsureSubjectKeyLocked(std::string_view tenant,
-                                                               std::string_view pseudonym);
+  StatusOr<SubjectKey> EnsureSubjectKeyLocked(std::string_view tenant, std::string_view pseudonym);
   // Loads without the write lock; takes it only to create.
-  StatusOr<std::pair<SubjectKey, bool>> EnsureSubjectKeyFast(std::string_view tenant, std::string_view pseudonym);
+  StatusOr<SubjectKey> EnsureSubjectKeyFast(std::string_view tenant, std::string_view pseudonym);
   // Why a ciphertext under `key_id` cannot be opened for this subject:
   // kErased when that key was shredded, else kPermissionDenied.
   Status NotThisSubjectsKey(std::string_view tenant, std::string_view pseudonym,

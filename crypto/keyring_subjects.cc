@@ -44,14 +44,9 @@ StatusOr<Keyring::SubjectKey> Keyring::LoadSubjectKey(std::string_view tenant, s
   }
 }
 
-StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyLocked(std::string_view tenant,
-                                                                               std::string_view pseudonym) {
+StatusOr<Keyring::SubjectKey> Keyring::EnsureSubjectKeyLocked(std::string_view tenant, std::string_view pseudonym) {
   auto existing = LoadSubjectKey(tenant, pseudonym);
-  if (existing.ok()) {
-    const bool unaudited = existing->creation_unaudited;
-    return std::make_pair(std::move(*existing), unaudited);
-  }
-  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  if (existing.ok() || existing.status().code() != StatusCode::kNotFound) return existing;
   GL_ASSIGN_OR_RETURN(uint32_t version, EnsureTenantLocked(tenant));
   GL_ASSIGN_OR_RETURN(auto kek, Kek(tenant, version));
   SubjectKey created{RandomBytes(kKeyIdBytes), version, SecretBytes::Random(kDataKeyBytes), true};
@@ -66,7 +61,7 @@ StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyLocked(s
   KvBatch batch;
   batch.Put(kNs, keyring_internal::SubjectKey(tenant, pseudonym), record.SerializeAsString());
   GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
-  return std::make_pair(std::move(created), true);
+  return created;
 }
 
 Status Keyring::ConfirmCreationAudited(std::string_view tenant, std::string_view pseudonym,
@@ -90,16 +85,11 @@ Status Keyring::ConfirmCreationAudited(std::string_view tenant, std::string_view
   return kv_->Write(batch, /*sync=*/false);
 }
 
-StatusOr<std::pair<Keyring::SubjectKey, bool>> Keyring::EnsureSubjectKeyFast(std::string_view tenant,
-                                                                             std::string_view pseudonym) {
+StatusOr<Keyring::SubjectKey> Keyring::EnsureSubjectKeyFast(std::string_view tenant, std::string_view pseudonym) {
   // The common case, an existing key, needs no lock: a first use elsewhere
   // (a synced write) must not stall it.
   auto existing = LoadSubjectKey(tenant, pseudonym);
-  if (existing.ok()) {
-    const bool unaudited = existing->creation_unaudited;
-    return std::make_pair(std::move(*existing), unaudited);
-  }
-  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  if (existing.ok() || existing.status().code() != StatusCode::kNotFound) return existing;
   std::lock_guard<std::mutex> lock(write_mu_);
   return EnsureSubjectKeyLocked(tenant, pseudonym);
 }
@@ -109,8 +99,8 @@ StatusOr<std::pair<std::string, bool>> Keyring::EnsureSubjectKey(std::string_vie
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
   std::lock_guard<std::mutex> lock(write_mu_);
-  GL_ASSIGN_OR_RETURN(auto key, EnsureSubjectKeyLocked(tenant, pseudonym));
-  return std::make_pair(key.first.key_id, key.second);
+  GL_ASSIGN_OR_RETURN(SubjectKey key, EnsureSubjectKeyLocked(tenant, pseudonym));
+  return std::make_pair(key.key_id, key.creation_unaudited);
 }
 
 StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view pseudonym) {
@@ -150,14 +140,14 @@ Status Keyring::NotThisSubjectsKey(std::string_view tenant, std::string_view pse
 StatusOr<IssuedDataKey> Keyring::IssueDataKey(std::string_view tenant, std::string_view pseudonym) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
-  GL_ASSIGN_OR_RETURN(auto subject, EnsureSubjectKeyFast(tenant, pseudonym));
-  std::string subject_key_id = subject.first.key_id;
-  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(subject.first.key)));
+  GL_ASSIGN_OR_RETURN(SubjectKey subject, EnsureSubjectKeyFast(tenant, pseudonym));
+  const std::string& subject_key_id = subject.key_id;
+  GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(subject.key)));
   IssuedDataKey out;
   out.subject_key_id = subject_key_id;
   out.key_id = RandomBytes(kKeyIdBytes);
   out.plaintext = SecretBytes::Random(kDataKeyBytes);
-  out.subject_key_created = subject.second;
+  out.subject_key_created = subject.creation_unaudited;
   GL_ASSIGN_OR_RETURN(std::string sealed,
                       dek.Encrypt(View(out.plaintext), DataKeyAd(options_.region, tenant, pseudonym,
                                                                  subject_key_id, out.key_id)));
@@ -191,8 +181,7 @@ StatusOr<SealedRecord> Keyring::Seal(std::string_view tenant, std::string_view p
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
   if (record_id.empty() || record_id.size() > kMaxRecordIdBytes)
     return InvalidArgument("keyring: record id must be 1-256 bytes");
-  GL_ASSIGN_OR_RETURN(auto subject, EnsureSubjectKeyFast(tenant, pseudonym));
-  SubjectKey& key = subject.first;
+  GL_ASSIGN_OR_RETURN(SubjectKey key, EnsureSubjectKeyFast(tenant, pseudonym));
   GL_ASSIGN_OR_RETURN(Aead dek, Aead::FromKey(std::move(key.key)));
   GL_ASSIGN_OR_RETURN(std::string sealed,
                       dek.Encrypt(plaintext, RecordAd(options_.region, tenant, pseudonym, key.key_id,
@@ -200,7 +189,7 @@ StatusOr<SealedRecord> Keyring::Seal(std::string_view tenant, std::string_view p
   SealedRecord out;
   out.ciphertext = std::string(kRecordTag, 2) + Be32(key.kek_version) + key.key_id + sealed;
   out.key_id = key.key_id;
-  out.subject_key_created = subject.second;
+  out.subject_key_created = key.creation_unaudited;
   return out;
 }
 

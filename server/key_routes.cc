@@ -193,7 +193,7 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
     if (!issued.ok()) return reply(issued.status());
     const bool created = issued->subject_key_created;
     std::vector<audit::AuditEvent> events;
-    if (issued->subject_key_created)
+    if (created)
       events.push_back(KeyEvent(ctx, r->tenant, "key.created", "subject-key/" + r->tenant, "ok", r->pseudonym));
     events.push_back(KeyEvent(ctx, r->tenant, "key.datakey.issued", "datakey/" + HexEncode(issued->key_id), "ok",
                               r->pseudonym));

@@ -167,15 +167,15 @@ Status Service::OpenStorageAndKeys() {
     return ledger.status();
   }
   ledger_ = std::move(*ledger);
+  const bool async_audit = config_.decision_audit == "async";
   decision_auditor_ = std::make_unique<DecisionAuditor>(
-      config_.decision_audit == "async" ? DecisionAuditMode::kAsync : DecisionAuditMode::kSync,
+      async_audit ? DecisionAuditMode::kAsync : DecisionAuditMode::kSync,
       config_.decision_audit_queue,
       // Async answers do not wait for their entries, which may then share
       // writes and syncs (Durability::kLazy).
-      [ledger = ledger_.get(), lazy = config_.decision_audit == "async"](std::vector<audit::AuditEvent> events,
-                                                                         audit::Ledger::AppendCallback done) {
-        return ledger->AppendAsync(std::move(events), std::move(done),
-                                   lazy ? audit::Durability::kLazy : audit::Durability::kPrompt);
+      [ledger = ledger_.get(), durability = async_audit ? audit::Durability::kLazy : audit::Durability::kPrompt](
+          std::vector<audit::AuditEvent> events, audit::Ledger::AppendCallback done) {
+        return ledger->AppendAsync(std::move(events), std::move(done), durability);
       },
       [ledger = ledger_.get()] { ledger->WakeWriter(); });
   log::Info("decision audit", {{"mode", config_.decision_audit},
