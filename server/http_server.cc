@@ -257,10 +257,11 @@ class Frontend final : public Http::Handler {
     if (conn->parser.idle()) {
       // First bytes of a new request: the header and body timeouts start now,
       // not when the previous response went out, and the keep-alive idle
-      // timeout no longer applies.
+      // timeout no longer applies; unless an earlier answer is outstanding
+      // (see HoldsRequestClock).
       clock->reset();
       conn->clock_in_body = false;
-      peer->setIdle(false);
+      peer->setIdle(HoldsRequestClock(*conn));
     }
     conn->parser.Append(buffer, len);
     while (true) {
@@ -305,8 +306,8 @@ class Frontend final : public Http::Handler {
         return;
       }
       // Idle unless a pipelined request's bytes are already here; their
-      // header timeout starts now.
-      peer->setIdle(conn->parser.idle());
+      // header timeout starts now (unless this answer is still outstanding).
+      peer->setIdle(conn->parser.idle() || HoldsRequestClock(*conn));
     }
   }
 
@@ -320,6 +321,15 @@ class Frontend final : public Http::Handler {
   }
 
  private:
+  // Whether a request begun now is held by the keep-alive timeout rather
+  // than the header and body timeouts: when an earlier answer on the
+  // connection is still outstanding. Pistache's sweep writes its 408 outside
+  // our answer ordering, ahead of that answer, and a client matching answers
+  // by order would take it for the earlier request's; so such a request is
+  // never answered 408, and a client that stalls in it loses the connection
+  // at the keep-alive timeout instead.
+  static bool HoldsRequestClock(ConnState& conn) { return conn.Outstanding() > 0; }
+
   void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
             const std::string& detail) {
     conn->closing = true;

@@ -102,6 +102,29 @@ TEST_F(HttpServerTest, AStalledRequestHeadStillTimesOut) {
   EXPECT_EQ(Read(c).status, 408);
 }
 
+// A request whose first bytes arrive while an earlier answer on the
+// connection is still being produced must not be answered ahead of it: a
+// client matches answers to requests by their order, and would take an
+// early 408 for the answer to its first request. Pistache's sweep writes its
+// 408 outside the frontend's ordering, so such a request is held by the
+// keep-alive timeout instead of the header timeout, and a client that stalls
+// in it loses the connection without an answer, after the earlier one.
+TEST_F(HttpServerTest, AStalledRequestBehindASlowAnswerNeverGetsA408AheadOfIt) {
+  HttpServerOptions o;
+  o.header_timeout = std::chrono::milliseconds(100);
+  o.body_timeout = std::chrono::milliseconds(100);
+  o.keepalive_timeout = std::chrono::milliseconds(2500);
+  Start(o);
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHo"));  // and nothing more
+  RawResponse first = Read(c);
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_NE(first.body.find("\"slow\":true"), std::string::npos) << first.body;
+  // Nothing else is sent; the keep-alive timeout closes the connection.
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(20)));
+}
+
 size_t OpenDescriptors() {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
