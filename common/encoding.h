@@ -21,5 +21,9 @@ void AppendHex(uint64_t v, int digits, std::string& out);
 // True when `text` is well-formed UTF-8 (RFC 3629): no overlong forms, no
 // surrogates, nothing above U+10FFFF.
 bool IsValidUtf8(std::string_view text);
+// `c` with ASCII A-Z lowered; every other byte unchanged. Protocol text
+// (header names, auth schemes, media types) is case-insensitive in ASCII
+// only, whatever the process's locale.
+constexpr char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 }  // namespace geoledger

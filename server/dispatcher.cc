@@ -18,7 +18,7 @@ bool IsBodyMethod(const std::string& m) { return m == "POST" || m == "PUT" || m 
 bool IsJsonContentType(const std::string* ct) {
   if (ct == nullptr) return false;
   std::string v = *ct;
-  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(v.begin(), v.end(), v.begin(), AsciiLower);
   auto semi = v.find(';');
   std::string type = v.substr(0, semi);
   type.erase(std::remove(type.begin(), type.end(), ' '), type.end());
@@ -317,7 +317,7 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
     const std::string* auth = request.Header("authorization");
     if (auth == nullptr) return MakeProblem(ProblemKind::kUnauthenticated, "missing bearer token", rid);
     if (auth->size() < 7 || !std::equal(auth->begin(), auth->begin() + 7, "bearer ",
-                                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
+                                        [](char a, char b) { return AsciiLower(a) == b; }))
       return MakeProblem(ProblemKind::kUnauthenticated, "expected 'Authorization: Bearer <token>'", rid);
     auto who = tokens->Authenticate(std::string_view(*auth).substr(7));
     if (!who.ok()) return ProblemFromStatus(who.status(), rid);

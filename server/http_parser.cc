@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/encoding.h"
 #include "server/router.h"
 
 namespace geoledger::server {
@@ -35,7 +36,7 @@ std::string_view TrimOws(std::string_view s) {
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return AsciiLower(x) == AsciiLower(y);
          });
 }
 
@@ -157,6 +158,7 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
   if (target.empty() || target.front() != '/') return Fail(Result::kBadRequest, "malformed request target");
 
   req_ = HttpRequest();
+  req_.headers.reserve(16);  // a gateway's request carries about ten
   req_.method.assign(method);
   size_t qmark = target.find('?');
   req_.path.assign(target.substr(0, qmark));
@@ -190,7 +192,7 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
     if (!IsToken(name)) return Fail(Result::kBadRequest, "malformed header field name");
     if (!IsFieldValue(value)) return Fail(Result::kBadRequest, "control character in a header value");
     std::string lname(name);
-    for (char& c : lname) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : lname) c = AsciiLower(c);
     if (lname == "content-length") {
       if (has_length) return Fail(Result::kBadRequest, "more than one Content-Length");
       has_length = true;

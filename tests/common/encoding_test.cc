@@ -70,6 +70,14 @@ TEST(EncodingTest, AppendHexWritesFixedWidthLowercaseDigits) {
   EXPECT_EQ(out, "34");
 }
 
+TEST(EncodingTest, AsciiLowerLowersOnlyAsciiLetters) {
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    const char want = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : ch;
+    EXPECT_EQ(AsciiLower(ch), want) << c;
+  }
+}
+
 TEST(StatusTest, StatusOrCarriesValueOrError) {
   StatusOr<int> v = 7;
   ASSERT_TRUE(v.ok());
