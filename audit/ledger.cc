@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include "audit/export.h"
+#include "audit/internal/entry_encoding.h"
 #include "audit/internal/ledger_keys.h"
 #include "audit/merkle.h"
 
@@ -11,9 +12,7 @@
 
 #include "common/encoding.h"
 #include "common/log.h"
-#include "common/proto_util.h"
 #include "crypto/hash.h"
-#include "geoledger/v1/audit.pb.h"
 
 namespace geoledger::audit {
 namespace {
@@ -327,37 +326,15 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   int64_t now_ms = clock_->UnixMillis();
   std::vector<Subtree> completed;
   std::vector<std::pair<std::string, std::string>> subtrees;  // written after the entries, in key order
-  // One message for the whole batch: Clear() keeps its strings' and
-  // details' allocations for the next entry.
-  v1::AuditEntry entry;
+  std::string bytes;
   for (size_t b = 0; b < batch.size(); ++b) {
     for (auto& e : batch[b].events) {
-      entry.Clear();
-      entry.set_index(size);
-      entry.set_timestamp_unix_ms(now_ms);
-      entry.set_region(options_.region);
-      entry.set_tenant(e.tenant);
-      entry.set_actor(e.actor);
-      entry.set_action(e.action);
-      entry.set_resource(e.resource);
-      entry.set_outcome(e.outcome);
-      entry.set_subject_pseudonym(e.subject_pseudonym);
-      for (const auto& [k, v] : e.details) {  // std::map: sorted, unique
-        auto* d = entry.add_details();
-        d->set_key(k);
-        d->set_value(v);
-      }
-      if (!e.sealed_key_id.empty()) {
-        entry.mutable_sealed()->set_key_id(e.sealed_key_id);
-        entry.mutable_sealed()->set_ciphertext(e.sealed_ciphertext);
-      }
-      entry.set_prev_entry_hash(last_hash);
-      std::string bytes = DeterministicSerialize(entry);
+      internal::EncodeEntry(size, now_ms, options_.region, e, last_hash, bytes);
       last_hash = std::string(crypto::AsView(crypto::Sha256(bytes)));
-      kv.Put(kNs, EntryKey(size), bytes);
       // Fold the new leaf into the right border, persisting each subtree it completes.
       completed.clear();
       GL_RETURN_IF_ERROR(frontier.Append(LeafHash(bytes), &completed));
+      kv.PutOwned(kNs, EntryKey(size), std::move(bytes));
       for (const auto& t : completed)
         if (t.id.level >= internal::kLowestStoredLevel)
           subtrees.emplace_back(SubtreeKey(static_cast<int>(t.id.level), t.id.index), ToString(t.hash));

@@ -17,6 +17,12 @@
 //       append prompt). cpu_us_per_event is the process's CPU time per event:
 //       what the ledger costs per decision at that rate.
 //
+//   BM_EntryEncoding/direct:{0,1}
+//       the bytes of one ~300-byte entry (the event BM_DurableAppend appends):
+//       0 fills a reused protobuf message and serializes it deterministically,
+//       as the ledger's writer did; 1 is the writer's direct encoding
+//       (audit/internal/entry_encoding.h), the same bytes.
+//
 //   BM_RocksDbLedgerPattern/key_order:{0,1}
 //       the ledger's RocksDB write pattern alone (2048 entries + their
 //       subtree hashes per synced batch), puts in the ledger's order vs.
@@ -63,11 +69,13 @@
 #include <vector>
 
 #include "audit/export.h"
+#include "audit/internal/entry_encoding.h"
 #include "audit/ledger.h"
 #include "audit/merkle.h"
 #include "common/clock.h"
 #include "bench/bench_fs.h"
 #include "common/kv_store.h"
+#include "common/proto_util.h"
 #include "crypto/hash.h"
 #include "crypto/secret.h"
 #include "crypto/signer.h"
@@ -227,6 +235,33 @@ BENCHMARK(BM_DurableAppend)
     ->Threads(8)
     ->Threads(64)
     ->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// One entry's bytes: a protobuf message filled and serialized (the writer
+// before) against the direct encoding (the writer now).
+
+void BM_EntryEncoding(benchmark::State& state) {
+  const AuditEvent e = Event(7);
+  const std::string prev(32, '\x5a');
+  geoledger::v1::AuditEntry message;
+  uint64_t n = 0;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    const uint64_t index = 100000 + n++ % 100000;  // same-length varints for both variants
+    std::string out;
+    if (state.range(0) == 0) {
+      geoledger::audit::internal::FillEntryMessage(index, 1764547200123, "eu-west-1", e, prev, &message);
+      out = geoledger::DeterministicSerialize(message);
+    } else {
+      geoledger::audit::internal::EncodeEntry(index, 1764547200123, "eu-west-1", e, prev, out);
+    }
+    bytes = out.size();
+    benchmark::DoNotOptimize(out);
+  }
+  state.counters["entry_bytes"] = static_cast<double>(bytes);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_EntryEncoding)->ArgName("direct")->Arg(0)->Arg(1);
 
 // ---------------------------------------------------------------------------
 // Decisions audited in async mode: one producer (as an HTTP thread) hands the

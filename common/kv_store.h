@@ -26,6 +26,10 @@ class KvBatch {
   void Put(std::string_view ns, std::string_view key, std::string_view value) {
     ops_.push_back({false, std::string(ns), std::string(key), std::string(value)});
   }
+  // Put, taking the value's buffer instead of copying it.
+  void PutOwned(std::string_view ns, std::string_view key, std::string&& value) {
+    ops_.push_back({false, std::string(ns), std::string(key), std::move(value)});
+  }
   void Delete(std::string_view ns, std::string_view key) {
     ops_.push_back({true, std::string(ns), std::string(key), {}});
   }
