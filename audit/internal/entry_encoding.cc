@@ -48,11 +48,12 @@ void PutPair(uint32_t field, std::string_view first, std::string_view second, st
 
 void EncodeEntry(uint64_t index, int64_t timestamp_unix_ms, std::string_view region, const AuditEvent& e,
                  std::string_view prev_entry_hash, std::string& out) {
-  // At most 11 bytes of tag and length per field and 2 x 11 for the numbers:
-  // one allocation per entry.
+  // At most 11 bytes of tag and varint per field (one-byte tags, ten-byte
+  // varints): the two numbers, ten string fields and the `sealed` wrapper,
+  // three per detail. One allocation per entry.
   size_t bound = 2 * 11 + region.size() + e.tenant.size() + e.actor.size() + e.action.size() + e.resource.size() +
                  e.outcome.size() + e.subject_pseudonym.size() + e.sealed_key_id.size() + e.sealed_ciphertext.size() +
-                 prev_entry_hash.size() + 10 * 11;
+                 prev_entry_hash.size() + 11 * 11;
   for (const auto& [key, value] : e.details) bound += key.size() + value.size() + 3 * 11;
   out.clear();
   out.reserve(bound);

@@ -16,7 +16,7 @@
 
 namespace geoledger::audit::internal {
 
-// Replaces `out` with the entry's bytes (its capacity is kept for reuse).
+// Replaces `out` with the entry's bytes.
 void EncodeEntry(uint64_t index, int64_t timestamp_unix_ms, std::string_view region, const AuditEvent& event,
                  std::string_view prev_entry_hash, std::string& out);
 
