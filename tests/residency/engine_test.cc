@@ -143,10 +143,15 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
   std::atomic<int> writers_done{0};
   std::atomic<uint64_t> decisions{0}, conflicts{0};
   std::atomic<bool> failed{false};
+  // The writers start once both readers have decided once, so that reading
+  // and writing overlap even when the scheduler runs the writers first (on
+  // a loaded machine they could otherwise finish before any read).
+  std::atomic<int> readers_started{0};
 
   // Writer 0 edits the current policy tenant by tenant; writer 1 replaces the
   // whole policy. Both race; a loser retries on the new version.
   auto writer = [&](int kind) {
+    while (readers_started.load() < 2 && !failed) std::this_thread::yield();
     for (int n = 0; n < kUpdatesPerWriter;) {
       const uint64_t base = engine->version();
       SnapshotBuilder b = kind == 0 ? engine->EditCurrent() : engine->NewPolicy(base + 1);
@@ -175,7 +180,7 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
     uint64_t last_version = 0;
     std::vector<DecisionRequest> batch(kTenants);
     std::vector<Decision> out(kTenants);
-    while (writers_done.load() < 2 && !failed) {
+    for (bool first = true; (first || writers_done.load() < 2) && !failed; first = false) {
       const std::string target = "r" + std::to_string(rng() % kRegions);
       // Single decisions.
       const Decision d = engine->Decide(ids[rng() % kTenants], "personal", "store", target, kNow);
@@ -199,6 +204,7 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
         }
       }
       decisions += 1 + kTenants;
+      if (first) ++readers_started;
     }
   };
 
