@@ -239,9 +239,8 @@ std::string NewDecisionId() {
 void RegisterDecisionRoutes(Dispatcher& d, DecisionRouteDeps deps) {
   d.AddDeferredRoute("POST", "/v1/decisions", Access::kScoped, "decide",
                      [deps](RequestContext& ctx, Reply reply) { Decisions(deps, ctx, std::move(reply)); });
-  d.AddDeferredRoute("GET", "/v1/gateway/check", Access::kScoped, "decide",
-                     [deps](RequestContext& ctx, Reply reply) { GatewayCheck(deps, ctx, std::move(reply)); });
-  d.MarkGatewayRoute("GET", "/v1/gateway/check");
+  d.AddGatewayRoute("/v1/gateway/check", Access::kScoped, "decide",
+                    [deps](RequestContext& ctx, Reply reply) { GatewayCheck(deps, ctx, std::move(reply)); });
 }
 
 }  // namespace geoledger::server

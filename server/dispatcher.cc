@@ -221,8 +221,13 @@ Dispatcher::Route& Dispatcher::FindRoute(const std::string& method, const std::s
   std::abort();  // registration bug
 }
 
-void Dispatcher::MarkGatewayRoute(const std::string& method, const std::string& pattern) {
-  FindRoute(method, pattern).gateway = true;
+void Dispatcher::AddGatewayRoute(const std::string& pattern, Access access, const std::string& scope,
+                                 DeferredHandler handler) {
+  int id = router_.AddCatchAll(pattern);
+  int metrics_id = metrics_->AddRoute("*", pattern);
+  if (static_cast<int>(routes_.size()) != id) std::abort();
+  routes_.push_back({access, scope, nullptr, std::move(handler), metrics_id});
+  routes_.back().gateway = true;
 }
 
 void Dispatcher::MarkBlockingRoute(const std::string& method, const std::string& pattern, bool long_running) {
@@ -350,7 +355,9 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
       return MakeProblem(ProblemKind::kForbidden, "token lacks scope '" + route.scope + "'", rid);
   }
 
-  if (IsBodyMethod(request.method) && !request.body.empty()) {
+  // A gateway check reads headers only; whatever body a gateway forwards
+  // (Envoy's with_request_body) is not its business.
+  if (!route.gateway && IsBodyMethod(request.method) && !request.body.empty()) {
     if (!IsJsonContentType(request.Header("content-type")))
       return MakeProblem(ProblemKind::kUnsupportedMediaType, "request body must be application/json", rid);
     if (JsonDepth(request.body) > options_.max_json_depth)

@@ -121,13 +121,16 @@ class Dispatcher {
                 const std::string& scope, RouteHandler handler);
   void AddDeferredRoute(const std::string& method, const std::string& pattern, Access access,
                         const std::string& scope, DeferredHandler handler);
-  // A gateway route (nginx auth_request, Envoy ext_authz) can only say yes
-  // (2xx) or no (401/403): an invalid tenant id or a token bound to another
-  // tenant is not answered 400 by the pipeline but handed to the (deferred)
+  // A gateway route (nginx auth_request, Envoy ext_authz), deferred. It
+  // matches `pattern` and every path below it, with any method (Router::
+  // AddCatchAll): Envoy's HTTP ext_authz sends the original request's method
+  // and may append its path. A body is neither required nor read. It can
+  // only say yes (2xx) or no (401/403): an invalid tenant id or a token bound
+  // to another tenant is not answered 400 by the pipeline but handed to the
   // handler in RequestContext::gateway_refusal, after the rate limits and the
   // scope check, so that it can audit the refusal and answer 403 with
-  // X-Residency-Reason. Call right after adding the route.
-  void MarkGatewayRoute(const std::string& method, const std::string& pattern);
+  // X-Residency-Reason. Its metrics carry method "*".
+  void AddGatewayRoute(const std::string& pattern, Access access, const std::string& scope, DeferredHandler handler);
   // A route whose handler waits for the disk (synced writes, compaction) or
   // does long work (exports). Its handler runs on one of the dispatcher's
   // own threads, so it never holds an HTTP thread and the connections that

@@ -46,17 +46,38 @@ std::optional<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
+bool Router::Covers(std::string_view prefix, std::string_view path) {
+  return path.substr(0, prefix.size()) == prefix && (path.size() == prefix.size() || path[prefix.size()] == '/');
+}
+
 int Router::Add(const std::string& method, const std::string& pattern) {
   for (const auto& r : routes_)
-    if (r.method == method && r.pattern == pattern) std::abort();
+    if ((r.method == method && r.pattern == pattern) || (r.catch_all && Covers(r.pattern, pattern))) std::abort();
   Route r{method, pattern, {}};
   for (auto seg : SplitPath(pattern)) r.segments.emplace_back(seg);
   routes_.push_back(std::move(r));
   return static_cast<int>(routes_.size() - 1);
 }
 
+int Router::AddCatchAll(const std::string& pattern) {
+  if (pattern.empty() || pattern.front() != '/' || pattern.back() == '/' || pattern.find('{') != std::string::npos)
+    std::abort();
+  for (const auto& r : routes_)
+    if (Covers(pattern, r.pattern) || (r.catch_all && Covers(r.pattern, pattern))) std::abort();
+  Route r{"*", pattern, {}};
+  r.catch_all = true;
+  routes_.push_back(std::move(r));
+  catch_alls_.push_back(static_cast<int>(routes_.size() - 1));
+  return catch_alls_.back();
+}
+
 Router::Match Router::Find(std::string_view method, std::string_view path) const {
   Match result;
+  for (int id : catch_alls_)
+    if (Covers(routes_[id].pattern, path)) {
+      result.route_id = id;
+      return result;
+    }
   auto segs = SplitPath(path);
   // A trailing slash or empty segment ("//") is a different resource.
   if (path.empty() || path[0] != '/' || (path.size() > 1 && path.back() == '/') ||
@@ -64,7 +85,7 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     return result;
   for (size_t id = 0; id < routes_.size(); ++id) {
     const Route& r = routes_[id];
-    if (r.segments.size() != segs.size()) continue;
+    if (r.catch_all || r.segments.size() != segs.size()) continue;
     std::map<std::string, std::string> params;
     bool ok = true;
     for (size_t i = 0; i < segs.size() && ok; ++i) {

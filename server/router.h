@@ -16,6 +16,13 @@ class Router {
   // route's id (dense, from 0). Duplicate (method, pattern) pairs are a bug and
   // abort.
   int Add(const std::string& method, const std::string& pattern);
+  // Registers a literal `pattern` that matches itself and every path below
+  // it (pattern + "/" + anything, taken as it comes), with any method. The
+  // gateway check: Envoy's ext_authz HTTP service calls it with the original
+  // request's method and, with `path_prefix`, the original path appended.
+  // Such a route's method() is "*". A pattern under another route's is a
+  // bug and aborts.
+  int AddCatchAll(const std::string& pattern);
 
   struct Match {
     int route_id = -1;                          // -1: nothing matched
@@ -33,8 +40,12 @@ class Router {
   struct Route {
     std::string method, pattern;
     std::vector<std::string> segments;  // "{x}" marks a parameter
+    bool catch_all = false;
   };
+  // Whether `path` is `prefix` or lies below it.
+  static bool Covers(std::string_view prefix, std::string_view path);
   std::vector<Route> routes_;
+  std::vector<int> catch_alls_;  // ids of the AddCatchAll routes
 };
 
 // Splits "/a/b/c" into {"a","b","c"}; an empty path or "/" gives {}.

@@ -234,6 +234,57 @@ TEST_F(DecisionsTest, GatewayCheckDeniesWithAReason) {
   EXPECT_EQ(r.Header("x-residency-reason"), "tenant-unknown");
 }
 
+// Envoy's HTTP ext_authz calls the check with the original request's method
+// and, with `path_prefix`, the original path appended (it may carry a body
+// with `with_request_body`). Every such call is the same check; a path that
+// only starts with the same letters is not.
+TEST_F(DecisionsTest, GatewayCheckAnswersEnvoyStyleCallsWithAnyMethodAndAppendedPath) {
+  const size_t before = AuditSize(*server_, reader_);
+  struct Call {
+    const char* method;
+    const char* path;
+    const char* body;
+  } calls[] = {{"POST", "/v1/gateway/check", ""},
+               {"PUT", "/v1/gateway/check/orders/17", ""},
+               {"DELETE", "/v1/gateway/check/orders/17", ""},
+               {"PATCH", "/v1/gateway/check/", ""},
+               {"OPTIONS", "/v1/gateway/check//a/%zz", ""},
+               {"POST", "/v1/gateway/check/orders", "name=not+json&x=1"},
+               {"GET", "/v1/gateway/check/users/alice%40example.com", ""}};
+  int allowed = 0;
+  for (const auto& c : calls) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.path);
+    auto headers = GatewayHeaders("acme", "personal", "store", "eu-central-1");
+    if (*c.body) headers["Content-Type"] = "application/x-www-form-urlencoded";
+    RawResponse r = server_->Authed(decide_, c.method, c.path, c.body, headers);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Header("x-residency-region"), "eu-central-1");
+    EXPECT_FALSE(r.Header("x-residency-audit-index").empty());
+    ++allowed;
+  }
+  RawResponse head = server_->Authed(decide_, "HEAD", "/v1/gateway/check/x", "",
+                                     GatewayHeaders("acme", "personal", "store", "eu-central-1"));
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.Header("x-residency-region"), "eu-central-1");
+  // A denial is a denial whatever the method.
+  RawResponse denied = server_->Authed(decide_, "POST", "/v1/gateway/check/orders", "",
+                                       GatewayHeaders("acme", "special", "store", "us-east-1"));
+  EXPECT_EQ(denied.status, 403);
+  EXPECT_EQ(denied.Header("x-residency-reason"), "special-outside-home");
+  // Every call above was decided and audited once; nothing else was.
+  EXPECT_EQ(AuditSize(*server_, reader_), before + allowed + 2);
+  // Not the check: a path that merely starts with its letters.
+  EXPECT_EQ(server_->Authed(decide_, "GET", "/v1/gateway/checkout", "",
+                            GatewayHeaders("acme", "personal", "store", "eu-central-1")).status, 404);
+  EXPECT_EQ(server_->Authed(decide_, "GET", "/v1/gateway", "",
+                            GatewayHeaders("acme", "personal", "store", "eu-central-1")).status, 404);
+  // And still not without a token with `decide`.
+  EXPECT_EQ(server_->Request("POST", "/v1/gateway/check/orders",
+                             GatewayHeaders("acme", "personal", "store", "eu-central-1")).status, 401);
+  EXPECT_EQ(server_->Authed(reader_, "PUT", "/v1/gateway/check", "",
+                            GatewayHeaders("acme", "personal", "store", "eu-central-1")).status, 403);
+}
+
 TEST_F(DecisionsTest, GatewayCheckMissingOrBadHeadersAre403NotErrors) {
   for (const char* name : {"X-Tenant-Id", "X-Data-Category", "X-Operation", "X-Target-Region"}) {
     auto h = GatewayHeaders("acme", "personal", "read", "eu-west-1");

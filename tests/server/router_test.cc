@@ -30,6 +30,40 @@ TEST(RouterTest, ReportsAllowedMethodsWhenOnlyTheMethodDiffers) {
   EXPECT_TRUE(r.Find("GET", "/v1/y").allowed_methods.empty());
 }
 
+TEST(RouterTest, ACatchAllMatchesItselfAndEverythingBelowWithAnyMethod) {
+  Router r;
+  int tokens = r.Add("GET", "/v1/tokens");
+  int check = r.AddCatchAll("/v1/gateway/check");
+  EXPECT_EQ(r.method(check), "*");
+  for (const char* method : {"GET", "POST", "DELETE", "OPTIONS"})
+    for (const char* path : {"/v1/gateway/check", "/v1/gateway/check/", "/v1/gateway/check/a/b",
+                             "/v1/gateway/check//x/%zz"}) {
+      auto m = r.Find(method, path);
+      EXPECT_EQ(m.route_id, check) << method << " " << path;
+      EXPECT_TRUE(m.params.empty());
+    }
+  EXPECT_EQ(r.Find("GET", "/v1/gateway/checkout").route_id, -1);
+  EXPECT_EQ(r.Find("GET", "/v1/gateway").route_id, -1);
+  EXPECT_EQ(r.Find("GET", "/v1/tokens").route_id, tokens);
+}
+
+TEST(RouterTest, ARouteUnderACatchAllIsARegistrationBug) {
+  EXPECT_DEATH(
+      {
+        Router r;
+        r.AddCatchAll("/v1/gateway/check");
+        r.Add("GET", "/v1/gateway/check/{id}");
+      },
+      "");
+  EXPECT_DEATH(
+      {
+        Router r;
+        r.Add("GET", "/v1/gateway/check/status");
+        r.AddCatchAll("/v1/gateway/check");
+      },
+      "");
+}
+
 TEST(RouterTest, RejectsOddPathsAndBadEscapes) {
   Router r;
   r.Add("GET", "/v1/tokens/{id}");
