@@ -331,7 +331,9 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
     auto p = ctx.params.find("tenant");
     if (p != ctx.params.end()) ctx.tenant = p->second;
     else if (const std::string* h = request.Header("x-tenant-id")) ctx.tenant = *h;
-    else if (auto q = request.query.find("tenant"); q != request.query.end()) ctx.tenant = q->second;
+    // Not for a gateway check: its query string is the gateway's client's
+    // (Envoy appends the original path), never a tenant claim.
+    else if (auto q = request.query.find("tenant"); q != request.query.end() && !route.gateway) ctx.tenant = q->second;
     if (!ctx.tenant.empty() && !IsValidName(ctx.tenant)) {
       constexpr const char* kInvalid = "tenant id must be 1-64 characters of [A-Za-z0-9._:-]";
       if (!route.gateway) return MakeProblem(ProblemKind::kBadRequest, kInvalid, rid);

@@ -273,6 +273,14 @@ TEST_F(DecisionsTest, GatewayCheckAnswersEnvoyStyleCallsWithAnyMethodAndAppended
   EXPECT_EQ(denied.Header("x-residency-reason"), "special-outside-home");
   // Every call above was decided and audited once; nothing else was.
   EXPECT_EQ(AuditSize(*server_, reader_), before + allowed + 2);
+  // The appended query string is the client's, never a tenant claim: without
+  // X-Tenant-Id the check is refused for the missing header, not for the
+  // query's invalid tenant.
+  auto no_tenant = GatewayHeaders("acme", "personal", "store", "eu-central-1");
+  no_tenant.erase("X-Tenant-Id");
+  RawResponse q = server_->Authed(decide_, "GET", "/v1/gateway/check/orders?tenant=bad!id", "", no_tenant);
+  EXPECT_EQ(q.status, 403);
+  EXPECT_EQ(q.Header("x-residency-reason"), "missing-header");
   // Not the check: a path that merely starts with its letters.
   EXPECT_EQ(server_->Authed(decide_, "GET", "/v1/gateway/checkout", "",
                             GatewayHeaders("acme", "personal", "store", "eu-central-1")).status, 404);
