@@ -311,6 +311,7 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
   const Route& route = routes_[match.route_id];
   *metrics_id = route.metrics_id;
   ctx.route = router_.pattern(match.route_id);
+  if (request.query_malformed && !route.gateway) return MakeProblem(ProblemKind::kBadRequest, "malformed query string", rid);
   // While draining, only the public probes answer (/readyz reports the drain).
   if (draining() && route.access != Access::kPublic)
     return ProblemFromStatus(Unavailable("server is shutting down"), rid);

@@ -174,7 +174,11 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
       size_t eq = pair.find('=');
       auto k = PercentDecode(pair.substr(0, eq));
       auto v = PercentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-      if (!k || !v) return Fail(Result::kBadRequest, "malformed query string");
+      if (!k || !v) {
+        req_.query.clear();
+        req_.query_malformed = true;
+        break;
+      }
       req_.query[*k] = std::move(*v);
     }
   }

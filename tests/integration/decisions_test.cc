@@ -281,6 +281,14 @@ TEST_F(DecisionsTest, GatewayCheckAnswersEnvoyStyleCallsWithAnyMethodAndAppended
   RawResponse q = server_->Authed(decide_, "GET", "/v1/gateway/check/orders?tenant=bad!id", "", no_tenant);
   EXPECT_EQ(q.status, 403);
   EXPECT_EQ(q.Header("x-residency-reason"), "missing-header");
+  // Nor is a malformed query string its business (Envoy's path_prefix
+  // appends the client's); every other route still refuses one.
+  RawResponse sloppy = server_->Authed(decide_, "GET", "/v1/gateway/check/search?q=100%&x=%zz", "",
+                                       GatewayHeaders("acme", "personal", "store", "eu-central-1"));
+  EXPECT_EQ(sloppy.status, 200) << sloppy.body;
+  RawResponse other = server_->Authed(reader_, "GET", "/v1/audit/checkpoint?x=%zz");
+  EXPECT_EQ(other.status, 400);
+  EXPECT_NE(other.body.find("malformed query string"), std::string::npos) << other.body;
   // Not the check: a path that merely starts with its letters.
   EXPECT_EQ(server_->Authed(decide_, "GET", "/v1/gateway/checkout", "",
                             GatewayHeaders("acme", "personal", "store", "eu-central-1")).status, 404);
