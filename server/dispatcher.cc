@@ -198,20 +198,20 @@ void Dispatcher::BlockingLoop() {
   }
 }
 
+void Dispatcher::Register(int router_id, Route route) {
+  if (static_cast<int>(routes_.size()) != router_id) std::abort();
+  route.metrics_id = metrics_->AddRoute(router_.method(router_id), router_.pattern(router_id));
+  routes_.push_back(std::move(route));
+}
+
 void Dispatcher::AddRoute(const std::string& method, const std::string& pattern, Access access,
                           const std::string& scope, RouteHandler handler) {
-  int id = router_.Add(method, pattern);
-  int metrics_id = metrics_->AddRoute(method, pattern);
-  if (static_cast<int>(routes_.size()) != id) std::abort();
-  routes_.push_back({access, scope, std::move(handler), nullptr, metrics_id});
+  Register(router_.Add(method, pattern), {access, scope, std::move(handler), nullptr, -1});
 }
 
 void Dispatcher::AddDeferredRoute(const std::string& method, const std::string& pattern, Access access,
                                   const std::string& scope, DeferredHandler handler) {
-  int id = router_.Add(method, pattern);
-  int metrics_id = metrics_->AddRoute(method, pattern);
-  if (static_cast<int>(routes_.size()) != id) std::abort();
-  routes_.push_back({access, scope, nullptr, std::move(handler), metrics_id});
+  Register(router_.Add(method, pattern), {access, scope, nullptr, std::move(handler), -1});
 }
 
 Dispatcher::Route& Dispatcher::FindRoute(const std::string& method, const std::string& pattern) {
@@ -223,11 +223,9 @@ Dispatcher::Route& Dispatcher::FindRoute(const std::string& method, const std::s
 
 void Dispatcher::AddGatewayRoute(const std::string& pattern, Access access, const std::string& scope,
                                  DeferredHandler handler) {
-  int id = router_.AddCatchAll(pattern);
-  int metrics_id = metrics_->AddRoute("*", pattern);
-  if (static_cast<int>(routes_.size()) != id) std::abort();
-  routes_.push_back({access, scope, nullptr, std::move(handler), metrics_id});
-  routes_.back().gateway = true;
+  Route route{access, scope, nullptr, std::move(handler), -1};
+  route.gateway = true;
+  Register(router_.AddCatchAll(pattern), std::move(route));  // metrics method "*"
 }
 
 void Dispatcher::MarkBlockingRoute(const std::string& method, const std::string& pattern, bool long_running) {

@@ -178,6 +178,9 @@ class Dispatcher {
     int route_id;
   };
   Route& FindRoute(const std::string& method, const std::string& pattern);
+  // Appends `route` for the router's route `router_id` (the next id) and
+  // gives it its metrics series, labelled with the router's method and pattern.
+  void Register(int router_id, Route route);
   // Queues `ex` for a blocking-route thread; false when the queue is full
   // or the workers are stopping.
   bool QueueBlocking(const std::shared_ptr<Reply::Exchange>& ex, int route_id);
