@@ -85,10 +85,14 @@ std::string Serialize(const Outgoing& out) {
 // a new connection; ours still names this connection's socket, so a late
 // response can never reach another client.
 struct ConnState : std::enable_shared_from_this<ConnState> {
-  ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits)
-      : peer_host(std::move(host)), parser(limits), fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)) {}
+  ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits, HttpMetrics* m)
+      : peer_host(std::move(host)), parser(limits), fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)),
+        metrics(m) {
+    if (metrics != nullptr) metrics->ConnectionOpened();
+  }
   ~ConnState() {
     if (fd >= 0) ::close(fd);
+    if (metrics != nullptr) metrics->ConnectionClosed();
   }
   ConnState(const ConnState&) = delete;
   ConnState& operator=(const ConnState&) = delete;
@@ -213,6 +217,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   }
 
   const int fd;  // our dup of the socket; -1 with TLS (or when dup failed)
+  HttpMetrics* const metrics;  // may be null
   std::mutex mu;
   uint64_t next_to_send = 0;           // guarded by mu
   uint64_t next_request = 0;           // guarded by mu
@@ -225,6 +230,7 @@ struct FrontendLimits {
   Dispatcher* dispatcher;
   size_t max_header_bytes;
   size_t max_body_bytes;
+  HttpMetrics* metrics;  // may be null
 };
 
 // Pistache 0.0.5's idle sweep (every 500 ms) reads each connection's
@@ -247,7 +253,8 @@ class Frontend final : public Http::Handler {
     peer->putData(ParserData, std::make_shared<Http::RequestParser>(kBodyStepHead.size()));
     peer->putData(kConnData, std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
                                                          HttpParserLimits{limits_->max_header_bytes,
-                                                                          limits_->max_body_bytes}));
+                                                                          limits_->max_body_bytes},
+                                                         limits_->metrics));
   }
 
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
@@ -363,7 +370,7 @@ struct HttpServer::Impl {
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o, Dispatcher* dispatcher) {
   auto limits = std::make_shared<FrontendLimits>(
-      FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes});
+      FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes, o.metrics});
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->impl_ = std::make_unique<Impl>();
   try {

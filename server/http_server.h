@@ -45,6 +45,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{30'000};
   std::chrono::milliseconds keepalive_timeout{60'000};
   std::string tls_cert, tls_key, tls_client_ca;
+  // Counts accepted and open connections when set; must outlive the server.
+  HttpMetrics* metrics = nullptr;
 };
 
 class HttpServer {

@@ -107,6 +107,14 @@ std::string HttpMetrics::Render() const {
   out += "# HELP geoledger_http_requests_in_flight Requests being handled now.\n";
   out += "# TYPE geoledger_http_requests_in_flight gauge\n";
   out += "geoledger_http_requests_in_flight " + std::to_string(in_flight_.load()) + "\n";
+  AppendMetric(out, "geoledger_http_connections_accepted_total", "counter",
+               "Connections accepted since start. Rising about as fast as requests means the clients "
+               "(a gateway's upstream pool) do not keep connections alive.",
+               connections_accepted_.load(std::memory_order_relaxed));
+  out += "# HELP geoledger_http_connections_open Connections open now (including closed ones whose last answer is "
+         "still being produced).\n";
+  out += "# TYPE geoledger_http_connections_open gauge\n";
+  out += "geoledger_http_connections_open " + std::to_string(connections_open_.load(std::memory_order_relaxed)) + "\n";
   for (const auto& c : collectors_) c(out);
   return out;
 }

@@ -39,6 +39,13 @@ class HttpMetrics {
   void Observe(int route_id, int status, double seconds);
   void CountRateLimited(bool by_tenant);
   void AddInFlight(int delta) { in_flight_.fetch_add(delta, std::memory_order_relaxed); }
+  // A connection was accepted / its state released (after its last answer).
+  // Thread-safe, lock-free.
+  void ConnectionOpened() {
+    connections_accepted_.fetch_add(1, std::memory_order_relaxed);
+    connections_open_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void ConnectionClosed() { connections_open_.fetch_sub(1, std::memory_order_relaxed); }
 
   // Extra lines appended to the exposition (gauges owned by other components).
   // Register before serving; the callback must be thread-safe.
@@ -59,6 +66,8 @@ class HttpMetrics {
   std::vector<std::function<void(std::string&)>> collectors_;
   std::atomic<uint64_t> rate_limited_tenant_{0}, rate_limited_token_{0};
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<uint64_t> connections_accepted_{0};
+  std::atomic<int64_t> connections_open_{0};
 };
 
 }  // namespace geoledger::server

@@ -85,6 +85,7 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
   hopts.tls_cert = config.tls_cert;
   hopts.tls_key = config.tls_key;
   hopts.tls_client_ca = config.tls_client_ca;
+  hopts.metrics = &s->metrics_;
   GL_ASSIGN_OR_RETURN(s->http_, HttpServer::Start(hopts, s->dispatcher_.get()));
   std::string addr = config.listen_host + ":" + std::to_string(s->http_->port());
   log::Info("listening", {{"address", addr}, {"tls", config.tls_enabled()},

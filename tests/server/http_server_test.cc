@@ -165,5 +165,70 @@ TEST_F(HttpServerTest, ALateAnswerNeverReachesTheConnectionThatReusedItsDescript
   EXPECT_NE(r.body.find("\"ok\":true"), std::string::npos) << "B got another client's answer: " << r.body;
 }
 
+// The value of an unlabelled sample in a Prometheus text exposition (-1 when absent).
+int64_t Sample(const std::string& exposition, const std::string& name) {
+  const std::string key = "\n" + name + " ";
+  size_t at = exposition.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(exposition.substr(at + key.size()));
+}
+
+// Waits (up to 10 s) until the open-connections gauge reads `want`.
+bool OpenConnectionsReach(const HttpMetrics& m, int64_t want) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (Sample(m.Render(), "geoledger_http_connections_open") != want) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Operators tell a gateway that opens a connection per check (nginx without
+// an upstream keepalive pool) from one that keeps them by these two series;
+// a connection counts as open until its state is released, which is after
+// its last answer even when the client left first.
+TEST_F(HttpServerTest, ConnectionsAreCountedWhenAcceptedAndWhenReleased) {
+  HttpServerOptions o;
+  o.keepalive_timeout = std::chrono::milliseconds(700);
+  o.metrics = &metrics_;
+  Start(o);
+  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 0);
+  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_open"), 0);
+  auto a = std::make_unique<RawConnection>(server_->port());
+  RawConnection b(server_->port()), c(server_->port());
+  for (RawConnection* conn : {a.get(), &b, &c}) {
+    ASSERT_TRUE(conn->connected());
+    for (int i = 0; i < 5; ++i) {  // kept alive: five requests, one connection
+      ASSERT_TRUE(conn->Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+      ASSERT_EQ(Read(*conn).status, 200);
+    }
+  }
+  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 3);
+  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_open"), 3);
+
+  a.reset();  // the client closes
+  EXPECT_TRUE(OpenConnectionsReach(metrics_, 2));
+  // The keep-alive timeout closes the two idle ones.
+  EXPECT_TRUE(b.WaitForClose(std::chrono::seconds(10)));
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+  EXPECT_TRUE(OpenConnectionsReach(metrics_, 0));
+
+  // A client that leaves while its answer is produced: the connection is
+  // released once that answer is done (and dropped).
+  auto d = std::make_unique<RawConnection>(server_->port());
+  ASSERT_TRUE(d->connected());
+  ASSERT_TRUE(d->Send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (held_.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(held_.load(), 1);
+  d.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_open"), 1);
+  release_promise_.set_value();
+  EXPECT_TRUE(OpenConnectionsReach(metrics_, 0));
+  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 4);
+}
+
 }  // namespace
 }  // namespace geoledger::server
