@@ -179,9 +179,12 @@ void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply r
   std::string id = NewDecisionId();
   audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", ctx.tenant.empty() ? "tenant/" : "tenant/" + ctx.tenant,
                                      "deny", {{"reason", reason}, {"header", header}, {"decision_id", id}});
-  auto answer = [rid = ctx.request_id, reason, detail, id](const std::vector<uint64_t>* indexes) {
-    HttpResponse r = MakeProblem(ProblemKind::kForbidden, detail, rid);
+  auto answer = [reason, detail, id](const std::vector<uint64_t>* indexes) {
+    HttpResponse r;  // no body, as every gateway answer
+    r.status = 403;
+    r.content_type.clear();
     r.headers.emplace_back("X-Residency-Reason", reason);
+    r.headers.emplace_back("X-Residency-Detail", detail);
     r.headers.emplace_back("X-Residency-Decision-Id", id);
     if (indexes) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string((*indexes)[0]));
     return r;

@@ -309,6 +309,7 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
   const Route& route = routes_[match.route_id];
   *metrics_id = route.metrics_id;
   ctx.route = router_.pattern(match.route_id);
+  ctx.gateway = route.gateway;
   if (request.query_malformed && !route.gateway) return MakeProblem(ProblemKind::kBadRequest, "malformed query string", rid);
   // While draining, only the public probes answer (/readyz reports the drain).
   if (draining() && route.access != Access::kPublic)
@@ -397,6 +398,14 @@ void Dispatcher::Finish(const HttpRequest& request, const RequestContext& ctx, H
   bool has_cache_control = std::any_of(response.headers.begin(), response.headers.end(),
                                        [](const auto& h) { return h.first == "Cache-Control"; });
   if (!has_cache_control) response.headers.emplace_back("Cache-Control", "no-store");
+  // A gateway check's answer has no body, whatever its status (401, 429 and
+  // 503 keep their headers): nginx reads none from an auth_request
+  // subrequest, so after one with a body it closes its kept connection, and
+  // every refused or rate-limited check would cost a new one.
+  if (ctx.gateway) {
+    response.body.clear();
+    response.content_type.clear();
+  }
   double seconds = std::chrono::duration<double>(clock_->Now() - start).count();
   metrics_->Observe(metrics_id, response.status, seconds);
   if (options_.access_log && log::Enabled(log::Level::kInfo)) {

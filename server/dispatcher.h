@@ -45,9 +45,12 @@ struct RequestContext {
   // then the token's tenant, or empty.
   struct Refusal {
     const char* reason;  // "tenant-invalid", "token-tenant-mismatch"
-    const char* detail;  // the problem document's detail
+    const char* detail;  // for X-Residency-Detail
   };
   std::optional<Refusal> gateway_refusal;
+  // The matched route is a gateway check: its answers go out without a body
+  // (see Dispatcher::Finish).
+  bool gateway = false;
 };
 
 using RouteHandler = std::function<StatusOr<HttpResponse>(RequestContext&)>;

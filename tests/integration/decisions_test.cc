@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -303,16 +304,30 @@ TEST_F(DecisionsTest, GatewayCheckAnswersEnvoyStyleCallsWithAnyMethodAndAppended
 
 TEST_F(DecisionsTest, GatewayCheckMissingOrBadHeadersAre403NotErrors) {
   for (const char* name : {"X-Tenant-Id", "X-Data-Category", "X-Operation", "X-Target-Region"}) {
+    std::string lower = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto h = GatewayHeaders("acme", "personal", "read", "eu-west-1");
     h.erase(name);
     RawResponse r = Check(h);
     EXPECT_EQ(r.status, 403) << name << " " << r.body;
     EXPECT_EQ(r.Header("x-residency-reason"), "missing-header") << name;
+    EXPECT_EQ(r.Header("x-residency-detail"), "header " + lower + " is required");
     EXPECT_EQ(r.Header("cache-control"), "no-store");
+    // No body, as every gateway answer: nginx would not read it and would
+    // close its kept connection.
+    EXPECT_EQ(r.body, "");
+    EXPECT_EQ(r.Header("content-length"), "0");
+    EXPECT_EQ(r.Header("content-type"), "");
   }
   RawResponse r = Check({});
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Header("x-residency-reason"), "missing-header");
+  // Refused by the pipeline before the handler: no body either, headers kept.
+  r = server_->Request("GET", "/v1/gateway/check", GatewayHeaders("acme", "personal", "read", "eu-west-1"));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.Header("content-length"), "0");
+  EXPECT_EQ(r.Header("www-authenticate"), "Bearer");
   // Refused before deciding, and still audited: reason and header name, never the value.
   auto e = RefusalEntry(Check(GatewayHeaders("bad tenant/!", "personal", "read", "eu-west-1")), "tenant-invalid",
                         "x-tenant-id");

@@ -2,7 +2,7 @@
 // /v1/gateway/check, and the answer's X-Residency-Region picks one of two
 // upstreams (small HTTP servers in this test that count their hits). Allowed
 // requests must land on the upstream of their region; a denied request must
-// never reach any upstream.
+// never reach any upstream; nginx keeps its connection to geoledgerd.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -124,6 +124,13 @@ std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoled
          "  fastcgi_temp_path " + dir + "/fastcgi;\n"
          "  uwsgi_temp_path " + dir + "/uwsgi;\n"
          "  scgi_temp_path " + dir + "/scgi;\n"
+         // Without an upstream block holding a keepalive pool nginx opens a
+         // new connection to geoledgerd for every check, whatever the
+         // Connection header says.
+         "  upstream geoledger {\n"
+         "    server 127.0.0.1:" + g + ";\n"
+         "    keepalive 16;\n"
+         "  }\n"
          "  map $residency_region $residency_upstream {\n"
          "    eu-west-1    127.0.0.1:" + std::to_string(eu_west) + ";\n"
          "    eu-central-1 127.0.0.1:" + std::to_string(eu_central) + ";\n"
@@ -133,7 +140,7 @@ std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoled
          "    listen 127.0.0.1:" + p + ";\n"
          "    location = /_residency {\n"
          "      internal;\n"
-         "      proxy_pass http://127.0.0.1:" + g + "/v1/gateway/check;\n"
+         "      proxy_pass http://geoledger/v1/gateway/check;\n"
          "      proxy_http_version 1.1;\n"
          "      proxy_pass_request_body off;\n"
          "      proxy_set_header Content-Length \"\";\n"
@@ -211,6 +218,16 @@ RawResponse ThroughNginx(uint16_t port, const std::string& path, const std::map<
   return r;
 }
 
+// geoledgerd's count of accepted connections, from /metrics (asked on a new
+// connection, which the count includes); -1 when unreadable.
+int64_t AcceptedConnections(TestServer& server) {
+  RawResponse m = server.Request("GET", "/metrics");
+  const std::string key = "\ngeoledger_http_connections_accepted_total ";
+  size_t at = m.body.find(key);
+  if (m.status != 200 || at == std::string::npos) return -1;
+  return std::stoll(m.body.substr(at + key.size()));
+}
+
 TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverReachAnUpstream) {
   if (::access(kNginx, X_OK) != 0) GTEST_SKIP() << "nginx not installed (apt-get install nginx-light)";
   auto server = TestServer::Start();
@@ -229,6 +246,7 @@ TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverR
   ASSERT_NE(port, 0);
   const std::string conf = dir + "/nginx.conf";
   std::ofstream(conf) << NginxConfig(dir, port, server->port(), token, west.port(), central.port());
+  const int64_t accepted_before = AcceptedConnections(*server);
   {
     Nginx nginx(dir, conf);
     ASSERT_TRUE(nginx.WaitReady(port)) << nginx.log();
@@ -253,6 +271,10 @@ TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverR
     auto h = GatewayHeaders("acme", "personal", "read", "eu-west-1");
     h.erase("X-Target-Region");
     EXPECT_EQ(ThroughNginx(port, "/denied/6", h).status, 403);
+
+    // nginx kept one connection to geoledgerd for all nine checks, allowed
+    // and denied alike (the other new one is this metrics request's own).
+    EXPECT_EQ(AcceptedConnections(*server) - accepted_before, 2);
   }  // nginx stopped here, by PID
 
   EXPECT_EQ(west.hits(), std::vector<std::string>({"/orders/1"}));
