@@ -129,7 +129,8 @@ std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoled
          // Connection header says.
          "  upstream geoledger {\n"
          "    server 127.0.0.1:" + g + ";\n"
-         "    keepalive 16;\n"
+         "    keepalive 64;\n"
+         "    keepalive_timeout 50s;\n"
          "  }\n"
          "  map $residency_region $residency_upstream {\n"
          "    eu-west-1    127.0.0.1:" + std::to_string(eu_west) + ";\n"
