@@ -43,28 +43,9 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-GEOLEDGERD="${GEOLEDGERD:-$REPO_ROOT/build/server/geoledgerd}"
-NGINX="${NGINX:-/usr/sbin/nginx}"
-DURATION="${DURATION:-10s}"
-WARMUP="${WARMUP:-2s}"
-WRK_THREADS="${WRK_THREADS:-2}"
-WRK_CONNECTIONS="${WRK_CONNECTIONS:-64}"
-SERVER_WORKERS="${SERVER_WORKERS:-2}"
-STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-30}"
+wrk_vs_nginx_setup
 HALF_FRACTION="${HALF_FRACTION:-0.5}"
 MODES="${MODES:-sync async}"
-HOST=127.0.0.1  # loopback only
-
-require_tools wrk curl python3
-[[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found or not executable at $GEOLEDGERD (build it first, or set GEOLEDGERD)"
-[[ -x "$NGINX" ]] || die "nginx not found at $NGINX (apt-get install nginx-light, or set NGINX)"
-DURATION_S="$(to_seconds "$DURATION")"
-WARMUP_S="$(to_seconds "$WARMUP")"
-(( DURATION_S > 0 )) || die "DURATION must be positive"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
-install_cleanup
 
 # ---- nginx ------------------------------------------------------------------
 start_nginx_fixed200 "$WORK/nginx" "$SERVER_WORKERS"
@@ -90,25 +71,6 @@ start_gateway_server() {
 }
 
 # ---- load -------------------------------------------------------------------
-WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --latency)
-WRK_LIMIT=$(( DURATION_S + 30 ))
-
-run_wrk() {  # run_wrk NAME URL OUTFILE LUA
-  local name="$1" url="$2" out="$3" lua="$4"
-  if (( WARMUP_S > 0 )); then
-    wrk_bounded "$(( WARMUP_S + 30 ))" "$WORK/warmup.txt" "${WRK_ARGS[@]}" -s "$lua" -d"${WARMUP_S}s" "$url" \
-      || die "wrk warm-up against $name failed"
-  fi
-  echo "==== $name: wrk ${WRK_ARGS[*]} -s $(basename "$lua") -d$DURATION $url"
-  wrk_bounded "$WRK_LIMIT" "$out" "${WRK_ARGS[@]}" -s "$lua" -d"$DURATION" "$url" || die "wrk against $name failed"
-  cat "$out"
-  grep -q '^Requests/sec:' "$out" || die "no Requests/sec in wrk output for $name"
-  if grep -Eq '^ *(Non-2xx or 3xx responses|Socket errors):' "$out"; then
-    note "WARNING: $name had errors or non-2xx responses (see above); its rate is not comparable"
-  fi
-  echo
-}
-pctl() { grep '^pctl' "$1" | sed 's/^pctl //'; }
 
 # CPU time (utime + stime, clock ticks) of every thread of the processes given.
 proc_ticks() {

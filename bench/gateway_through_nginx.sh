@@ -43,28 +43,9 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-GEOLEDGERD="${GEOLEDGERD:-$REPO_ROOT/build/server/geoledgerd}"
-NGINX="${NGINX:-/usr/sbin/nginx}"
-DURATION="${DURATION:-10s}"
-WARMUP="${WARMUP:-2s}"
-WRK_THREADS="${WRK_THREADS:-2}"
-WRK_CONNECTIONS="${WRK_CONNECTIONS:-64}"
-SERVER_WORKERS="${SERVER_WORKERS:-2}"
-STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-30}"
+wrk_vs_nginx_setup
 MODES="${MODES:-sync async}"
 NOPOOL="${NOPOOL:-1}"
-HOST=127.0.0.1  # loopback only
-
-require_tools wrk curl python3
-[[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found or not executable at $GEOLEDGERD (build it first, or set GEOLEDGERD)"
-[[ -x "$NGINX" ]] || die "nginx not found at $NGINX (apt-get install nginx-light, or set NGINX)"
-DURATION_S="$(to_seconds "$DURATION")"
-WARMUP_S="$(to_seconds "$WARMUP")"
-(( DURATION_S > 0 )) || die "DURATION must be positive"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
-install_cleanup
 
 APP_PORT="$(free_port)"
 PLAIN_PORT="$(free_port)"
@@ -180,26 +161,8 @@ accepted() {
   curl -sf --max-time 5 "http://$GL_ADDR/metrics" | awk '$1 == "geoledger_http_connections_accepted_total" { print $2 }'
 }
 
-WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --latency)
-WRK_LIMIT=$(( DURATION_S + 30 ))
 gateway_lua "$WORK/client.lua" "unused-by-nginx" 0  # the four X- headers; nginx sets its own token
 
-run_wrk() {  # run_wrk NAME URL OUTFILE: warm-up, then the measured run; prints wrk's output
-  local name="$1" url="$2" out="$3"
-  if (( WARMUP_S > 0 )); then
-    wrk_bounded "$(( WARMUP_S + 30 ))" "$WORK/warmup.txt" "${WRK_ARGS[@]}" -s "$WORK/client.lua" -d"${WARMUP_S}s" "$url" \
-      || die "wrk warm-up against $name failed"
-  fi
-  echo "==== $name: wrk ${WRK_ARGS[*]} -s client.lua -d$DURATION $url"
-  wrk_bounded "$WRK_LIMIT" "$out" "${WRK_ARGS[@]}" -s "$WORK/client.lua" -d"$DURATION" "$url" || die "wrk against $name failed"
-  cat "$out"
-  grep -q '^Requests/sec:' "$out" || die "no Requests/sec in wrk output for $name"
-  if grep -Eq '^ *(Non-2xx or 3xx responses|Socket errors):' "$out"; then
-    note "WARNING: $name had errors or non-2xx responses (see above); its rate is not comparable"
-  fi
-  echo
-}
-pctl() { grep '^pctl' "$1" | sed 's/^pctl //'; }
 requests() { awk '/requests in/ { n += $1 } END { print n }' "$@"; }
 
 echo "geoledgerd: $GEOLEDGERD (--threads $SERVER_WORKERS, access log off, log level warn, rate limits off)"
@@ -215,10 +178,10 @@ first=1
 for mode in $MODES; do
   start_gateway "$mode"
   if [[ -z "$PLAIN_RPS" ]]; then
-    run_wrk "plain" "http://$HOST:$PLAIN_PORT/orders/1" "$WORK/wrk-plain-first.txt"
+    run_wrk "plain" "http://$HOST:$PLAIN_PORT/orders/1" "$WORK/wrk-plain-first.txt" "$WORK/client.lua"
     PLAIN_RPS="$(rps "$WORK/wrk-plain-first.txt")"
     SUMMARY+=("plain (no check): $(printf '%.0f' "$PLAIN_RPS") req/s, $(pctl "$WORK/wrk-plain-first.txt")")
-    run_wrk "noop" "http://$HOST:$NOOP_PORT/orders/1" "$WORK/wrk-noop.txt"
+    run_wrk "noop" "http://$HOST:$NOOP_PORT/orders/1" "$WORK/wrk-noop.txt" "$WORK/client.lua"
     NOOP_RPS="$(rps "$WORK/wrk-noop.txt")"
     SUMMARY+=("$(awk -v n="$NOOP_RPS" -v p="$PLAIN_RPS" 'BEGIN { printf "ratio noop/plain = %.2f (%.0f req/s)", n / p, n }'), $(pctl "$WORK/wrk-noop.txt")")
   fi
@@ -228,10 +191,10 @@ for mode in $MODES; do
     name="${s%%:*}" port="${s##*:}"
     before="$(accepted)"
     rm -f "$WORK/warmup.txt"
-    run_wrk "$name($mode)" "http://$HOST:$port/orders/1" "$WORK/wrk-$name-$mode.txt"
+    run_wrk "$name($mode)" "http://$HOST:$port/orders/1" "$WORK/wrk-$name-$mode.txt" "$WORK/client.lua"
     after="$(accepted)"
     checks="$(requests "$WORK/wrk-$name-$mode.txt" $([[ -s "$WORK/warmup.txt" ]] && echo "$WORK/warmup.txt"))"
-    run_wrk "plain" "http://$HOST:$PLAIN_PORT/orders/1" "$WORK/wrk-plain-after-$name-$mode.txt"
+    run_wrk "plain" "http://$HOST:$PLAIN_PORT/orders/1" "$WORK/wrk-plain-after-$name-$mode.txt" "$WORK/client.lua"
     PLAIN_AFTER="$(rps "$WORK/wrk-plain-after-$name-$mode.txt")"
     SUMMARY+=("$(awk -v g="$(rps "$WORK/wrk-$name-$mode.txt")" -v b="$PLAIN_RPS" -v a="$PLAIN_AFTER" -v n="$name" -v m="$mode" -v o="$NOOP_RPS" 'BEGIN {
       p = (b + a) / 2

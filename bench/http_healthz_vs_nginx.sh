@@ -23,26 +23,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-GEOLEDGERD="${GEOLEDGERD:-$REPO_ROOT/build/server/geoledgerd}"
-NGINX="${NGINX:-/usr/sbin/nginx}"
-DURATION="${DURATION:-10s}"
-WARMUP="${WARMUP:-2s}"
-WRK_THREADS="${WRK_THREADS:-2}"
-WRK_CONNECTIONS="${WRK_CONNECTIONS:-64}"
-SERVER_WORKERS="${SERVER_WORKERS:-2}"
-STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-30}"
-HOST=127.0.0.1  # loopback only
-
-require_tools wrk curl python3
-[[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found or not executable at $GEOLEDGERD (build it first, or set GEOLEDGERD)"
-[[ -x "$NGINX" ]] || die "nginx not found at $NGINX (apt-get install nginx-light, or set NGINX)"
-DURATION_S="$(to_seconds "$DURATION")"
-WARMUP_S="$(to_seconds "$WARMUP")"
-(( DURATION_S > 0 )) || die "DURATION must be positive"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
-install_cleanup
+wrk_vs_nginx_setup
 
 # ---- geoledgerd -------------------------------------------------------------
 start_geoledgerd "$WORK/geoledgerd-data" "$WORK/geoledgerd.log" --region eu-west-1 \
@@ -57,25 +38,6 @@ NGINX_URL="$NGINX_BASE/"
 check_keepalive nginx "$NGINX_URL"
 
 # ---- load -------------------------------------------------------------------
-WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --latency)
-WRK_LIMIT=$(( DURATION_S + 30 ))
-
-run_wrk() {  # run_wrk NAME URL OUTFILE
-  local name="$1" url="$2" out="$3"
-  if (( WARMUP_S > 0 )); then
-    wrk_bounded "$(( WARMUP_S + 30 ))" "$WORK/warmup.txt" "${WRK_ARGS[@]}" -d"${WARMUP_S}s" "$url" \
-      || die "wrk warm-up against $name failed"
-  fi
-  echo "==== $name: wrk ${WRK_ARGS[*]} -d$DURATION $url"
-  wrk_bounded "$WRK_LIMIT" "$out" "${WRK_ARGS[@]}" -d"$DURATION" "$url" || die "wrk against $name failed"
-  cat "$out"
-  grep -q '^Requests/sec:' "$out" || die "no Requests/sec in wrk output for $name"
-  if grep -Eq '^ *(Non-2xx or 3xx responses|Socket errors):' "$out"; then
-    note "WARNING: $name had errors or non-2xx responses (see above); its rate is not comparable"
-  fi
-  echo
-}
-
 CORES="$(nproc)"
 echo "geoledgerd: $GEOLEDGERD (pid $GL_PID, --threads $SERVER_WORKERS, access log off, log level warn) at $GL_URL"
 echo "nginx:      $NGINX (pid $NGINX_PID, worker_processes $SERVER_WORKERS, access_log off) at $NGINX_URL"

@@ -252,3 +252,53 @@ function done(summary, latency, requests)
 end
 EOF
 }
+
+# ---- wrk against nginx: the settings and the runs ---------------------------------
+# wrk_vs_nginx_setup: the settings the wrk-against-nginx benchmarks share (each
+# script's Environment header lists them) with their defaults and checks; makes
+# WORK and installs the cleanup; sets DURATION_S, WARMUP_S, WRK_ARGS and WRK_LIMIT.
+wrk_vs_nginx_setup() {
+  REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  GEOLEDGERD="${GEOLEDGERD:-$REPO_ROOT/build/server/geoledgerd}"
+  NGINX="${NGINX:-/usr/sbin/nginx}"
+  DURATION="${DURATION:-10s}"
+  WARMUP="${WARMUP:-2s}"
+  WRK_THREADS="${WRK_THREADS:-2}"
+  WRK_CONNECTIONS="${WRK_CONNECTIONS:-64}"
+  SERVER_WORKERS="${SERVER_WORKERS:-2}"
+  STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-30}"
+  HOST=127.0.0.1  # loopback only
+  require_tools wrk curl python3
+  [[ -x "$GEOLEDGERD" ]] || die "geoledgerd not found or not executable at $GEOLEDGERD (build it first, or set GEOLEDGERD)"
+  [[ -x "$NGINX" ]] || die "nginx not found at $NGINX (apt-get install nginx-light, or set NGINX)"
+  DURATION_S="$(to_seconds "$DURATION")"
+  WARMUP_S="$(to_seconds "$WARMUP")"
+  (( DURATION_S > 0 )) || die "DURATION must be positive"
+  WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --latency)
+  WRK_LIMIT=$(( DURATION_S + 30 ))
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/geoledger-bench.XXXXXX")"
+  install_cleanup
+}
+
+# run_wrk NAME URL OUTFILE [LUA]: an untimed warm-up of WARMUP_S (its output in
+# $WORK/warmup.txt), then the measured run of DURATION with WRK_ARGS (and the
+# Lua script, if given); prints wrk's report and warns if it saw errors.
+run_wrk() {
+  local name="$1" url="$2" out="$3" script=()
+  [[ -n "${4:-}" ]] && script=(-s "$4")
+  if (( WARMUP_S > 0 )); then
+    wrk_bounded "$(( WARMUP_S + 30 ))" "$WORK/warmup.txt" "${WRK_ARGS[@]}" "${script[@]}" -d"${WARMUP_S}s" "$url" \
+      || die "wrk warm-up against $name failed"
+  fi
+  echo "==== $name: wrk ${WRK_ARGS[*]}${4:+ -s $(basename "$4")} -d$DURATION $url"
+  wrk_bounded "$WRK_LIMIT" "$out" "${WRK_ARGS[@]}" "${script[@]}" -d"$DURATION" "$url" || die "wrk against $name failed"
+  cat "$out"
+  grep -q '^Requests/sec:' "$out" || die "no Requests/sec in wrk output for $name"
+  if grep -Eq '^ *(Non-2xx or 3xx responses|Socket errors):' "$out"; then
+    note "WARNING: $name had errors or non-2xx responses (see above); its rate is not comparable"
+  fi
+  echo
+}
+
+# pctl FILE: the percentiles gateway_lua's done() printed.
+pctl() { grep '^pctl' "$1" | sed 's/^pctl //'; }

@@ -189,7 +189,7 @@ bool OpenConnectionsReach(const HttpMetrics& m, int64_t want) {
 // its last answer even when the client left first.
 TEST_F(HttpServerTest, ConnectionsAreCountedWhenAcceptedAndWhenReleased) {
   HttpServerOptions o;
-  o.keepalive_timeout = std::chrono::milliseconds(700);
+  o.keepalive_timeout = std::chrono::milliseconds(2000);  // longer than the requests below take
   o.metrics = &metrics_;
   Start(o);
   EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 0);
