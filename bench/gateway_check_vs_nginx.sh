@@ -52,24 +52,6 @@ start_nginx_fixed200 "$WORK/nginx" "$SERVER_WORKERS"
 NGINX_URL="$NGINX_BASE/v1/gateway/check"
 check_keepalive nginx "$NGINX_URL"
 
-# ---- geoledgerd ---------------------------------------------------------------
-# start_gateway_server MODE: fresh data dir, policy and token; sets GL_PID, GL_URL, TOKEN.
-start_gateway_server() {
-  local mode="$1" data="$WORK/geoledgerd-$1"
-  start_geoledgerd "$data" "$WORK/geoledgerd-$mode.log" --region eu-west-1 \
-    --threads "$SERVER_WORKERS" --access-log false --log-level warn \
-    --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 --decision-audit "$mode"
-  wait_http geoledgerd "$GL_PID" "http://$GL_ADDR/healthz"
-  load_gateway_policy "http://$GL_ADDR" "$data/admin.token"
-  DATA="$data" BASE="http://$GL_ADDR" create_token bench-gateway decide "$WORK/decide-$mode.token"
-  TOKEN="$(tr -d '[:space:]' <"$WORK/decide-$mode.token")"
-  GL_URL="http://$GL_ADDR/v1/gateway/check"
-  # One decision by hand: it must be an allow.
-  curl -sf --max-time 5 -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-Id: acme' \
-    -H 'X-Data-Category: personal' -H 'X-Operation: read' -H 'X-Target-Region: eu-west-1' "$GL_URL" ||
-    die "gateway check probe was not allowed"
-}
-
 # ---- load -------------------------------------------------------------------
 
 # CPU time (utime + stime, clock ticks) of every thread of the processes given.

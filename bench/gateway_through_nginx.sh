@@ -53,9 +53,9 @@ GATED_PORT="$(free_port)"
 NOPOOL_PORT="$(free_port)"
 NOOP_PORT="$(free_port)"
 
-# write_gateway_conf FILE DIR TOKEN: the nginx configuration for geoledgerd at $GL_ADDR.
+# write_gateway_conf DIR TOKEN: DIR/nginx.conf, for geoledgerd at $GL_ADDR.
 write_gateway_conf() {
-  local conf="$1" dir="$2" token="$3"
+  local dir="$1" token="$2"
   # The check's location, with proxy_pass target $1.
   check_location() {
     cat <<EOF
@@ -75,22 +75,7 @@ write_gateway_conf() {
 EOF
   }
   local to_app='proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";'
-  cat >"$conf" <<EOF
-daemon off;
-master_process on;
-worker_processes $SERVER_WORKERS;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  client_body_temp_path $dir/tmp/client_body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
+  write_nginx_conf "$dir" "$SERVER_WORKERS" <<EOF
   upstream app { server $HOST:$APP_PORT; keepalive 256; keepalive_requests 1000000; }
   upstream geoledger { server $GL_ADDR; keepalive 256; keepalive_requests 1000000; }
   server {  # the application
@@ -118,23 +103,14 @@ $(check_location "http://geoledger/v1/gateway/check")
 $(check_location "http://$GL_ADDR/v1/gateway/check")
     location / { auth_request /_residency; $to_app }
   }
-}
 EOF
 }
 
 start_gateway() {  # start_gateway MODE: geoledgerd in MODE, then nginx in front of it
-  local mode="$1" data="$WORK/geoledgerd-$1" dir="$WORK/nginx-$1"
-  start_geoledgerd "$data" "$WORK/geoledgerd-$mode.log" --region eu-west-1 \
-    --threads "$SERVER_WORKERS" --access-log false --log-level warn \
-    --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 --decision-audit "$mode"
-  wait_http geoledgerd "$GL_PID" "http://$GL_ADDR/healthz"
-  load_gateway_policy "http://$GL_ADDR" "$data/admin.token"
-  DATA="$data" BASE="http://$GL_ADDR" create_token bench-gateway decide "$WORK/decide-$mode.token"
-  mkdir -p "$dir/tmp"
-  write_gateway_conf "$dir/nginx.conf" "$dir" "$(tr -d '[:space:]' <"$WORK/decide-$mode.token")"
-  FAILURE_LOGS+=("$dir/error.log" "$dir/stderr.log")
-  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/stderr.log" 2>&1 &
-  NGINX_PID=$!
+  local mode="$1" dir="$WORK/nginx-$1"
+  start_gateway_server "$mode"
+  write_gateway_conf "$dir" "$TOKEN"
+  start_nginx "$dir"
   wait_http nginx "$NGINX_PID" "http://$HOST:$PLAIN_PORT/"
   # One request through each gated server by hand: it must be allowed.
   local port

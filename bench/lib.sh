@@ -120,9 +120,27 @@ start_geoledgerd() {
 # sets NGINX_PID and NGINX_BASE (http://host:port) once it answers.
 start_nginx_fixed200() {
   local dir="$1" workers="$2" port
-  mkdir -p "$dir/logs" "$dir/tmp"
   port="$(free_port)"
-  cat >"$dir/nginx.conf" <<EOF
+  write_nginx_conf "$dir" "$workers" <<EOF
+  server {
+    listen $HOST:$port;
+    location / { default_type text/plain; return 200 "ok\n"; }
+  }
+EOF
+  start_nginx "$dir"
+  NGINX_BASE="http://$HOST:$port"
+  wait_http nginx "$NGINX_PID" "$NGINX_BASE/"
+}
+
+# write_nginx_conf DIR WORKERS: writes DIR/nginx.conf for a benchmark's nginx
+# with WORKERS worker processes: no access log, persistent client
+# connections, temp paths under DIR, and the http block's contents (its
+# upstreams and servers) read from stdin.
+write_nginx_conf() {
+  local dir="$1" workers="$2"
+  mkdir -p "$dir/logs" "$dir/tmp"
+  {
+    cat <<EOF
 daemon off;
 master_process on;
 worker_processes $workers;
@@ -138,18 +156,19 @@ http {
   fastcgi_temp_path $dir/tmp/fastcgi;
   uwsgi_temp_path $dir/tmp/uwsgi;
   scgi_temp_path $dir/tmp/scgi;
-  server {
-    listen $HOST:$port;
-    location / { default_type text/plain; return 200 "ok\n"; }
-  }
-}
 EOF
+    cat
+    echo "}"
+  } >"$dir/nginx.conf"
+}
+
+# start_nginx DIR: starts $NGINX on DIR/nginx.conf in the background; sets NGINX_PID.
+start_nginx() {
+  local dir="$1"
   FAILURE_LOGS+=("$dir/error.log" "$dir/stderr.log")
   # -e: error log before the config is read (the default path may be unwritable).
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/stderr.log" 2>&1 &
   NGINX_PID=$!
-  NGINX_BASE="http://$HOST:$port"
-  wait_http nginx "$NGINX_PID" "$NGINX_BASE/"
 }
 
 # A currently free loopback TCP port (the kernel picks it; nginx binds it right after).
@@ -220,6 +239,26 @@ load_gateway_policy() {
 /v1/regions/us-east-1 {"country":"US","name":"Virginia"}
 /v1/tenants/acme {"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["eu-west-1","eu-central-1"]}}
 EOF
+}
+
+# start_gateway_server MODE: geoledgerd with --decision-audit MODE for the
+# gateway benchmarks (fresh data dir $WORK/geoledgerd-MODE, SERVER_WORKERS
+# threads, no access log, rate limits off), the policy above and a
+# decide-scoped token in $WORK/decide-MODE.token; checks that one gateway
+# check is allowed. Sets GL_PID, GL_ADDR, GL_URL (the check's URL) and TOKEN.
+start_gateway_server() {
+  local mode="$1" data="$WORK/geoledgerd-$1"
+  start_geoledgerd "$data" "$WORK/geoledgerd-$mode.log" --region eu-west-1 \
+    --threads "$SERVER_WORKERS" --access-log false --log-level warn \
+    --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 --decision-audit "$mode"
+  wait_http geoledgerd "$GL_PID" "http://$GL_ADDR/healthz"
+  load_gateway_policy "http://$GL_ADDR" "$data/admin.token"
+  DATA="$data" BASE="http://$GL_ADDR" create_token bench-gateway decide "$WORK/decide-$mode.token"
+  TOKEN="$(tr -d '[:space:]' <"$WORK/decide-$mode.token")"
+  GL_URL="http://$GL_ADDR/v1/gateway/check"
+  curl -sf --max-time 5 -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-Id: acme' \
+    -H 'X-Data-Category: personal' -H 'X-Operation: read' -H 'X-Target-Region: eu-west-1' "$GL_URL" ||
+    die "gateway check probe was not allowed"
 }
 
 # gateway_lua FILE TOKEN PACE_MS: a wrk Lua script making one allowed gateway
