@@ -17,7 +17,10 @@
 #   2. paced load: for each audit mode, wrk paced by a Lua delay() so the
 #      offered rate is about HALF_FRACTION of that mode's full-load rate;
 #      prints the achieved rate and p50/p90/p99 latency, then the same paced
-#      load against nginx (the machine's latency floor at that rate).
+#      load against nginx (the machine's latency floor at that rate), and the
+#      latency geoledgerd itself measured for those checks (its
+#      geoledger_http_request_duration_seconds buckets: from a parsed request
+#      to the answer handed to the socket, without wrk's own scheduling).
 #   3. CPU per request of each geoledgerd thread group during the full-load
 #      run (from /proc; "geoledgerd" is the HTTP threads, gl-audit-* the
 #      ledger, rocksdb:* its flushes and compactions).
@@ -143,8 +146,10 @@ for mode in $MODES; do
     lat = c * 1000 / a - p; q = c * 1000 / t - lat; if (q < p / 2) q = p / 2; printf "%.3f", q }')"
   note "geoledgerd($mode): target ${TARGET} req/s, pace ${PACE} ms per connection after calibration"
   gateway_lua "$WORK/half-$mode.lua" "$TOKEN" "$PACE"
+  gateway_buckets "http://$GL_ADDR" >"$WORK/buckets-before-$mode.txt"
   run_wrk "geoledgerd($mode) paced, ${PACE} ms between requests per connection" "$GL_URL" \
     "$WORK/wrk-half-$mode.txt" "$WORK/half-$mode.lua"
+  gateway_buckets "http://$GL_ADDR" >"$WORK/buckets-after-$mode.txt"
   HALF="$(rps "$WORK/wrk-half-$mode.txt")"
   if awk -v h="$HALF" -v t="$TARGET" 'BEGIN { exit !(h < 0.8 * t || h > 1.2 * t) }'; then
     note "WARNING: the paced run reached $HALF req/s against a target of $TARGET: not at the intended load"
@@ -152,6 +157,7 @@ for mode in $MODES; do
   fi
   SUMMARY+=("$(awk -v h="$HALF" -v g="$FULL" -v m="$mode" -v p="$(pctl "$WORK/wrk-half-$mode.txt")" 'BEGIN {
     printf "paced  geoledgerd(%s): %.0f req/s (%.2f of its full-load rate), %s", m, h, h / g, p }')")
+  SUMMARY+=("server geoledgerd($mode) paced: $(server_latency "$WORK/buckets-before-$mode.txt" "$WORK/buckets-after-$mode.txt")")
   # The same paced load against nginx: what this machine's scheduling gives
   # a trivial server at that rate (the floor under the p99 above).
   run_wrk "nginx paced like geoledgerd($mode), ${PACE} ms between requests per connection" "$NGINX_URL" \

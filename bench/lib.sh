@@ -261,6 +261,34 @@ start_gateway_server() {
     die "gateway check probe was not allowed"
 }
 
+# gateway_buckets BASE: the gateway check's latency histogram from geoledgerd's
+# /metrics at BASE, one "le cumulative-count" line per bucket (+Inf last).
+gateway_buckets() {
+  curl -sf --max-time 5 "$1/metrics" | awk '
+    index($0, "geoledger_http_request_duration_seconds_bucket{route=\"/v1/gateway/check\",") == 1 {
+      match($0, /le="[^"]+"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
+}
+
+# server_latency BEFORE AFTER: for the checks between two gateway_buckets
+# snapshots, the buckets holding their p50 and p99 and the share answered
+# within 1 ms, as geoledgerd measures them (from a parsed request to its
+# answer handed to the socket: no network, no load generator).
+server_latency() {
+  paste -d' ' "$1" "$2" | awk '
+    { le[NR] = $1; n[NR] = $4 - $2 }
+    END {
+      total = n[NR]
+      if (total <= 0) { print "no checks counted"; exit }
+      for (i = 1; i <= NR; i++) {
+        if (p50 == "" && n[i] >= 0.5 * total) p50 = le[i]
+        if (p99 == "" && n[i] >= 0.99 * total) p99 = le[i]
+        if (le[i] == "0.001") ms = n[i]
+      }
+      printf "p50 <= %s, p99 <= %s, %.2f%% within 1 ms (%d checks; bucket bounds, in-process)\n",
+        (p50 == "+Inf" ? p50 : (p50 * 1000) " ms"), (p99 == "+Inf" ? p99 : (p99 * 1000) " ms"), 100 * ms / total, total
+    }'
+}
+
 # gateway_lua FILE TOKEN PACE_MS: a wrk Lua script making one allowed gateway
 # check (acme, personal, read, eu-west-1) with TOKEN; with PACE_MS > 0 each
 # connection waits a random whole number of milliseconds averaging PACE_MS
