@@ -6,7 +6,9 @@
 # added: HTTP/1.1 keep-alive is the default, as with gateways), prints both
 # wrk reports and a final line
 #   ratio geoledgerd/nginx = R (geoledgerd N req/s, nginx M req/s)
-# and stops everything it started. It builds nothing.
+# and stops everything it started. It builds nothing. With PIPELINE=N > 1
+# each connection sends N requests at once and waits for their N answers
+# (HTTP/1.1 pipelining).
 #
 # Environment (all optional):
 #   GEOLEDGERD        geoledgerd binary     [<repo>/build/server/geoledgerd]
@@ -17,6 +19,7 @@
 #   WRK_CONNECTIONS   wrk -c                [64]
 #   SERVER_WORKERS    geoledgerd --threads and nginx worker_processes [2]
 #   STARTUP_TIMEOUT   seconds to wait for each server to become ready [30]
+#   PIPELINE          requests each connection sends at once [1]
 #
 # Requires: wrk, curl, python3 (free-port helper), nginx (Debian nginx-light is enough).
 set -euo pipefail
@@ -24,6 +27,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 wrk_vs_nginx_setup
+PIPELINE="${PIPELINE:-1}"
+[[ "$PIPELINE" =~ ^[1-9][0-9]*$ ]] || die "PIPELINE must be a positive integer"
 
 # ---- geoledgerd -------------------------------------------------------------
 start_geoledgerd "$WORK/geoledgerd-data" "$WORK/geoledgerd.log" --region eu-west-1 \
@@ -46,8 +51,22 @@ echo "            the server under test and wrk (-t$WRK_THREADS) share all $CORE
 echo "warm-up:    ${WARMUP_S}s untimed wrk run before each measurement"
 echo
 
-run_wrk geoledgerd "$GL_URL" "$WORK/wrk-geoledgerd.txt"
-run_wrk nginx "$NGINX_URL" "$WORK/wrk-nginx.txt"
+LUA=""
+if (( PIPELINE > 1 )); then
+  # wrk's own pipelining idiom: one write of N requests, then N answers.
+  LUA="$WORK/pipeline.lua"
+  cat >"$LUA" <<EOF
+init = function(args)
+  local r = {}
+  for i = 1, $PIPELINE do r[i] = wrk.format() end
+  batch = table.concat(r)
+end
+request = function() return batch end
+EOF
+  echo "pipelining: $PIPELINE requests per write"
+fi
+run_wrk geoledgerd "$GL_URL" "$WORK/wrk-geoledgerd.txt" "$LUA"
+run_wrk nginx "$NGINX_URL" "$WORK/wrk-nginx.txt" "$LUA"
 
 GL_RPS="$(rps "$WORK/wrk-geoledgerd.txt")"
 NGINX_RPS="$(rps "$WORK/wrk-nginx.txt")"

@@ -4,6 +4,8 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -250,6 +252,13 @@ class Frontend final : public Http::Handler {
   explicit Frontend(std::shared_ptr<const FrontendLimits> limits) : limits_(std::move(limits)) {}
 
   void onConnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    // Every answer is one write, so Nagle's algorithm only ever delays one:
+    // the second of two answers sent back to back (pipelined requests, or a
+    // deferred answer released together with the next) would wait for the
+    // client's ACK of the first, which a client with nothing to send delays
+    // by about 40 ms.
+    const int one = 1;
+    (void)::setsockopt(peer->fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     peer->putData(ParserData, std::make_shared<Http::RequestParser>(kBodyStepHead.size()));
     peer->putData(kConnData, std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
                                                          HttpParserLimits{limits_->max_header_bytes,
