@@ -3,17 +3,20 @@
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string_view>
 #include <vector>
 
+#include "common/log.h"
 #include "server/http_parser.h"
 
 namespace geoledger::server {
@@ -29,6 +32,41 @@ constexpr char kConnData[] = "geoledger.conn";
 // instead of making the server hold every answer in memory. Gateways send
 // one request at a time per connection.
 constexpr uint64_t kMaxOutstandingAnswers = 32;
+
+// Connections the kernel may hold established but not yet accepted.
+// Pistache 0.0.5 listens with 128 whatever Endpoint::Options::backlog says
+// (Endpoint::init does not pass it on): a burst of connects beyond that
+// (gateway workers opening their pools at once, after a restart) overflowed,
+// and each dropped SYN cost its client a 1 s retransmission (measured: 260
+// of 500 connects). The kernel caps it at net.core.somaxconn (4096 by
+// default).
+constexpr int kListenBacklog = 4096;
+
+// Sets the backlog of this process's listening TCP socket on `port` (a
+// second listen(2) on a listening socket only changes its backlog). The
+// library keeps its descriptor to itself, so it is found by its port.
+bool RaiseListenBacklog(uint16_t port) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return false;
+  bool raised = false;
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage local{};
+    len = sizeof local;
+    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
+    uint16_t bound = 0;
+    if (local.ss_family == AF_INET) bound = ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
+    else if (local.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
+    if (bound == port && ::listen(static_cast<int>(fd), kListenBacklog) == 0) raised = true;
+  }
+  ::closedir(dir);
+  return raised;
+}
 
 struct Outgoing {
   HttpResponse response;
@@ -402,6 +440,9 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions&
     // second, never-accepted listening socket behind.
     endpoint->serveThreaded();
     server->port_ = static_cast<uint16_t>(endpoint->getPort());
+    if (!RaiseListenBacklog(server->port_))
+      log::Warn("could not raise the listen backlog; bursts of connects beyond 128 may wait 1 s",
+                {{"port", server->port_}});
     server->impl_->endpoint = std::move(endpoint);
   } catch (const std::exception& e) {
     std::string what = e.what();
