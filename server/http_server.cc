@@ -171,6 +171,18 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     Attach(queued, close_after, peer);
   }
 
+  // The client closed its side (or reset): Pistache has released, or is
+  // about to release, the peer. Answers still being produced then go out on
+  // our own descriptor, and the connection is closed after the last one. A
+  // client that half-closes after sending its request (shutdown(SHUT_WR),
+  // `nc -N`) gets its answer; for one that is gone the writes fail quietly.
+  // Thread-safe.
+  void PeerClosed() {
+    std::lock_guard<std::mutex> lock(mu);
+    peer_closed = true;
+    if (next_to_send == next_request && in_transport == 0 && !shut) Shut({});
+  }
+
   // Queues response number `seq` and sends every response that is now next
   // in line. Thread-safe.
   void Complete(uint64_t seq, Outgoing out, const std::weak_ptr<Tcp::Peer>& peer) {
@@ -208,8 +220,24 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // Under mu.
   void Write(const Outgoing& out, const std::weak_ptr<Tcp::Peer>& weak,
              std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
+    if (shut) return;
+    if (peer_closed) {
+      // Pistache no longer serves this connection; our descriptor still
+      // names its socket. Only what the socket takes at once goes out.
+      if (fd < 0 || in_transport != 0) return Shut(weak);
+      const std::string wire = Serialize(out);
+      size_t off = 0;
+      while (off < wire.size()) {
+        ssize_t n = ::send(fd, wire.data() + off, wire.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) off += static_cast<size_t>(n);
+        else if (n < 0 && errno == EINTR) continue;
+        else break;
+      }
+      if (off < wire.size() || !out.keep_alive || next_to_send + 1 == next_request) Shut(weak);
+      return;
+    }
     auto peer = weak.lock();
-    if (shut || !peer) return;  // the connection was closed: nothing is written
+    if (!peer) return;  // the connection was closed: nothing is written
     WriteWire(Serialize(out), !out.keep_alive, *peer, weak, queued, close_after);
   }
 
@@ -264,6 +292,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   std::map<uint64_t, Outgoing> ready;  // guarded by mu
   size_t in_transport = 0;             // guarded by mu: responses queued in the transport, not yet written
   bool shut = false;                   // guarded by mu
+  bool peer_closed = false;            // guarded by mu: see PeerClosed
 };
 
 struct FrontendLimits {
@@ -363,6 +392,12 @@ class Frontend final : public Http::Handler {
       // header timeout starts now (unless this answer is still outstanding).
       peer->setIdle(conn->parser.idle() || HoldsRequestClock(*conn));
     }
+  }
+
+  // The client closed its side, or reset (never called for the idle sweep's
+  // closes): answers still being produced go out on our descriptor.
+  void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    if (auto conn = std::static_pointer_cast<ConnState>(peer->tryGetData(kConnData))) conn->PeerClosed();
   }
 
   // Not reached: onInput serves requests itself, and Pistache 0.0.5's idle

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
+
 #include <cstdio>
 #include <fstream>
 #include <thread>
@@ -126,6 +128,28 @@ TEST_F(AuditApiTest, TokenAdministrationIsAudited) {
   RawResponse revoked = server_->Authed(server_->admin_token(), "DELETE", "/v1/admin/tokens/" + created["id"].get<std::string>());
   ASSERT_EQ(revoked.status, 200);
   EXPECT_EQ(nlohmann::json::parse(revoked.body)["audit_index"], idx + 1);
+}
+
+// A writer that closes its sending side once its request is out (HTTP/1.1
+// allows it; `nc -N` does it) still gets the acknowledgement of its durable
+// append, which comes after the server has seen the end of its input;
+// without it, it could not know the events were logged and would send them
+// again.
+TEST_F(AuditApiTest, AWriterThatHalfClosesStillGetsItsAcknowledgement) {
+  const std::string body =
+      nlohmann::json{{"events", {{{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"}}}}}.dump();
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("POST /v1/audit/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + writer_ +
+                     "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                     "\r\n\r\n" + body));
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  RawResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r)) << "no acknowledgement";
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["indexes"], nlohmann::json::array({3}));
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+  EXPECT_EQ(Get("/v1/audit/entries?start=0&end=0")["size"], 4);  // three token creations and this event
 }
 
 TEST_F(AuditApiTest, BadEventsGet400AndAppendNothing) {

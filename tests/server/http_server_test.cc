@@ -206,6 +206,39 @@ TEST_F(HttpServerTest, AcceptedConnectionsSendWithoutNagleDelay) {
   EXPECT_GE(checked, 1);  // the server's side of c (and our dup of it)
 }
 
+// A client may close its sending side once its requests are out
+// (shutdown(SHUT_WR), `nc -N`) and still read the answers: Pistache 0.0.5
+// treats that end of input as a hang-up and releases the connection, so an
+// answer completed later (a sync-audited append, here a held route) was
+// dropped, and the client never learnt whether its request took effect.
+// Answers on hand go out in order; then the connection is closed.
+TEST_F(HttpServerTest, AClientThatHalfClosesStillGetsAnswersCompletedLater) {
+  Start(HttpServerOptions{});
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (held_.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(held_.load(), 1);
+  // The held answer completes only once the server has seen the end of
+  // input and Pistache has closed its descriptor (ours keeps the socket).
+  const size_t before = OpenDescriptors();
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (OpenDescriptors() >= before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_LT(OpenDescriptors(), before);
+  release_promise_.set_value();
+  RawResponse fast = Read(c);
+  EXPECT_EQ(fast.status, 200) << fast.body;
+  EXPECT_NE(fast.body.find("\"ok\":true"), std::string::npos) << fast.body;
+  RawResponse held = Read(c);
+  EXPECT_EQ(held.status, 200) << held.body;
+  EXPECT_NE(held.body.find("\"held\":true"), std::string::npos) << held.body;
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+}
+
 // The value of an unlabelled sample in a Prometheus text exposition (-1 when absent).
 int64_t Sample(const std::string& exposition, const std::string& name) {
   const std::string key = "\n" + name + " ";
