@@ -139,6 +139,16 @@ const std::vector<OptionSpec>& Specs() {
       {"tls-cert", "PEM certificate chain; with --tls-key enables HTTPS", "", Text(&ServerConfig::tls_cert)},
       {"tls-key", "PEM private key for --tls-cert", "", Text(&ServerConfig::tls_key)},
       {"tls-client-ca", "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)", "", Text(&ServerConfig::tls_client_ca)},
+      {"max-connections",
+       "Open HTTP connections before a new one is answered 503 and closed (0: as many as the descriptor limit "
+       "allows, (limit - 256) / 2)",
+       "0",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         auto n = ParseInt("max-connections", v, 0, 1'000'000);
+         if (!n.ok()) return n.status();
+         c.max_connections = static_cast<size_t>(*n);
+         return Status::Ok();
+       }},
       {"rate-limit-tenant-rps", "Requests per second per tenant (0 disables)", "1000", Rate(&ServerConfig::tenant_rate)},
       {"rate-limit-tenant-burst", "Burst size per tenant", "2000", Rate(&ServerConfig::tenant_burst)},
       {"rate-limit-token-rps", "Requests per second per token (0 disables)", "20000", Rate(&ServerConfig::token_rate)},
@@ -280,6 +290,13 @@ std::string ConfigReferenceMarkdown() {
            (s.default_text.empty() ? "—" : "`" + s.default_text + "`") + " | " + s.help + " |\n";
   }
   return out;
+}
+
+size_t EffectiveMaxConnections(size_t configured, uint64_t nofile) {
+  if (configured > 0) return configured;
+  constexpr uint64_t kReserved = 256;
+  uint64_t fit = nofile > kReserved ? (nofile - kReserved) / 2 : 0;
+  return static_cast<size_t>(std::max<uint64_t>(16, std::min<uint64_t>(fit, 1'000'000)));
 }
 
 }  // namespace geoledger::server

@@ -31,6 +31,9 @@ struct ServerConfig {
   std::chrono::milliseconds body_timeout{30'000};
   std::chrono::milliseconds keepalive_timeout{60'000};
   std::chrono::milliseconds drain_timeout{10'000};
+  // Open connections before new ones get 503 and a close; 0: derived from the
+  // descriptor limit (see EffectiveMaxConnections).
+  size_t max_connections = 0;
 
   std::string tls_cert, tls_key, tls_client_ca;  // PEM files; cert+key enable TLS
 
@@ -51,6 +54,11 @@ struct ServerConfig {
 // with the help text as the message. `env` is consulted for GEOLEDGER_*
 // variables (pass `environ`).
 StatusOr<ServerConfig> ParseConfig(int argc, const char* const* argv, char** env);
+
+// The connection cap to enforce: `configured`, or when it is 0, what the
+// descriptor limit `nofile` allows (two descriptors per connection, 256 kept
+// for storage, keys and logs), at least 16.
+size_t EffectiveMaxConnections(size_t configured, uint64_t nofile);
 
 // The reference table rendered as Markdown (for the README and --help).
 std::string ConfigReferenceMarkdown();

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -125,14 +126,17 @@ std::string Serialize(const Outgoing& out) {
 // a new connection; ours still names this connection's socket, so a late
 // response can never reach another client.
 struct ConnState : std::enable_shared_from_this<ConnState> {
-  ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits, HttpMetrics* m)
+  ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits, HttpMetrics* m,
+            std::shared_ptr<std::atomic<size_t>> open_count)
       : peer_host(std::move(host)), parser(limits), fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)),
-        metrics(m) {
+        metrics(m), open(std::move(open_count)) {
     if (metrics != nullptr) metrics->ConnectionOpened();
+    open->fetch_add(1);
   }
   ~ConnState() {
     if (fd >= 0) ::close(fd);
     if (metrics != nullptr) metrics->ConnectionClosed();
+    open->fetch_sub(1);
   }
   ConnState(const ConnState&) = delete;
   ConnState& operator=(const ConnState&) = delete;
@@ -286,6 +290,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
 
   const int fd;  // our dup of the socket; -1 with TLS (or when dup failed)
   HttpMetrics* const metrics;  // may be null
+  const std::shared_ptr<std::atomic<size_t>> open;  // connections whose state is alive, this one included
   std::mutex mu;
   uint64_t next_to_send = 0;           // guarded by mu
   uint64_t next_request = 0;           // guarded by mu
@@ -299,7 +304,9 @@ struct FrontendLimits {
   Dispatcher* dispatcher;
   size_t max_header_bytes;
   size_t max_body_bytes;
-  HttpMetrics* metrics;  // may be null
+  HttpMetrics* metrics;    // may be null
+  size_t max_connections;  // 0: no cap
+  std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
 };
 
 // Pistache 0.0.5's idle sweep (every 500 ms) reads each connection's
@@ -330,7 +337,12 @@ class Frontend final : public Http::Handler {
     peer->putData(kConnData, std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
                                                          HttpParserLimits{limits_->max_header_bytes,
                                                                           limits_->max_body_bytes},
-                                                         limits_->metrics));
+                                                         limits_->metrics, limits_->open));
+    if (limits_->max_connections > 0 && limits_->open->load() > limits_->max_connections) {
+      auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
+      if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
+      Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1);
+    }
   }
 
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
@@ -420,9 +432,10 @@ class Frontend final : public Http::Handler {
   static bool HoldsRequestClock(ConnState& conn) { return conn.Outstanding() > 0; }
 
   void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
-            const std::string& detail) {
+            const std::string& detail, int retry_after_s = 0) {
     conn->closing = true;
     HttpResponse r = limits_->dispatcher->Reject(status, detail, conn->peer_host);
+    if (retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
     conn->Complete(conn->TakeRequest(), Outgoing{std::move(r), /*keep_alive=*/false, Http::Version::Http11}, peer);
   }
 
@@ -452,7 +465,7 @@ struct HttpServer::Impl {
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o, Dispatcher* dispatcher) {
   auto limits = std::make_shared<FrontendLimits>(
-      FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes, o.metrics});
+      FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes, o.metrics, o.max_connections});
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->impl_ = std::make_unique<Impl>();
   try {

@@ -47,6 +47,11 @@ struct HttpServerOptions {
   std::string tls_cert, tls_key, tls_client_ca;
   // Counts accepted and open connections when set; must outlive the server.
   HttpMetrics* metrics = nullptr;
+  // Beyond this many open connections a new one is answered 503 (with
+  // Retry-After) and closed, so a flood of connections never exhausts the
+  // process's descriptors (Pistache 0.0.5's accept loop then spins on
+  // EMFILE). 0: no cap.
+  size_t max_connections = 0;
 };
 
 class HttpServer {

@@ -111,6 +111,9 @@ std::string HttpMetrics::Render() const {
                "Connections accepted since start. Rising about as fast as requests means the clients "
                "(a gateway's upstream pool) do not keep connections alive.",
                connections_accepted_.load(std::memory_order_relaxed));
+  AppendMetric(out, "geoledger_http_connections_refused_total", "counter",
+               "Connections answered 503 and closed because --max-connections were open.",
+               connections_refused_.load(std::memory_order_relaxed));
   out += "# HELP geoledger_http_connections_open Connections open now (including closed ones whose last answer is "
          "still being produced).\n";
   out += "# TYPE geoledger_http_connections_open gauge\n";

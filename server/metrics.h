@@ -46,6 +46,8 @@ class HttpMetrics {
     connections_open_.fetch_add(1, std::memory_order_relaxed);
   }
   void ConnectionClosed() { connections_open_.fetch_sub(1, std::memory_order_relaxed); }
+  // A connection beyond --max-connections, answered 503 and closed.
+  void ConnectionRefused() { connections_refused_.fetch_add(1, std::memory_order_relaxed); }
 
   // Extra lines appended to the exposition (gauges owned by other components).
   // Register before serving; the callback must be thread-safe.
@@ -68,6 +70,7 @@ class HttpMetrics {
   std::atomic<int64_t> in_flight_{0};
   std::atomic<uint64_t> connections_accepted_{0};
   std::atomic<int64_t> connections_open_{0};
+  std::atomic<uint64_t> connections_refused_{0};
 };
 
 }  // namespace geoledger::server

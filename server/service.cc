@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,9 +87,12 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
   hopts.tls_key = config.tls_key;
   hopts.tls_client_ca = config.tls_client_ca;
   hopts.metrics = &s->metrics_;
+  rlimit files{};
+  hopts.max_connections = EffectiveMaxConnections(
+      config.max_connections, ::getrlimit(RLIMIT_NOFILE, &files) == 0 ? files.rlim_cur : 1024);
   GL_ASSIGN_OR_RETURN(s->http_, HttpServer::Start(hopts, s->dispatcher_.get()));
   std::string addr = config.listen_host + ":" + std::to_string(s->http_->port());
-  log::Info("listening", {{"address", addr}, {"tls", config.tls_enabled()},
+  log::Info("listening", {{"address", addr}, {"tls", config.tls_enabled()}, {"max_connections", hopts.max_connections},
                           {"mtls", !config.tls_client_ca.empty()}, {"region", config.region}});
 
   Status st = s->OpenStorageAndKeys();

@@ -500,5 +500,38 @@ TEST_F(HttpLimitsTest, LogsAreJsonLinesWithoutSecrets) {
   EXPECT_EQ(log.find(secret), std::string::npos);
 }
 
+// geoledgerd caps its open connections (--max-connections): the next one
+// gets a 503 problem document with Retry-After and is closed, the kept ones
+// go on, and the refusal is counted.
+TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503AndTheKeptOnesAreServed) {
+  auto server = TestServer::Start({"--max-connections", "3"});
+  ASSERT_TRUE(server->started()) << server->log();
+  EXPECT_NE(server->log().find("\"max_connections\":3"), std::string::npos) << server->log();
+  std::vector<std::unique_ptr<RawConnection>> kept;
+  for (int i = 0; i < 3; ++i) {
+    kept.push_back(std::make_unique<RawConnection>(server->port()));
+    ASSERT_TRUE(kept.back()->connected());
+    ASSERT_TRUE(kept.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    RawResponse r;
+    ASSERT_TRUE(kept.back()->ReadResponse(&r));
+    ASSERT_EQ(r.status, 200);
+  }
+  RawConnection extra(server->port());
+  ASSERT_TRUE(extra.connected());
+  RawResponse refused;
+  ASSERT_TRUE(extra.ReadResponse(&refused));
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  EXPECT_EQ(refused.Header("content-type"), "application/problem+json");
+  EXPECT_TRUE(extra.WaitForClose(std::chrono::seconds(10)));
+  // A kept connection is still served, and reads the count.
+  ASSERT_TRUE(kept[0]->Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  RawResponse m;
+  ASSERT_TRUE(kept[0]->ReadResponse(&m));
+  EXPECT_NE(m.body.find("\ngeoledger_http_connections_refused_total 1\n"), std::string::npos) << m.body;
+  kept.clear();
+  EXPECT_EQ(server->Terminate(), 0);
+}
+
 }  // namespace
 }  // namespace geoledger::testing

@@ -30,6 +30,22 @@ TEST(ConfigTest, DefaultsAndRequiredFlags) {
   EXPECT_FALSE(Parse({"--data-dir", "/d"}).ok());
 }
 
+TEST(ConfigTest, MaxConnectionsIsSetOrFollowsTheDescriptorLimit) {
+  auto c = Parse({"--data-dir", "/d", "--region", "eu-west-1"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_connections, 0u);
+  c = Parse({"--data-dir", "/d", "--region", "eu-west-1", "--max-connections", "500"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_connections, 500u);
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu-west-1", "--max-connections", "-1"}).ok());
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu-west-1", "--max-connections", "many"}).ok());
+  EXPECT_EQ(EffectiveMaxConnections(500, 1024), 500u);     // configured wins
+  EXPECT_EQ(EffectiveMaxConnections(0, 65536), 32640u);    // (65536 - 256) / 2
+  EXPECT_EQ(EffectiveMaxConnections(0, 1024), 384u);
+  EXPECT_EQ(EffectiveMaxConnections(0, 100), 16u);         // never below 16
+  EXPECT_EQ(EffectiveMaxConnections(0, ~uint64_t{0}), 1'000'000u);  // RLIM_INFINITY
+}
+
 TEST(ConfigTest, FlagBeatsEnvironmentBeatsFile) {
   std::string path = ::testing::TempDir() + "/cfg-" + std::to_string(::getpid()) + ".yaml";
   std::ofstream(path) << "max_body_bytes: 2048\nmax_header_bytes: 4096\nregion: eu-central-1\n";

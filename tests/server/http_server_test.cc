@@ -366,5 +366,41 @@ TEST_F(HttpServerTest, ABurstOfConnectsNeverOverflowsTheAcceptQueue) {
   (void)::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
+// A flood of connections must not exhaust the process's descriptors: at
+// that point Pistache 0.0.5's accept loop spins on EMFILE (two threads at
+// 100 % CPU, measured) and nobody new is served. Beyond --max-connections a
+// connection is answered 503 with Retry-After and closed at once, and once
+// others close, new ones are served again.
+TEST_F(HttpServerTest, ConnectionsBeyondTheCapAre503AndClosed) {
+  HttpServerOptions o;
+  o.max_connections = 2;
+  o.metrics = &metrics_;
+  Start(o);
+  auto a = std::make_unique<RawConnection>(server_->port());
+  RawConnection b(server_->port());
+  for (RawConnection* conn : {a.get(), &b}) {
+    ASSERT_TRUE(conn->connected());
+    ASSERT_TRUE(conn->Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_EQ(Read(*conn).status, 200);
+  }
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  RawResponse refused = Read(c);  // sent without waiting for a request
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  EXPECT_NE(refused.body.find("too many open connections"), std::string::npos) << refused.body;
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_refused_total"), 1);
+  // The kept ones still work; once one closes, a new one is served.
+  ASSERT_TRUE(b.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(Read(b).status, 200);
+  a.reset();
+  EXPECT_TRUE(OpenConnectionsReach(metrics_, 1));
+  RawConnection d(server_->port());
+  ASSERT_TRUE(d.connected());
+  ASSERT_TRUE(d.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(Read(d).status, 200);
+}
+
 }  // namespace
 }  // namespace geoledger::server
