@@ -64,6 +64,13 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
   }
+  // Waits (up to 10 s) until a request is held in /held.
+  bool WaitUntilHeld() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (held_.load() == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return held_.load() == 1;
+  }
   void TearDown() override {
     if (server_) server_->Stop();
     if (dispatcher_) dispatcher_->StopBlockingWorkers();
@@ -152,10 +159,7 @@ TEST_F(HttpServerTest, ALateAnswerNeverReachesTheConnectionThatReusedItsDescript
   auto a = std::make_unique<RawConnection>(server_->port());
   ASSERT_TRUE(a->connected());
   ASSERT_TRUE(a->Send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (held_.load() == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_EQ(held_.load(), 1);
+  ASSERT_TRUE(WaitUntilHeld());
   // A leaves; wait (up to 2 s) until the server has closed its side too
   // (the client's and the server's descriptors both gone), freeing the number.
   const size_t before = OpenDescriptors();
@@ -166,6 +170,7 @@ TEST_F(HttpServerTest, ALateAnswerNeverReachesTheConnectionThatReusedItsDescript
   RawConnection b(server_->port());  // the server's lowest free number: A's old one
   ASSERT_TRUE(b.connected());
   release_promise_.set_value();  // A's answer completes now, before B asks anything
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (dispatcher_->in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_EQ(dispatcher_->in_flight(), 0);
@@ -217,15 +222,12 @@ TEST_F(HttpServerTest, AClientThatHalfClosesStillGetsAnswersCompletedLater) {
   RawConnection c(server_->port());
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (held_.load() == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_EQ(held_.load(), 1);
+  ASSERT_TRUE(WaitUntilHeld());
   // The held answer completes only once the server has seen the end of
   // input and Pistache has closed its descriptor (ours keeps the socket).
   const size_t before = OpenDescriptors();
   ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (OpenDescriptors() >= before && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_LT(OpenDescriptors(), before);
@@ -292,10 +294,7 @@ TEST_F(HttpServerTest, ConnectionsAreCountedWhenAcceptedAndWhenReleased) {
   auto d = std::make_unique<RawConnection>(server_->port());
   ASSERT_TRUE(d->connected());
   ASSERT_TRUE(d->Send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n"));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (held_.load() == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_EQ(held_.load(), 1);
+  ASSERT_TRUE(WaitUntilHeld());
   d.reset();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_open"), 1);
