@@ -231,13 +231,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       if (fd < 0 || in_transport != 0) return Shut(weak);
       const std::string wire = Serialize(out);
       size_t off = 0;
-      while (off < wire.size()) {
-        ssize_t n = ::send(fd, wire.data() + off, wire.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) off += static_cast<size_t>(n);
-        else if (n < 0 && errno == EINTR) continue;
-        else break;
-      }
-      if (off < wire.size() || !out.keep_alive || next_to_send + 1 == next_request) Shut(weak);
+      if (!SendNow(wire, off) || off < wire.size() || !out.keep_alive || next_to_send + 1 == next_request) Shut(weak);
       return;
     }
     auto peer = weak.lock();
@@ -251,19 +245,11 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
                  std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     size_t off = 0;
     if (fd >= 0 && in_transport == 0) {
-      while (off < wire.size()) {
-        ssize_t n = ::send(fd, wire.data() + off, wire.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-          off += static_cast<size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-          continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-          break;  // the socket is full: the transport writes the rest when it drains
-        } else {
-          Shut(weak);  // the peer is gone; the reactor sees the hang-up and releases it
-          return;
-        }
+      if (!SendNow(wire, off)) {
+        Shut(weak);  // the peer is gone; the reactor sees the hang-up and releases it
+        return;
       }
+      // What the full socket did not take, the transport writes when it drains.
       if (off == wire.size()) {
         if (close) Shut(weak);
         return;
@@ -273,6 +259,19 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     const size_t rest = wire.size() - off;
     queued.push_back(peer.send(Pistache::RawBuffer(wire.substr(off), rest)));
     close_after.push_back(close);
+  }
+
+  // Under mu, with our descriptor: sends `wire` from `off` on, as far as the
+  // socket takes it now, advancing `off`. False when the connection failed
+  // (the peer is gone).
+  bool SendNow(std::string_view wire, size_t& off) {
+    while (off < wire.size()) {
+      ssize_t n = ::send(fd, wire.data() + off, wire.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) off += static_cast<size_t>(n);
+      else if (n < 0 && errno == EINTR) continue;
+      else return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);  // full: true, with `off` short
+    }
+    return true;
   }
 
   // Under mu. shutdown(2) makes the transport see a hang-up and release the
