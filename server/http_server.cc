@@ -126,16 +126,14 @@ std::string Serialize(const Outgoing& out) {
 // a new connection; ours still names this connection's socket, so a late
 // response can never reach another client.
 struct ConnState : std::enable_shared_from_this<ConnState> {
-  ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits, HttpMetrics* m,
+  ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits,
             std::shared_ptr<std::atomic<size_t>> open_count)
       : peer_host(std::move(host)), parser(limits), fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)),
-        metrics(m), open(std::move(open_count)) {
-    if (metrics != nullptr) metrics->ConnectionOpened();
+        open(std::move(open_count)) {
     open->fetch_add(1);
   }
   ~ConnState() {
     if (fd >= 0) ::close(fd);
-    if (metrics != nullptr) metrics->ConnectionClosed();
     open->fetch_sub(1);
   }
   ConnState(const ConnState&) = delete;
@@ -288,7 +286,6 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   }
 
   const int fd;  // our dup of the socket; -1 with TLS (or when dup failed)
-  HttpMetrics* const metrics;  // may be null
   const std::shared_ptr<std::atomic<size_t>> open;  // connections whose state is alive, this one included
   std::mutex mu;
   uint64_t next_to_send = 0;           // guarded by mu
@@ -336,7 +333,8 @@ class Frontend final : public Http::Handler {
     peer->putData(kConnData, std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
                                                          HttpParserLimits{limits_->max_header_bytes,
                                                                           limits_->max_body_bytes},
-                                                         limits_->metrics, limits_->open));
+                                                         limits_->open));
+    if (limits_->metrics != nullptr) limits_->metrics->ConnectionAccepted();
     if (limits_->max_connections > 0 && limits_->open->load() > limits_->max_connections) {
       auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
       if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
@@ -465,6 +463,12 @@ struct HttpServer::Impl {
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o, Dispatcher* dispatcher) {
   auto limits = std::make_shared<FrontendLimits>(
       FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes, o.metrics, o.max_connections});
+  if (o.metrics != nullptr)
+    o.metrics->AddCollector([open = limits->open](std::string& out) {
+      AppendMetric(out, "geoledger_http_connections_open", "gauge",
+                   "Connections open now (including closed ones whose last answer is still being produced).",
+                   static_cast<uint64_t>(open->load()));
+    });
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->impl_ = std::make_unique<Impl>();
   try {

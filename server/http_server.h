@@ -45,7 +45,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{30'000};
   std::chrono::milliseconds keepalive_timeout{60'000};
   std::string tls_cert, tls_key, tls_client_ca;
-  // Counts accepted and open connections when set; must outlive the server.
+  // Counts accepted and open connections when set (it gains a collector for
+  // the open ones); must outlive the server. Set it before serving starts.
   HttpMetrics* metrics = nullptr;
   // Beyond this many open connections a new one is answered 503 (with
   // Retry-After) and closed, so a flood of connections never exhausts the

@@ -114,10 +114,6 @@ std::string HttpMetrics::Render() const {
   AppendMetric(out, "geoledger_http_connections_refused_total", "counter",
                "Connections answered 503 and closed because --max-connections were open.",
                connections_refused_.load(std::memory_order_relaxed));
-  out += "# HELP geoledger_http_connections_open Connections open now (including closed ones whose last answer is "
-         "still being produced).\n";
-  out += "# TYPE geoledger_http_connections_open gauge\n";
-  out += "geoledger_http_connections_open " + std::to_string(connections_open_.load(std::memory_order_relaxed)) + "\n";
   for (const auto& c : collectors_) c(out);
   return out;
 }

@@ -39,13 +39,9 @@ class HttpMetrics {
   void Observe(int route_id, int status, double seconds);
   void CountRateLimited(bool by_tenant);
   void AddInFlight(int delta) { in_flight_.fetch_add(delta, std::memory_order_relaxed); }
-  // A connection was accepted / its state released (after its last answer).
-  // Thread-safe, lock-free.
-  void ConnectionOpened() {
-    connections_accepted_.fetch_add(1, std::memory_order_relaxed);
-    connections_open_.fetch_add(1, std::memory_order_relaxed);
-  }
-  void ConnectionClosed() { connections_open_.fetch_sub(1, std::memory_order_relaxed); }
+  // A connection was accepted. Thread-safe, lock-free. (The open-connections
+  // gauge is the HTTP frontend's own count, added as a collector.)
+  void ConnectionAccepted() { connections_accepted_.fetch_add(1, std::memory_order_relaxed); }
   // A connection beyond --max-connections, answered 503 and closed.
   void ConnectionRefused() { connections_refused_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -69,7 +65,6 @@ class HttpMetrics {
   std::atomic<uint64_t> rate_limited_tenant_{0}, rate_limited_token_{0};
   std::atomic<int64_t> in_flight_{0};
   std::atomic<uint64_t> connections_accepted_{0};
-  std::atomic<int64_t> connections_open_{0};
   std::atomic<uint64_t> connections_refused_{0};
 };
 
