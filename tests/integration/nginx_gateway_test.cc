@@ -223,10 +223,7 @@ RawResponse ThroughNginx(uint16_t port, const std::string& path, const std::map<
 // connection, which the count includes); -1 when unreadable.
 int64_t AcceptedConnections(TestServer& server) {
   RawResponse m = server.Request("GET", "/metrics");
-  const std::string key = "\ngeoledger_http_connections_accepted_total ";
-  size_t at = m.body.find(key);
-  if (m.status != 200 || at == std::string::npos) return -1;
-  return std::stoll(m.body.substr(at + key.size()));
+  return m.status == 200 ? MetricSample(m.body, "geoledger_http_connections_accepted_total") : -1;
 }
 
 TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverReachAnUpstream) {

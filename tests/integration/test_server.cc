@@ -278,6 +278,13 @@ std::string TestServer::CreateToken(const std::string& name, const std::vector<s
   return nlohmann::json::parse(r.body).value("token", "");
 }
 
+int64_t MetricSample(const std::string& exposition, const std::string& name) {
+  const std::string key = "\n" + name + " ";
+  size_t at = exposition.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(exposition.substr(at + key.size()));
+}
+
 std::vector<std::string> FilesContaining(const std::string& dir, const std::string& needle) {
   std::vector<std::string> hits;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {

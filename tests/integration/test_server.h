@@ -91,6 +91,10 @@ class TestServer {
 int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr,
                std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// The value of the unlabelled sample `name` in a Prometheus text exposition
+// (a /metrics body); -1 when it is absent.
+int64_t MetricSample(const std::string& exposition, const std::string& name);
+
 // Names of the regular files under `dir` (recursively) whose bytes contain
 // `needle`: checks that no key, token or personal data reaches the disk.
 std::vector<std::string> FilesContaining(const std::string& dir, const std::string& needle);

@@ -28,6 +28,7 @@
 namespace geoledger::server {
 namespace {
 
+using testing::MetricSample;
 using testing::RawConnection;
 using testing::RawResponse;
 
@@ -241,18 +242,10 @@ TEST_F(HttpServerTest, AClientThatHalfClosesStillGetsAnswersCompletedLater) {
   EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
 }
 
-// The value of an unlabelled sample in a Prometheus text exposition (-1 when absent).
-int64_t Sample(const std::string& exposition, const std::string& name) {
-  const std::string key = "\n" + name + " ";
-  size_t at = exposition.find(key);
-  if (at == std::string::npos) return -1;
-  return std::stoll(exposition.substr(at + key.size()));
-}
-
 // Waits (up to 10 s) until the open-connections gauge reads `want`.
 bool OpenConnectionsReach(const HttpMetrics& m, int64_t want) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (Sample(m.Render(), "geoledger_http_connections_open") != want) {
+  while (MetricSample(m.Render(), "geoledger_http_connections_open") != want) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -268,8 +261,8 @@ TEST_F(HttpServerTest, ConnectionsAreCountedWhenAcceptedAndWhenReleased) {
   o.keepalive_timeout = std::chrono::milliseconds(2000);  // longer than the requests below take
   o.metrics = &metrics_;
   Start(o);
-  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 0);
-  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_open"), 0);
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 0);
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_open"), 0);
   auto a = std::make_unique<RawConnection>(server_->port());
   RawConnection b(server_->port()), c(server_->port());
   for (RawConnection* conn : {a.get(), &b, &c}) {
@@ -279,8 +272,8 @@ TEST_F(HttpServerTest, ConnectionsAreCountedWhenAcceptedAndWhenReleased) {
       ASSERT_EQ(Read(*conn).status, 200);
     }
   }
-  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 3);
-  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_open"), 3);
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 3);
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_open"), 3);
 
   a.reset();  // the client closes
   EXPECT_TRUE(OpenConnectionsReach(metrics_, 2));
@@ -297,10 +290,10 @@ TEST_F(HttpServerTest, ConnectionsAreCountedWhenAcceptedAndWhenReleased) {
   ASSERT_TRUE(WaitUntilHeld());
   d.reset();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_open"), 1);
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_open"), 1);
   release_promise_.set_value();
   EXPECT_TRUE(OpenConnectionsReach(metrics_, 0));
-  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 4);
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_accepted_total"), 4);
 }
 
 // TcpExt counters of this network namespace (/proc/net/netstat), by name.
@@ -389,7 +382,7 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheCapAre503AndClosed) {
   EXPECT_EQ(refused.Header("retry-after"), "1");
   EXPECT_NE(refused.body.find("too many open connections"), std::string::npos) << refused.body;
   EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
-  EXPECT_EQ(Sample(metrics_.Render(), "geoledger_http_connections_refused_total"), 1);
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_refused_total"), 1);
   // The kept ones still work; once one closes, a new one is served.
   ASSERT_TRUE(b.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(Read(b).status, 200);
