@@ -59,16 +59,11 @@ cleanup() {
 install_cleanup
 trap cleanup EXIT
 
-DATA="$WORK/data"
-start_geoledgerd "$DATA" "$WORK/geoledgerd.log" --region eu-west-1 --threads "$SERVER_THREADS" \
-  --access-log false --log-level warn --rate-limit-tenant-rps 0 --rate-limit-token-rps 0 \
-  --decision-audit "$DECISION_AUDIT"
+SERVER_WORKERS="$SERVER_THREADS" start_gateway_server "$DECISION_AUDIT"
+DATA="$WORK/geoledgerd-$DECISION_AUDIT"
 BASE="http://$GL_ADDR"
-wait_http geoledgerd "$GL_PID" "$BASE/healthz"
-load_gateway_policy "$BASE" "$DATA/admin.token"
-DATA="$DATA" BASE="$BASE" create_token bench-gateway decide "$WORK/decide.token"
 
-gateway_lua "$WORK/paced.lua" "$(tr -d '[:space:]' <"$WORK/decide.token")" "$PACE_MS"
+gateway_lua "$WORK/paced.lua" "$TOKEN" "$PACE_MS"
 # The admin clients: each PUTs new tenants one after the other for the run.
 cat >"$WORK/admin_load.py" <<'EOF'
 import http.client, json, sys, threading, time
