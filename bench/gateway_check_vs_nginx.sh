@@ -21,7 +21,13 @@
 #      latency geoledgerd itself measured for those checks (its
 #      geoledger_http_request_duration_seconds buckets: from a parsed request
 #      to the answer handed to the socket, without wrk's own scheduling).
-#   3. CPU per request of each geoledgerd thread group during the full-load
+#   3. open-loop load at the same target rate (bench/open_loop: Poisson
+#      arrivals over the same number of persistent connections, latency from
+#      each request's scheduled time, so no coordinated omission and no
+#      millisecond bursts), against geoledgerd and then against nginx, with
+#      geoledgerd's own buckets for those checks; skipped, with a line saying
+#      so, when the open_loop binary has not been built.
+#   4. CPU per request of each geoledgerd thread group during the full-load
 #      run (from /proc; "geoledgerd" is the HTTP threads, gl-audit-* the
 #      ledger, rocksdb:* its flushes and compactions).
 # Every decision is allowed (acme, personal, read, eu-west-1), so every
@@ -40,6 +46,7 @@
 #   STARTUP_TIMEOUT   seconds to wait for each server to become ready [30]
 #   HALF_FRACTION     offered load of the paced run, as a fraction of full [0.5]
 #   MODES             audit modes to measure [sync async]
+#   OPEN_LOOP         open_loop binary      [<repo>/build/bench/open_loop]
 #
 # Requires: wrk, curl, python3 (free-port helper), nginx (Debian nginx-light is enough).
 set -euo pipefail
@@ -49,6 +56,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 wrk_vs_nginx_setup
 HALF_FRACTION="${HALF_FRACTION:-0.5}"
 MODES="${MODES:-sync async}"
+OPEN_LOOP="${OPEN_LOOP:-$REPO_ROOT/build/bench/open_loop}"
 
 # ---- nginx ------------------------------------------------------------------
 start_nginx_fixed200 "$WORK/nginx" "$SERVER_WORKERS"
@@ -95,6 +103,21 @@ cpu_per_request() {
     us = ($3 - $2) * 1e6 / hz / r; total += us
     if (us > 0.05) printf "%s=%.1fus ", $1, us }
     END { printf "total=%.1fus per request\n", total }'
+}
+
+# run_open_loop NAME HOST:PORT PATH RATE OUTFILE: open_loop at RATE req/s with
+# the gateway check's headers (nginx ignores them), DURATION after WARMUP, on
+# WRK_CONNECTIONS connections; prints its report.
+run_open_loop() {
+  echo "==== $1 open-loop: $(basename "$OPEN_LOOP") --rate $4 --connections $WRK_CONNECTIONS --duration $DURATION_S"
+  timeout "$(( WARMUP_S + DURATION_S + 30 ))" "$OPEN_LOOP" --target "$2" --path "$3" --rate "$4" \
+    --connections "$WRK_CONNECTIONS" --duration "$DURATION_S" --warmup "$WARMUP_S" \
+    --header "Authorization: Bearer $TOKEN" --header 'X-Tenant-Id: acme' --header 'X-Data-Category: personal' \
+    --header 'X-Operation: read' --header 'X-Target-Region: eu-west-1' >"$5" \
+    || note "WARNING: open_loop against $1 reported failed, non-2xx or unanswered requests (see below)"
+  cat "$5"
+  grep -q '^pctl ' "$5" || die "no percentiles from open_loop against $1"
+  echo
 }
 
 CORES="$(nproc)"
@@ -164,6 +187,19 @@ for mode in $MODES; do
     "$WORK/wrk-half-nginx-$mode.txt" "$WORK/half-$mode.lua"
   SUMMARY+=("$(awk -v h="$(rps "$WORK/wrk-half-nginx-$mode.txt")" -v m="$mode" -v p="$(pctl "$WORK/wrk-half-nginx-$mode.txt")" 'BEGIN {
     printf "paced  nginx at geoledgerd(%s)'"'"'s pace: %.0f req/s, %s", m, h, p }')")
+  if [[ -x "$OPEN_LOOP" ]]; then
+    gateway_buckets "http://$GL_ADDR" >"$WORK/buckets-before-open-$mode.txt"
+    run_open_loop "geoledgerd($mode)" "$GL_ADDR" /v1/gateway/check "$TARGET" "$WORK/open-$mode.txt"
+    gateway_buckets "http://$GL_ADDR" >"$WORK/buckets-after-open-$mode.txt"
+    run_open_loop "nginx at geoledgerd($mode)'s target" "${NGINX_BASE#http://}" /v1/gateway/check "$TARGET" \
+      "$WORK/open-nginx-$mode.txt"
+    SUMMARY+=("open   geoledgerd($mode) at $TARGET req/s: $(pctl "$WORK/open-$mode.txt")")
+    SUMMARY+=("server geoledgerd($mode) open-loop: $(server_latency "$WORK/buckets-before-open-$mode.txt" \
+      "$WORK/buckets-after-open-$mode.txt")")
+    SUMMARY+=("open   nginx at $TARGET req/s: $(pctl "$WORK/open-nginx-$mode.txt")")
+  else
+    SUMMARY+=("open   skipped: no open_loop at $OPEN_LOOP (cmake --build build --target open_loop)")
+  fi
   stop_pid geoledgerd "$GL_PID"
   GL_PID=""
 done
