@@ -59,8 +59,9 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-[[noreturn]] void Fatal(const std::string& what) {
-  std::fprintf(stderr, "open_loop: %s%s%s\n", what.c_str(), errno ? ": " : "", errno ? std::strerror(errno) : "");
+[[noreturn]] void Fatal(const std::string& what, bool with_errno = true) {
+  const int e = with_errno ? errno : 0;
+  std::fprintf(stderr, "open_loop: %s%s%s\n", what.c_str(), e ? ": " : "", e ? std::strerror(e) : "");
   std::exit(2);
 }
 
@@ -76,7 +77,7 @@ struct Conn {
 size_t AnswerEnd(const std::string& in, int* status, bool* close) {
   size_t head_end = in.find("\r\n\r\n");
   if (head_end == std::string::npos) return 0;
-  if (in.size() < 12 || in.compare(0, 5, "HTTP/") != 0) Fatal("malformed answer: " + in.substr(0, 40));
+  if (in.size() < 12 || in.compare(0, 5, "HTTP/") != 0) Fatal("malformed answer: " + in.substr(0, 40), false);
   *status = std::atoi(in.c_str() + 9);
   size_t length = 0;
   *close = false;
@@ -139,7 +140,7 @@ int main(int argc, char** argv) {
   addr.sin_family = AF_INET;
   size_t colon = target.rfind(':');
   if (colon == std::string::npos || ::inet_pton(AF_INET, target.substr(0, colon).c_str(), &addr.sin_addr) != 1)
-    Fatal("--target must be IPv4:PORT");
+    Fatal("--target must be IPv4:PORT", false);
   addr.sin_port = htons(static_cast<uint16_t>(std::atoi(target.c_str() + colon + 1)));
 
   std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + target + "\r\n";
@@ -164,23 +165,33 @@ int main(int argc, char** argv) {
   const int64_t stop_at = measure_from + static_cast<int64_t>(duration_s * 1e9);
   const int64_t give_up_at = stop_at + 5'000'000'000;
   int64_t next_ns = start;
-  struct Due {
-    int64_t scheduled_ns;
-    bool noted = false;  // counted in `waited`
-  };
-  std::deque<Due> waiting;  // requests whose time has come, not yet sent
+  std::deque<int64_t> waiting;  // scheduled times of requests whose time has come, not yet sent
   std::vector<int64_t> latencies;
   latencies.reserve(static_cast<size_t>(rate * duration_s * 1.1) + 16);
   uint64_t counted = 0, non_2xx = 0, failed = 0, waited = 0;
   size_t in_flight_counted = 0;
   epoll_event events[256];
 
+  auto reconnect = [&](Conn& c, size_t i) {
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c.fd, nullptr);
+    ::close(c.fd);
+    c.in.clear();
+    c.fd = Connect(addr, epoll_fd, i);
+  };
   auto send_on = [&](size_t i, int64_t scheduled) {
     Conn& c = conns[i];
     c.busy = true;
     c.scheduled_ns = scheduled;
-    ssize_t n = ::send(c.fd, request.data(), request.size(), MSG_NOSIGNAL);
-    if (n != static_cast<ssize_t>(request.size())) Fatal("send (a request did not fit the socket at once)");
+    for (int attempt = 0;; ++attempt) {
+      ssize_t n = ::send(c.fd, request.data(), request.size(), MSG_NOSIGNAL);
+      if (n == static_cast<ssize_t>(request.size())) return;
+      // An idle connection the server has closed: once more on a new one.
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET) && attempt == 0) {
+        reconnect(c, i);
+        continue;
+      }
+      Fatal(n < 0 ? "send" : "send (a request did not fit the socket at once)", n < 0);
+    }
   };
   auto finish = [&](size_t i, bool ok, int status) {
     Conn& c = conns[i];
@@ -199,21 +210,23 @@ int main(int argc, char** argv) {
 
   while (true) {
     int64_t now = NowNs();
+    size_t fresh = 0;
     while (next_ns <= now && next_ns < stop_at) {
-      waiting.push_back(Due{next_ns});
+      waiting.push_back(next_ns);
+      ++fresh;
       if (next_ns >= measure_from) ++counted, ++in_flight_counted;
       next_ns += static_cast<int64_t>(gap_s(rng) * 1e9);
     }
     while (!waiting.empty() && !idle.empty()) {
       size_t i = idle.back();
       idle.pop_back();
-      send_on(i, waiting.front().scheduled_ns);
+      send_on(i, waiting.front());
       waiting.pop_front();
     }
-    for (auto& due : waiting) {
-      if (!due.noted && due.scheduled_ns >= measure_from) ++waited;
-      due.noted = true;
-    }
+    // Requests leave from the front: those that just came due and are still
+    // here found every connection busy.
+    for (size_t k = waiting.size() - std::min(fresh, waiting.size()); k < waiting.size(); ++k)
+      if (waiting[k] >= measure_from) ++waited;
     if (now >= stop_at && in_flight_counted == 0) break;
     if (now >= give_up_at) break;
     timespec timeout{0, 0};
@@ -233,19 +246,13 @@ int main(int argc, char** argv) {
         c.in.append(buf, static_cast<size_t>(got));
         size_t end = AnswerEnd(c.in, &status, &close);
         if (end == 0) continue;
-        if (!c.busy || end != c.in.size()) Fatal("an answer arrived that no request asked for");
+        if (!c.busy || end != c.in.size()) Fatal("an answer arrived that no request asked for", false);
         c.in.clear();
         finish(i, true, status);
       } else if (c.busy) {
         finish(i, false, 0);
       }
-      if (close) {
-        // The server closed: a new connection takes this one's place.
-        ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c.fd, nullptr);
-        ::close(c.fd);
-        c.in.clear();
-        c.fd = Connect(addr, epoll_fd, i);
-      }
+      if (close) reconnect(c, i);  // the server closed: a new connection takes this one's place
     }
   }
 
