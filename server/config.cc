@@ -149,6 +149,16 @@ const std::vector<OptionSpec>& Specs() {
          c.max_connections = static_cast<size_t>(*n);
          return Status::Ok();
        }},
+      {"max-connections-per-client",
+       "Open HTTP connections from one client address before a new one from it is answered 503 and closed (0: no "
+       "per-client cap)",
+       "0",
+       [](ServerConfig& c, const std::string& v) -> Status {
+         auto n = ParseInt("max-connections-per-client", v, 0, 1'000'000);
+         if (!n.ok()) return n.status();
+         c.max_connections_per_client = static_cast<size_t>(*n);
+         return Status::Ok();
+       }},
       {"rate-limit-tenant-rps", "Requests per second per tenant (0 disables)", "1000", Rate(&ServerConfig::tenant_rate)},
       {"rate-limit-tenant-burst", "Burst size per tenant", "2000", Rate(&ServerConfig::tenant_burst)},
       {"rate-limit-token-rps", "Requests per second per token (0 disables)", "20000", Rate(&ServerConfig::token_rate)},

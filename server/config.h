@@ -34,6 +34,7 @@ struct ServerConfig {
   // Open connections before new ones get 503 and a close; 0: derived from the
   // descriptor limit (see EffectiveMaxConnections).
   size_t max_connections = 0;
+  size_t max_connections_per_client = 0;
 
   std::string tls_cert, tls_key, tls_client_ca;  // PEM files; cert+key enable TLS
 

@@ -14,7 +14,9 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/log.h"
@@ -104,6 +106,26 @@ std::string Serialize(const Outgoing& out) {
   return wire;
 }
 
+// Open connections per client address, kept only while a per-client cap is
+// set. Thread-safe.
+class ClientTally {
+ public:
+  // Counts one more connection from `host`; returns how many are open from it.
+  size_t Add(const std::string& host) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ++open_[host];
+  }
+  void Remove(const std::string& host) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = open_.find(host);
+    if (it != open_.end() && --it->second == 0) open_.erase(it);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, size_t> open_;
+};
+
 // Per-connection state, kept in the peer's data map.
 //
 // Responses leave in request order (HTTP/1.1 pipelining) although a deferred
@@ -127,19 +149,23 @@ std::string Serialize(const Outgoing& out) {
 // response can never reach another client.
 struct ConnState : std::enable_shared_from_this<ConnState> {
   ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits,
-            std::shared_ptr<std::atomic<size_t>> open_count)
-      : peer_host(std::move(host)), parser(limits), fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)),
-        open(std::move(open_count)) {
+            std::shared_ptr<std::atomic<size_t>> open_count, std::shared_ptr<ClientTally> client_tally)
+      : peer_host(std::move(host)), clients(std::move(client_tally)),
+        client_open(clients ? clients->Add(peer_host) : 0), parser(limits),
+        fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)), open(std::move(open_count)) {
     open->fetch_add(1);
   }
   ~ConnState() {
     if (fd >= 0) ::close(fd);
     open->fetch_sub(1);
+    if (clients) clients->Remove(peer_host);
   }
   ConnState(const ConnState&) = delete;
   ConnState& operator=(const ConnState&) = delete;
 
-  const std::string peer_host;  // remote address, for logs
+  const std::string peer_host;  // remote address, for logs and the per-client cap
+  const std::shared_ptr<ClientTally> clients;  // null without a per-client cap
+  const size_t client_open;                    // connections open from peer_host, this one included (with a cap)
   // Reactor thread only:
   HttpRequestParser parser;
   bool clock_in_body = false;  // Pistache's parser was moved to its body step for this request
@@ -302,7 +328,10 @@ struct FrontendLimits {
   size_t max_body_bytes;
   HttpMetrics* metrics;    // may be null
   size_t max_connections;  // 0: no cap
+  size_t max_connections_per_client;  // 0: no cap
   std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<ClientTally> clients =  // kept only with a per-client cap
+      max_connections_per_client > 0 ? std::make_shared<ClientTally>() : nullptr;
 };
 
 // Pistache 0.0.5's idle sweep (every 500 ms) reads each connection's
@@ -330,15 +359,17 @@ class Frontend final : public Http::Handler {
     const int one = 1;
     (void)::setsockopt(peer->fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     peer->putData(ParserData, std::make_shared<Http::RequestParser>(kBodyStepHead.size()));
-    peer->putData(kConnData, std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
-                                                         HttpParserLimits{limits_->max_header_bytes,
-                                                                          limits_->max_body_bytes},
-                                                         limits_->open));
+    auto conn = std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
+                                            HttpParserLimits{limits_->max_header_bytes, limits_->max_body_bytes},
+                                            limits_->open, limits_->clients);
+    peer->putData(kConnData, conn);
     if (limits_->metrics != nullptr) limits_->metrics->ConnectionAccepted();
     if (limits_->max_connections > 0 && limits_->open->load() > limits_->max_connections) {
-      auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
       if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
       Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1);
+    } else if (limits_->max_connections_per_client > 0 && conn->client_open > limits_->max_connections_per_client) {
+      if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefusedPerClient();
+      Fail(peer, conn, 503, "too many open connections from this client address; retry", /*retry_after_s=*/1);
     }
   }
 
@@ -462,7 +493,8 @@ struct HttpServer::Impl {
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o, Dispatcher* dispatcher) {
   auto limits = std::make_shared<FrontendLimits>(
-      FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes, o.metrics, o.max_connections});
+      FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes, o.metrics, o.max_connections,
+                     o.max_connections_per_client});
   if (o.metrics != nullptr)
     o.metrics->AddCollector([open = limits->open](std::string& out) {
       AppendMetric(out, "geoledger_http_connections_open", "gauge",

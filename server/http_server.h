@@ -53,6 +53,10 @@ struct HttpServerOptions {
   // process's descriptors (Pistache 0.0.5's accept loop then spins on
   // EMFILE). 0: no cap.
   size_t max_connections = 0;
+  // Beyond this many open connections from one client address, a new one
+  // from that address is answered the same way, so one client (a leaking
+  // pool, a flood) cannot take every connection from the others. 0: no cap.
+  size_t max_connections_per_client = 0;
 };
 
 class HttpServer {

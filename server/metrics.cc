@@ -114,6 +114,10 @@ std::string HttpMetrics::Render() const {
   AppendMetric(out, "geoledger_http_connections_refused_total", "counter",
                "Connections answered 503 and closed because --max-connections were open.",
                connections_refused_.load(std::memory_order_relaxed));
+  AppendMetric(out, "geoledger_http_connections_refused_per_client_total", "counter",
+               "Connections answered 503 and closed because --max-connections-per-client were open from "
+               "their client address.",
+               connections_refused_per_client_.load(std::memory_order_relaxed));
   for (const auto& c : collectors_) c(out);
   return out;
 }

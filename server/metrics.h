@@ -44,6 +44,8 @@ class HttpMetrics {
   void ConnectionAccepted() { connections_accepted_.fetch_add(1, std::memory_order_relaxed); }
   // A connection beyond --max-connections, answered 503 and closed.
   void ConnectionRefused() { connections_refused_.fetch_add(1, std::memory_order_relaxed); }
+  // A connection beyond --max-connections-per-client from its address.
+  void ConnectionRefusedPerClient() { connections_refused_per_client_.fetch_add(1, std::memory_order_relaxed); }
 
   // Extra lines appended to the exposition (gauges owned by other components).
   // Register before serving; the callback must be thread-safe.
@@ -66,6 +68,7 @@ class HttpMetrics {
   std::atomic<int64_t> in_flight_{0};
   std::atomic<uint64_t> connections_accepted_{0};
   std::atomic<uint64_t> connections_refused_{0};
+  std::atomic<uint64_t> connections_refused_per_client_{0};
 };
 
 }  // namespace geoledger::server

@@ -90,9 +90,11 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
   rlimit files{};
   hopts.max_connections = EffectiveMaxConnections(
       config.max_connections, ::getrlimit(RLIMIT_NOFILE, &files) == 0 ? files.rlim_cur : 1024);
+  hopts.max_connections_per_client = config.max_connections_per_client;
   GL_ASSIGN_OR_RETURN(s->http_, HttpServer::Start(hopts, s->dispatcher_.get()));
   std::string addr = config.listen_host + ":" + std::to_string(s->http_->port());
   log::Info("listening", {{"address", addr}, {"tls", config.tls_enabled()}, {"max_connections", hopts.max_connections},
+                          {"max_connections_per_client", hopts.max_connections_per_client},
                           {"mtls", !config.tls_client_ca.empty()}, {"region", config.region}});
 
   Status st = s->OpenStorageAndKeys();

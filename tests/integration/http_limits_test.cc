@@ -533,5 +533,41 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503AndTheKeptOnesAreServed
   EXPECT_EQ(server->Terminate(), 0);
 }
 
+// --max-connections-per-client: one client address holding its allowance
+// gets 503 for its next connection, another address is still served, and the
+// refusal is counted on its own.
+TEST(HttpConnectionCapTest, OneClientBeyondItsCapGets503WhileAnotherIsServed) {
+  auto server = TestServer::Start({"--max-connections-per-client", "2"});
+  ASSERT_TRUE(server->started()) << server->log();
+  EXPECT_NE(server->log().find("\"max_connections_per_client\":2"), std::string::npos) << server->log();
+  std::vector<std::unique_ptr<RawConnection>> kept;
+  for (int i = 0; i < 2; ++i) {
+    kept.push_back(std::make_unique<RawConnection>(server->port()));
+    ASSERT_TRUE(kept.back()->connected());
+    ASSERT_TRUE(kept.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    RawResponse r;
+    ASSERT_TRUE(kept.back()->ReadResponse(&r));
+    ASSERT_EQ(r.status, 200);
+  }
+  RawConnection extra(server->port());
+  ASSERT_TRUE(extra.connected());
+  RawResponse refused;
+  ASSERT_TRUE(extra.ReadResponse(&refused));
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  EXPECT_EQ(refused.Header("content-type"), "application/problem+json");
+  EXPECT_TRUE(extra.WaitForClose(std::chrono::seconds(10)));
+  RawConnection other(server->port(), "127.0.0.2");
+  ASSERT_TRUE(other.connected());
+  ASSERT_TRUE(other.Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  RawResponse m;
+  ASSERT_TRUE(other.ReadResponse(&m));
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("\ngeoledger_http_connections_refused_per_client_total 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("\ngeoledger_http_connections_refused_total 0\n"), std::string::npos) << m.body;
+  kept.clear();
+  EXPECT_EQ(server->Terminate(), 0);
+}
+
 }  // namespace
 }  // namespace geoledger::testing

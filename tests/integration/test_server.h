@@ -22,10 +22,11 @@ struct RawResponse {
   }
 };
 
-// A TCP connection to 127.0.0.1:port with bounded reads.
+// A TCP connection to 127.0.0.1:port with bounded reads, from `source` (an
+// IPv4 loopback address such as "127.0.0.2", to be another client) when given.
 class RawConnection {
  public:
-  explicit RawConnection(uint16_t port);
+  explicit RawConnection(uint16_t port, const char* source = nullptr);
   ~RawConnection();
   bool connected() const { return fd_ >= 0; }
   bool Send(const std::string& bytes);

@@ -39,6 +39,11 @@ TEST(ConfigTest, MaxConnectionsIsSetOrFollowsTheDescriptorLimit) {
   EXPECT_EQ(c->max_connections, 500u);
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu-west-1", "--max-connections", "-1"}).ok());
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu-west-1", "--max-connections", "many"}).ok());
+  EXPECT_EQ(c->max_connections_per_client, 0u);
+  c = Parse({"--data-dir", "/d", "--region", "eu-west-1", "--max-connections-per-client", "64"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_connections_per_client, 64u);
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu-west-1", "--max-connections-per-client", "-1"}).ok());
   EXPECT_EQ(EffectiveMaxConnections(500, 1024), 500u);     // configured wins
   EXPECT_EQ(EffectiveMaxConnections(0, 65536), 32640u);    // (65536 - 256) / 2
   EXPECT_EQ(EffectiveMaxConnections(0, 1024), 384u);

@@ -394,5 +394,49 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheCapAre503AndClosed) {
   EXPECT_EQ(Read(d).status, 200);
 }
 
+// One client must not take every connection from the others: beyond
+// --max-connections-per-client from one address, a new connection from it is
+// answered 503 with Retry-After and closed, while another address is served.
+TEST_F(HttpServerTest, ConnectionsBeyondTheCapForOneClientAre503AndOthersAreServed) {
+  HttpServerOptions o;
+  o.max_connections_per_client = 2;
+  o.metrics = &metrics_;
+  Start(o);
+  auto a = std::make_unique<RawConnection>(server_->port());
+  RawConnection b(server_->port());
+  for (RawConnection* conn : {a.get(), &b}) {
+    ASSERT_TRUE(conn->connected());
+    ASSERT_TRUE(conn->Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_EQ(Read(*conn).status, 200);
+  }
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  RawResponse refused = Read(c);  // sent without waiting for a request
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  EXPECT_NE(refused.body.find("from this client address"), std::string::npos) << refused.body;
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+  const std::string counts = metrics_.Render();
+  EXPECT_EQ(MetricSample(counts, "geoledger_http_connections_refused_per_client_total"), 1);
+  EXPECT_EQ(MetricSample(counts, "geoledger_http_connections_refused_total"), 0);
+  // Another client address has its own allowance.
+  for (int i = 0; i < 2; ++i) {
+    RawConnection other(server_->port(), "127.0.0.2");
+    ASSERT_TRUE(other.connected());
+    ASSERT_TRUE(other.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(Read(other).status, 200);
+  }
+  // The first client's kept connections still work; once one closes, it may
+  // open another.
+  ASSERT_TRUE(b.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(Read(b).status, 200);
+  a.reset();
+  EXPECT_TRUE(OpenConnectionsReach(metrics_, 1));
+  RawConnection d(server_->port());
+  ASSERT_TRUE(d.connected());
+  ASSERT_TRUE(d.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(Read(d).status, 200);
+}
+
 }  // namespace
 }  // namespace geoledger::server
