@@ -65,7 +65,17 @@ std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const T
                       std::back_inserter(removed));
   std::set_difference(new_set.begin(), new_set.end(), old_set.begin(), old_set.end(),
                       std::back_inserter(added));
-  if (!removed.empty() || !added.empty()) out.push_back({"safeguards", Join(removed), Join(added)});
+  if (!removed.empty() || !added.empty()) {
+    out.push_back({"safeguards", Join(removed), Join(added)});
+  } else {
+    // The same safeguards in another order (or repeated) are a change too:
+    // the first active one for a country is the legal basis a transfer names.
+    std::vector<std::string> old_list, new_list;
+    if (before)
+      for (const auto& s : before->safeguards) old_list.push_back(RenderSafeguard(s));
+    for (const auto& s : after.safeguards) new_list.push_back(RenderSafeguard(s));
+    if (old_list != new_list) out.push_back({"safeguards.order", Join(old_list), Join(new_list)});
+  }
   Add(&out, "certifications", before ? Join(Sorted(before->certifications)) : "",
       Join(Sorted(after.certifications)));
   return out;

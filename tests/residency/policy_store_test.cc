@@ -83,6 +83,47 @@ TEST(PolicyStoreTest, UnknownRegionReferenceIsRejectedAndChangesNothing) {
   EXPECT_FALSE(got->has_value());
 }
 
+// Rule 15 takes the first active SCC or BCR in the tenant's list: a PUT that
+// only reorders the safeguards changes the legal basis a transfer names, so
+// it is a change like any other (it was compared as a set and dropped).
+TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("in-1", "IN")).ok());
+  Tenant t = T("acme", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["in-1"]},
+      "safeguards":[
+        {"jurisdiction":"IN","mechanism":"scc","reference":"OLD","valid_from":"2025-01-01"},
+        {"jurisdiction":"IN","mechanism":"bcr","reference":"NEW","valid_from":"2025-01-01"}]})");
+  ASSERT_TRUE(f.store->PutTenant("admin", t).ok());
+  const uint64_t before = f.store->version();
+  EXPECT_EQ(f.engine->Decide("acme", "personal", "store", "in-1", kNow).legal_basis, "gdpr:art46:scc:OLD");
+
+  std::swap(t.safeguards[0], t.safeguards[1]);
+  auto rec = f.store->PutTenant("bob", t);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec->version, before + 1);
+  ASSERT_EQ(rec->changes.size(), 1u);
+  EXPECT_EQ(rec->changes[0], (FieldChange{"safeguards.order", "IN/scc/OLD/2025-01-01..,IN/bcr/NEW/2025-01-01..",
+                                          "IN/bcr/NEW/2025-01-01..,IN/scc/OLD/2025-01-01.."}));
+  EXPECT_EQ(f.engine->Decide("acme", "personal", "store", "in-1", kNow).legal_basis, "gdpr:art47:bcr:NEW");
+  auto got = f.store->GetTenant("acme");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->safeguards, t.safeguards);
+  auto history = f.store->History("acme");
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[1].actor, "bob");
+
+  // The same PUT again changes nothing and writes nothing.
+  auto same = f.store->PutTenant("bob", t);
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(same->changes.empty());
+  EXPECT_EQ(f.store->version(), before + 1);
+}
+
 TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
