@@ -46,8 +46,9 @@ Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
   const Day today = DayOf(in.unix_seconds);
   const CompiledRegion& target = *in.target;
   if (const Adequacy* a = target.adequacy; a != nullptr && a->InForceOn(today)) {
-    const bool needs_dpf = a->requires_declaration == kCertificationDpf;
-    if (!needs_dpf || in.tenant->dpf_certified)
+    // A condition the tenant cannot have declared is unmet: fail closed.
+    const std::string& condition = a->requires_declaration;
+    if (condition.empty() || (condition == kCertificationDpf && in.tenant->dpf_certified))
       return Allow(target.adequacy_basis, in, o,
                    a->in_force_until ? *a->in_force_until : INT32_MAX);
   }

@@ -94,6 +94,26 @@ TEST(JurisdictionsTest, MalformedTablesAreRejected) {
   EXPECT_FALSE(bad_date.ok());
 }
 
+// `requires` names what a tenant must declare before the engine relies on a
+// partial adequacy decision (the EU-US Data Privacy Framework: "dpf"). A
+// value tenants cannot declare ("DPF", a future condition) was read as no
+// condition at all, granting adequacy to every tenant: the table is refused.
+TEST(JurisdictionsTest, AnAdequacyConditionTenantsCannotDeclareIsRefused) {
+  std::string yaml(BuiltinJurisdictionsYaml());
+  const size_t at = yaml.find("requires: dpf");
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_TRUE(Jurisdictions::Parse(yaml).ok());
+  for (const char* other : {"requires: DPF", "requires: dpf2"}) {
+    std::string edited = yaml;
+    edited.replace(at, std::string("requires: dpf").size(), other);
+    auto parsed = Jurisdictions::Parse(edited);
+    ASSERT_FALSE(parsed.ok()) << other;
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << other;
+    EXPECT_NE(parsed.status().message().find("requires must be \"dpf\""), std::string::npos)
+        << parsed.status().message();
+  }
+}
+
 TEST(DateTest, ParsesStrictlyAndRoundTrips) {
   EXPECT_EQ(ParseDate("1970-01-01"), 0);
   EXPECT_EQ(ParseDate("2024-02-29").has_value(), true);
