@@ -5,6 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "residency/engine.h"
 #include "tests/residency/fixtures.h"
 
@@ -203,6 +210,214 @@ TEST(RulesTest, EveryReasonHasAStableCode) {
   EXPECT_EQ(ReasonCode(Reason::kAllowed), "allowed");
   EXPECT_EQ(ReasonCode(Reason::kTenantUnknown), "tenant-unknown");
   EXPECT_EQ(ReasonCode(Reason::kDerogationNotSystematic), "derogation-not-systematic");
+}
+
+}  // namespace
+}  // namespace geoledger::residency
+namespace geoledger::residency {
+namespace {
+
+// A model of compliance-docs/residency-rules.md written from the document,
+// not from the engine: its own types, the EEA and adequacy lists as the
+// document gives them, and the rules in the document's order.
+struct RefSafeguard {
+  std::string cc, mech, ref, from;
+  std::string until;  // "" = open
+};
+struct RefTenant {
+  std::string id, home;
+  bool suspended = false;
+  std::map<std::string, std::vector<std::string>> allowed;  // category -> listed
+  bool dpf = false;
+  std::vector<RefSafeguard> sg;
+};
+struct RefDecision {
+  bool allow;
+  std::string reason, basis, route;
+  uint32_t ttl;
+};
+
+const std::set<std::string> kDocEea = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU",
+                                       "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES",
+                                       "SE", "IS", "LI", "NO", "AX", "GF", "GP", "MQ", "RE", "YT", "MF"};
+const std::set<std::string> kDocAdequate = {"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP",
+                                            "JE", "NZ", "KR", "CH", "GB", "US", "UY"};
+
+RefDecision RefDecide(const std::vector<RefTenant>& tenants, const std::map<std::string, std::string>& regions,
+                      const std::string& tid, const std::string& cat, const std::string& op, const std::string& rid,
+                      int64_t now) {
+  const RefTenant* t = nullptr;
+  for (auto& x : tenants)
+    if (x.id == tid) t = &x;
+  auto deny = [&](std::string reason, std::string route) { return RefDecision{false, reason, "", route, 5}; };
+  if (!t) return deny("tenant-unknown", "");
+  if (t->suspended) return deny("tenant-suspended", "");
+  static const std::set<std::string> cats = {"personal", "special", "pseudonymised", "anonymous", "operational"};
+  static const std::set<std::string> ops = {"store",  "process",  "read",          "replicate",
+                                            "backup", "transfer", "support_access"};
+  if (!cats.count(cat)) return deny("category-unknown", "");
+  if (!ops.count(op)) return deny("operation-unknown", "");
+  if (!regions.count(rid)) return deny("region-unknown", t->home);
+  const std::string hint = rid == t->home ? "" : t->home;
+  const bool residency = op == "store" || op == "replicate" || op == "backup";
+  auto allowed_set = [&](const std::string& c) {
+    std::set<std::string> s;
+    auto it = t->allowed.find(c);
+    if (it == t->allowed.end()) {
+      if (c == "pseudonymised") {
+        auto p = t->allowed.find("personal");
+        if (p != t->allowed.end()) s.insert(p->second.begin(), p->second.end());
+      }
+    } else {
+      s.insert(it->second.begin(), it->second.end());
+    }
+    s.insert(t->home);
+    return s;
+  };
+  const int64_t day = now >= 0 ? now / 86400 : -((-now + 86399) / 86400);
+  auto allow = [&](std::string basis, int64_t until_day = -1) {
+    uint32_t ttl = 60;
+    if (until_day >= 0)
+      ttl = static_cast<uint32_t>(std::min<int64_t>(60, std::max<int64_t>(0, (until_day + 1) * 86400 - now)));
+    return RefDecision{true, "allowed", basis, rid, ttl};
+  };
+  if (cat == "anonymous") return allow("not-personal-data");
+  if (cat == "operational") {
+    bool pinned = t->allowed.count("operational");
+    if (!pinned || !residency) return allow("not-personal-data");
+    if (!allowed_set("operational").count(rid)) return deny("region-not-allowed", hint);
+    return allow("tenant-pinning");
+  }
+  const bool in_allowed = allowed_set(cat).count(rid) != 0;
+  if (cat == "special" && !in_allowed) return deny("special-outside-home", hint);
+  if (!in_allowed && residency) return deny("region-not-allowed", hint);
+  const std::string cc = regions.at(rid);
+  if (kDocEea.count(cc)) return allow(in_allowed ? "tenant-pinning" : "eea");
+  if (kDocAdequate.count(cc)) {
+    const Adequacy* a = testing::Jur().FindAdequacy(cc);
+    EXPECT_NE(a, nullptr) << cc;
+    if (a && day >= a->in_force_from && (!a->in_force_until || day <= *a->in_force_until) && (cc != "US" || t->dpf))
+      return allow("gdpr:art45:" + cc, a->in_force_until ? *a->in_force_until : -1);
+  }
+  const RefSafeguard* derog = nullptr;
+  int64_t derog_until = -1;
+  for (const auto& s : t->sg) {
+    if (s.cc != cc) continue;
+    const int64_t from = *ParseDate(s.from);
+    const int64_t until = s.until.empty() ? -1 : *ParseDate(s.until);
+    if (day < from || (until >= 0 && day > until)) continue;
+    if (s.mech == "art49") {
+      if (!derog) {
+        derog = &s;
+        derog_until = until;
+      }
+      continue;
+    }
+    return allow((s.mech == "scc" ? "gdpr:art46:scc:" : "gdpr:art47:bcr:") + s.ref, until);
+  }
+  if (derog) {
+    if (residency) return deny("derogation-not-systematic", hint);
+    return allow("gdpr:art49:" + derog->ref, derog_until);
+  }
+  return deny("no-transfer-basis", hint);
+}
+
+std::string ToJson(const RefTenant& t) {
+  nlohmann::json j = {{"home_region", t.home}, {"status", t.suspended ? "suspended" : "active"}};
+  nlohmann::json a = nlohmann::json::object();
+  for (auto& [c, l] : t.allowed) a[c] = l;
+  j["allowed_regions"] = a;
+  nlohmann::json sg = nlohmann::json::array();
+  for (auto& s : t.sg) {
+    nlohmann::json o = {{"jurisdiction", s.cc}, {"mechanism", s.mech}, {"reference", s.ref}, {"valid_from", s.from}};
+    if (!s.until.empty()) o["valid_until"] = s.until;
+    sg.push_back(o);
+  }
+  j["safeguards"] = sg;
+  if (t.dpf) j["certifications"] = {"dpf"};
+  return j.dump();
+}
+
+// Every combination of 7 tenants (active, suspended, unknown; default and
+// listed regions; pinned and unpinned operational data; with and without the
+// DPF certification; safeguards in mixed order, expired, not yet valid and
+// open-ended), 7 categories, 8 operations, 33 regions (EEA states and
+// territories, every adequacy country, third countries, an unknown region)
+// and 54 instants (the boundary days at the start, middle and end of the
+// day) against RefDecide, a separate reading of compliance-docs/
+// residency-rules.md: allow, reason, legal basis, route and ttl must agree.
+TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
+  const std::map<std::string, std::string> regions = {
+      {"ie-1", "IE"}, {"de-1", "DE"}, {"is-1", "IS"}, {"li-1", "LI"}, {"no-1", "NO"}, {"gf-1", "GF"}, {"ax-1", "AX"},
+      {"mf-1", "MF"}, {"sj-1", "SJ"}, {"gb-1", "GB"}, {"us-1", "US"}, {"jp-1", "JP"}, {"ca-1", "CA"}, {"ch-1", "CH"},
+      {"kr-1", "KR"}, {"il-1", "IL"}, {"nz-1", "NZ"}, {"ar-1", "AR"}, {"uy-1", "UY"}, {"ad-1", "AD"}, {"fo-1", "FO"},
+      {"gg-1", "GG"}, {"je-1", "JE"}, {"im-1", "IM"}, {"in-1", "IN"}, {"br-1", "BR"}, {"sg-1", "SG"}, {"cn-1", "CN"},
+      {"gi-1", "GI"}, {"gl-1", "GL"}, {"bl-1", "BL"}, {"pm-1", "PM"}};
+  std::vector<RefTenant> tenants;
+  tenants.push_back({"a", "ie-1", false, {}, false, {}});
+  tenants.push_back({"b",
+                     "de-1",
+                     false,
+                     {{"personal", {"ie-1", "us-1", "in-1", "sg-1", "gb-1", "br-1", "jp-1", "sj-1"}},
+                      {"special", {"us-1", "in-1", "no-1"}}},
+                     false,
+                     {{"IN", "art49", "d-in", "2025-01-01", ""},
+                      {"IN", "scc", "s-in", "2025-03-01", "2025-06-30"},
+                      {"IN", "bcr", "b-in", "2025-05-01", ""},
+                      {"US", "scc", "s-us", "2024-01-01", "2025-06-15"},
+                      {"SG", "art49", "d-sg", "2025-01-01", "2025-12-31"},
+                      {"SG", "art49", "d-sg2", "2025-01-01", ""},
+                      {"BR", "scc", "s-br", "2025-01-01", ""},
+                      {"GB", "scc", "s-gb", "2025-01-01", ""},
+                      {"SJ", "scc", "s-sj", "2025-01-01", ""}}});
+  tenants.push_back({"c", "us-1", false, {{"pseudonymised", {"ie-1"}}, {"operational", {}}}, true, {}});
+  tenants.push_back({"d",
+                     "ie-1",
+                     false,
+                     {{"personal", {"us-1", "gb-1"}}, {"special", {"us-1"}}, {"operational", {"de-1", "in-1"}}},
+                     true,
+                     {{"US", "art49", "d-us", "2025-01-01", ""}}});
+  tenants.push_back({"e", "ie-1", true, {}, false, {}});
+  tenants.push_back({"f", "gb-1", false, {{"pseudonymised", {}}, {"personal", {"de-1"}}}, false, {}});
+
+  auto engine = testing::NewEngine();
+  SnapshotBuilder b = engine->NewPolicy(3);
+  for (auto& [id, cc] : regions) ASSERT_TRUE(b.PutRegion(R(id, cc)).ok()) << id;
+  for (auto& t : tenants) ASSERT_TRUE(b.PutTenant(T(t.id, ToJson(t))).ok()) << t.id;
+  ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
+
+  const std::vector<std::string> tids = {"a", "b", "c", "d", "e", "f", "zz"};
+  const std::vector<std::string> cats = {"personal", "special", "pseudonymised", "anonymous", "operational",
+                                         "Personal", ""};
+  const std::vector<std::string> ops = {"store",  "process",  "read",           "replicate",
+                                        "backup", "transfer", "support_access", "delete"};
+  std::vector<std::string> rids;
+  for (auto& [id, cc] : regions) rids.push_back(id);
+  rids.push_back("nowhere-1");
+  std::vector<int64_t> times;
+  for (const char* d : {"2019-01-22", "2019-01-23", "2023-07-09", "2023-07-10", "2024-12-31", "2025-01-01",
+                        "2025-02-28", "2025-03-01", "2025-04-30", "2025-05-01", "2025-06-15", "2025-06-16",
+                        "2025-06-30", "2025-07-01", "2025-12-31", "2026-01-01", "2031-12-27", "2031-12-28"})
+    for (int hh : {0, 12, 23}) times.push_back(At(d, hh, hh == 23 ? 59 : 0, hh == 23 ? 30 : 0));
+  size_t mismatches = 0, checked = 0;
+  for (auto& tid : tids)
+    for (auto& c : cats)
+      for (auto& o : ops)
+        for (auto& r : rids)
+          for (int64_t now : times) {
+            const Decision d = engine->Decide(tid, c, o, r, now);
+            const RefDecision e = RefDecide(tenants, regions, tid, c, o, r, now);
+            ++checked;
+            if (d.allow != e.allow || ReasonCode(d.reason) != e.reason || d.legal_basis != e.basis ||
+                d.route_region != e.route || d.ttl_s != e.ttl || d.policy_version != 3u) {
+              if (++mismatches <= 40)
+                ADD_FAILURE() << tid << " " << c << " " << o << " " << r << " " << FormatDate(DayOf(now)) << "+"
+                              << (now % 86400) << ": engine " << d.allow << "/" << ReasonCode(d.reason) << "/"
+                              << d.legal_basis << "/" << d.route_region << "/ttl" << d.ttl_s << "  doc " << e.allow
+                              << "/" << e.reason << "/" << e.basis << "/" << e.route << "/ttl" << e.ttl;
+            }
+          }
+  EXPECT_EQ(mismatches, 0u) << "of " << checked;
 }
 
 }  // namespace
