@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -32,10 +33,11 @@ StatusOr<PolicyDocument> ParsePayload(std::string_view payload, const Jurisdicti
     if (key != "format" && key != "version" && key != "regions" && key != "tenants")
       return InvalidArgument("policy bundle: unknown payload field \"" + key + "\"");
   }
-  if (doc.value("format", "") != kBundleFormat)
+  if (!doc.contains("format") || !doc["format"].is_string() || doc["format"].get<std::string>() != kBundleFormat)
     return InvalidArgument("policy bundle: payload format is not " + std::string(kBundleFormat));
-  if (!doc.contains("version") || !doc["version"].is_number_unsigned() || doc["version"] == 0)
-    return InvalidArgument("policy bundle: version must be a positive integer");
+  if (!doc.contains("version") || !doc["version"].is_number_unsigned() || doc["version"] == 0 ||
+      doc["version"].get<uint64_t>() > kMaxPolicyVersion)
+    return InvalidArgument("policy bundle: version must be an integer from 1 to " + std::to_string(kMaxPolicyVersion));
   if (!doc.contains("regions") || !doc["regions"].is_array() || !doc.contains("tenants") ||
       !doc["tenants"].is_array())
     return InvalidArgument("policy bundle: regions and tenants must be arrays");
@@ -142,9 +144,11 @@ StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
 }
 
 Status WriteFileAtomically(const std::string& path, std::string_view contents) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal("write " + tmp + ": " + std::strerror(errno));
+  // A name of its own for each writer (mkostemp: mode 0600), so that two
+  // writers of one path never write or rename each other's file.
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return Internal("create " + tmp + ": " + std::strerror(errno));
   size_t done = 0;
   while (done < contents.size()) {
     const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
@@ -178,19 +182,25 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents) {
   return Status::Ok();
 }
 
-StatusOr<ChangeRecord> ImportBundle(PolicyStore& store, std::string_view bundle,
-                                    const std::vector<std::string>& trusted_public_keys,
-                                    const std::string& lkg_path, std::string_view actor) {
+StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
+                                      const std::vector<std::string>& trusted_public_keys,
+                                      const std::string& lkg_path, std::string_view actor) {
   GL_ASSIGN_OR_RETURN(PolicyDocument doc,
                       VerifyBundle(bundle, trusted_public_keys, store.jurisdictions()));
+  // One import at a time, activation and file together: the last-known-good
+  // file always ends up holding the newest activated bundle, never an older
+  // one written after it.
+  static std::mutex import_mu;
+  std::lock_guard<std::mutex> lock(import_mu);
   GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc));
+  ImportedBundle out{std::move(rec), Status::Ok()};
   if (!lkg_path.empty()) {
     Status s = WriteFileAtomically(lkg_path, bundle);
     if (!s.ok())
-      return Internal("policy bundle version " + std::to_string(doc.version) +
-                      " is active but the last-known-good file was not saved: " + s.message());
+      out.last_known_good = Internal("policy bundle version " + std::to_string(doc.version) +
+                                     " is active but the last-known-good file was not saved: " + s.message());
   }
-  return rec;
+  return out;
 }
 
 StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(

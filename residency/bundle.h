@@ -43,14 +43,24 @@ StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
                                       const std::vector<std::string>& trusted_public_keys,
                                       const Jurisdictions& jurisdictions);
 
+// What an import activated, and whether its last-known-good file was saved.
+struct ImportedBundle {
+  ChangeRecord change;
+  // Not OK (kInternal, saying so) when the bundle is active but the file
+  // could not be written: the import happened, the next start will not
+  // find it on disk.
+  Status last_known_good;
+};
+
 // Verifies `bundle`, refuses it unless its version is newer than the store's
 // (kFailedPrecondition: rollback), activates it atomically through
 // store.Replace, then saves it as the last-known-good file at `lkg_path`
-// (if non-empty). kInternal when the policy was activated but the file could
-// not be written (the message says so).
-StatusOr<ChangeRecord> ImportBundle(PolicyStore& store, std::string_view bundle,
-                                    const std::vector<std::string>& trusted_public_keys,
-                                    const std::string& lkg_path, std::string_view actor);
+// (if non-empty). An error means nothing was activated. Imports run one at
+// a time (activation and file write together), so the file always holds the
+// newest activated bundle.
+StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
+                                      const std::vector<std::string>& trusted_public_keys,
+                                      const std::string& lkg_path, std::string_view actor);
 
 // At startup: verifies the last-known-good file and activates it when it is
 // newer than the stored policy. nullopt when the file is absent or not newer.

@@ -111,6 +111,15 @@ Status PolicyStore::Commit(KvBatch& batch, uint64_t version,
   return engine_->Install(std::move(snapshot));
 }
 
+Status PolicyStore::CheckEditable() const {
+  if (engine_->version() != version_)
+    return FailedPrecondition("residency policy: the engine was changed outside the store");
+  if (version_ >= kMaxPolicyVersion)
+    return FailedPrecondition("residency policy: version " + std::to_string(version_) +
+                              " is the highest there is; no further change can be versioned");
+  return Status::Ok();
+}
+
 StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Region& region) {
   GL_RETURN_IF_ERROR(RegionFromJson(region.id, RegionToJson(region), engine_->jurisdictions()).status());
   std::lock_guard<std::mutex> lock(mu_);
@@ -119,8 +128,7 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Regi
   ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "region", region.id,
                    !before, DiffRegion(before, region)};
   if (rec.changes.empty()) return rec;
-  if (engine_->version() != version_)
-    return FailedPrecondition("residency policy: the engine was changed outside the store");
+  GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutRegion(region));
   rec.version = builder.version();
@@ -151,8 +159,7 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tena
   ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "tenant", tenant.id,
                    !before, DiffTenant(before, tenant)};
   if (rec.changes.empty()) return rec;
-  if (engine_->version() != version_)
-    return FailedPrecondition("residency policy: the engine was changed outside the store");
+  GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutTenant(tenant));
   rec.version = builder.version();
@@ -219,6 +226,9 @@ StatusOr<PolicyDocument> PolicyStore::Export() const {
 
 StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const PolicyDocument& doc) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (doc.version > kMaxPolicyVersion)
+    return InvalidArgument("residency policy: version " + std::to_string(doc.version) + " is above the highest, " +
+                           std::to_string(kMaxPolicyVersion));
   if (doc.version <= version_)
     return FailedPrecondition("residency policy: version " + std::to_string(doc.version) +
                               " is not newer than the active version " + std::to_string(version_));
@@ -247,7 +257,9 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
   }
   for (const auto& [id, r] : regions_) {
     if (kept_regions.count(id)) continue;
+    ChangeRecord rec{doc.version, now, std::string(actor), "region", id, false, {{"region", "set", "deleted"}}};
     batch.Delete(kResidencyNamespace, Key(kRegionPrefix, id));
+    batch.Put(kResidencyNamespace, HistoryKey("region", id, doc.version), DumpJson(ChangeRecordToJson(rec)));
     ++regions_removed;
   }
   // Tenants: compare with what is stored.

@@ -38,6 +38,11 @@ namespace geoledger::residency {
 
 inline constexpr std::string_view kResidencyNamespace = "residency";
 
+// The highest policy version: 2^53 - 1, the largest integer every JSON reader
+// keeps exact. Bundles above it are refused, and a change at it is refused
+// (the version would otherwise wrap to 0, which reads as "no policy").
+inline constexpr uint64_t kMaxPolicyVersion = (uint64_t{1} << 53) - 1;
+
 class PolicyStore {
  public:
   // Loads the stored policy and installs it in `engine`. kDataLoss when a
@@ -77,6 +82,8 @@ class PolicyStore {
   PolicyStore(KvStore* kv, Engine* engine, const Clock* clock);
   Status Load();
   Status Commit(KvBatch& batch, uint64_t version, std::shared_ptr<const Snapshot> snapshot);
+  // Under mu_: an incremental change may be built on the active version.
+  Status CheckEditable() const;
 
   KvStore* const kv_;
   Engine* const engine_;

@@ -1,5 +1,6 @@
 #include "server/bundle_routes.h"
 
+#include <map>
 #include <sstream>
 
 #include "common/encoding.h"
@@ -67,7 +68,7 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                auto imported = residency::ImportBundle(*deps.policy(), ctx.request.body, *deps.trusted_keys(),
                                                        deps.last_known_good_path, ctx.principal->name);
                if (!imported.ok() && imported.status().code() != StatusCode::kInternal) {
-                 // Refused before anything changed: record the attempt, answer the refusal.
+                 // Refused: nothing changed. Record the attempt, answer the refusal.
                  auto logged = deps.ledger()->Append({ServiceEvent(
                      ctx, "policy.bundle.refused", "policy", "denied",
                      {{"reason", RefusalReason(imported.status())}, {"active_version", std::to_string(before)}})});
@@ -80,11 +81,21 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                  log::Error("policy bundle import", {{"request_id", ctx.request_id}, {"error", imported.status().ToString()}});
                  return imported.status();
                }
-               const residency::ChangeRecord& change = *imported;
-               auto logged = deps.ledger()->Append({ServiceEvent(
-                   ctx, "policy.bundle.imported", "policy", "ok",
-                   {{"policy_version", std::to_string(change.version)}, {"previous_version", std::to_string(before)},
-                    {"changes", std::to_string(change.changes.size())}})});
+               // Active from here on, whether or not its file was saved: audit it either way.
+               const residency::ChangeRecord& change = imported->change;
+               const Status& saved = imported->last_known_good;
+               std::map<std::string, std::string> details = {
+                   {"policy_version", std::to_string(change.version)},
+                   {"previous_version", std::to_string(before)},
+                   {"last_known_good", saved.ok() ? "saved" : "not saved"}};
+               for (const auto& c : change.changes) details[c.field] = c.to;  // "N set, M removed"
+               if (!saved.ok())
+                 log::Error("policy bundle activated but the last-known-good file was not saved; a restart will "
+                            "not find it on disk: import it again once the data dir is writable",
+                            {{"request_id", ctx.request_id}, {"policy_version", change.version},
+                             {"error", saved.ToString()}});
+               auto logged = deps.ledger()->Append({ServiceEvent(ctx, "policy.bundle.imported", "policy", "ok",
+                                                                 std::move(details))});
                if (!logged.ok()) {
                  log::Error("policy bundle imported but its audit append failed",
                             {{"request_id", ctx.request_id}, {"policy_version", change.version},
@@ -95,6 +106,7 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                                                     {"actor", ctx.principal->name}});
                return JsonResponse(200, {{"policy_version", change.version},
                                          {"previous_version", before},
+                                         {"last_known_good", saved.ok() ? "saved" : "not saved: " + saved.message()},
                                          {"audit_index", (*logged)[0]}});
              });
   // Verifies, activates and persists a whole policy, then audits it.

@@ -70,6 +70,7 @@ TEST_F(PolicyBundleTest, ExportedBundleImportsIntoASecondInstanceAndDecidesTheSa
   ASSERT_EQ(r.status, 200) << r.body;
   auto answer = nlohmann::json::parse(r.body);
   EXPECT_EQ(answer["policy_version"], version);
+  EXPECT_EQ(answer["last_known_good"], "saved");
   EXPECT_TRUE(answer["audit_index"].is_number_unsigned());
   EXPECT_EQ(Version(*follower_), version);
   auto ready = nlohmann::json::parse(follower_->Request("GET", "/readyz").body);
@@ -87,6 +88,29 @@ TEST_F(PolicyBundleTest, ExportedBundleImportsIntoASecondInstanceAndDecidesTheSa
   ASSERT_EQ(::stat((follower_->data_dir() + "/policy-bundle.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u);
   EXPECT_EQ(ReadText(follower_->data_dir() + "/policy-bundle.json"), bundle);
+}
+
+// The last-known-good file cannot be written (a directory is in its place):
+// the bundle is active all the same, so the import is audit-logged and the
+// answer says the file was not saved (it answered 500 and logged nothing,
+// and a retry was refused as not newer, so the change was never audited).
+TEST_F(PolicyBundleTest, AnImportWhoseFileCannotBeSavedIsActiveAuditedAndSaysSo) {
+  std::string bundle = Export();
+  const uint64_t version = Version(*editor_);
+  ASSERT_EQ(::mkdir((follower_->data_dir() + "/policy-bundle.json").c_str(), 0700), 0);
+  RawResponse r = Import(*follower_, bundle);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto answer = nlohmann::json::parse(r.body);
+  EXPECT_EQ(answer["policy_version"], version);
+  EXPECT_EQ(answer["last_known_good"].get<std::string>().rfind("not saved: ", 0), 0u) << r.body;
+  EXPECT_EQ(Version(*follower_), version);
+  const auto entries = AuditEntries(*follower_, reader_, 0, AuditSize(*follower_, reader_));
+  auto imported = std::find_if(entries.begin(), entries.end(),
+                               [](const nlohmann::json& e) { return e["action"] == "policy.bundle.imported"; });
+  ASSERT_NE(imported, entries.end());
+  EXPECT_EQ((*imported)["details"]["last_known_good"], "not saved") << imported->dump();
+  EXPECT_EQ((*imported)["details"]["policy_version"], std::to_string(version)) << imported->dump();
+  EXPECT_NE(follower_->log().find("last-known-good file was not saved"), std::string::npos);
 }
 
 TEST_F(PolicyBundleTest, TamperedOrUntrustedBundlesChangeNothing) {

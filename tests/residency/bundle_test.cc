@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/encoding.h"
 #include "tests/residency/fixtures.h"
@@ -135,7 +136,8 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
 
   auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test");
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
-  EXPECT_EQ(rec->version, 5u);
+  EXPECT_EQ(rec->change.version, 5u);
+  EXPECT_TRUE(rec->last_known_good.ok()) << rec->last_known_good.ToString();
   EXPECT_EQ(engine->version(), 5u);
   EXPECT_TRUE(engine->Decide("acme", "personal", "store", "eu-central-1", At("2025-06-15")).allow);
   ASSERT_TRUE(std::filesystem::exists(lkg));
@@ -153,7 +155,8 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
   std::ifstream in(lkg);
   std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(saved, SignBundle(Doc(5), signer_));
-  EXPECT_FALSE(std::filesystem::exists(lkg + ".tmp." + std::to_string(::getpid())));
+  for (const auto& entry : std::filesystem::directory_iterator(dir_))  // no temporary file left behind
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
 }
 
 TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
@@ -201,6 +204,103 @@ TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
   ASSERT_TRUE(ImportBundle(**store2, bundle, trusted_, "", "bundle:peer").ok());
   EXPECT_EQ(engine2->version(), 2u);
   EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-west-1", At("2025-06-15")).allow);
+}
+
+// The server runs imports on two threads: two at once must leave the newest
+// activated bundle, whole, as the last-known-good file (they shared one
+// temporary file name, so one import reported a failed save and the file
+// could hold a mix of both, which then stopped the next start).
+TEST_F(BundleTest, ConcurrentImportsLeaveTheActiveBundleAsLastKnownGood) {
+  PolicyDocument big = Doc(7);
+  for (int t = 0; t < 200; ++t)
+    big.tenants.push_back(T("t" + std::to_string(1000 + t), R"({"home_region":"eu-west-1","status":"active"})"));
+  const std::string b6 = SignBundle(Doc(6), signer_), b7 = SignBundle(big, signer_);
+  for (int i = 0; i < 50; ++i) {
+    auto kv = NewMemoryKvStore();
+    ManualClock clock;
+    auto engine = testing::NewEngine();
+    auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+    ASSERT_TRUE(store.ok());
+    const std::string lkg = (dir_ / ("lkg-" + std::to_string(i) + ".json")).string();
+    StatusOr<ImportedBundle> r6 = Internal("unset"), r7 = Internal("unset");
+    std::thread t6([&] { r6 = ImportBundle(**store, b6, trusted_, lkg, "a"); });
+    std::thread t7([&] { r7 = ImportBundle(**store, b7, trusted_, lkg, "b"); });
+    t6.join();
+    t7.join();
+    ASSERT_TRUE(r7.ok()) << r7.status().ToString();  // v6 may be refused as older, v7 never
+    EXPECT_TRUE(r7->last_known_good.ok()) << r7->last_known_good.ToString();
+    if (r6.ok()) {
+      EXPECT_TRUE(r6->last_known_good.ok()) << r6->last_known_good.ToString();
+    }
+    std::ifstream in(lkg);
+    std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(engine->version(), 7u);
+    ASSERT_EQ(saved, b7) << "round " << i << ": the file is not the active bundle (" << saved.size() << " bytes)";
+  }
+}
+
+TEST_F(BundleTest, ConcurrentAtomicWritesLeaveOneWholeFile) {
+  const std::string path = (dir_ / "file.json").string();
+  const std::string a(200000, 'a'), b(1000, 'b');
+  for (int i = 0; i < 100; ++i) {
+    Status sa, sb;
+    std::thread ta([&] { sa = WriteFileAtomically(path, a); });
+    std::thread tb([&] { sb = WriteFileAtomically(path, b); });
+    ta.join();
+    tb.join();
+    EXPECT_TRUE(sa.ok()) << sa.ToString();
+    EXPECT_TRUE(sb.ok()) << sb.ToString();
+    std::ifstream in(path, std::ios::binary);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_TRUE(got == a || got == b) << "round " << i << ": " << got.size() << " bytes, neither write";
+  }
+}
+
+// Versions only move forward: the version after 2^64 - 1 was 0, which reads
+// as "no policy" (a restart then loaded nothing, and an old bundle was no
+// longer a rollback). Bundles above 2^53 - 1 are refused, and at that
+// version no further change is accepted.
+TEST_F(BundleTest, PolicyVersionsStopAtTheHighestInsteadOfWrapping) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  for (uint64_t v : {UINT64_MAX, kMaxPolicyVersion + 1}) {
+    auto r = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, "", "b");
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << v;
+  }
+  EXPECT_EQ(engine->version(), 0u);
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(kMaxPolicyVersion), signer_), trusted_, "", "b").ok());
+  auto put = (*store)->PutRegion("admin", R("eu-south-1", "IT"));
+  EXPECT_EQ(put.status().code(), StatusCode::kFailedPrecondition) << put.status().ToString();
+  EXPECT_EQ(engine->version(), kMaxPolicyVersion);
+  EXPECT_EQ((*store)->version(), kMaxPolicyVersion);
+  auto region = (*store)->GetRegion("eu-south-1");
+  ASSERT_TRUE(region.ok());
+  EXPECT_FALSE(region->has_value());
+  // A restart finds the same policy, and an older bundle is still a rollback.
+  auto engine2 = testing::NewEngine();
+  auto reopened = PolicyStore::Open(kv.get(), engine2.get(), &clock);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(engine2->version(), kMaxPolicyVersion);
+  EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-central-1", At("2025-06-15")).allow);
+  auto old = ImportBundle(**reopened, SignBundle(Doc(1), signer_), trusted_, "", "b");
+  EXPECT_EQ(old.status().code(), StatusCode::kFailedPrecondition);
+}
+
+// A payload whose fields have the wrong JSON type is a bad bundle (400), not
+// an exception (500 over HTTP, a failed start from the last-known-good file).
+TEST_F(BundleTest, APayloadFieldOfTheWrongTypeIsInvalidNotAnException) {
+  const std::string payload = DumpJson(nlohmann::json{
+      {"format", 1}, {"regions", nlohmann::json::array()}, {"tenants", nlohmann::json::array()}, {"version", 1}});
+  nlohmann::json outer = {{"format", kBundleFormat},
+                          {"key_id", BundleKeyId(signer_.public_key())},
+                          {"payload", Base64Encode(payload)},
+                          {"signature", Base64Encode(signer_.Sign(std::string(kBundleFormat) + "\n" + payload))}};
+  StatusOr<PolicyDocument> r = Internal("unset");
+  EXPECT_NO_THROW(r = VerifyBundle(outer.dump(), trusted_, Jur()));
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().ToString();
 }
 
 }  // namespace

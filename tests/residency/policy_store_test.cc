@@ -124,6 +124,30 @@ TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
   EXPECT_EQ(f.store->version(), before + 1);
 }
 
+// A bundle that drops a region records that in the region's history, as it
+// does for a dropped tenant.
+TEST(PolicyStoreTest, ReplaceRecordsTheRemovalOfARegionInItsHistory) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+  PolicyDocument doc;
+  doc.version = 10;
+  doc.regions = {R("eu-west-1", "IE")};
+  ASSERT_TRUE(f.store->Replace("bundle:peer", doc).ok());
+  auto gone = f.store->GetRegion("eu-central-1");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+  auto history = f.store->RegionHistory("eu-central-1");
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ(history->back().version, 10u);
+  EXPECT_EQ(history->back().actor, "bundle:peer");
+  ASSERT_EQ(history->back().changes.size(), 1u);
+  EXPECT_EQ(history->back().changes[0], (FieldChange{"region", "set", "deleted"}));
+}
+
 TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
