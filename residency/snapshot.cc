@@ -233,8 +233,8 @@ Status SnapshotBuilder::PutRegion(const Region& region) {
   const std::optional<RegionIndex> existing =
       found ? std::optional<RegionIndex>(found->index) : std::nullopt;
   if (!existing && current.regions.size() >= kMaxRegions)
-    return ResourceExhausted("region " + region.id + ": the policy already has " +
-                             std::to_string(kMaxRegions) + " regions");
+    return FailedPrecondition("region " + region.id + ": the policy already has " + std::to_string(kMaxRegions) +
+                              " regions, the most it can hold");
   StringPool& pool = *snap_->pool_;
   CompiledRegion r;
   r.id = pool.Intern(region.id);

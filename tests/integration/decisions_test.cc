@@ -159,6 +159,29 @@ TEST_F(DecisionsTest, BatchIsDecidedAndAuditedInOrder) {
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(entries[i]["details"]["decision_id"], d[i]["decision_id"]);
 }
 
+// A region beyond the policy's limit is a conflict with its state (409),
+// not "rate limited" (429, which invites a retry that can never succeed),
+// and changes nothing.
+TEST_F(DecisionsTest, ARegionBeyondThePolicysLimitIs409AndChangesNothing) {
+  const std::string admin = server_->admin_token();
+  const uint64_t before = nlohmann::json::parse(server_->Request("GET", "/readyz").body)["policy_version"];
+  int added = 0;
+  RawResponse r;
+  for (int i = 0; i < 200; ++i) {
+    r = server_->Authed(admin, "PUT", "/v1/regions/extra-" + std::to_string(i), R"({"country":"DE","name":"x"})");
+    if (r.status != 201) break;  // created
+    ++added;
+  }
+  ASSERT_GT(added, 0);
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/problem+json");
+  EXPECT_TRUE(r.Header("retry-after").empty());
+  EXPECT_NE(r.body.find("the most it can hold"), std::string::npos) << r.body;
+  const uint64_t after = nlohmann::json::parse(server_->Request("GET", "/readyz").body)["policy_version"];
+  EXPECT_EQ(after, before + static_cast<uint64_t>(added));
+  EXPECT_EQ(server_->Authed(admin, "GET", "/v1/regions/extra-" + std::to_string(added)).status, 404);
+}
+
 TEST_F(DecisionsTest, BadInputIs400) {
   auto status = [&](const std::string& raw) {
     return server_->Authed(decide_, "POST", "/v1/decisions", raw).status;

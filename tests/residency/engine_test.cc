@@ -63,7 +63,7 @@ TEST(EngineTest, BuilderRejectsUnknownReferencesAndTooManyRegions) {
   EXPECT_NE(s.message().find("nowhere-1"), std::string::npos);
   EXPECT_EQ(b.PutRegion(R("xx-1", "XX")).code(), StatusCode::kInvalidArgument);
   for (size_t i = 1; i < kMaxRegions; ++i) ASSERT_TRUE(b.PutRegion(R("r-" + std::to_string(i), "DE")).ok());
-  EXPECT_EQ(b.PutRegion(R("one-too-many", "DE")).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(b.PutRegion(R("one-too-many", "DE")).code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(b.PutRegion(R("r-1", "FR")).ok());  // replacing is not adding
 }
 
