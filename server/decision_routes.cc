@@ -57,20 +57,49 @@ StatusOr<std::vector<Input>> ReadInputs(const nlohmann::json& body, bool* batch)
   return out;
 }
 
+// Written in a decision's audit entry in place of a value the policy does not
+// know: that is whatever the caller sent (free text, personal data even, and
+// the log cannot be redacted), and the reason code already says what was
+// unknown.
+constexpr std::string_view kNotRecorded = "(unknown, not recorded)";
+
+// Which of a request's values the policy knows. The engine checks them in
+// the order tenant, category, operation, region and stops at the first
+// unknown (or a suspended tenant); the rest are looked up here.
+struct Known {
+  bool tenant, category, operation, region;
+};
+Known KnownValues(const residency::Engine& engine, const Input& in, const residency::Decision& d) {
+  using residency::Reason;
+  Known k{d.reason != Reason::kTenantUnknown, residency::ParseCategory(in.category).has_value(),
+          residency::ParseOperation(in.operation).has_value(), d.reason != Reason::kRegionUnknown};
+  if (d.reason == Reason::kTenantUnknown || d.reason == Reason::kTenantSuspended ||
+      d.reason == Reason::kCategoryUnknown || d.reason == Reason::kOperationUnknown) {
+    auto snapshot = engine.Current();
+    k.region = snapshot != nullptr && snapshot->FindRegion(in.region) != nullptr;
+  }
+  return k;
+}
+
 audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, const residency::Decision& d,
-                                const std::string& decision_id) {
-  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", "tenant/" + in.tenant, d.allow ? "allow" : "deny");
+                                const std::string& decision_id, const residency::Engine& engine) {
+  const Known known = d.allow ? Known{true, true, true, true} : KnownValues(engine, in, d);
+  auto recorded = [](bool is_known, const std::string& value) {
+    return is_known ? value : std::string(kNotRecorded);
+  };
+  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", "tenant/" + recorded(known.tenant, in.tenant),
+                                     d.allow ? "allow" : "deny");
   // Emplaced, not from an initializer list, whose strings would be copied twice.
   auto& m = e.details;
   m.emplace("reason", residency::ReasonCode(d.reason));
   m.emplace("legal_basis", d.legal_basis);
-  m.emplace("category", in.category);
-  m.emplace("operation", in.operation);
-  m.emplace("region", in.region);
+  m.emplace("category", recorded(known.category, in.category));
+  m.emplace("operation", recorded(known.operation, in.operation));
+  m.emplace("region", recorded(known.region, in.region));
   m.emplace("route_region", d.route_region);
   m.emplace("decision_id", decision_id);
   m.emplace("policy_version", std::to_string(d.policy_version));
-  e.tenant = in.tenant;
+  if (known.tenant) e.tenant = in.tenant;
   return e;
 }
 
@@ -152,7 +181,7 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   uint32_t ttl = UINT32_MAX;
   for (size_t i = 0; i < decisions.size(); ++i) {
     std::string id = NewDecisionId();
-    events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id));
+    events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id, *deps.engine()));
     answers->push_back(DecisionJson(decisions[i], id));
     ttl = std::min(ttl, decisions[i].ttl_s);
   }
@@ -221,7 +250,7 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
   // A token bound to another tenant came in as ctx.gateway_refusal (above).
   residency::Decision d = deps.engine()->Decide(in.View(), NowSeconds());
   std::string id = NewDecisionId();
-  AuditThenAnswer(deps, One(DecisionEvent(ctx, in, d, id)), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
+  AuditThenAnswer(deps, One(DecisionEvent(ctx, in, d, id, *deps.engine())), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
     return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);
   });
 }

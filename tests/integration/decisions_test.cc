@@ -132,6 +132,47 @@ TEST_F(DecisionsTest, UnknownTenantCategoryOperationOrRegionIsADenyNeverAnError)
   }
 }
 
+// A decision's audit entry records only values the policy knows. An unknown
+// tenant, category, operation or region is whatever the caller sent (an
+// e-mail address, here), and the log cannot be redacted: the entry says the
+// value was not recorded, and its reason says what was unknown.
+TEST_F(DecisionsTest, UnknownValuesAreNotWrittenToTheAuditLog) {
+  const std::string pii = "alice@example.com";
+  auto entry = [&](uint64_t index) { return AuditEntries(*server_, reader_, index, index + 1)[0]; };
+  struct Case {
+    nlohmann::json req;
+    const char* reason;
+  } cases[] = {
+      {Req(pii, pii, pii, pii), "tenant-unknown"},
+      {Req("acme", pii, pii, pii), "category-unknown"},
+      {Req("acme", "personal", pii, pii), "operation-unknown"},
+      {Req("acme", "personal", "store", pii), "region-unknown"},
+  };
+  for (const auto& c : cases) {
+    RawResponse r = Decide(c.req);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto e = entry(nlohmann::json::parse(r.body)["audit_index"]);
+    EXPECT_EQ(e["details"]["reason"], c.reason);
+    EXPECT_EQ(e.dump().find(pii), std::string::npos) << e.dump();
+  }
+  auto e = entry(nlohmann::json::parse(Decide(cases[0].req).body)["audit_index"]);
+  EXPECT_EQ(e["resource"], "tenant/(unknown, not recorded)") << e.dump();
+  EXPECT_EQ(e["details"]["region"], "(unknown, not recorded)") << e.dump();
+  // Known values are recorded, on a denial too.
+  e = entry(nlohmann::json::parse(Decide(Req("acme", "personal", "teleport", "eu-west-1")).body)["audit_index"]);
+  EXPECT_EQ(e["resource"], "tenant/acme");
+  EXPECT_EQ(e["details"]["category"], "personal");
+  EXPECT_EQ(e["details"]["operation"], "(unknown, not recorded)");
+  EXPECT_EQ(e["details"]["region"], "eu-west-1");
+  // The gateway check records the same way.
+  RawResponse r = Check(GatewayHeaders("acme", "personal", "read", pii));
+  ASSERT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "region-unknown");
+  e = entry(std::stoull(r.Header("x-residency-audit-index")));
+  EXPECT_EQ(e.dump().find(pii), std::string::npos) << e.dump();
+  EXPECT_EQ(e["details"]["category"], "personal");
+}
+
 TEST_F(DecisionsTest, BatchIsDecidedAndAuditedInOrder) {
   nlohmann::json reqs = nlohmann::json::array({Req("acme", "personal", "store", "eu-west-1"),
                                                Req("acme", "special", "store", "eu-central-1"),
