@@ -239,6 +239,10 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
     if (v == nullptr || v->empty())
       return RefuseUndecided(deps, ctx, std::move(reply), "missing-header", w.header,
                              std::string("header ") + w.header + " is required");
+    // Two values: which one a backend acts on is its own choice, not ours.
+    if (req.HeaderCount(w.header) > 1)
+      return RefuseUndecided(deps, ctx, std::move(reply), "invalid-header", w.header,
+                             std::string("header ") + w.header + " appears more than once");
     if (v->size() > kMaxFieldBytes)
       return RefuseUndecided(deps, ctx, std::move(reply), "invalid-header", w.header,
                              std::string("header ") + w.header + " is longer than 64 bytes");

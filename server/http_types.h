@@ -27,6 +27,12 @@ struct HttpRequest {
       if (k == name) return &v;
     return nullptr;
   }
+  // How many times header `name` (lower-case) appears.
+  size_t HeaderCount(const std::string& name) const {
+    size_t n = 0;
+    for (const auto& h : headers) n += h.first == name ? 1 : 0;
+    return n;
+  }
 };
 
 struct HttpResponse {

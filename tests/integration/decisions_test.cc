@@ -173,6 +173,33 @@ TEST_F(DecisionsTest, UnknownValuesAreNotWrittenToTheAuditLog) {
   EXPECT_EQ(e["details"]["category"], "personal");
 }
 
+// A decision header sent twice is refused: the gateway's backend may act on
+// the other value (the last, or both joined) than the one decided on.
+TEST_F(DecisionsTest, GatewayCheckRefusesADecisionHeaderSentTwice) {
+  const std::string acme = server_->CreateToken("acme-gw", {"decide"}, "acme");
+  const std::pair<const char*, const char*> twice[] = {{"X-Tenant-Id", "acme"},
+                                                       {"X-Data-Category", "special"},
+                                                       {"X-Operation", "store"},
+                                                       {"X-Target-Region", "eu-central-1"}};
+  for (const auto& [name, second] : twice) {
+    std::string head = "GET /v1/gateway/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + acme + "\r\n";
+    for (const auto& [k, v] : GatewayHeaders("acme", "personal", "read", "eu-west-1")) {
+      head += k + ": " + v + "\r\n";
+      if (k == name) head += k + ": " + second + "\r\n";
+    }
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.Send(head + "\r\n"));
+    RawResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r));
+    std::string lower(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    nlohmann::json e = RefusalEntry(r, "invalid-header", lower);
+    EXPECT_TRUE(r.Header("x-residency-region").empty()) << name;
+    EXPECT_NE(r.Header("x-residency-detail").find("more than once"), std::string::npos) << name;
+  }
+}
+
 TEST_F(DecisionsTest, BatchIsDecidedAndAuditedInOrder) {
   nlohmann::json reqs = nlohmann::json::array({Req("acme", "personal", "store", "eu-west-1"),
                                                Req("acme", "special", "store", "eu-central-1"),
