@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <future>
+#include <set>
 
 #include "common/encoding.h"
 #include "common/log.h"
@@ -366,14 +367,26 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
       return MakeProblem(ProblemKind::kBadRequest, "JSON nested too deeply", rid);
     ctx.body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
-    // A tenant named only in the body ({"tenant": …} of the key routes and of
-    // single decisions) keys the per-tenant limit too, so a token that is not
-    // bound to a tenant cannot bypass it. Handlers still validate the field.
-    if (route.access != Access::kPublic && ctx.tenant.empty() && ctx.body.is_object()) {
-      auto t = ctx.body.find("tenant");
-      if (t != ctx.body.end() && t->is_string() && IsValidName(t->get_ref<const std::string&>()))
-        if (auto limited = Limit(tenant_limiter_, t->get_ref<const std::string&>(), true, "tenant", rid))
-          return *limited;
+    // Every tenant the body names ({"tenant": …} of the key routes and of a
+    // single decision, and each of a decision batch's requests[*].tenant)
+    // keys the per-tenant limit too, whatever tenant the path, a header or
+    // the query named: a token that is not bound to a tenant cannot bypass a
+    // tenant's limit by naming another one outside the body, or by batching.
+    // Handlers still validate the fields.
+    if (route.access != Access::kPublic && ctx.body.is_object()) {
+      std::set<std::string_view> named;
+      auto add = [&](const nlohmann::json& obj) {
+        if (!obj.is_object()) return;
+        auto t = obj.find("tenant");
+        if (t != obj.end() && t->is_string() && IsValidName(t->get_ref<const std::string&>()) &&
+            t->get_ref<const std::string&>() != ctx.tenant)
+          named.insert(t->get_ref<const std::string&>());
+      };
+      add(ctx.body);
+      if (auto reqs = ctx.body.find("requests"); reqs != ctx.body.end() && reqs->is_array())
+        for (const auto& r : *reqs) add(r);
+      for (std::string_view t : named)
+        if (auto limited = Limit(tenant_limiter_, std::string(t), true, "tenant", rid)) return *limited;
     }
   }
 

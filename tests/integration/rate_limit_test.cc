@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "tests/integration/test_server.h"
@@ -71,6 +72,34 @@ TEST(RateLimitTest, PerTokenLimitAppliesAcrossTenants) {
   }
   EXPECT_GE(limited, 10);
   EXPECT_EQ(s->Authed(calm, "GET", "/v1/whoami").status, 200);
+}
+
+// The tenants a decision body names are charged to their own limits whatever
+// else the request names: an unrelated X-Tenant-Id header, or a batch
+// ({"requests":[…]}), let a token that is not bound to a tenant decide for a
+// tenant whose limit was used up.
+TEST(RateLimitTest, TenantsNamedInADecisionBodyAreChargedWhateverElseIsNamed) {
+  auto s = TestServer::Start({"--rate-limit-tenant-rps", "0.01", "--rate-limit-tenant-burst", "2",
+                              "--rate-limit-token-rps", "100000", "--rate-limit-token-burst", "100000"});
+  ASSERT_TRUE(s->started()) << s->log();
+  const std::string decide = s->CreateToken("gateway", {"decide"});
+  auto one = [](const std::string& tenant) {
+    return nlohmann::json{{"tenant", tenant}, {"category", "personal"}, {"operation", "read"}, {"region", "eu-west-1"}};
+  };
+  auto post = [&](const nlohmann::json& body, std::map<std::string, std::string> headers = {}) {
+    return s->Authed(decide, "POST", "/v1/decisions", body.dump(), std::move(headers)).status;
+  };
+  EXPECT_EQ(post(one("acme")), 200);
+  EXPECT_EQ(post(one("acme")), 200);
+  EXPECT_EQ(post(one("acme")), 429);  // acme's burst of 2 is used up
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(post(one("acme"), {{"X-Tenant-Id", "other" + std::to_string(i)}}), 429) << i;
+    EXPECT_EQ(post(nlohmann::json{{"requests", {one("acme")}}}), 429) << i;
+    EXPECT_EQ(post(nlohmann::json{{"requests", {one("fresh" + std::to_string(i)), one("acme")}}}), 429) << i;
+  }
+  // Other tenants are still served, alone or batched together.
+  EXPECT_EQ(post(one("quiet")), 200);
+  EXPECT_EQ(post(nlohmann::json{{"requests", {one("calm"), one("still")}}}), 200);
 }
 
 }  // namespace
