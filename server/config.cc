@@ -172,8 +172,10 @@ const std::vector<OptionSpec>& Specs() {
          c.decision_audit = v;
          return Status::Ok();
        }},
-      {"decision-audit-queue", "Decision audit events accepted and not yet durable before decisions get 503 + Retry-After",
-       "100000", Bytes(&ServerConfig::decision_audit_queue, 1, 10000000)},
+      {"decision-audit-queue",
+       "Decision audit events accepted and not yet durable before decisions get 503 + Retry-After (at least 1000, "
+       "the largest batch, which would otherwise never fit)",
+       "100000", Bytes(&ServerConfig::decision_audit_queue, 1000, 10000000)},
       {"decision-audit-async-linger-ms",
        "With --decision-audit=async: how long a decision's entry may wait to share a write with others, and "
        "again to share a sync (0: each is written and synced at once). Bounds how much of the latest answered "

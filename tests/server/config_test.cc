@@ -75,6 +75,10 @@ TEST(ConfigTest, BadValuesAreRefusedWithTheOptionName) {
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--tls-client-ca", "ca.pem"}).ok());
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--rate-limit-tenant-rps", "-1"}).ok());
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--no-such-flag"}).ok());
+  // A decision audit queue smaller than the largest batch (1000) would answer
+  // such a batch 503 + Retry-After forever.
+  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--decision-audit-queue", "999"}).ok());
+  EXPECT_TRUE(Parse({"--data-dir", "/d", "--region", "eu", "--decision-audit-queue", "1000"}).ok());
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu"}, {"GEOLEDGER_THREADS=many"}).ok());
 }
 
