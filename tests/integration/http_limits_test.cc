@@ -500,6 +500,32 @@ TEST_F(HttpLimitsTest, LogsAreJsonLinesWithoutSecrets) {
   EXPECT_EQ(log.find(secret), std::string::npos);
 }
 
+// Opens `n` connections to `port`, each served once (GET /healthz); they
+// stay open in `kept`.
+void KeepServedConnections(uint16_t port, int n, std::vector<std::unique_ptr<RawConnection>>* kept) {
+  for (int i = 0; i < n; ++i) {
+    kept->push_back(std::make_unique<RawConnection>(port));
+    ASSERT_TRUE(kept->back()->connected());
+    ASSERT_TRUE(kept->back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    RawResponse r;
+    ASSERT_TRUE(kept->back()->ReadResponse(&r));
+    ASSERT_EQ(r.status, 200);
+  }
+}
+
+// The next connection to `port` is answered, before any request, with a 503
+// problem document and Retry-After: 1, and closed.
+void ExpectTheNextConnectionRefused(uint16_t port) {
+  RawConnection extra(port);
+  ASSERT_TRUE(extra.connected());
+  RawResponse refused;
+  ASSERT_TRUE(extra.ReadResponse(&refused));
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  EXPECT_EQ(refused.Header("content-type"), "application/problem+json");
+  EXPECT_TRUE(extra.WaitForClose(std::chrono::seconds(10)));
+}
+
 // geoledgerd caps its open connections (--max-connections): the next one
 // gets a 503 problem document with Retry-After and is closed, the kept ones
 // go on, and the refusal is counted.
@@ -508,22 +534,8 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503AndTheKeptOnesAreServed
   ASSERT_TRUE(server->started()) << server->log();
   EXPECT_NE(server->log().find("\"max_connections\":3"), std::string::npos) << server->log();
   std::vector<std::unique_ptr<RawConnection>> kept;
-  for (int i = 0; i < 3; ++i) {
-    kept.push_back(std::make_unique<RawConnection>(server->port()));
-    ASSERT_TRUE(kept.back()->connected());
-    ASSERT_TRUE(kept.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
-    RawResponse r;
-    ASSERT_TRUE(kept.back()->ReadResponse(&r));
-    ASSERT_EQ(r.status, 200);
-  }
-  RawConnection extra(server->port());
-  ASSERT_TRUE(extra.connected());
-  RawResponse refused;
-  ASSERT_TRUE(extra.ReadResponse(&refused));
-  EXPECT_EQ(refused.status, 503);
-  EXPECT_EQ(refused.Header("retry-after"), "1");
-  EXPECT_EQ(refused.Header("content-type"), "application/problem+json");
-  EXPECT_TRUE(extra.WaitForClose(std::chrono::seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(KeepServedConnections(server->port(), 3, &kept));
+  ASSERT_NO_FATAL_FAILURE(ExpectTheNextConnectionRefused(server->port()));
   // A kept connection is still served, and reads the count.
   ASSERT_TRUE(kept[0]->Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
   RawResponse m;
@@ -541,22 +553,8 @@ TEST(HttpConnectionCapTest, OneClientBeyondItsCapGets503WhileAnotherIsServed) {
   ASSERT_TRUE(server->started()) << server->log();
   EXPECT_NE(server->log().find("\"max_connections_per_client\":2"), std::string::npos) << server->log();
   std::vector<std::unique_ptr<RawConnection>> kept;
-  for (int i = 0; i < 2; ++i) {
-    kept.push_back(std::make_unique<RawConnection>(server->port()));
-    ASSERT_TRUE(kept.back()->connected());
-    ASSERT_TRUE(kept.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
-    RawResponse r;
-    ASSERT_TRUE(kept.back()->ReadResponse(&r));
-    ASSERT_EQ(r.status, 200);
-  }
-  RawConnection extra(server->port());
-  ASSERT_TRUE(extra.connected());
-  RawResponse refused;
-  ASSERT_TRUE(extra.ReadResponse(&refused));
-  EXPECT_EQ(refused.status, 503);
-  EXPECT_EQ(refused.Header("retry-after"), "1");
-  EXPECT_EQ(refused.Header("content-type"), "application/problem+json");
-  EXPECT_TRUE(extra.WaitForClose(std::chrono::seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(KeepServedConnections(server->port(), 2, &kept));
+  ASSERT_NO_FATAL_FAILURE(ExpectTheNextConnectionRefused(server->port()));
   RawConnection other(server->port(), "127.0.0.2");
   ASSERT_TRUE(other.connected());
   ASSERT_TRUE(other.Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <sstream>
 #include <string>
@@ -37,6 +38,16 @@ RawResponse Read(RawConnection& c) {
   RawResponse r;
   if (!c.ReadResponse(&r, std::chrono::seconds(20))) r.status = 0;
   return r;
+}
+
+// Waits (up to 10 s) until the open-connections gauge reads `want`.
+bool OpenConnectionsReach(const HttpMetrics& m, int64_t want) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (MetricSample(m.Render(), "geoledger_http_connections_open") != want) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 class HttpServerTest : public ::testing::Test {
@@ -64,6 +75,37 @@ class HttpServerTest : public ::testing::Test {
     auto server = HttpServer::Start(o, dispatcher_.get());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
+  }
+  // With `o` capping connections at 2 (all from 127.0.0.1): two are served,
+  // the third is answered 503 with Retry-After and a body containing `why`
+  // and closed, `meanwhile` runs while the two are held, then the kept ones
+  // are still served, and once one closes a new one is.
+  void ExpectACapOfTwo(HttpServerOptions o, const std::string& why, const std::function<void()>& meanwhile) {
+    o.metrics = &metrics_;
+    Start(o);
+    auto a = std::make_unique<RawConnection>(server_->port());
+    RawConnection b(server_->port());
+    for (RawConnection* conn : {a.get(), &b}) {
+      ASSERT_TRUE(conn->connected());
+      ASSERT_TRUE(conn->Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+      ASSERT_EQ(Read(*conn).status, 200);
+    }
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    RawResponse refused = Read(c);  // sent without waiting for a request
+    EXPECT_EQ(refused.status, 503) << refused.body;
+    EXPECT_EQ(refused.Header("retry-after"), "1");
+    EXPECT_NE(refused.body.find(why), std::string::npos) << refused.body;
+    EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+    meanwhile();
+    ASSERT_TRUE(b.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(Read(b).status, 200);
+    a.reset();
+    EXPECT_TRUE(OpenConnectionsReach(metrics_, 1));
+    RawConnection d(server_->port());
+    ASSERT_TRUE(d.connected());
+    ASSERT_TRUE(d.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(Read(d).status, 200);
   }
   // Waits (up to 10 s) until a request is held in /held.
   bool WaitUntilHeld() {
@@ -242,16 +284,6 @@ TEST_F(HttpServerTest, AClientThatHalfClosesStillGetsAnswersCompletedLater) {
   EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
 }
 
-// Waits (up to 10 s) until the open-connections gauge reads `want`.
-bool OpenConnectionsReach(const HttpMetrics& m, int64_t want) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (MetricSample(m.Render(), "geoledger_http_connections_open") != want) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 // Operators tell a gateway that opens a connection per check (nginx without
 // an upstream keepalive pool) from one that keeps them by these two series;
 // a connection counts as open until its state is released, which is after
@@ -366,32 +398,9 @@ TEST_F(HttpServerTest, ABurstOfConnectsNeverOverflowsTheAcceptQueue) {
 TEST_F(HttpServerTest, ConnectionsBeyondTheCapAre503AndClosed) {
   HttpServerOptions o;
   o.max_connections = 2;
-  o.metrics = &metrics_;
-  Start(o);
-  auto a = std::make_unique<RawConnection>(server_->port());
-  RawConnection b(server_->port());
-  for (RawConnection* conn : {a.get(), &b}) {
-    ASSERT_TRUE(conn->connected());
-    ASSERT_TRUE(conn->Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
-    ASSERT_EQ(Read(*conn).status, 200);
-  }
-  RawConnection c(server_->port());
-  ASSERT_TRUE(c.connected());
-  RawResponse refused = Read(c);  // sent without waiting for a request
-  EXPECT_EQ(refused.status, 503) << refused.body;
-  EXPECT_EQ(refused.Header("retry-after"), "1");
-  EXPECT_NE(refused.body.find("too many open connections"), std::string::npos) << refused.body;
-  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
-  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_refused_total"), 1);
-  // The kept ones still work; once one closes, a new one is served.
-  ASSERT_TRUE(b.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_EQ(Read(b).status, 200);
-  a.reset();
-  EXPECT_TRUE(OpenConnectionsReach(metrics_, 1));
-  RawConnection d(server_->port());
-  ASSERT_TRUE(d.connected());
-  ASSERT_TRUE(d.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_EQ(Read(d).status, 200);
+  ExpectACapOfTwo(o, "too many open connections", [&] {
+    EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_refused_total"), 1);
+  });
 }
 
 // One client must not take every connection from the others: beyond
@@ -400,42 +409,18 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheCapAre503AndClosed) {
 TEST_F(HttpServerTest, ConnectionsBeyondTheCapForOneClientAre503AndOthersAreServed) {
   HttpServerOptions o;
   o.max_connections_per_client = 2;
-  o.metrics = &metrics_;
-  Start(o);
-  auto a = std::make_unique<RawConnection>(server_->port());
-  RawConnection b(server_->port());
-  for (RawConnection* conn : {a.get(), &b}) {
-    ASSERT_TRUE(conn->connected());
-    ASSERT_TRUE(conn->Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
-    ASSERT_EQ(Read(*conn).status, 200);
-  }
-  RawConnection c(server_->port());
-  ASSERT_TRUE(c.connected());
-  RawResponse refused = Read(c);  // sent without waiting for a request
-  EXPECT_EQ(refused.status, 503) << refused.body;
-  EXPECT_EQ(refused.Header("retry-after"), "1");
-  EXPECT_NE(refused.body.find("from this client address"), std::string::npos) << refused.body;
-  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
-  const std::string counts = metrics_.Render();
-  EXPECT_EQ(MetricSample(counts, "geoledger_http_connections_refused_per_client_total"), 1);
-  EXPECT_EQ(MetricSample(counts, "geoledger_http_connections_refused_total"), 0);
-  // Another client address has its own allowance.
-  for (int i = 0; i < 2; ++i) {
-    RawConnection other(server_->port(), "127.0.0.2");
-    ASSERT_TRUE(other.connected());
-    ASSERT_TRUE(other.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
-    EXPECT_EQ(Read(other).status, 200);
-  }
-  // The first client's kept connections still work; once one closes, it may
-  // open another.
-  ASSERT_TRUE(b.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_EQ(Read(b).status, 200);
-  a.reset();
-  EXPECT_TRUE(OpenConnectionsReach(metrics_, 1));
-  RawConnection d(server_->port());
-  ASSERT_TRUE(d.connected());
-  ASSERT_TRUE(d.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_EQ(Read(d).status, 200);
+  ExpectACapOfTwo(o, "from this client address", [&] {
+    const std::string counts = metrics_.Render();
+    EXPECT_EQ(MetricSample(counts, "geoledger_http_connections_refused_per_client_total"), 1);
+    EXPECT_EQ(MetricSample(counts, "geoledger_http_connections_refused_total"), 0);
+    // Another client address has its own allowance.
+    for (int i = 0; i < 2; ++i) {
+      RawConnection other(server_->port(), "127.0.0.2");
+      ASSERT_TRUE(other.connected());
+      ASSERT_TRUE(other.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+      EXPECT_EQ(Read(other).status, 200);
+    }
+  });
 }
 
 }  // namespace
