@@ -372,8 +372,10 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
     // keys the per-tenant limit too, whatever tenant the path, a header or
     // the query named: a token that is not bound to a tenant cannot bypass a
     // tenant's limit by naming another one outside the body, or by batching.
-    // Handlers still validate the fields.
-    if (route.access != Access::kPublic && ctx.body.is_object()) {
+    // Handlers still validate the fields. A tenant-bound token is charged to
+    // its own tenant only: its handlers refuse any other, and charging that
+    // other tenant would let one tenant's token drain another's limit.
+    if (route.access != Access::kPublic && ctx.body.is_object() && ctx.principal && ctx.principal->tenant.empty()) {
       std::set<std::string_view> named;
       auto add = [&](const nlohmann::json& obj) {
         if (!obj.is_object()) return;

@@ -100,6 +100,19 @@ TEST(RateLimitTest, TenantsNamedInADecisionBodyAreChargedWhateverElseIsNamed) {
   // Other tenants are still served, alone or batched together.
   EXPECT_EQ(post(one("quiet")), 200);
   EXPECT_EQ(post(nlohmann::json{{"requests", {one("calm"), one("still")}}}), 200);
+  // A token bound to one tenant that names another is refused (403, or 429
+  // once its own tenant's limit is spent) without spending that other
+  // tenant's limit: it cannot drain it.
+  const std::string bound = s->CreateToken("bound", {"decide"}, "bound-tenant");
+  ASSERT_FALSE(bound.empty());
+  for (int i = 0; i < 3; ++i) {
+    for (const nlohmann::json& body : {one("victim"), nlohmann::json{{"requests", {one("victim")}}}}) {
+      const int status = s->Authed(bound, "POST", "/v1/decisions", body.dump()).status;
+      EXPECT_TRUE(status == 403 || status == 429) << i << ": " << status;
+    }
+  }
+  EXPECT_EQ(post(one("victim")), 200);
+  EXPECT_EQ(post(one("victim")), 200);  // its whole burst of 2 is left
 }
 
 }  // namespace
