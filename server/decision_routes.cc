@@ -120,9 +120,8 @@ int64_t NowSeconds() { return SystemClock::Get().UnixMillis() / 1000; }
 
 HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& decision_id,
                            std::optional<uint64_t> audit_index) {
-  HttpResponse r;
+  HttpResponse r;  // no body: Dispatcher::Finish sends every gateway answer without one
   r.status = d.allow ? 200 : 403;
-  r.content_type.clear();  // no body
   if (d.allow) r.headers.emplace_back("X-Residency-Region", std::string(d.route_region));
   else r.headers.emplace_back("X-Residency-Reason", std::string(residency::ReasonCode(d.reason)));
   r.headers.emplace_back("X-Residency-Decision-Id", decision_id);
@@ -209,9 +208,8 @@ void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply r
   audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", ctx.tenant.empty() ? "tenant/" : "tenant/" + ctx.tenant,
                                      "deny", {{"reason", reason}, {"header", header}, {"decision_id", id}});
   auto answer = [reason, detail, id](const std::vector<uint64_t>* indexes) {
-    HttpResponse r;  // no body, as every gateway answer
+    HttpResponse r;  // no body: Dispatcher::Finish sends every gateway answer without one
     r.status = 403;
-    r.content_type.clear();
     r.headers.emplace_back("X-Residency-Reason", reason);
     r.headers.emplace_back("X-Residency-Detail", detail);
     r.headers.emplace_back("X-Residency-Decision-Id", id);
