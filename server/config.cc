@@ -58,14 +58,17 @@ Setter Millis(std::chrono::milliseconds ServerConfig::*field, int64_t lo, int64_
   };
 }
 
-Setter Bytes(size_t ServerConfig::*field, int64_t lo, int64_t hi) {
+// A count in [lo, hi]; errors name it `name`.
+Setter Count(size_t ServerConfig::*field, const char* name, int64_t lo, int64_t hi) {
   return [=](ServerConfig& c, const std::string& v) -> Status {
-    auto n = ParseInt("size", v, lo, hi);
+    auto n = ParseInt(name, v, lo, hi);
     if (!n.ok()) return n.status();
     c.*field = static_cast<size_t>(*n);
     return Status::Ok();
   };
 }
+
+Setter Bytes(size_t ServerConfig::*field, int64_t lo, int64_t hi) { return Count(field, "size", lo, hi); }
 
 Setter Rate(double ServerConfig::*field) {
   return [=](ServerConfig& c, const std::string& v) -> Status {
@@ -142,23 +145,11 @@ const std::vector<OptionSpec>& Specs() {
       {"max-connections",
        "Open HTTP connections before a new one is answered 503 and closed (0: as many as the descriptor limit "
        "allows, (limit - 256) / 2)",
-       "0",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         auto n = ParseInt("max-connections", v, 0, 1'000'000);
-         if (!n.ok()) return n.status();
-         c.max_connections = static_cast<size_t>(*n);
-         return Status::Ok();
-       }},
+       "0", Count(&ServerConfig::max_connections, "max-connections", 0, 1'000'000)},
       {"max-connections-per-client",
        "Open HTTP connections from one client address before a new one from it is answered 503 and closed (0: no "
        "per-client cap)",
-       "0",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         auto n = ParseInt("max-connections-per-client", v, 0, 1'000'000);
-         if (!n.ok()) return n.status();
-         c.max_connections_per_client = static_cast<size_t>(*n);
-         return Status::Ok();
-       }},
+       "0", Count(&ServerConfig::max_connections_per_client, "max-connections-per-client", 0, 1'000'000)},
       {"rate-limit-tenant-rps", "Requests per second per tenant (0 disables)", "1000", Rate(&ServerConfig::tenant_rate)},
       {"rate-limit-tenant-burst", "Burst size per tenant", "2000", Rate(&ServerConfig::tenant_burst)},
       {"rate-limit-token-rps", "Requests per second per token (0 disables)", "20000", Rate(&ServerConfig::token_rate)},
