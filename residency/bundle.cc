@@ -184,7 +184,8 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents) {
 
 StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
                                       const std::vector<std::string>& trusted_public_keys,
-                                      const std::string& lkg_path, std::string_view actor) {
+                                      const std::string& lkg_path, std::string_view actor,
+                                      const AuditChange& audit) {
   GL_ASSIGN_OR_RETURN(PolicyDocument doc,
                       VerifyBundle(bundle, trusted_public_keys, store.jurisdictions()));
   // One import at a time, activation and file together: the last-known-good
@@ -192,7 +193,7 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   // one written after it.
   static std::mutex import_mu;
   std::lock_guard<std::mutex> lock(import_mu);
-  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc));
+  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc, audit));
   ImportedBundle out{std::move(rec), Status::Ok()};
   if (!lkg_path.empty()) {
     Status s = WriteFileAtomically(lkg_path, bundle);
@@ -205,13 +206,13 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
 
 StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
     PolicyStore& store, const std::string& lkg_path,
-    const std::vector<std::string>& trusted_public_keys) {
+    const std::vector<std::string>& trusted_public_keys, const AuditChange& audit) {
   GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
   if (!bundle) return std::optional<ChangeRecord>();
   GL_ASSIGN_OR_RETURN(PolicyDocument doc,
                       VerifyBundle(*bundle, trusted_public_keys, store.jurisdictions()));
   if (doc.version <= store.version()) return std::optional<ChangeRecord>();
-  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", doc));
+  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", doc, audit));
   return std::optional<ChangeRecord>(std::move(rec));
 }
 

@@ -53,20 +53,22 @@ struct ImportedBundle {
 };
 
 // Verifies `bundle`, refuses it unless its version is newer than the store's
-// (kFailedPrecondition: rollback), activates it atomically through
-// store.Replace, then saves it as the last-known-good file at `lkg_path`
-// (if non-empty). An error means nothing was activated. Imports run one at
-// a time (activation and file write together), so the file always holds the
-// newest activated bundle.
+// (kFailedPrecondition: rollback), audits it through `audit` and activates
+// it atomically through store.Replace, then saves it as the last-known-good
+// file at `lkg_path` (if non-empty). An error means nothing was activated.
+// Imports run one at a time (activation and file write together), so the
+// file always holds the newest activated bundle.
 StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
                                       const std::vector<std::string>& trusted_public_keys,
-                                      const std::string& lkg_path, std::string_view actor);
+                                      const std::string& lkg_path, std::string_view actor,
+                                      const AuditChange& audit);
 
-// At startup: verifies the last-known-good file and activates it when it is
-// newer than the stored policy. nullopt when the file is absent or not newer.
+// At startup: verifies the last-known-good file and activates it, audited
+// through `audit`, when it is newer than the stored policy. nullopt when the
+// file is absent or not newer.
 StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
     PolicyStore& store, const std::string& lkg_path,
-    const std::vector<std::string>& trusted_public_keys);
+    const std::vector<std::string>& trusted_public_keys, const AuditChange& audit);
 
 // Writes `contents` to `path` so that a crash leaves the old file or the
 // new one, never a mix: temp file in the same directory, fsync, rename,

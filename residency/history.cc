@@ -84,9 +84,11 @@ std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const T
 nlohmann::json ChangeRecordToJson(const ChangeRecord& r) {
   nlohmann::json changes = nlohmann::json::array();
   for (const auto& c : r.changes) changes.push_back({{"field", c.field}, {"from", c.from}, {"to", c.to}});
-  return {{"version", r.version}, {"time_ms", r.unix_millis}, {"actor", r.actor},
-          {"kind", r.kind},       {"id", r.id},               {"created", r.created},
-          {"changes", std::move(changes)}};
+  nlohmann::json j = {{"version", r.version}, {"time_ms", r.unix_millis}, {"actor", r.actor},
+                      {"kind", r.kind},       {"id", r.id},               {"created", r.created},
+                      {"changes", std::move(changes)}};
+  if (r.audit_index) j["audit_index"] = *r.audit_index;
+  return j;
 }
 
 StatusOr<ChangeRecord> ChangeRecordFromJson(const nlohmann::json& j) {
@@ -101,6 +103,7 @@ StatusOr<ChangeRecord> ChangeRecordFromJson(const nlohmann::json& j) {
     for (const auto& c : j.at("changes"))
       r.changes.push_back({c.at("field").get<std::string>(), c.at("from").get<std::string>(),
                            c.at("to").get<std::string>()});
+    if (j.contains("audit_index")) r.audit_index = j.at("audit_index").get<uint64_t>();
     return r;
   } catch (const nlohmann::json::exception&) {
     return DataLoss("residency history: malformed record");

@@ -32,6 +32,9 @@ struct ChangeRecord {
   std::string id;              // region or tenant id ("" for bundles)
   bool created = false;
   std::vector<FieldChange> changes;
+  // The audit entry written for the change before it was committed
+  // (residency/policy_store.h); absent in older history records.
+  std::optional<uint64_t> audit_index;
 };
 
 // The differences between `before` (absent for a new entity) and `after`.

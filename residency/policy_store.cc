@@ -111,6 +111,13 @@ Status PolicyStore::Commit(KvBatch& batch, uint64_t version,
   return engine_->Install(std::move(snapshot));
 }
 
+Status PolicyStore::Audit(const AuditChange& audit, ChangeRecord& rec) {
+  if (!audit) return Internal("residency policy: a change must be audited");
+  GL_ASSIGN_OR_RETURN(uint64_t index, audit(rec));
+  rec.audit_index = index;
+  return Status::Ok();
+}
+
 Status PolicyStore::CheckEditable() const {
   if (engine_->version() != version_)
     return FailedPrecondition("residency policy: the engine was changed outside the store");
@@ -120,18 +127,20 @@ Status PolicyStore::CheckEditable() const {
   return Status::Ok();
 }
 
-StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Region& region) {
+StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Region& region,
+                                              const AuditChange& audit) {
   GL_RETURN_IF_ERROR(RegionFromJson(region.id, RegionToJson(region), engine_->jurisdictions()).status());
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<Region> before;
   if (auto it = regions_.find(region.id); it != regions_.end()) before = it->second;
   ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "region", region.id,
-                   !before, DiffRegion(before, region)};
+                   !before, DiffRegion(before, region), std::nullopt};
   if (rec.changes.empty()) return rec;
   GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutRegion(region));
   rec.version = builder.version();
+  GL_RETURN_IF_ERROR(Audit(audit, rec));
   KvBatch batch;
   batch.Put(kResidencyNamespace, Key(kRegionPrefix, region.id), DumpJson(RegionToJson(region)));
   batch.Put(kResidencyNamespace, HistoryKey("region", region.id, rec.version),
@@ -141,7 +150,8 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Regi
   return rec;
 }
 
-StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tenant& tenant) {
+StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tenant& tenant,
+                                              const AuditChange& audit) {
   const Jurisdictions& j = engine_->jurisdictions();
   GL_RETURN_IF_ERROR(TenantFromJson(tenant.id, TenantToJson(tenant), j).status());
   std::lock_guard<std::mutex> lock(mu_);
@@ -157,12 +167,13 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tena
     before = std::move(t).value();
   }
   ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "tenant", tenant.id,
-                   !before, DiffTenant(before, tenant)};
+                   !before, DiffTenant(before, tenant), std::nullopt};
   if (rec.changes.empty()) return rec;
   GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutTenant(tenant));
   rec.version = builder.version();
+  GL_RETURN_IF_ERROR(Audit(audit, rec));
   KvBatch batch;
   batch.Put(kResidencyNamespace, Key(kTenantPrefix, tenant.id), DumpJson(TenantToJson(tenant)));
   batch.Put(kResidencyNamespace, HistoryKey("tenant", tenant.id, rec.version),
@@ -224,7 +235,8 @@ StatusOr<PolicyDocument> PolicyStore::Export() const {
   return doc;
 }
 
-StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const PolicyDocument& doc) {
+StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const PolicyDocument& doc,
+                                            const AuditChange& audit) {
   std::lock_guard<std::mutex> lock(mu_);
   if (doc.version > kMaxPolicyVersion)
     return InvalidArgument("residency policy: version " + std::to_string(doc.version) + " is above the highest, " +
@@ -238,8 +250,10 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
 
   const Jurisdictions& j = engine_->jurisdictions();
   const int64_t now = clock_->UnixMillis();
-  ChangeRecord summary{doc.version, now, std::string(actor), "bundle", "", false, {}};
+  ChangeRecord summary{doc.version, now, std::string(actor), "bundle", "", false, {}, std::nullopt};
   KvBatch batch;
+  // History records, written once the import's audit entry names their index.
+  std::vector<std::pair<std::string, ChangeRecord>> history;
   // The summary counts; per-entity detail is in each entity's history.
   size_t regions_set = 0, regions_removed = 0, tenants_set = 0, tenants_removed = 0;
   // Regions: history for each change, deletions for regions the bundle drops.
@@ -249,17 +263,17 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
     std::optional<Region> before;
     if (auto it = regions_.find(r.id); it != regions_.end()) before = it->second;
     ChangeRecord rec{doc.version, now, std::string(actor), "region", r.id, !before,
-                     DiffRegion(before, r)};
+                     DiffRegion(before, r), std::nullopt};
     if (rec.changes.empty()) continue;
     batch.Put(kResidencyNamespace, Key(kRegionPrefix, r.id), DumpJson(RegionToJson(r)));
-    batch.Put(kResidencyNamespace, HistoryKey("region", r.id, doc.version), DumpJson(ChangeRecordToJson(rec)));
+    history.emplace_back(HistoryKey("region", r.id, doc.version), std::move(rec));
     ++regions_set;
   }
   for (const auto& [id, r] : regions_) {
     if (kept_regions.count(id)) continue;
-    ChangeRecord rec{doc.version, now, std::string(actor), "region", id, false, {{"region", "set", "deleted"}}};
+    ChangeRecord rec{doc.version, now, std::string(actor), "region", id, false, {{"region", "set", "deleted"}}, std::nullopt};
     batch.Delete(kResidencyNamespace, Key(kRegionPrefix, id));
-    batch.Put(kResidencyNamespace, HistoryKey("region", id, doc.version), DumpJson(ChangeRecordToJson(rec)));
+    history.emplace_back(HistoryKey("region", id, doc.version), std::move(rec));
     ++regions_removed;
   }
   // Tenants: compare with what is stored.
@@ -285,21 +299,26 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
       stored.erase(it);
     }
     ChangeRecord rec{doc.version, now, std::string(actor), "tenant", t.id, !before,
-                     DiffTenant(before, t)};
+                     DiffTenant(before, t), std::nullopt};
     batch.Put(kResidencyNamespace, Key(kTenantPrefix, t.id), rendered);
-    batch.Put(kResidencyNamespace, HistoryKey("tenant", t.id, doc.version), DumpJson(ChangeRecordToJson(rec)));
+    history.emplace_back(HistoryKey("tenant", t.id, doc.version), std::move(rec));
     ++tenants_set;
   }
   for (const auto& [id, value] : stored) {  // tenants the bundle no longer has
     ChangeRecord rec{doc.version, now, std::string(actor), "tenant", id, false,
-                     {{"tenant", "set", "deleted"}}};
+                     {{"tenant", "set", "deleted"}}, std::nullopt};
     batch.Delete(kResidencyNamespace, Key(kTenantPrefix, id));
-    batch.Put(kResidencyNamespace, HistoryKey("tenant", id, doc.version), DumpJson(ChangeRecordToJson(rec)));
+    history.emplace_back(HistoryKey("tenant", id, doc.version), std::move(rec));
     ++tenants_removed;
   }
   summary.changes = {
       {"regions", "", std::to_string(regions_set) + " set, " + std::to_string(regions_removed) + " removed"},
       {"tenants", "", std::to_string(tenants_set) + " set, " + std::to_string(tenants_removed) + " removed"}};
+  GL_RETURN_IF_ERROR(Audit(audit, summary));
+  for (auto& [key, rec] : history) {
+    rec.audit_index = summary.audit_index;
+    batch.Put(kResidencyNamespace, key, DumpJson(ChangeRecordToJson(rec)));
+  }
   batch.Put(kResidencyNamespace, "history/policy/" + VersionSuffix(doc.version),
             DumpJson(ChangeRecordToJson(summary)));
   GL_RETURN_IF_ERROR(Commit(batch, doc.version, std::move(builder).Build()));

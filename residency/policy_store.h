@@ -1,11 +1,13 @@
 // Durable, versioned residency policy in a KvStore (namespace "residency"),
 // kept in step with an Engine.
 //
-// Every change that alters the policy increments the policy version and is
-// written in one synchronous batch together with its history record; only
-// then is the new snapshot installed in the engine. A crash between the two
-// loses nothing: Open rebuilds the snapshot from the store. A PUT that
-// changes nothing writes nothing and keeps the version.
+// Every change that alters the policy increments the policy version. Its
+// audit entry is written first (AuditChange, below); then the change is
+// written in one synchronous batch together with its history record, which
+// keeps the entry's index; only then is the new snapshot installed in the
+// engine. A crash between the last two loses nothing: Open rebuilds the
+// snapshot from the store. A PUT that changes nothing writes nothing, audits
+// nothing and keeps the version.
 //
 // Layout (keys in namespace "residency"):
 //   version                          decimal policy version
@@ -19,6 +21,7 @@
 // serialised by one mutex, reads of the engine never wait for it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,6 +46,16 @@ inline constexpr std::string_view kResidencyNamespace = "residency";
 // (the version would otherwise wrap to 0, which reads as "no policy").
 inline constexpr uint64_t kMaxPolicyVersion = (uint64_t{1} << 53) - 1;
 
+// Writes the audit entry of a change before the store commits it. Called
+// under the store's lock once the change is validated and its version is
+// set, before anything is written; returns the index of the entry, which
+// must be durable by then. The change's history records keep that index
+// (ChangeRecord::audit_index). When it fails, the store writes nothing and
+// returns its error: no change is ever active without its entry. When the
+// commit fails after it succeeded, the store returns that error and the
+// entry names a change that was not applied; the caller records so.
+using AuditChange = std::function<StatusOr<uint64_t>(const ChangeRecord&)>;
+
 class PolicyStore {
  public:
   // Loads the stored policy and installs it in `engine`. kDataLoss when a
@@ -51,12 +64,13 @@ class PolicyStore {
   static StatusOr<std::unique_ptr<PolicyStore>> Open(KvStore* kv, Engine* engine,
                                                      const Clock* clock);
 
-  // Creates or replaces a region. Returns the change (version, fields) for
-  // the caller's audit entry.
-  StatusOr<ChangeRecord> PutRegion(std::string_view actor, const Region& region);
-  // Creates or replaces a tenant; kInvalidArgument when it names a region
-  // that does not exist.
-  StatusOr<ChangeRecord> PutTenant(std::string_view actor, const Tenant& tenant);
+  // Creates or replaces a region, audited through `audit` first. Returns the
+  // change (version, fields, audit index); a change that changes nothing is
+  // returned with no changes, without calling `audit`.
+  StatusOr<ChangeRecord> PutRegion(std::string_view actor, const Region& region, const AuditChange& audit);
+  // Creates or replaces a tenant, the same way; kInvalidArgument when it
+  // names a region that does not exist.
+  StatusOr<ChangeRecord> PutTenant(std::string_view actor, const Tenant& tenant, const AuditChange& audit);
 
   StatusOr<std::optional<Region>> GetRegion(std::string_view id) const;
   StatusOr<std::optional<Tenant>> GetTenant(std::string_view id) const;
@@ -72,8 +86,9 @@ class PolicyStore {
   // Replaces the whole policy with `doc` at doc.version (bundle import).
   // kFailedPrecondition unless doc.version is newer than version();
   // kInvalidArgument when doc is inconsistent. Records one history entry per
-  // changed tenant and region, and one for the import.
-  StatusOr<ChangeRecord> Replace(std::string_view actor, const PolicyDocument& doc);
+  // changed tenant and region, and one for the import, all keeping the
+  // index of the one audit entry that `audit` writes for the import.
+  StatusOr<ChangeRecord> Replace(std::string_view actor, const PolicyDocument& doc, const AuditChange& audit);
 
   uint64_t version() const;
   const Jurisdictions& jurisdictions() const { return engine_->jurisdictions(); }
@@ -82,6 +97,8 @@ class PolicyStore {
   PolicyStore(KvStore* kv, Engine* engine, const Clock* clock);
   Status Load();
   Status Commit(KvBatch& batch, uint64_t version, std::shared_ptr<const Snapshot> snapshot);
+  // Under mu_: runs `audit` for `rec` and keeps the entry's index in it.
+  static Status Audit(const AuditChange& audit, ChangeRecord& rec);
   // Under mu_: an incremental change may be built on the active version.
   Status CheckEditable() const;
 

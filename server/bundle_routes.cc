@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "residency/bundle.h"
 #include "server/audit_routes.h"
+#include "server/policy_routes.h"
 #include "server/problem.h"
 
 namespace geoledger::server {
@@ -65,8 +66,15 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
              [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_RETURN_IF_ERROR(OnlyUnrestricted(ctx));
                const uint64_t before = deps.policy()->version();
+               PolicyChangeAudit audit(deps.ledger(), [&ctx, before](const residency::ChangeRecord& change) {
+                 std::map<std::string, std::string> details = {{"policy_version", std::to_string(change.version)},
+                                                               {"previous_version", std::to_string(before)}};
+                 for (const auto& c : change.changes) details[c.field] = c.to;  // "N set, M removed"
+                 return ServiceEvent(ctx, "policy.bundle.imported", "policy", "ok", std::move(details));
+               });
                auto imported = residency::ImportBundle(*deps.policy(), ctx.request.body, *deps.trusted_keys(),
-                                                       deps.last_known_good_path, ctx.principal->name);
+                                                       deps.last_known_good_path, ctx.principal->name, audit.Hook());
+               audit.Settle(imported.status());
                if (!imported.ok() && imported.status().code() != StatusCode::kInternal) {
                  // Refused: nothing changed. Record the attempt, answer the refusal.
                  auto logged = deps.ledger()->Append({ServiceEvent(
@@ -81,35 +89,29 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                  log::Error("policy bundle import", {{"request_id", ctx.request_id}, {"error", imported.status().ToString()}});
                  return imported.status();
                }
-               // Active from here on, whether or not its file was saved: audit it either way.
+               // Active and audited from here on, whether or not its file was saved.
                const residency::ChangeRecord& change = imported->change;
                const Status& saved = imported->last_known_good;
-               std::map<std::string, std::string> details = {
-                   {"policy_version", std::to_string(change.version)},
-                   {"previous_version", std::to_string(before)},
-                   {"last_known_good", saved.ok() ? "saved" : "not saved"}};
-               for (const auto& c : change.changes) details[c.field] = c.to;  // "N set, M removed"
-               if (!saved.ok())
+               if (!saved.ok()) {
                  log::Error("policy bundle activated but the last-known-good file was not saved; a restart will "
                             "not find it on disk: import it again once the data dir is writable",
                             {{"request_id", ctx.request_id}, {"policy_version", change.version},
                              {"error", saved.ToString()}});
-               auto logged = deps.ledger()->Append({ServiceEvent(ctx, "policy.bundle.imported", "policy", "ok",
-                                                                 std::move(details))});
-               if (!logged.ok()) {
-                 log::Error("policy bundle imported but its audit append failed",
-                            {{"request_id", ctx.request_id}, {"policy_version", change.version},
-                             {"error", logged.status().ToString()}});
-                 return logged.status();
+                 auto logged = deps.ledger()->Append({ServiceEvent(ctx, "policy.bundle.last_known_good", "policy",
+                                                                   "failed",
+                                                                   {{"policy_version", std::to_string(change.version)}})});
+                 if (!logged.ok())
+                   log::Error("the unsaved last-known-good file could not be audit-logged",
+                              {{"request_id", ctx.request_id}, {"error", logged.status().ToString()}});
                }
                log::Info("policy bundle imported", {{"policy_version", change.version}, {"previous_version", before},
                                                     {"actor", ctx.principal->name}});
                return JsonResponse(200, {{"policy_version", change.version},
                                          {"previous_version", before},
                                          {"last_known_good", saved.ok() ? "saved" : "not saved: " + saved.message()},
-                                         {"audit_index", (*logged)[0]}});
+                                         {"audit_index", change.audit_index.value_or(0)}});
              });
-  // Verifies, activates and persists a whole policy, then audits it.
+  // Verifies, audits, activates and persists a whole policy.
   d.MarkBlockingRoute("POST", "/v1/policy/bundle");
 }
 

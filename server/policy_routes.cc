@@ -8,27 +8,50 @@
 namespace geoledger::server {
 namespace {
 
-// Audits a committed policy change and renders the answer.
-StatusOr<HttpResponse> Changed(RequestContext& ctx, audit::Ledger* ledger, const residency::ChangeRecord& change,
-                               nlohmann::json entity) {
-  std::string fields;
-  for (const auto& c : change.changes) fields += (fields.empty() ? "" : ",") + c.field;
-  std::string action = change.kind + (change.created ? ".created" : ".updated");
-  nlohmann::json j = {{change.kind, std::move(entity)}, {"policy_version", change.version}, {"changed", !change.changes.empty() || change.created}};
-  if (change.changes.empty() && !change.created) return JsonResponse(200, j);  // nothing changed, nothing written
-  auto logged = ledger->Append({ServiceEvent(ctx, action, change.kind + "/" + change.id, "ok",
-                                             {{"policy_version", std::to_string(change.version)},
-                                              {"fields", fields.substr(0, 1000)}})});
-  if (!logged.ok()) {
-    log::Error("policy change applied but its audit append failed",
-               {{"request_id", ctx.request_id}, {"policy_version", change.version}, {"error", logged.status().ToString()}});
-    return logged.status();
-  }
-  j["audit_index"] = (*logged)[0];
+// Renders a policy change's answer (the entry was written before the commit).
+HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entity) {
+  const bool changed = !change.changes.empty() || change.created;
+  nlohmann::json j = {{change.kind, std::move(entity)}, {"policy_version", change.version}, {"changed", changed}};
+  if (!changed) return JsonResponse(200, j);  // nothing changed, nothing written
+  if (change.audit_index) j["audit_index"] = *change.audit_index;
   return JsonResponse(change.created ? 201 : 200, j);
 }
 
+// The entry of a region or tenant change.
+PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx) {
+  return [&ctx](const residency::ChangeRecord& change) {
+    std::string fields;
+    for (const auto& c : change.changes) fields += (fields.empty() ? "" : ",") + c.field;
+    return ServiceEvent(ctx, change.kind + (change.created ? ".created" : ".updated"), change.kind + "/" + change.id,
+                        "ok", {{"policy_version", std::to_string(change.version)}, {"fields", fields.substr(0, 1000)}});
+  };
+}
+
 }  // namespace
+
+residency::AuditChange PolicyChangeAudit::Hook() {
+  return [this](const residency::ChangeRecord& change) -> StatusOr<uint64_t> {
+    audit::AuditEvent e = event_(change);
+    GL_ASSIGN_OR_RETURN(std::vector<uint64_t> logged, ledger_->Append({e}));
+    written_ = std::move(e);
+    written_index_ = logged[0];
+    version_ = change.version;
+    return logged[0];
+  };
+}
+
+void PolicyChangeAudit::Settle(const Status& store_result) {
+  if (store_result.ok() || !written_) return;
+  audit::AuditEvent e = *written_;
+  e.action = "policy.change.not_applied";
+  e.outcome = "failed";
+  e.details = {{"audit_index", std::to_string(written_index_)}, {"policy_version", std::to_string(version_)},
+               {"error", std::string(StatusCodeName(store_result.code()))}};
+  auto logged = ledger_->Append({std::move(e)});
+  log::Error("policy change was audit-logged but not applied",
+             {{"audit_index", written_index_}, {"policy_version", version_}, {"error", store_result.ToString()},
+              {"correction_logged", logged.ok()}});
+}
 
 void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()> policy,
                           std::function<audit::Ledger*()> ledger) {
@@ -38,8 +61,11 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                  return PermissionDenied("regions are shared by every tenant; a tenant-bound token cannot change them");
                const std::string& id = ctx.params["region"];
                GL_ASSIGN_OR_RETURN(auto region, residency::RegionFromJson(id, ctx.body, policy()->jurisdictions()));
-               GL_ASSIGN_OR_RETURN(auto change, policy()->PutRegion(ctx.principal->name, region));
-               return Changed(ctx, ledger(), change, residency::RegionToJson(region));
+               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx));
+               auto change = policy()->PutRegion(ctx.principal->name, region, audit.Hook());
+               audit.Settle(change.status());
+               if (!change.ok()) return change.status();
+               return Changed(*change, residency::RegionToJson(region));
              });
   d.AddRoute("GET", "/v1/regions/{region}", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
@@ -50,8 +76,11 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
   d.AddRoute("PUT", "/v1/tenants/{tenant}", Access::kScoped, "admin",
              [policy, ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto tenant, residency::TenantFromJson(ctx.tenant, ctx.body, policy()->jurisdictions()));
-               GL_ASSIGN_OR_RETURN(auto change, policy()->PutTenant(ctx.principal->name, tenant));
-               return Changed(ctx, ledger(), change, residency::TenantToJson(tenant));
+               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx));
+               auto change = policy()->PutTenant(ctx.principal->name, tenant, audit.Hook());
+               audit.Settle(change.status());
+               if (!change.ok()) return change.status();
+               return Changed(*change, residency::TenantToJson(tenant));
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
@@ -68,7 +97,7 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                for (const auto& c : history) changes.push_back(residency::ChangeRecordToJson(c));
                return JsonResponse(200, {{"tenant", ctx.tenant}, {"changes", changes}});
              });
-  // Each change is a synced write to the policy store and a durable audit entry.
+  // Each change is a durable audit entry and a synced write to the policy store.
   d.MarkBlockingRoute("PUT", "/v1/regions/{region}");
   d.MarkBlockingRoute("PUT", "/v1/tenants/{tenant}");
 }

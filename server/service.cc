@@ -226,18 +226,22 @@ Status Service::LoadPolicyKeys(const crypto::KeySource& source) {
 }
 
 Status Service::LoadLastKnownGoodPolicy() {
-  auto loaded = residency::LoadLastKnownGood(*policy_, config_.data_dir + "/policy-bundle.json", trusted_policy_keys_);
+  PolicyChangeAudit audit(ledger_.get(), [](const residency::ChangeRecord& change) {
+    audit::AuditEvent event;
+    event.actor = "geoledgerd";
+    event.action = "policy.bundle.loaded";
+    event.resource = "policy";
+    event.outcome = "ok";
+    event.details = {{"policy_version", std::to_string(change.version)}, {"source", "last-known-good"}};
+    return event;
+  });
+  auto loaded = residency::LoadLastKnownGood(*policy_, config_.data_dir + "/policy-bundle.json", trusted_policy_keys_,
+                                             audit.Hook());
+  audit.Settle(loaded.status());
   if (!loaded.ok())
     return FailedPrecondition("last-known-good policy bundle " + config_.data_dir +
                               "/policy-bundle.json: " + loaded.status().message());
   if (!loaded->has_value()) return Status::Ok();
-  audit::AuditEvent event;
-  event.actor = "geoledgerd";
-  event.action = "policy.bundle.loaded";
-  event.resource = "policy";
-  event.outcome = "ok";
-  event.details = {{"policy_version", std::to_string((*loaded)->version)}, {"source", "last-known-good"}};
-  GL_RETURN_IF_ERROR(ledger_->Append({event}).status());
   log::Info("last-known-good policy bundle activated", {{"policy_version", (*loaded)->version}});
   return Status::Ok();
 }

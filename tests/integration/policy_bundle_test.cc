@@ -108,8 +108,14 @@ TEST_F(PolicyBundleTest, AnImportWhoseFileCannotBeSavedIsActiveAuditedAndSaysSo)
   auto imported = std::find_if(entries.begin(), entries.end(),
                                [](const nlohmann::json& e) { return e["action"] == "policy.bundle.imported"; });
   ASSERT_NE(imported, entries.end());
-  EXPECT_EQ((*imported)["details"]["last_known_good"], "not saved") << imported->dump();
   EXPECT_EQ((*imported)["details"]["policy_version"], std::to_string(version)) << imported->dump();
+  EXPECT_EQ((*imported)["index"], answer["audit_index"]) << imported->dump();
+  // The import's entry is written before the file; the failed save gets its own, after it.
+  auto unsaved = std::find_if(imported, entries.end(),
+                              [](const nlohmann::json& e) { return e["action"] == "policy.bundle.last_known_good"; });
+  ASSERT_NE(unsaved, entries.end());
+  EXPECT_EQ((*unsaved)["outcome"], "failed") << unsaved->dump();
+  EXPECT_EQ((*unsaved)["details"]["policy_version"], std::to_string(version)) << unsaved->dump();
   EXPECT_NE(follower_->log().find("last-known-good file was not saved"), std::string::npos);
 }
 

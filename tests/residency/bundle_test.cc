@@ -134,7 +134,7 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
   ASSERT_TRUE(store.ok());
   const std::string lkg = (dir_ / "policy-bundle.json").string();
 
-  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test");
+  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited());
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(rec->change.version, 5u);
   EXPECT_TRUE(rec->last_known_good.ok()) << rec->last_known_good.ToString();
@@ -144,13 +144,13 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
 
   // Same version and older versions are rollbacks.
   for (uint64_t v : {5u, 4u}) {
-    auto again = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, lkg, "bundle:test");
+    auto again = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, lkg, "bundle:test", testing::Audited());
     EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << v;
   }
   // A tampered bundle changes nothing, on disk or in memory.
   const std::string tampered =
       EditPayload(SignBundle(Doc(6), signer_), [](std::string& p) { p[20] ^= 0x02; });
-  EXPECT_FALSE(ImportBundle(**store, tampered, trusted_, lkg, "bundle:test").ok());
+  EXPECT_FALSE(ImportBundle(**store, tampered, trusted_, lkg, "bundle:test", testing::Audited()).ok());
   EXPECT_EQ(engine->version(), 5u);
   std::ifstream in(lkg);
   std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -167,20 +167,20 @@ TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
   auto engine = testing::NewEngine();
   auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
   ASSERT_TRUE(store.ok());
-  auto loaded = LoadLastKnownGood(**store, lkg, trusted_);
+  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   ASSERT_TRUE(loaded->has_value());
   EXPECT_EQ(engine->version(), 8u);
   // Not newer any more: nothing to do. Absent file: nothing to do.
-  auto again = LoadLastKnownGood(**store, lkg, trusted_);
+  auto again = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited());
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->has_value());
-  auto absent = LoadLastKnownGood(**store, (dir_ / "none.json").string(), trusted_);
+  auto absent = LoadLastKnownGood(**store, (dir_ / "none.json").string(), trusted_, testing::Audited());
   ASSERT_TRUE(absent.ok());
   EXPECT_FALSE(absent->has_value());
   // A file signed by nobody we trust is an error, not a silent skip.
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('s'))).ok());
-  EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_).status().code(),
+  EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_, testing::Audited()).status().code(),
             StatusCode::kPermissionDenied);
   EXPECT_EQ(engine->version(), 8u);
 }
@@ -191,8 +191,8 @@ TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
   auto engine = testing::NewEngine();
   auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
   ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->PutRegion("admin", R("eu-west-1", "IE")).ok());
-  ASSERT_TRUE((*store)->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"active"})")).ok());
+  ASSERT_TRUE((*store)->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
+  ASSERT_TRUE((*store)->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"active"})"), testing::Audited()).ok());
   auto doc = (*store)->Export();
   ASSERT_TRUE(doc.ok());
   const std::string bundle = SignBundle(*doc, signer_);
@@ -201,7 +201,7 @@ TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
   auto engine2 = testing::NewEngine();
   auto store2 = PolicyStore::Open(kv2.get(), engine2.get(), &clock);
   ASSERT_TRUE(store2.ok());
-  ASSERT_TRUE(ImportBundle(**store2, bundle, trusted_, "", "bundle:peer").ok());
+  ASSERT_TRUE(ImportBundle(**store2, bundle, trusted_, "", "bundle:peer", testing::Audited()).ok());
   EXPECT_EQ(engine2->version(), 2u);
   EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-west-1", At("2025-06-15")).allow);
 }
@@ -223,8 +223,8 @@ TEST_F(BundleTest, ConcurrentImportsLeaveTheActiveBundleAsLastKnownGood) {
     ASSERT_TRUE(store.ok());
     const std::string lkg = (dir_ / ("lkg-" + std::to_string(i) + ".json")).string();
     StatusOr<ImportedBundle> r6 = Internal("unset"), r7 = Internal("unset");
-    std::thread t6([&] { r6 = ImportBundle(**store, b6, trusted_, lkg, "a"); });
-    std::thread t7([&] { r7 = ImportBundle(**store, b7, trusted_, lkg, "b"); });
+    std::thread t6([&] { r6 = ImportBundle(**store, b6, trusted_, lkg, "a", testing::Audited()); });
+    std::thread t7([&] { r7 = ImportBundle(**store, b7, trusted_, lkg, "b", testing::Audited()); });
     t6.join();
     t7.join();
     ASSERT_TRUE(r7.ok()) << r7.status().ToString();  // v6 may be refused as older, v7 never
@@ -267,12 +267,12 @@ TEST_F(BundleTest, PolicyVersionsStopAtTheHighestInsteadOfWrapping) {
   auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
   ASSERT_TRUE(store.ok());
   for (uint64_t v : {UINT64_MAX, kMaxPolicyVersion + 1}) {
-    auto r = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, "", "b");
+    auto r = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, "", "b", testing::Audited());
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << v;
   }
   EXPECT_EQ(engine->version(), 0u);
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(kMaxPolicyVersion), signer_), trusted_, "", "b").ok());
-  auto put = (*store)->PutRegion("admin", R("eu-south-1", "IT"));
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(kMaxPolicyVersion), signer_), trusted_, "", "b", testing::Audited()).ok());
+  auto put = (*store)->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited());
   EXPECT_EQ(put.status().code(), StatusCode::kFailedPrecondition) << put.status().ToString();
   EXPECT_EQ(engine->version(), kMaxPolicyVersion);
   EXPECT_EQ((*store)->version(), kMaxPolicyVersion);
@@ -285,7 +285,7 @@ TEST_F(BundleTest, PolicyVersionsStopAtTheHighestInsteadOfWrapping) {
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ(engine2->version(), kMaxPolicyVersion);
   EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-central-1", At("2025-06-15")).allow);
-  auto old = ImportBundle(**reopened, SignBundle(Doc(1), signer_), trusted_, "", "b");
+  auto old = ImportBundle(**reopened, SignBundle(Doc(1), signer_), trusted_, "", "b", testing::Audited());
   EXPECT_EQ(old.status().code(), StatusCode::kFailedPrecondition);
 }
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,7 @@
 #include "residency/engine.h"
 #include "residency/jurisdictions.h"
 #include "residency/model.h"
+#include "residency/policy_store.h"
 
 namespace geoledger::residency::testing {
 
@@ -42,6 +44,15 @@ inline Tenant T(std::string_view id, std::string_view json) {
   auto t = TenantFromJson(id, *body, Jur());
   EXPECT_TRUE(t.ok()) << t.status().ToString();
   return t.ok() ? *t : Tenant{};
+}
+
+// An AuditChange for tests that do not look at the audit log: it writes
+// nothing and hands out increasing indexes.
+inline AuditChange Audited() {
+  return [](const ChangeRecord&) -> StatusOr<uint64_t> {
+    static std::atomic<uint64_t> next{0};
+    return next.fetch_add(1);
+  };
 }
 
 inline std::unique_ptr<Engine> NewEngine() {

@@ -27,9 +27,46 @@ struct Fixture {
   }
 };
 
+// A store whose writes fail on demand; reads go through.
+class FailingWritesKvStore final : public KvStore {
+ public:
+  explicit FailingWritesKvStore(KvStore* inner) : inner_(inner) {}
+  StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
+    return inner_->Get(ns, key);
+  }
+  Status Write(const KvBatch& batch, bool sync) override {
+    return fail ? Internal("injected write failure") : inner_->Write(batch, sync);
+  }
+  Status Sync() override { return fail ? Internal("injected fsync failure") : inner_->Sync(); }
+  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    return inner_->ScanFrom(ns, prefix, start, fn);
+  }
+  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
+  bool fail = false;
+
+ private:
+  KvStore* inner_;
+};
+
+// An AuditChange that answers `index` for every change and keeps what it saw.
+AuditChange AuditAt(uint64_t index, std::vector<ChangeRecord>* seen = nullptr) {
+  return [index, seen](const ChangeRecord& c) -> StatusOr<uint64_t> {
+    if (seen) seen->push_back(c);
+    return index;
+  };
+}
+
 Tenant Acme() {
   return T("acme", R"({"home_region":"eu-west-1","status":"active",
       "allowed_regions":{"personal":["eu-central-1"]}})");
+}
+
+// Regions eu-west-1 and eu-central-1, then Acme(); false when a change fails.
+bool LoadAcme(PolicyStore& store) {
+  return store.PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok() &&
+         store.PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok() &&
+         store.PutTenant("admin", Acme(), testing::Audited()).ok();
 }
 
 TEST(PolicyStoreTest, EachChangeBumpsTheVersionAndIsDecidedAtOnce) {
@@ -38,12 +75,12 @@ TEST(PolicyStoreTest, EachChangeBumpsTheVersionAndIsDecidedAtOnce) {
   Fixture f(kv.get(), &clock);
   ASSERT_TRUE(f.store);
   EXPECT_EQ(f.store->version(), 0u);
-  auto r1 = f.store->PutRegion("admin", R("eu-west-1", "IE"));
+  auto r1 = f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited());
   ASSERT_TRUE(r1.ok()) << r1.status().ToString();
   EXPECT_EQ(r1->version, 1u);
   EXPECT_TRUE(r1->created);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
-  auto t = f.store->PutTenant("admin", Acme());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
+  auto t = f.store->PutTenant("admin", Acme(), testing::Audited());
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->version, 3u);
   EXPECT_EQ(f.engine->version(), 3u);
@@ -56,10 +93,8 @@ TEST(PolicyStoreTest, UnchangedPutWritesNothing) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
-  ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
-  auto again = f.store->PutTenant("admin", Acme());
+  ASSERT_TRUE(LoadAcme(*f.store));
+  auto again = f.store->PutTenant("admin", Acme(), testing::Audited());
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->changes.empty());
   EXPECT_EQ(again->version, 3u);
@@ -73,8 +108,8 @@ TEST(PolicyStoreTest, UnknownRegionReferenceIsRejectedAndChangesNothing) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-  auto t = f.store->PutTenant("admin", Acme());  // eu-central-1 does not exist
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
+  auto t = f.store->PutTenant("admin", Acme(), testing::Audited());  // eu-central-1 does not exist
   EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(t.status().message().find("eu-central-1"), std::string::npos);
   EXPECT_EQ(f.store->version(), 1u);
@@ -90,19 +125,19 @@ TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("in-1", "IN")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("in-1", "IN"), testing::Audited()).ok());
   Tenant t = T("acme", R"({"home_region":"eu-west-1","status":"active",
       "allowed_regions":{"personal":["in-1"]},
       "safeguards":[
         {"jurisdiction":"IN","mechanism":"scc","reference":"OLD","valid_from":"2025-01-01"},
         {"jurisdiction":"IN","mechanism":"bcr","reference":"NEW","valid_from":"2025-01-01"}]})");
-  ASSERT_TRUE(f.store->PutTenant("admin", t).ok());
+  ASSERT_TRUE(f.store->PutTenant("admin", t, testing::Audited()).ok());
   const uint64_t before = f.store->version();
   EXPECT_EQ(f.engine->Decide("acme", "personal", "store", "in-1", kNow).legal_basis, "gdpr:art46:scc:OLD");
 
   std::swap(t.safeguards[0], t.safeguards[1]);
-  auto rec = f.store->PutTenant("bob", t);
+  auto rec = f.store->PutTenant("bob", t, testing::Audited());
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(rec->version, before + 1);
   ASSERT_EQ(rec->changes.size(), 1u);
@@ -118,7 +153,7 @@ TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
   EXPECT_EQ((*history)[1].actor, "bob");
 
   // The same PUT again changes nothing and writes nothing.
-  auto same = f.store->PutTenant("bob", t);
+  auto same = f.store->PutTenant("bob", t, testing::Audited());
   ASSERT_TRUE(same.ok());
   EXPECT_TRUE(same->changes.empty());
   EXPECT_EQ(f.store->version(), before + 1);
@@ -130,12 +165,12 @@ TEST(PolicyStoreTest, ReplaceRecordsTheRemovalOfARegionInItsHistory) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
   PolicyDocument doc;
   doc.version = 10;
   doc.regions = {R("eu-west-1", "IE")};
-  ASSERT_TRUE(f.store->Replace("bundle:peer", doc).ok());
+  ASSERT_TRUE(f.store->Replace("bundle:peer", doc, testing::Audited()).ok());
   auto gone = f.store->GetRegion("eu-central-1");
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
@@ -152,14 +187,14 @@ TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
-  ASSERT_TRUE(f.store->PutTenant("alice-token", Acme()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutTenant("alice-token", Acme(), testing::Audited()).ok());
   clock.Advance(std::chrono::seconds(5));
   Tenant changed = Acme();
   changed.status = TenantStatus::kSuspended;
   changed.safeguards.push_back({"US", Mechanism::kScc, "SCC-1", *ParseDate("2025-01-01"), std::nullopt});
-  auto rec = f.store->PutTenant("bob-token", changed);
+  auto rec = f.store->PutTenant("bob-token", changed, testing::Audited());
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(rec->version, 4u);
   ASSERT_EQ(rec->changes.size(), 2u);
@@ -191,9 +226,9 @@ TEST(PolicyStoreTest, ReopeningRebuildsTheSameSnapshot) {
   ManualClock clock;
   {
     Fixture f(kv.get(), &clock);
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
-    ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
+    ASSERT_TRUE(f.store->PutTenant("admin", Acme(), testing::Audited()).ok());
   }
   Fixture f(kv.get(), &clock);
   EXPECT_EQ(f.store->version(), 3u);
@@ -202,7 +237,7 @@ TEST(PolicyStoreTest, ReopeningRebuildsTheSameSnapshot) {
   auto got = f.store->GetTenant("acme");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ(**got, Acme());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-south-1", "IT")).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited()).ok());
   EXPECT_EQ(f.store->version(), 4u);
 }
 
@@ -223,16 +258,14 @@ TEST(PolicyStoreTest, ReplaceRefusesOlderVersionsAndRecordsHistory) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
-  ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
+  ASSERT_TRUE(LoadAcme(*f.store));
   PolicyDocument doc;
   doc.version = 3;
   doc.regions = {R("eu-west-1", "IE")};
-  EXPECT_EQ(f.store->Replace("bundle", doc).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(f.store->Replace("bundle", doc, testing::Audited()).status().code(), StatusCode::kFailedPrecondition);
   doc.version = 10;
   doc.tenants = {T("beta", R"({"home_region":"eu-west-1","status":"active"})")};
-  auto rec = f.store->Replace("bundle", doc);
+  auto rec = f.store->Replace("bundle", doc, testing::Audited());
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(f.engine->version(), 10u);
   EXPECT_FALSE(f.engine->Decide("acme", "personal", "store", "eu-west-1", kNow).allow);
@@ -260,9 +293,9 @@ TEST(PolicyStoreTest, RocksDbPersistsAcrossReopen) {
     auto kv = OpenRocksDbKvStore(dir.string(), KnownNamespaces());
     ASSERT_TRUE(kv.ok()) << kv.status().ToString();
     Fixture f(kv->get(), &clock);
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE")).ok());
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE")).ok());
-    ASSERT_TRUE(f.store->PutTenant("admin", Acme()).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
+    ASSERT_TRUE(f.store->PutTenant("admin", Acme(), testing::Audited()).ok());
   }
   {
     auto kv = OpenRocksDbKvStore(dir.string(), KnownNamespaces());
@@ -276,6 +309,131 @@ TEST(PolicyStoreTest, RocksDbPersistsAcrossReopen) {
     EXPECT_EQ(history->size(), 1u);
   }
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace geoledger::residency
+
+namespace geoledger::residency {
+namespace {
+
+Tenant Suspended() { return T("acme", R"({"home_region":"eu-west-1","status":"suspended"})"); }
+
+// Each change's audit entry is written before the change: when it cannot
+// be written, nothing changes, and the version is not used up (a change
+// that answered 503 was active, unaudited, and a retry found nothing to do).
+TEST(PolicyStoreTest, AChangeWhoseAuditEntryCannotBeWrittenChangesNothing) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(LoadAcme(*f.store));
+  const uint64_t v = f.store->version();
+  int calls = 0;
+  AuditChange refuse = [&calls](const ChangeRecord&) -> StatusOr<uint64_t> {
+    ++calls;
+    return Unavailable("audit append queue is full");
+  };
+
+  EXPECT_EQ(f.store->PutTenant("admin", Suspended(), refuse).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f.store->PutRegion("admin", R("us-east-1", "US"), refuse).status().code(), StatusCode::kUnavailable);
+  auto doc = f.store->Export();
+  ASSERT_TRUE(doc.ok());
+  doc->version = v + 5;
+  doc->regions.push_back(R("us-east-1", "US"));
+  EXPECT_EQ(f.store->Replace("bundle", *doc, refuse).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 3);
+
+  EXPECT_EQ(f.store->version(), v);
+  EXPECT_EQ(f.engine->version(), v);
+  EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  auto acme = f.store->GetTenant("acme");
+  ASSERT_TRUE(acme.ok() && acme->has_value());
+  EXPECT_EQ((*acme)->status, TenantStatus::kActive);
+  auto us = f.store->GetRegion("us-east-1");
+  ASSERT_TRUE(us.ok());
+  EXPECT_FALSE(us->has_value());
+  auto history = f.store->History("acme");
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 1u);
+  // Reopened from the store: the same policy.
+  auto engine2 = testing::NewEngine();
+  ASSERT_TRUE(PolicyStore::Open(kv.get(), engine2.get(), &clock).ok());
+  EXPECT_EQ(engine2->version(), v);
+
+  auto retry = f.store->PutTenant("admin", Suspended(), testing::Audited());
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(retry->version, v + 1);
+  EXPECT_FALSE(retry->changes.empty());
+}
+
+TEST(PolicyStoreTest, HistoryRecordsKeepTheIndexOfTheirAuditEntry) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  std::vector<ChangeRecord> seen;
+  auto region = f.store->PutRegion("admin", R("eu-west-1", "IE"), AuditAt(10, &seen));
+  ASSERT_TRUE(region.ok());
+  EXPECT_EQ(region->audit_index, 10u);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), AuditAt(11)).ok());
+  auto tenant = f.store->PutTenant("alice", Acme(), AuditAt(12, &seen));
+  ASSERT_TRUE(tenant.ok());
+  EXPECT_EQ(tenant->audit_index, 12u);
+  // The entry is written with the change as it will be committed.
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].version, tenant->version);
+  EXPECT_EQ(seen[1].actor, "alice");
+  EXPECT_EQ(seen[1].changes, tenant->changes);
+
+  auto doc = f.store->Export();
+  ASSERT_TRUE(doc.ok());
+  doc->version = 9;
+  doc->tenants[0] = Suspended();
+  auto imported = f.store->Replace("bundle:peer", *doc, AuditAt(20, &seen));
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  EXPECT_EQ(imported->audit_index, 20u);
+  EXPECT_EQ(seen.back().kind, "bundle");
+  EXPECT_EQ(seen.back().version, 9u);
+
+  // Kept in the store: a reopened store lists the same indexes.
+  auto engine2 = testing::NewEngine();
+  auto reopened = PolicyStore::Open(kv.get(), engine2.get(), &clock);
+  ASSERT_TRUE(reopened.ok());
+  auto acme = (*reopened)->History("acme");
+  ASSERT_TRUE(acme.ok());
+  ASSERT_EQ(acme->size(), 2u);
+  EXPECT_EQ((*acme)[0].audit_index, 12u);
+  EXPECT_EQ((*acme)[1].audit_index, 20u);
+  EXPECT_EQ((*acme)[1].version, 9u);
+  auto west = (*reopened)->RegionHistory("eu-west-1");
+  ASSERT_TRUE(west.ok());
+  ASSERT_EQ(west->size(), 1u);
+  EXPECT_EQ((*west)[0].audit_index, 10u);
+}
+
+// The entry comes first, so a commit that fails after it leaves a change
+// that was audited but is not active; the caller records that
+// (server/policy_routes.h).
+TEST(PolicyStoreTest, AnAuditedChangeWhoseWriteFailsIsNotActive) {
+  auto inner = NewMemoryKvStore();
+  FailingWritesKvStore kv(inner.get());
+  ManualClock clock;
+  Fixture f(&kv, &clock);
+  ASSERT_TRUE(LoadAcme(*f.store));
+  const uint64_t v = f.store->version();
+  kv.fail = true;
+  std::vector<ChangeRecord> seen;
+  auto put = f.store->PutTenant("admin", Suspended(), AuditAt(7, &seen));
+  EXPECT_EQ(put.status().code(), StatusCode::kInternal);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].version, v + 1);
+  EXPECT_EQ(f.store->version(), v);
+  EXPECT_EQ(f.engine->version(), v);
+  EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  kv.fail = false;
+  auto history = f.store->History("acme");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_NE(history->back().audit_index, std::optional<uint64_t>(7));
 }
 
 }  // namespace

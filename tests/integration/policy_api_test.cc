@@ -1,0 +1,89 @@
+// Residency policy administration through the real server: each change is
+// answered with its audit entry, which names the new policy version, and
+// GET /v1/tenants/{t}/history lists the changes with the same entries.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/residency_policy.h"
+#include "tests/integration/test_server.h"
+
+namespace geoledger::testing {
+namespace {
+
+class PolicyApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = TestServer::Start();
+    ASSERT_TRUE(server_->started()) << server_->log();
+    LoadResidencyPolicy(*server_);
+    reader_ = server_->CreateToken("auditor", {"audit:read"});
+    ASSERT_FALSE(reader_.empty());
+  }
+  nlohmann::json Json(const RawResponse& r) { return nlohmann::json::parse(r.body, nullptr, false); }
+  RawResponse Admin(const std::string& method, const std::string& path, const std::string& body = "") {
+    return server_->Authed(server_->admin_token(), method, path, body);
+  }
+  std::unique_ptr<TestServer> server_;
+  std::string reader_;
+};
+
+TEST_F(PolicyApiTest, EachTenantChangeIsListedInItsHistoryWithItsAuditEntry) {
+  RawResponse put = Admin("PUT", "/v1/tenants/acme", R"({"home_region":"eu-west-1","status":"suspended"})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  const nlohmann::json changed = Json(put);
+  ASSERT_TRUE(changed["audit_index"].is_number_unsigned()) << put.body;
+  const uint64_t index = changed["audit_index"];
+  const uint64_t version = changed["policy_version"];
+
+  nlohmann::json entry = AuditEntries(*server_, reader_, index, index + 1)[0];
+  EXPECT_EQ(entry["action"], "tenant.updated");
+  EXPECT_EQ(entry["resource"], "tenant/acme");
+  EXPECT_EQ(entry["details"]["policy_version"], std::to_string(version));
+  EXPECT_NE(entry["details"]["fields"].get<std::string>().find("status"), std::string::npos) << entry.dump();
+
+  RawResponse h = Admin("GET", "/v1/tenants/acme/history");
+  ASSERT_EQ(h.status, 200) << h.body;
+  const nlohmann::json changes = Json(h)["changes"];
+  ASSERT_EQ(changes.size(), 2u) << h.body;  // created by LoadResidencyPolicy, then suspended
+  EXPECT_EQ(changes[0]["created"], true);
+  const nlohmann::json& last = changes[1];
+  EXPECT_EQ(last["version"], version);
+  EXPECT_EQ(last["audit_index"], index);
+  EXPECT_EQ(last["actor"], "bootstrap-admin");
+  bool status_changed = false;
+  for (const auto& c : last["changes"])
+    status_changed |= c["field"] == "status" && c["from"] == "active" && c["to"] == "suspended";
+  EXPECT_TRUE(status_changed) << last.dump();
+  // The creation's entry is the one its history record names.
+  const uint64_t created_at = changes[0]["audit_index"];
+  nlohmann::json created = AuditEntries(*server_, reader_, created_at, created_at + 1)[0];
+  EXPECT_EQ(created["action"], "tenant.created");
+  EXPECT_EQ(created["details"]["policy_version"], std::to_string(changes[0]["version"].get<uint64_t>()));
+
+  // The same body again changes nothing: no version, no entry, no record.
+  const uint64_t size = AuditSize(*server_, reader_);
+  RawResponse again = Admin("PUT", "/v1/tenants/acme", R"({"home_region":"eu-west-1","status":"suspended"})");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Json(again)["changed"], false);
+  EXPECT_FALSE(Json(again).contains("audit_index"));
+  EXPECT_EQ(Json(again)["policy_version"], version);
+  EXPECT_EQ(AuditSize(*server_, reader_), size);
+  EXPECT_EQ(Json(Admin("GET", "/v1/tenants/acme/history"))["changes"].size(), 2u);
+}
+
+TEST_F(PolicyApiTest, HistoryOfAnUnknownTenantIsEmptyAndABadIdIsRefused) {
+  RawResponse unknown = Admin("GET", "/v1/tenants/nobody/history");
+  ASSERT_EQ(unknown.status, 200) << unknown.body;
+  EXPECT_TRUE(Json(unknown)["changes"].empty());
+  RawResponse bad = Admin("GET", "/v1/tenants/Not%20Valid/history");
+  EXPECT_EQ(bad.status / 100, 4) << bad.body;
+  EXPECT_EQ(bad.Header("content-type"), "application/problem+json");
+  // Tenant-bound admin tokens see their own tenant's history only.
+  std::string acme_admin = server_->CreateToken("acme-admin", {"admin"}, "acme");
+  ASSERT_FALSE(acme_admin.empty());
+  EXPECT_EQ(server_->Authed(acme_admin, "GET", "/v1/tenants/acme/history").status, 200);
+  EXPECT_EQ(server_->Authed(acme_admin, "GET", "/v1/tenants/globex/history").status, 403);
+}
+
+}  // namespace
+}  // namespace geoledger::testing
