@@ -81,6 +81,20 @@ StatusOr<std::optional<std::string>> ReadFile(const std::string& path) {
   return std::optional<std::string>(ss.str());
 }
 
+// The version a bundle's payload states, read without verifying anything;
+// nullopt when it cannot be read.
+std::optional<uint64_t> StatedVersion(std::string_view bundle) {
+  StatusOr<nlohmann::json> outer = ParseJson(bundle, "policy bundle");
+  if (!outer.ok() || !outer->is_object() || !outer->contains("payload") || !(*outer)["payload"].is_string())
+    return std::nullopt;
+  std::optional<std::string> payload = Base64Decode((*outer)["payload"].get<std::string>());
+  if (!payload) return std::nullopt;
+  StatusOr<nlohmann::json> doc = ParseJson(*payload, "policy bundle payload");
+  if (!doc.ok() || !doc->is_object() || !doc->contains("version") || !(*doc)["version"].is_number_unsigned())
+    return std::nullopt;
+  return (*doc)["version"].get<uint64_t>();
+}
+
 }  // namespace
 
 std::string CanonicalPolicyJson(const PolicyDocument& doc) {
@@ -209,6 +223,10 @@ StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
     const std::vector<std::string>& trusted_public_keys, const AuditChange& audit) {
   GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
   if (!bundle) return std::optional<ChangeRecord>();
+  // Only to skip a file that would not be activated anyway; a file whose
+  // version cannot be read this way goes on to verification and fails there.
+  if (std::optional<uint64_t> stated = StatedVersion(*bundle); stated && *stated <= store.version())
+    return std::optional<ChangeRecord>();
   GL_ASSIGN_OR_RETURN(PolicyDocument doc,
                       VerifyBundle(*bundle, trusted_public_keys, store.jurisdictions()));
   if (doc.version <= store.version()) return std::optional<ChangeRecord>();

@@ -63,9 +63,12 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
                                       const std::string& lkg_path, std::string_view actor,
                                       const AuditChange& audit);
 
-// At startup: verifies the last-known-good file and activates it, audited
-// through `audit`, when it is newer than the stored policy. nullopt when the
-// file is absent or not newer.
+// At startup: activates the last-known-good file, audited through `audit`,
+// when it is newer than the stored policy. nullopt when the file is absent
+// or, by the version its payload states, not newer: such a file is not
+// verified, since it would not be activated whoever signed it (a key taken
+// off the trusted list after it signed the active bundle does not stop the
+// start). A newer file must verify.
 StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
     PolicyStore& store, const std::string& lkg_path,
     const std::vector<std::string>& trusted_public_keys, const AuditChange& audit);

@@ -187,6 +187,23 @@ TEST_F(PolicyBundleTest, LastKnownGoodBundleSeedsAFreshInstance) {
   RemoveTree(scratch);
 }
 
+// The key that signed the active bundle is taken off the trusted list (a
+// rotation): the last-known-good file it signed is not newer than the
+// stored policy and no longer stops the start (it did, as untrusted).
+TEST_F(PolicyBundleTest, ARestartWithoutTheKeyThatSignedTheActiveBundleStarts) {
+  ASSERT_EQ(Import(*follower_, Export()).status, 200);
+  const uint64_t version = Version(*follower_);
+  const std::string data = follower_->data_dir();
+  ASSERT_EQ(follower_->Terminate(), 0);
+  std::ofstream(trusted_, std::ios::trunc) << "# the editor's old key is retired\n";
+  auto restarted = TestServer::Start({"--policy-trusted-keys", trusted_}, data);
+  ASSERT_TRUE(restarted->started()) << restarted->log();
+  EXPECT_EQ(Version(*restarted), version);
+  // Its bundles are refused from now on.
+  EXPECT_EQ(Import(*restarted, Export()).status, 403);
+  EXPECT_EQ(restarted->Terminate(), 0);
+}
+
 TEST_F(PolicyBundleTest, TenantBoundTokensCannotExportOrImport) {
   std::string bound = editor_->CreateToken("acme-admin", {"admin"}, "acme");
   ASSERT_FALSE(bound.empty());

@@ -185,6 +185,38 @@ TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
   EXPECT_EQ(engine->version(), 8u);
 }
 
+// A key taken off the trusted list after it signed the active bundle: the
+// file is not newer, would not be activated whoever signed it, and no longer
+// stops the start. The same for a not-newer file that does not verify. A
+// newer one must verify (above).
+TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerIsSkippedUnverified) {
+  const std::string lkg = (dir_ / "policy-bundle.json").string();
+  ManualClock clock;
+  auto kv = NewMemoryKvStore();
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(8), Signer('o')), trusted_, lkg, "a", testing::Audited()).ok());
+  const std::vector<std::string> rotated = {signer_.public_key()};  // 'o' is no longer trusted
+  int audits = 0;
+  AuditChange count = [&audits](const ChangeRecord&) -> StatusOr<uint64_t> { return audits++; };
+  auto loaded = LoadLastKnownGood(**store, lkg, rotated, count);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_FALSE(loaded->has_value());
+  ASSERT_TRUE(WriteFileAtomically(lkg, EditPayload(SignBundle(Doc(7), signer_), [](std::string& p) {
+                                    p[30] ^= 0x01;
+                                  })).ok());
+  loaded = LoadLastKnownGood(**store, lkg, rotated, count);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_FALSE(loaded->has_value());
+  EXPECT_EQ(audits, 0);
+  EXPECT_EQ(engine->version(), 8u);
+  // Newer and signed by the key no longer trusted: refused, as before.
+  ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('o'))).ok());
+  EXPECT_EQ(LoadLastKnownGood(**store, lkg, rotated, count).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine->version(), 8u);
+}
+
 TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
   ManualClock clock;
   auto kv = NewMemoryKvStore();
