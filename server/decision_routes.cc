@@ -114,7 +114,17 @@ nlohmann::json DecisionJson(const residency::Decision& d, const std::string& dec
           {"ttl_s", d.ttl_s}};
 }
 
+// POST /v1/decisions: the caller may keep the answer for ttl_s; shared caches
+// may not (the request names its tenants in the body, which no cache keys on).
 std::string CacheControl(uint32_t ttl_s) { return "private, max-age=" + std::to_string(ttl_s); }
+
+// A gateway check's answer may be kept for ttl_s by the gateway's own cache,
+// which is a shared one (nginx proxy_cache): hence "public", since the check
+// carries Authorization (RFC 9111 §3.5), and a Vary on every request header
+// the answer depends on, the token included, so that no cache hands one
+// tenant's, region's or token's answer to another.
+std::string GatewayCacheControl(uint32_t ttl_s) { return "public, max-age=" + std::to_string(ttl_s); }
+constexpr const char* kGatewayVary = "Authorization, X-Tenant-Id, X-Data-Category, X-Operation, X-Target-Region";
 
 int64_t NowSeconds() { return SystemClock::Get().UnixMillis() / 1000; }
 
@@ -128,7 +138,8 @@ HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& deci
   r.headers.emplace_back("X-Residency-Policy-Version", std::to_string(d.policy_version));
   if (!d.legal_basis.empty()) r.headers.emplace_back("X-Residency-Legal-Basis", std::string(d.legal_basis));
   if (audit_index) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string(*audit_index));
-  r.headers.emplace_back("Cache-Control", CacheControl(d.ttl_s));
+  r.headers.emplace_back("Cache-Control", GatewayCacheControl(d.ttl_s));
+  r.headers.emplace_back("Vary", kGatewayVary);
   return r;
 }
 

@@ -306,7 +306,9 @@ TEST_F(DecisionsTest, GatewayCheckAllowsWithRouteHeaders) {
   EXPECT_EQ(r.body, "");
   EXPECT_EQ(r.Header("x-residency-region"), "eu-central-1");
   EXPECT_EQ(r.Header("x-residency-decision-id").size(), 20u);
-  EXPECT_EQ(r.Header("cache-control"), "private, max-age=60");
+  // Cacheable by the gateway's shared cache, per token and the four headers.
+  EXPECT_EQ(r.Header("cache-control"), "public, max-age=60");
+  EXPECT_EQ(r.Header("vary"), "Authorization, X-Tenant-Id, X-Data-Category, X-Operation, X-Target-Region");
   ASSERT_FALSE(r.Header("x-residency-audit-index").empty());
   uint64_t index = std::stoull(r.Header("x-residency-audit-index"));
   auto e = AuditEntries(*server_, reader_, index, index + 1)[0];
@@ -320,7 +322,8 @@ TEST_F(DecisionsTest, GatewayCheckDeniesWithAReason) {
   EXPECT_EQ(r.Header("x-residency-reason"), "special-outside-home");
   EXPECT_EQ(r.Header("x-residency-region"), "");
   EXPECT_FALSE(r.Header("x-residency-decision-id").empty());
-  EXPECT_EQ(r.Header("cache-control"), "private, max-age=5");
+  EXPECT_EQ(r.Header("cache-control"), "public, max-age=5");
+  EXPECT_EQ(r.Header("vary"), "Authorization, X-Tenant-Id, X-Data-Category, X-Operation, X-Target-Region");
   r = Check(GatewayHeaders("nobody", "personal", "read", "eu-west-1"));
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Header("x-residency-reason"), "tenant-unknown");

@@ -112,9 +112,13 @@ uint16_t FreePort() {
   return port;
 }
 
+// `cache_key`: when set, nginx caches the checks' answers (proxy_cache) under
+// this key and reports the cache status of each request's check in
+// X-Residency-Cache.
 std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoledgerd, const std::string& token,
-                        uint16_t eu_west, uint16_t eu_central) {
+                        uint16_t eu_west, uint16_t eu_central, const std::string& cache_key = "") {
   std::string p = std::to_string(listen), g = std::to_string(geoledgerd);
+  const bool cache = !cache_key.empty();
   return "worker_processes 1;\n"
          "events { worker_connections 64; }\n"
          "http {\n"
@@ -123,7 +127,8 @@ std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoled
          "  proxy_temp_path " + dir + "/proxy;\n"
          "  fastcgi_temp_path " + dir + "/fastcgi;\n"
          "  uwsgi_temp_path " + dir + "/uwsgi;\n"
-         "  scgi_temp_path " + dir + "/scgi;\n"
+         "  scgi_temp_path " + dir + "/scgi;\n" +
+         (cache ? "  proxy_cache_path " + dir + "/cache levels=1 keys_zone=residency:1m;\n" : "") +
          // Without an upstream block holding a keepalive pool nginx opens a
          // new connection to geoledgerd for every check, whatever the
          // Connection header says.
@@ -150,11 +155,15 @@ std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoled
          "      proxy_set_header X-Tenant-Id $http_x_tenant_id;\n"
          "      proxy_set_header X-Data-Category $http_x_data_category;\n"
          "      proxy_set_header X-Operation $http_x_operation;\n"
-         "      proxy_set_header X-Target-Region $http_x_target_region;\n"
+         "      proxy_set_header X-Target-Region $http_x_target_region;\n" +
+         (cache ? "      proxy_cache residency;\n      proxy_cache_key \"" + cache_key + "\";\n" : "") +
          "    }\n"
          "    location / {\n"
          "      auth_request /_residency;\n"
-         "      auth_request_set $residency_region $upstream_http_x_residency_region;\n"
+         "      auth_request_set $residency_region $upstream_http_x_residency_region;\n" +
+         (cache ? "      auth_request_set $residency_cache $upstream_cache_status;\n"
+                  "      add_header X-Residency-Cache $residency_cache always;\n"
+                : "") +
          "      proxy_pass http://$residency_upstream;\n"
          "    }\n"
          "  }\n"
@@ -287,6 +296,64 @@ TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverR
     if (e["action"] == "residency.decision") (e["outcome"] == "allow" ? allows : denies)++;
   EXPECT_EQ(allows, 3);
   EXPECT_EQ(denies, 6);
+  EXPECT_EQ(server->Terminate(), 0);
+  RemoveTree(dir);
+}
+
+// The gateway's cache keeps each answer for its ttl_s (Cache-Control:
+// public, max-age), and Vary keeps tenants, regions and tokens apart even
+// under a cache key that names none of them.
+TEST(NginxGatewayTest, TheGatewayCachesAnswersButNeverAcrossTenantsOrRegions) {
+  if (::access(kNginx, X_OK) != 0) GTEST_SKIP() << "nginx not installed (apt-get install nginx-light)";
+  auto server = TestServer::Start();
+  ASSERT_TRUE(server->started()) << server->log();
+  LoadResidencyPolicy(*server);
+  std::string token = server->CreateToken("nginx", {"decide"});
+  std::string reader = server->CreateToken("auditor", {"audit:read"});
+  ASSERT_FALSE(token.empty());
+  Upstream west("upstream-eu-west-1"), central("upstream-eu-central-1");
+  std::string dir = MakeTempDir();
+  ASSERT_FALSE(dir.empty());
+  uint16_t port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string conf = dir + "/nginx.conf";
+  // One key for every check: only Vary tells the answers apart.
+  std::ofstream(conf) << NginxConfig(dir, port, server->port(), token, west.port(), central.port(), "residency");
+  const uint64_t before = AuditSize(*server, reader);
+  {
+    Nginx nginx(dir, conf);
+    ASSERT_TRUE(nginx.WaitReady(port)) << nginx.log();
+    auto through = [&](const std::string& path, const std::map<std::string, std::string>& h) {
+      RawResponse r = ThroughNginx(port, path, h);
+      return std::pair{r.status, r.Header("x-residency-cache")};
+    };
+    const auto west_store = GatewayHeaders("acme", "personal", "store", "eu-west-1");
+    EXPECT_EQ(through("/a/1", west_store), (std::pair<int, std::string>{200, "MISS"})) << nginx.log();
+    EXPECT_EQ(through("/a/2", west_store), (std::pair<int, std::string>{200, "HIT"}));
+    // Another region, tenant, operation or token: decided afresh.
+    EXPECT_EQ(through("/b/1", GatewayHeaders("acme", "personal", "store", "eu-central-1")),
+              (std::pair<int, std::string>{200, "MISS"}));
+    EXPECT_EQ(through("/c/1", GatewayHeaders("globex", "personal", "store", "eu-central-1")),
+              (std::pair<int, std::string>{200, "MISS"}));
+    EXPECT_EQ(through("/d/1", GatewayHeaders("acme", "personal", "read", "eu-west-1")),
+              (std::pair<int, std::string>{200, "MISS"}));
+    auto with_token = west_store;
+    with_token["Authorization"] = "Bearer end-user-token";
+    EXPECT_EQ(through("/e/1", with_token).second, "MISS");
+    // A deny is cached as well (for its shorter ttl) and still reaches no upstream.
+    const auto us_store = GatewayHeaders("acme", "personal", "store", "us-east-1");
+    EXPECT_EQ(through("/denied/1", us_store).first, 403);
+    EXPECT_EQ(through("/denied/2", us_store).first, 403);
+    EXPECT_EQ(through("/a/3", west_store), (std::pair<int, std::string>{200, "HIT"}));
+  }
+  EXPECT_EQ(west.hits(), std::vector<std::string>({"/a/1", "/a/2", "/d/1", "/e/1", "/a/3"}));
+  EXPECT_EQ(central.hits(), std::vector<std::string>({"/b/1", "/c/1"}));
+  // Each decision geoledgerd made is audited; the cached answers were not new decisions.
+  int allows = 0, denies = 0;
+  for (const auto& e : AuditEntries(*server, reader, before, AuditSize(*server, reader)))
+    if (e["action"] == "residency.decision") (e["outcome"] == "allow" ? allows : denies)++;
+  EXPECT_EQ(allows, 5);
+  EXPECT_EQ(denies, 1);
   EXPECT_EQ(server->Terminate(), 0);
   RemoveTree(dir);
 }
