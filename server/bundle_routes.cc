@@ -113,6 +113,8 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
              });
   // Verifies, audits, activates and persists a whole policy.
   d.MarkBlockingRoute("POST", "/v1/policy/bundle");
+  // Renders every tenant (a million of them take seconds) under the store's lock.
+  d.MarkBlockingRoute("GET", "/v1/policy/bundle", /*long_running=*/true);
 }
 
 }  // namespace geoledger::server

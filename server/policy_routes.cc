@@ -97,9 +97,15 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                for (const auto& c : history) changes.push_back(residency::ChangeRecordToJson(c));
                return JsonResponse(200, {{"tenant", ctx.tenant}, {"changes", changes}});
              });
-  // Each change is a durable audit entry and a synced write to the policy store.
+  // Each change is a durable audit entry and a synced write to the policy
+  // store, both under the store's lock; the reads wait for that lock (a
+  // region) or read the store (a tenant, a history), so none of them runs on
+  // an HTTP thread that gateway checks share.
   d.MarkBlockingRoute("PUT", "/v1/regions/{region}");
   d.MarkBlockingRoute("PUT", "/v1/tenants/{tenant}");
+  d.MarkBlockingRoute("GET", "/v1/regions/{region}");
+  d.MarkBlockingRoute("GET", "/v1/tenants/{tenant}");
+  d.MarkBlockingRoute("GET", "/v1/tenants/{tenant}/history");
 }
 
 }  // namespace geoledger::server
