@@ -66,6 +66,12 @@ StatusOr<PolicyDocument> ParsePayload(std::string_view payload, const Jurisdicti
         tenant, [&](const std::string& rid) { return region_ids.count(rid) != 0; }));
     out.tenants.push_back(std::move(tenant));
   }
+  // Sorted, compact JSON is not enough: an entity may leave out members its
+  // rendering always has (an empty allowed_regions, say), which would give
+  // one policy several signed byte strings.
+  if (CanonicalPolicyJson(out) != payload)
+    return InvalidArgument("policy bundle: payload is not canonical (regions and tenants must be rendered as "
+                           "the API renders them)");
   return out;
 }
 

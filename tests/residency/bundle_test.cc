@@ -126,6 +126,24 @@ TEST_F(BundleTest, NonCanonicalPayloadIsRejectedEvenWhenSigned) {
   EXPECT_NE(r.status().message().find("canonical"), std::string::npos);
 }
 
+// Sorted, compact JSON whose tenant leaves out a member its rendering always
+// has: the same policy as the canonical payload, another byte string.
+TEST_F(BundleTest, APayloadThatRendersAnEntityDifferentlyIsRejectedEvenWhenSigned) {
+  std::string payload = CanonicalPolicyJson(Doc(5));
+  const std::string beta = R"({"allowed_regions":{},"home_region":"eu-central-1")";
+  const size_t at = payload.find(beta);
+  ASSERT_NE(at, std::string::npos) << payload;
+  payload.replace(at, beta.size(), R"({"home_region":"eu-central-1")");
+  ASSERT_EQ(nlohmann::json::parse(payload).dump(), payload);  // still sorted and compact
+  nlohmann::json outer = {{"format", kBundleFormat},
+                          {"key_id", BundleKeyId(signer_.public_key())},
+                          {"payload", Base64Encode(payload)},
+                          {"signature", Base64Encode(signer_.Sign(std::string(kBundleFormat) + "\n" + payload))}};
+  auto r = VerifyBundle(outer.dump(), trusted_, Jur());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("canonical"), std::string::npos);
+}
+
 TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
