@@ -312,6 +312,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
     ++tenants_removed;
   }
   summary.changes = {
+      {"version", std::to_string(version_), std::to_string(doc.version)},  // read under mu_: the one replaced
       {"regions", "", std::to_string(regions_set) + " set, " + std::to_string(regions_removed) + " removed"},
       {"tenants", "", std::to_string(tenants_set) + " set, " + std::to_string(tenants_removed) + " removed"}};
   GL_RETURN_IF_ERROR(Audit(audit, summary));

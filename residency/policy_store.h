@@ -87,7 +87,9 @@ class PolicyStore {
   // kFailedPrecondition unless doc.version is newer than version();
   // kInvalidArgument when doc is inconsistent. Records one history entry per
   // changed tenant and region, and one for the import, all keeping the
-  // index of the one audit entry that `audit` writes for the import.
+  // index of the one audit entry that `audit` writes for the import. The
+  // import's record (the result) lists "version" (from the version it
+  // replaced to the new one), "regions" and "tenants" ("N set, M removed").
   StatusOr<ChangeRecord> Replace(std::string_view actor, const PolicyDocument& doc, const AuditChange& audit);
 
   uint64_t version() const;

@@ -29,6 +29,14 @@ std::string RefusalReason(const Status& st) {
   }
 }
 
+// The version an import replaced, as the store recorded it under its lock
+// (decimal; "0" if absent).
+std::string PreviousVersion(const residency::ChangeRecord& change) {
+  for (const auto& c : change.changes)
+    if (c.field == "version") return c.from;
+  return "0";
+}
+
 }  // namespace
 
 StatusOr<std::vector<std::string>> ParseTrustedKeys(const std::string& text) {
@@ -66,15 +74,19 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
              [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_RETURN_IF_ERROR(OnlyUnrestricted(ctx));
                const uint64_t before = deps.policy()->version();
-               PolicyChangeAudit audit(deps.ledger(), [&ctx, before](const residency::ChangeRecord& change) {
+               PolicyChangeAudit audit(deps.ledger(), [&ctx](const residency::ChangeRecord& change) {
                  std::map<std::string, std::string> details = {{"policy_version", std::to_string(change.version)},
-                                                               {"previous_version", std::to_string(before)}};
-                 for (const auto& c : change.changes) details[c.field] = c.to;  // "N set, M removed"
+                                                               {"previous_version", PreviousVersion(change)}};
+                 for (const auto& c : change.changes)
+                   if (c.field != "version") details[c.field] = c.to;  // "N set, M removed"
                  return ServiceEvent(ctx, "policy.bundle.imported", "policy", "ok", std::move(details));
                });
                auto imported = residency::ImportBundle(*deps.policy(), ctx.request.body, *deps.trusted_keys(),
                                                        deps.last_known_good_path, ctx.principal->name, audit.Hook());
                audit.Settle(imported.status());
+               // The ledger refused the import's entry: nothing changed, and
+               // recording a refusal would say the bundle was refused.
+               if (audit.hook_failed()) return imported.status();
                if (!imported.ok() && imported.status().code() != StatusCode::kInternal) {
                  // Refused: nothing changed. Record the attempt, answer the refusal.
                  auto logged = deps.ledger()->Append({ServiceEvent(
@@ -104,10 +116,11 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                    log::Error("the unsaved last-known-good file could not be audit-logged",
                               {{"request_id", ctx.request_id}, {"error", logged.status().ToString()}});
                }
-               log::Info("policy bundle imported", {{"policy_version", change.version}, {"previous_version", before},
+               const uint64_t previous = std::stoull(PreviousVersion(change));
+               log::Info("policy bundle imported", {{"policy_version", change.version}, {"previous_version", previous},
                                                     {"actor", ctx.principal->name}});
                return JsonResponse(200, {{"policy_version", change.version},
-                                         {"previous_version", before},
+                                         {"previous_version", previous},
                                          {"last_known_good", saved.ok() ? "saved" : "not saved: " + saved.message()},
                                          {"audit_index", change.audit_index.value_or(0)}});
              });

@@ -32,11 +32,15 @@ PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx) {
 residency::AuditChange PolicyChangeAudit::Hook() {
   return [this](const residency::ChangeRecord& change) -> StatusOr<uint64_t> {
     audit::AuditEvent e = event_(change);
-    GL_ASSIGN_OR_RETURN(std::vector<uint64_t> logged, ledger_->Append({e}));
+    auto logged = ledger_->Append({e});
+    if (!logged.ok()) {
+      hook_failed_ = true;
+      return logged.status();
+    }
     written_ = std::move(e);
-    written_index_ = logged[0];
+    written_index_ = (*logged)[0];
     version_ = change.version;
-    return logged[0];
+    return (*logged)[0];
   };
 }
 

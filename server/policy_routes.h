@@ -35,6 +35,8 @@ class PolicyChangeAudit {
   // Valid while this object lives; call the store once with it.
   residency::AuditChange Hook();
   void Settle(const Status& store_result);
+  // The store called Hook() and the ledger refused the entry: nothing changed.
+  bool hook_failed() const { return hook_failed_; }
 
  private:
   audit::Ledger* ledger_;
@@ -42,6 +44,7 @@ class PolicyChangeAudit {
   std::optional<audit::AuditEvent> written_;  // the entry Hook() wrote
   uint64_t written_index_ = 0;
   uint64_t version_ = 0;
+  bool hook_failed_ = false;
 };
 
 void RegisterPolicyRoutes(Dispatcher& dispatcher, std::function<residency::PolicyStore*()> policy,

@@ -109,6 +109,8 @@ TEST_F(PolicyBundleTest, AnImportWhoseFileCannotBeSavedIsActiveAuditedAndSaysSo)
                                [](const nlohmann::json& e) { return e["action"] == "policy.bundle.imported"; });
   ASSERT_NE(imported, entries.end());
   EXPECT_EQ((*imported)["details"]["policy_version"], std::to_string(version)) << imported->dump();
+  EXPECT_EQ((*imported)["details"]["previous_version"], "0") << imported->dump();
+  EXPECT_EQ(answer["previous_version"], 0);
   EXPECT_EQ((*imported)["index"], answer["audit_index"]) << imported->dump();
   // The import's entry is written before the file; the failed save gets its own, after it.
   auto unsaved = std::find_if(imported, entries.end(),

@@ -391,6 +391,9 @@ TEST(PolicyStoreTest, HistoryRecordsKeepTheIndexOfTheirAuditEntry) {
   auto imported = f.store->Replace("bundle:peer", *doc, AuditAt(20, &seen));
   ASSERT_TRUE(imported.ok()) << imported.status().ToString();
   EXPECT_EQ(imported->audit_index, 20u);
+  // The import names the version it replaced, read under the store's lock.
+  ASSERT_FALSE(imported->changes.empty());
+  EXPECT_EQ(imported->changes[0], (FieldChange{"version", std::to_string(tenant->version), "9"}));
   EXPECT_EQ(seen.back().kind, "bundle");
   EXPECT_EQ(seen.back().version, 9u);
 

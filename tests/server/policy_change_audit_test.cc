@@ -92,9 +92,11 @@ TEST_F(PolicyChangeAuditTest, AChangeRefusedBeforeItsEntryLeavesTheLogAlone) {
   const uint64_t size = ledger_->size();
   audit.Settle(FailedPrecondition("not newer"));  // the store refused before calling the hook
   EXPECT_EQ(ledger_->size(), size);
+  EXPECT_FALSE(audit.hook_failed());
   ASSERT_TRUE(ledger_->Close().ok());
   PolicyChangeAudit closed(ledger_.get(), Event);
   EXPECT_EQ(closed.Hook()(Change()).status().code(), StatusCode::kUnavailable);  // no entry, no change
+  EXPECT_TRUE(closed.hook_failed());
   closed.Settle(Unavailable("audit"));
   EXPECT_EQ(ledger_->size(), size);
 }
