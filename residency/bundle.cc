@@ -224,20 +224,24 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   return out;
 }
 
-StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
-    PolicyStore& store, const std::string& lkg_path,
-    const std::vector<std::string>& trusted_public_keys, const AuditChange& audit) {
+StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string& lkg_path,
+                                          const std::vector<std::string>& trusted_public_keys,
+                                          const AuditChange& audit) {
+  LastKnownGood out{std::nullopt, Status::Ok()};
   GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
-  if (!bundle) return std::optional<ChangeRecord>();
-  // Only to skip a file that would not be activated anyway; a file whose
-  // version cannot be read this way goes on to verification and fails there.
-  if (std::optional<uint64_t> stated = StatedVersion(*bundle); stated && *stated <= store.version())
-    return std::optional<ChangeRecord>();
-  GL_ASSIGN_OR_RETURN(PolicyDocument doc,
-                      VerifyBundle(*bundle, trusted_public_keys, store.jurisdictions()));
-  if (doc.version <= store.version()) return std::optional<ChangeRecord>();
-  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", doc, audit));
-  return std::optional<ChangeRecord>(std::move(rec));
+  if (!bundle) return out;
+  StatusOr<PolicyDocument> doc = VerifyBundle(*bundle, trusted_public_keys, store.jurisdictions());
+  // The stated version only decides whether a file that does not verify
+  // stops the start; nothing unverified is ever activated.
+  const std::optional<uint64_t> stated = doc.ok() ? doc->version : StatedVersion(*bundle);
+  if (stated && *stated <= store.version()) {
+    if (!doc.ok()) out.not_newer_unverified = doc.status();
+    return out;
+  }
+  if (!doc.ok()) return doc.status();
+  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", *doc, audit));
+  out.activated = std::move(rec);
+  return out;
 }
 
 }  // namespace geoledger::residency

@@ -63,15 +63,27 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
                                       const std::string& lkg_path, std::string_view actor,
                                       const AuditChange& audit);
 
+// What LoadLastKnownGood did with the last-known-good file.
+struct LastKnownGood {
+  // The change, when the file was newer than the stored policy and is now
+  // active.
+  std::optional<ChangeRecord> activated;
+  // Not OK when the file, by the version its payload states, is not newer
+  // and does not verify (its signing key was taken off the trusted list, or
+  // it was altered): it is left alone and the start goes on; the caller
+  // warns.
+  Status not_newer_unverified;
+};
+
 // At startup: activates the last-known-good file, audited through `audit`,
-// when it is newer than the stored policy. nullopt when the file is absent
-// or, by the version its payload states, not newer: such a file is not
-// verified, since it would not be activated whoever signed it (a key taken
-// off the trusted list after it signed the active bundle does not stop the
-// start). A newer file must verify.
-StatusOr<std::optional<ChangeRecord>> LoadLastKnownGood(
-    PolicyStore& store, const std::string& lkg_path,
-    const std::vector<std::string>& trusted_public_keys, const AuditChange& audit);
+// when it is newer than the stored policy (it must verify; an error
+// otherwise). A file that is absent or not newer is left alone: it would
+// not be activated whoever signed it, so a key taken off the trusted list
+// after it signed the active bundle does not stop the start; whether such a
+// file verifies is reported all the same.
+StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string& lkg_path,
+                                          const std::vector<std::string>& trusted_public_keys,
+                                          const AuditChange& audit);
 
 // Writes `contents` to `path` so that a crash leaves the old file or the
 // new one, never a mix: temp file in the same directory, fsync, rename,

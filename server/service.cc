@@ -241,8 +241,12 @@ Status Service::LoadLastKnownGoodPolicy() {
   if (!loaded.ok())
     return FailedPrecondition("last-known-good policy bundle " + config_.data_dir +
                               "/policy-bundle.json: " + loaded.status().message());
-  if (!loaded->has_value()) return Status::Ok();
-  log::Info("last-known-good policy bundle activated", {{"policy_version", (*loaded)->version}});
+  if (!loaded->not_newer_unverified.ok())
+    log::Warn("last-known-good policy bundle does not verify; it is not newer than the stored policy, "
+              "so it is left alone",
+              {{"policy_version", policy_->version()}, {"error", loaded->not_newer_unverified.ToString()}});
+  if (!loaded->activated) return Status::Ok();
+  log::Info("last-known-good policy bundle activated", {{"policy_version", loaded->activated->version}});
   return Status::Ok();
 }
 

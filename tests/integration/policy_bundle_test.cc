@@ -201,6 +201,8 @@ TEST_F(PolicyBundleTest, ARestartWithoutTheKeyThatSignedTheActiveBundleStarts) {
   auto restarted = TestServer::Start({"--policy-trusted-keys", trusted_}, data);
   ASSERT_TRUE(restarted->started()) << restarted->log();
   EXPECT_EQ(Version(*restarted), version);
+  EXPECT_NE(restarted->log().find("last-known-good policy bundle does not verify"), std::string::npos)
+      << restarted->log();
   // Its bundles are refused from now on.
   EXPECT_EQ(Import(*restarted, Export()).status, 403);
   EXPECT_EQ(restarted->Terminate(), 0);

@@ -187,15 +187,16 @@ TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
   ASSERT_TRUE(store.ok());
   auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  ASSERT_TRUE(loaded->has_value());
+  ASSERT_TRUE(loaded->activated.has_value());
   EXPECT_EQ(engine->version(), 8u);
   // Not newer any more: nothing to do. Absent file: nothing to do.
   auto again = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited());
   ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(again->has_value());
+  EXPECT_FALSE(again->activated.has_value());
+  EXPECT_TRUE(again->not_newer_unverified.ok());
   auto absent = LoadLastKnownGood(**store, (dir_ / "none.json").string(), trusted_, testing::Audited());
   ASSERT_TRUE(absent.ok());
-  EXPECT_FALSE(absent->has_value());
+  EXPECT_FALSE(absent->activated.has_value());
   // A file signed by nobody we trust is an error, not a silent skip.
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('s'))).ok());
   EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_, testing::Audited()).status().code(),
@@ -205,9 +206,9 @@ TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
 
 // A key taken off the trusted list after it signed the active bundle: the
 // file is not newer, would not be activated whoever signed it, and no longer
-// stops the start. The same for a not-newer file that does not verify. A
-// newer one must verify (above).
-TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerIsSkippedUnverified) {
+// stops the start; that it does not verify is reported. The same for a
+// not-newer file that was altered. A newer one must verify (above).
+TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerAndDoesNotVerifyIsLeftAloneAndReported) {
   const std::string lkg = (dir_ / "policy-bundle.json").string();
   ManualClock clock;
   auto kv = NewMemoryKvStore();
@@ -220,13 +221,15 @@ TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerIsSkippedUnverified) {
   AuditChange count = [&audits](const ChangeRecord&) -> StatusOr<uint64_t> { return audits++; };
   auto loaded = LoadLastKnownGood(**store, lkg, rotated, count);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  EXPECT_FALSE(loaded->has_value());
+  EXPECT_FALSE(loaded->activated.has_value());
+  EXPECT_EQ(loaded->not_newer_unverified.code(), StatusCode::kPermissionDenied);
   ASSERT_TRUE(WriteFileAtomically(lkg, EditPayload(SignBundle(Doc(7), signer_), [](std::string& p) {
                                     p[30] ^= 0x01;
                                   })).ok());
   loaded = LoadLastKnownGood(**store, lkg, rotated, count);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  EXPECT_FALSE(loaded->has_value());
+  EXPECT_FALSE(loaded->activated.has_value());
+  EXPECT_FALSE(loaded->not_newer_unverified.ok());
   EXPECT_EQ(audits, 0);
   EXPECT_EQ(engine->version(), 8u);
   // Newer and signed by the key no longer trusted: refused, as before.
