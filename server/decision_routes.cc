@@ -121,8 +121,9 @@ std::string CacheControl(uint32_t ttl_s) { return "private, max-age=" + std::to_
 // A gateway check's answer may be kept for ttl_s by the gateway's own cache,
 // which is a shared one (nginx proxy_cache): hence "public", since the check
 // carries Authorization (RFC 9111 §3.5), and a Vary on every request header
-// the answer depends on, the token included, so that no cache hands one
-// tenant's, region's or token's answer to another.
+// the answer depends on, the token included. nginx applies Vary to its
+// client's headers, so what the gateway sets itself (its token) belongs in
+// its cache key (README, "Behind nginx").
 std::string GatewayCacheControl(uint32_t ttl_s) { return "public, max-age=" + std::to_string(ttl_s); }
 constexpr const char* kGatewayVary = "Authorization, X-Tenant-Id, X-Data-Category, X-Operation, X-Target-Region";
 
