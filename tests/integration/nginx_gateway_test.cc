@@ -235,102 +235,112 @@ int64_t AcceptedConnections(TestServer& server) {
   return m.status == 200 ? MetricSample(m.body, "geoledger_http_connections_accepted_total") : -1;
 }
 
-TEST(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverReachAnUpstream) {
-  if (::access(kNginx, X_OK) != 0) GTEST_SKIP() << "nginx not installed (apt-get install nginx-light)";
-  auto server = TestServer::Start();
-  ASSERT_TRUE(server->started()) << server->log();
-  LoadResidencyPolicy(*server);
-  std::string token = server->CreateToken("nginx", {"decide"});
-  std::string reader = server->CreateToken("auditor", {"audit:read"});
-  ASSERT_FALSE(token.empty());
+// geoledgerd with the shared policy, a decide token for nginx and an
+// audit reader, two upstreams, and a directory and a port for nginx.
+class NginxGatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access(kNginx, X_OK) != 0) GTEST_SKIP() << "nginx not installed (apt-get install nginx-light)";
+    server_ = TestServer::Start();
+    ASSERT_TRUE(server_->started()) << server_->log();
+    LoadResidencyPolicy(*server_);
+    token_ = server_->CreateToken("nginx", {"decide"});
+    reader_ = server_->CreateToken("auditor", {"audit:read"});
+    ASSERT_FALSE(token_.empty());
+    ASSERT_NE(west_.port(), 0);
+    ASSERT_NE(central_.port(), 0);
+    dir_ = MakeTempDir();
+    ASSERT_FALSE(dir_.empty());
+    port_ = FreePort();
+    ASSERT_NE(port_, 0);
+  }
+  void TearDown() override {
+    if (server_) {
+      EXPECT_EQ(server_->Terminate(), 0);
+    }
+    if (!dir_.empty()) RemoveTree(dir_);
+  }
+  // Writes nginx's configuration (see NginxConfig) and returns its path.
+  std::string WriteConfig(const std::string& cache_key = "") {
+    const std::string conf = dir_ + "/nginx.conf";
+    std::ofstream(conf) << NginxConfig(dir_, port_, server_->port(), token_, west_.port(), central_.port(), cache_key);
+    return conf;
+  }
+  // Residency decisions in the audit log from `start` on: {allowed, denied}.
+  std::pair<int, int> Decisions(uint64_t start) {
+    int allows = 0, denies = 0;
+    for (const auto& e : AuditEntries(*server_, reader_, start, AuditSize(*server_, reader_)))
+      if (e["action"] == "residency.decision") (e["outcome"] == "allow" ? allows : denies)++;
+    return {allows, denies};
+  }
+  std::unique_ptr<TestServer> server_;
+  std::string token_, reader_, dir_;
+  uint16_t port_ = 0;
+  Upstream west_{"upstream-eu-west-1"}, central_{"upstream-eu-central-1"};
+};
 
-  Upstream west("upstream-eu-west-1"), central("upstream-eu-central-1");
-  ASSERT_NE(west.port(), 0);
-  ASSERT_NE(central.port(), 0);
-  std::string dir = MakeTempDir();
-  ASSERT_FALSE(dir.empty());
-  uint16_t port = FreePort();
-  ASSERT_NE(port, 0);
-  const std::string conf = dir + "/nginx.conf";
-  std::ofstream(conf) << NginxConfig(dir, port, server->port(), token, west.port(), central.port());
-  const int64_t accepted_before = AcceptedConnections(*server);
+TEST_F(NginxGatewayTest, AuthRequestRoutesByResidencyRegionAndDeniedRequestsNeverReachAnUpstream) {
+  const std::string conf = WriteConfig();
+  const int64_t accepted_before = AcceptedConnections(*server_);
   {
-    Nginx nginx(dir, conf);
-    ASSERT_TRUE(nginx.WaitReady(port)) << nginx.log();
+    Nginx nginx(dir_, conf);
+    ASSERT_TRUE(nginx.WaitReady(port_)) << nginx.log();
 
-    RawResponse r = ThroughNginx(port, "/orders/1", GatewayHeaders("acme", "personal", "store", "eu-west-1"));
+    RawResponse r = ThroughNginx(port_, "/orders/1", GatewayHeaders("acme", "personal", "store", "eu-west-1"));
     EXPECT_EQ(r.status, 200) << nginx.log();
     EXPECT_EQ(r.body, "upstream-eu-west-1");
-    r = ThroughNginx(port, "/orders/2", GatewayHeaders("acme", "personal", "store", "eu-central-1"));
+    r = ThroughNginx(port_, "/orders/2", GatewayHeaders("acme", "personal", "store", "eu-central-1"));
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "upstream-eu-central-1");
-    r = ThroughNginx(port, "/reports/3", GatewayHeaders("globex", "personal", "read", "eu-central-1"));
+    r = ThroughNginx(port_, "/reports/3", GatewayHeaders("globex", "personal", "read", "eu-central-1"));
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "upstream-eu-central-1");
 
     // Denied: outside the allowed regions, unknown tenant, missing headers,
     // a tenant id the dispatcher refuses.
-    EXPECT_EQ(ThroughNginx(port, "/denied/1", GatewayHeaders("acme", "personal", "store", "us-east-1")).status, 403);
-    EXPECT_EQ(ThroughNginx(port, "/denied/2", GatewayHeaders("acme", "special", "store", "eu-central-1")).status, 403);
-    EXPECT_EQ(ThroughNginx(port, "/denied/3", GatewayHeaders("nobody", "personal", "read", "eu-west-1")).status, 403);
-    EXPECT_EQ(ThroughNginx(port, "/denied/4", {}).status, 403);
-    EXPECT_EQ(ThroughNginx(port, "/denied/5", GatewayHeaders("bad!tenant", "personal", "read", "eu-west-1")).status, 403);
+    EXPECT_EQ(ThroughNginx(port_, "/denied/1", GatewayHeaders("acme", "personal", "store", "us-east-1")).status, 403);
+    EXPECT_EQ(ThroughNginx(port_, "/denied/2", GatewayHeaders("acme", "special", "store", "eu-central-1")).status, 403);
+    EXPECT_EQ(ThroughNginx(port_, "/denied/3", GatewayHeaders("nobody", "personal", "read", "eu-west-1")).status, 403);
+    EXPECT_EQ(ThroughNginx(port_, "/denied/4", {}).status, 403);
+    EXPECT_EQ(ThroughNginx(port_, "/denied/5", GatewayHeaders("bad!tenant", "personal", "read", "eu-west-1")).status,
+              403);
     auto h = GatewayHeaders("acme", "personal", "read", "eu-west-1");
     h.erase("X-Target-Region");
-    EXPECT_EQ(ThroughNginx(port, "/denied/6", h).status, 403);
+    EXPECT_EQ(ThroughNginx(port_, "/denied/6", h).status, 403);
 
     // nginx kept one connection to geoledgerd for all nine checks, allowed
     // and denied alike (the other new one is this metrics request's own).
-    EXPECT_EQ(AcceptedConnections(*server) - accepted_before, 2);
+    EXPECT_EQ(AcceptedConnections(*server_) - accepted_before, 2);
   }  // nginx stopped here, by PID
 
-  EXPECT_EQ(west.hits(), std::vector<std::string>({"/orders/1"}));
-  EXPECT_EQ(central.hits(), std::vector<std::string>({"/orders/2", "/reports/3"}));
+  EXPECT_EQ(west_.hits(), std::vector<std::string>({"/orders/1"}));
+  EXPECT_EQ(central_.hits(), std::vector<std::string>({"/orders/2", "/reports/3"}));
 
   // Every check nginx asked for is in the audit log: 3 allowed and 3 denied
   // by the engine, 2 refused for missing headers and 1 for an invalid tenant
   // id (audited as denials with their reason).
-  uint64_t size = AuditSize(*server, reader);
-  int allows = 0, denies = 0;
-  for (const auto& e : AuditEntries(*server, reader, 0, size))
-    if (e["action"] == "residency.decision") (e["outcome"] == "allow" ? allows : denies)++;
-  EXPECT_EQ(allows, 3);
-  EXPECT_EQ(denies, 6);
-  EXPECT_EQ(server->Terminate(), 0);
-  RemoveTree(dir);
+  EXPECT_EQ(Decisions(0), (std::pair{3, 6}));
 }
 
 // The gateway's cache keeps each answer for its ttl_s (Cache-Control:
-// public, max-age), and Vary keeps tenants, regions and tokens apart even
-// under a cache key that names none of them.
-TEST(NginxGatewayTest, TheGatewayCachesAnswersButNeverAcrossTenantsOrRegions) {
-  if (::access(kNginx, X_OK) != 0) GTEST_SKIP() << "nginx not installed (apt-get install nginx-light)";
-  auto server = TestServer::Start();
-  ASSERT_TRUE(server->started()) << server->log();
-  LoadResidencyPolicy(*server);
-  std::string token = server->CreateToken("nginx", {"decide"});
-  std::string reader = server->CreateToken("auditor", {"audit:read"});
-  ASSERT_FALSE(token.empty());
-  Upstream west("upstream-eu-west-1"), central("upstream-eu-central-1");
-  std::string dir = MakeTempDir();
-  ASSERT_FALSE(dir.empty());
-  uint16_t port = FreePort();
-  ASSERT_NE(port, 0);
-  const std::string conf = dir + "/nginx.conf";
+// public, max-age), and Vary keeps apart answers for different tenants,
+// regions, operations and client Authorization headers even under a cache
+// key that names none of them.
+TEST_F(NginxGatewayTest, TheGatewayCachesAnswersButNeverAcrossTenantsOrRegions) {
   // One key for every check: only Vary tells the answers apart.
-  std::ofstream(conf) << NginxConfig(dir, port, server->port(), token, west.port(), central.port(), "residency");
-  const uint64_t before = AuditSize(*server, reader);
+  const std::string conf = WriteConfig("residency");
+  const uint64_t before = AuditSize(*server_, reader_);
   {
-    Nginx nginx(dir, conf);
-    ASSERT_TRUE(nginx.WaitReady(port)) << nginx.log();
+    Nginx nginx(dir_, conf);
+    ASSERT_TRUE(nginx.WaitReady(port_)) << nginx.log();
     auto through = [&](const std::string& path, const std::map<std::string, std::string>& h) {
-      RawResponse r = ThroughNginx(port, path, h);
+      RawResponse r = ThroughNginx(port_, path, h);
       return std::pair{r.status, r.Header("x-residency-cache")};
     };
     const auto west_store = GatewayHeaders("acme", "personal", "store", "eu-west-1");
     EXPECT_EQ(through("/a/1", west_store), (std::pair<int, std::string>{200, "MISS"})) << nginx.log();
     EXPECT_EQ(through("/a/2", west_store), (std::pair<int, std::string>{200, "HIT"}));
-    // Another region, tenant, operation or token: decided afresh.
+    // Another region, tenant, operation or client token: decided afresh.
     EXPECT_EQ(through("/b/1", GatewayHeaders("acme", "personal", "store", "eu-central-1")),
               (std::pair<int, std::string>{200, "MISS"}));
     EXPECT_EQ(through("/c/1", GatewayHeaders("globex", "personal", "store", "eu-central-1")),
@@ -346,16 +356,10 @@ TEST(NginxGatewayTest, TheGatewayCachesAnswersButNeverAcrossTenantsOrRegions) {
     EXPECT_EQ(through("/denied/2", us_store).first, 403);
     EXPECT_EQ(through("/a/3", west_store), (std::pair<int, std::string>{200, "HIT"}));
   }
-  EXPECT_EQ(west.hits(), std::vector<std::string>({"/a/1", "/a/2", "/d/1", "/e/1", "/a/3"}));
-  EXPECT_EQ(central.hits(), std::vector<std::string>({"/b/1", "/c/1"}));
+  EXPECT_EQ(west_.hits(), std::vector<std::string>({"/a/1", "/a/2", "/d/1", "/e/1", "/a/3"}));
+  EXPECT_EQ(central_.hits(), std::vector<std::string>({"/b/1", "/c/1"}));
   // Each decision geoledgerd made is audited; the cached answers were not new decisions.
-  int allows = 0, denies = 0;
-  for (const auto& e : AuditEntries(*server, reader, before, AuditSize(*server, reader)))
-    if (e["action"] == "residency.decision") (e["outcome"] == "allow" ? allows : denies)++;
-  EXPECT_EQ(allows, 5);
-  EXPECT_EQ(denies, 1);
-  EXPECT_EQ(server->Terminate(), 0);
-  RemoveTree(dir);
+  EXPECT_EQ(Decisions(before), (std::pair{5, 1}));
 }
 
 }  // namespace
