@@ -80,7 +80,8 @@ struct LastKnownGood {
 // otherwise). A file that is absent or not newer is left alone: it would
 // not be activated whoever signed it, so a key taken off the trusted list
 // after it signed the active bundle does not stop the start; whether such a
-// file verifies is reported all the same.
+// file verifies is reported all the same. A file that does not verify and
+// whose stated version cannot be read counts as newer: an error.
 StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string& lkg_path,
                                           const std::vector<std::string>& trusted_public_keys,
                                           const AuditChange& audit);

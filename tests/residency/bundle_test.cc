@@ -235,6 +235,10 @@ TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerAndDoesNotVerifyIsLeftAloneAnd
   // Newer and signed by the key no longer trusted: refused, as before.
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('o'))).ok());
   EXPECT_EQ(LoadLastKnownGood(**store, lkg, rotated, count).status().code(), StatusCode::kPermissionDenied);
+  // A file whose version cannot be read at all (truncated) counts as newer: refused.
+  const std::string whole = SignBundle(Doc(7), signer_);
+  ASSERT_TRUE(WriteFileAtomically(lkg, whole.substr(0, whole.size() / 2)).ok());
+  EXPECT_EQ(LoadLastKnownGood(**store, lkg, rotated, count).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(engine->version(), 8u);
 }
 
