@@ -13,6 +13,7 @@
 #include "common/encoding.h"
 #include "crypto/hash.h"
 #include "geoledger/v1/audit.pb.h"
+#include "tests/common/faulty_kv_store.h"
 
 namespace geoledger::audit {
 namespace {
@@ -58,37 +59,6 @@ std::vector<std::string> SubProof(const std::vector<std::string>& l, uint64_t m,
   }
   return p;
 }
-
-// A store whose writes can be made to fail or to block.
-class FaultyKvStore final : public KvStore {
- public:
-  explicit FaultyKvStore(KvStore* inner) : inner_(inner) {}
-  StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
-    return inner_->Get(ns, key);
-  }
-  Status Write(const KvBatch& batch, bool sync) override {
-    while (block_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (fail_.load()) return Internal("injected write failure");
-    writes_++;
-    return inner_->Write(batch, sync);
-  }
-  Status Sync() override {
-    while (block_.load() || block_sync_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (fail_.load() || fail_sync_.load()) return Internal("injected fsync failure");
-    syncs_++;
-    return inner_->Sync();
-  }
-  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
-                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    return inner_->ScanFrom(ns, prefix, start, fn);
-  }
-  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
-  std::atomic<bool> fail_{false}, fail_sync_{false}, block_{false}, block_sync_{false};
-  std::atomic<int> writes_{0}, syncs_{0};
-
- private:
-  KvStore* inner_;
-};
 
 AuditEvent Event(int i) {
   AuditEvent e;

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/kv_store.h"
 #include "crypto/hash.h"
+#include "tests/common/faulty_kv_store.h"
 
 namespace geoledger::crypto {
 namespace {
@@ -21,41 +22,11 @@ std::string Reveal(const SecretBytes& s) {
 }
 std::string Pseudonym(const std::string& subject) { return std::string(AsView(Sha256("subject:" + subject))); }
 
-// A store whose writes can be made to fail, like a disk that died.
-class FailingKvStore final : public KvStore {
- public:
-  explicit FailingKvStore(KvStore* inner) : inner_(inner) {}
-  StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
-    return inner_->Get(ns, key);
-  }
-  Status Write(const KvBatch& batch, bool sync) override {
-    while (block_.load()) {
-      blocked_ = true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (fail_.load()) return Internal("injected write failure");
-    return inner_->Write(batch, sync);
-  }
-  Status Sync() override {
-    if (fail_.load()) return Internal("injected sync failure");
-    return inner_->Sync();
-  }
-  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
-                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    return inner_->ScanFrom(ns, prefix, start, fn);
-  }
-  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
-  std::atomic<bool> fail_{false}, block_{false}, blocked_{false};
-
- private:
-  KvStore* inner_;
-};
-
 class KeyringTest : public ::testing::Test {
  protected:
   void SetUp() override {
     kv_ = NewMemoryKvStore();
-    failing_ = std::make_unique<FailingKvStore>(kv_.get());
+    failing_ = std::make_unique<FaultyKvStore>(kv_.get());
     root_ = SecretBytes::Random(32);
     ring_ = Make("eu-west-1");
   }
@@ -68,7 +39,7 @@ class KeyringTest : public ::testing::Test {
     return k.ok() ? std::move(*k) : nullptr;
   }
   std::unique_ptr<KvStore> kv_;
-  std::unique_ptr<FailingKvStore> failing_;
+  std::unique_ptr<FaultyKvStore> failing_;
   SecretBytes root_;
   ManualClock clock_;
   std::unique_ptr<Keyring> ring_;

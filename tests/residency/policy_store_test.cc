@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "tests/common/faulty_kv_store.h"
 #include "tests/residency/fixtures.h"
 
 namespace geoledger::residency {
@@ -25,28 +26,6 @@ struct Fixture {
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     if (s.ok()) store = std::move(s).value();
   }
-};
-
-// A store whose writes fail on demand; reads go through.
-class FailingWritesKvStore final : public KvStore {
- public:
-  explicit FailingWritesKvStore(KvStore* inner) : inner_(inner) {}
-  StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
-    return inner_->Get(ns, key);
-  }
-  Status Write(const KvBatch& batch, bool sync) override {
-    return fail ? Internal("injected write failure") : inner_->Write(batch, sync);
-  }
-  Status Sync() override { return fail ? Internal("injected fsync failure") : inner_->Sync(); }
-  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
-                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    return inner_->ScanFrom(ns, prefix, start, fn);
-  }
-  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
-  bool fail = false;
-
- private:
-  KvStore* inner_;
 };
 
 // An AuditChange that answers `index` for every change and keeps what it saw.
@@ -418,12 +397,12 @@ TEST(PolicyStoreTest, HistoryRecordsKeepTheIndexOfTheirAuditEntry) {
 // (server/policy_routes.h).
 TEST(PolicyStoreTest, AnAuditedChangeWhoseWriteFailsIsNotActive) {
   auto inner = NewMemoryKvStore();
-  FailingWritesKvStore kv(inner.get());
+  FaultyKvStore kv(inner.get());
   ManualClock clock;
   Fixture f(&kv, &clock);
   ASSERT_TRUE(LoadAcme(*f.store));
   const uint64_t v = f.store->version();
-  kv.fail = true;
+  kv.fail_ = true;
   std::vector<ChangeRecord> seen;
   auto put = f.store->PutTenant("admin", Suspended(), AuditAt(7, &seen));
   EXPECT_EQ(put.status().code(), StatusCode::kInternal);
@@ -432,7 +411,7 @@ TEST(PolicyStoreTest, AnAuditedChangeWhoseWriteFailsIsNotActive) {
   EXPECT_EQ(f.store->version(), v);
   EXPECT_EQ(f.engine->version(), v);
   EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
-  kv.fail = false;
+  kv.fail_ = false;
   auto history = f.store->History("acme");
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 1u);

@@ -1,0 +1,58 @@
+// A KvStore for tests that wraps another and fails or stalls its writes and
+// syncs on demand, like a disk that dies or hangs (header-only: every
+// *_test.cc is its own binary). Reads and scans go straight through.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "common/kv_store.h"
+
+namespace geoledger {
+
+class FaultyKvStore final : public KvStore {
+ public:
+  // `inner` must outlive this store.
+  explicit FaultyKvStore(KvStore* inner) : inner_(inner) {}
+  StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
+    return inner_->Get(ns, key);
+  }
+  // Waits while block_ is set (setting blocked_), then fails with kInternal
+  // while fail_ is set; otherwise counts the write and passes it on.
+  Status Write(const KvBatch& batch, bool sync) override {
+    while (block_.load()) {
+      blocked_ = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (fail_.load()) return Internal("injected write failure");
+    writes_++;
+    return inner_->Write(batch, sync);
+  }
+  // Waits while block_ or block_sync_ is set, then fails with kInternal while
+  // fail_ or fail_sync_ is set; otherwise counts the sync and passes it on.
+  Status Sync() override {
+    while (block_.load() || block_sync_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (fail_.load() || fail_sync_.load()) return Internal("injected fsync failure");
+    syncs_++;
+    return inner_->Sync();
+  }
+  Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    return inner_->ScanFrom(ns, prefix, start, fn);
+  }
+  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
+
+  std::atomic<bool> fail_{false}, fail_sync_{false}, block_{false}, block_sync_{false};
+  std::atomic<bool> blocked_{false};  // a write has waited on block_
+  std::atomic<int> writes_{0}, syncs_{0};
+
+ private:
+  KvStore* inner_;
+};
+
+}  // namespace geoledger
