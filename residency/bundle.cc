@@ -28,7 +28,6 @@ std::string SignedMessage(std::string_view payload) {
 StatusOr<PolicyDocument> ParsePayload(std::string_view payload, const Jurisdictions& j) {
   GL_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(payload, "policy bundle payload"));
   if (!doc.is_object()) return InvalidArgument("policy bundle: payload is not an object");
-  if (DumpJson(doc) != payload) return InvalidArgument("policy bundle: payload is not canonical");
   for (const auto& [key, value] : doc.items()) {
     if (key != "format" && key != "version" && key != "regions" && key != "tenants")
       return InvalidArgument("policy bundle: unknown payload field \"" + key + "\"");
@@ -66,9 +65,11 @@ StatusOr<PolicyDocument> ParsePayload(std::string_view payload, const Jurisdicti
         tenant, [&](const std::string& rid) { return region_ids.count(rid) != 0; }));
     out.tenants.push_back(std::move(tenant));
   }
-  // Sorted, compact JSON is not enough: an entity may leave out members its
-  // rendering always has (an empty allowed_regions, say), which would give
-  // one policy several signed byte strings.
+  // One policy, one signed byte string: the payload must be exactly the
+  // policy's rendering (sorted, compact, and each entity with every member
+  // its rendering has, an empty allowed_regions say). One comparison covers
+  // all of that; rendering the payload's JSON again first would only repeat
+  // part of it.
   if (CanonicalPolicyJson(out) != payload)
     return InvalidArgument("policy bundle: payload is not canonical (regions and tenants must be rendered as "
                            "the API renders them)");
