@@ -148,16 +148,17 @@ StatusOr<std::vector<std::string>> Ledger::ConsistencyProof(uint64_t first, uint
   return out;
 }
 
-StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events) {
+StatusOr<std::vector<uint64_t>> Ledger::Append(std::vector<AuditEvent> events, AttachedWrites attached) {
   auto done = std::make_shared<std::promise<StatusOr<std::vector<uint64_t>>>>();
   auto future = done->get_future();
-  GL_RETURN_IF_ERROR(AppendAsync(std::move(events), [done](StatusOr<std::vector<uint64_t>> result) {
-    done->set_value(std::move(result));
-  }));
+  GL_RETURN_IF_ERROR(AppendAsync(
+      std::move(events), [done](StatusOr<std::vector<uint64_t>> result) { done->set_value(std::move(result)); },
+      Durability::kPrompt, std::move(attached)));
   return future.get();
 }
 
-Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, Durability durability) {
+Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, Durability durability,
+                           AttachedWrites attached) {
   if (events.empty()) return InvalidArgument("audit: no events");
   if (events.size() > options_.max_batch_events)
     return InvalidArgument("audit: at most " + std::to_string(options_.max_batch_events) + " events per append");
@@ -199,7 +200,7 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, 
     queued_events_ += events.size();
     queued_prompt_ += prompt ? 1 : 0;
     stats_.queue_depth = queued_events_;
-    queue_.push_back(Pending{std::move(events), std::move(done), prompt});
+    queue_.push_back(Pending{std::move(events), std::move(done), prompt, std::move(attached)});
   }
   if (wake) cv_.notify_one();
   return Status::Ok();
@@ -327,7 +328,15 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   std::vector<Subtree> completed;
   std::vector<std::pair<std::string, std::string>> subtrees;  // written after the entries, in key order
   std::string bytes;
+  KvBatch attached;  // the appenders' own writes, after the ledger's keys
   for (size_t b = 0; b < batch.size(); ++b) {
+    if (batch[b].attached) {
+      KvBatch theirs;
+      batch[b].attached(size, theirs);
+      for (const auto& op : theirs.ops())
+        if (op.ns == kNs) return Internal("audit: an append's attached writes touch the audit namespace");
+      attached.Append(std::move(theirs));
+    }
     for (auto& e : batch[b].events) {
       internal::EncodeEntry(size, now_ms, options_.region, e, last_hash, bytes);
       last_hash = std::string(crypto::AsView(crypto::Sha256(bytes)));
@@ -364,6 +373,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   }
   if (kv.empty()) return Status::Ok();
   kv.Put(kNs, kHeadKey, BigEndian64(size) + last_hash);
+  kv.Append(std::move(attached));
   GL_RETURN_IF_ERROR(kv_->Write(kv, /*sync=*/false));  // the syncer makes it durable
   if (checkpoint) last_checkpoint_at_ = clock_->Now();
   tip_.size = size;

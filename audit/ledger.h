@@ -18,6 +18,10 @@
 // Retry-After); nothing is dropped. A failed write or sync is never
 // acknowledged: the ledger turns unhealthy and refuses every later append.
 //
+// An append may carry writes of its own (AttachedWrites): they go into the
+// same KvBatch as its entries, so the caller's data and the entries that
+// record it reach the store together or not at all.
+//
 // Appends that need not be durable at once (Durability::kLazy: decisions
 // audited in async mode, whose answers do not wait) may wait up to
 // Options::lazy_delay to be written, and as long again to be synced, so that
@@ -116,10 +120,23 @@ class Ledger {
                                                 const Clock* clock, Options options);
   ~Ledger();  // Close()
 
-  // Appends `events` in order and returns their indexes once durable.
+  // A caller's writes that must be committed with its entries. Called at
+  // most once, on the writer thread, with the index the first event gets,
+  // before the batch is written; it adds puts and deletes to `batch`, which
+  // goes to the store in the same atomic write as the entries. Not called
+  // when the append fails before its events are given indexes. It must not
+  // block, and must not touch namespace "audit": such a write is refused as
+  // a storage failure (the ledger turns unhealthy and the append fails).
+  // When the append fails after it was called, the caller cannot tell
+  // whether the write reached the disk (a sync that failed may still have
+  // persisted it): its entries and its writes then share one fate.
+  using AttachedWrites = std::function<void(uint64_t first_index, KvBatch& batch)>;
+
+  // Appends `events` in order and returns their indexes once durable, with
+  // `attached` (optional) committed in the same write.
   // kInvalidArgument for an empty list or malformed event; kUnavailable when
   // the queue is full, the ledger is closed, or storage failed.
-  StatusOr<std::vector<uint64_t>> Append(std::vector<AuditEvent> events);
+  StatusOr<std::vector<uint64_t>> Append(std::vector<AuditEvent> events, AttachedWrites attached = nullptr);
 
   // Called once with the appended events' indexes when they are durable, or
   // with kUnavailable when the write failed or the ledger closed first.
@@ -138,7 +155,7 @@ class Ledger {
   // latency-critical work (sending its answer) is done. Without that, lazy
   // appends wait for the writer's periodic wake (checkpoint_interval).
   Status AppendAsync(std::vector<AuditEvent> events, AppendCallback done,
-                     Durability durability = Durability::kPrompt);
+                     Durability durability = Durability::kPrompt, AttachedWrites attached = nullptr);
   // Wakes the writer for lazy appends queued without waking it. Cheap when
   // there are none. Thread-safe.
   void WakeWriter();
@@ -194,6 +211,7 @@ class Ledger {
     std::vector<AuditEvent> events;
     AppendCallback done;
     bool prompt = true;
+    AttachedWrites attached;  // may be empty
   };
   // The log's head after some batch: how many entries, the hash the next
   // entry chains to, and the size of the latest signed checkpoint.

@@ -33,6 +33,11 @@ class KvBatch {
   void Delete(std::string_view ns, std::string_view key) {
     ops_.push_back({true, std::string(ns), std::string(key), {}});
   }
+  // Moves every op of `other` to the end of this batch.
+  void Append(KvBatch&& other) {
+    for (auto& op : other.ops_) ops_.push_back(std::move(op));
+    other.ops_.clear();
+  }
   const std::vector<Op>& ops() const { return ops_; }
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }

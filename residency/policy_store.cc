@@ -101,24 +101,42 @@ Status PolicyStore::Load() {
   return engine_->Install(std::move(builder).Build());
 }
 
-Status PolicyStore::Commit(KvBatch& batch, uint64_t version,
+Status PolicyStore::Commit(const AuditChange& audit, ChangeRecord& rec, KvBatch batch,
+                           std::vector<std::pair<std::string, ChangeRecord>> history,
                            std::shared_ptr<const Snapshot> snapshot) {
-  batch.Put(kResidencyNamespace, kVersionKey, std::to_string(version));
-  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
-  version_ = version;
+  if (!audit) return Internal("residency policy: a change must be audited");
+  bool handed_over = false;
+  const ChangeWrites writes = [&](uint64_t audit_index, KvBatch& out) {
+    handed_over = true;
+    out.Append(std::move(batch));
+    for (auto& [key, record] : history) {
+      record.audit_index = audit_index;
+      out.Put(kResidencyNamespace, key, DumpJson(ChangeRecordToJson(record)));
+    }
+    out.Put(kResidencyNamespace, kVersionKey, std::to_string(rec.version));
+  };
+  StatusOr<uint64_t> index = audit(rec, writes);
+  if (!index.ok()) {
+    if (handed_over) unsettled_ = true;
+    return index.status();
+  }
+  if (!handed_over) return Internal("residency policy: the audit hook did not write the change");
+  rec.audit_index = *index;
+  version_ = rec.version;
   // Cannot fail while this store is the engine's only writer: the snapshot
   // was built on the active version under mu_.
   return engine_->Install(std::move(snapshot));
 }
 
-Status PolicyStore::Audit(const AuditChange& audit, ChangeRecord& rec) {
-  if (!audit) return Internal("residency policy: a change must be audited");
-  GL_ASSIGN_OR_RETURN(uint64_t index, audit(rec));
-  rec.audit_index = index;
+Status PolicyStore::CheckUsable() const {
+  if (unsettled_)
+    return Unavailable("residency policy: a change's audited write failed and may or may not be on disk; "
+                       "restart geoledgerd to reload the policy");
   return Status::Ok();
 }
 
 Status PolicyStore::CheckEditable() const {
+  GL_RETURN_IF_ERROR(CheckUsable());
   if (engine_->version() != version_)
     return FailedPrecondition("residency policy: the engine was changed outside the store");
   if (version_ >= kMaxPolicyVersion)
@@ -131,6 +149,7 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Regi
                                               const AuditChange& audit) {
   GL_RETURN_IF_ERROR(RegionFromJson(region.id, RegionToJson(region), engine_->jurisdictions()).status());
   std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   std::optional<Region> before;
   if (auto it = regions_.find(region.id); it != regions_.end()) before = it->second;
   ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "region", region.id,
@@ -140,12 +159,10 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Regi
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutRegion(region));
   rec.version = builder.version();
-  GL_RETURN_IF_ERROR(Audit(audit, rec));
   KvBatch batch;
   batch.Put(kResidencyNamespace, Key(kRegionPrefix, region.id), DumpJson(RegionToJson(region)));
-  batch.Put(kResidencyNamespace, HistoryKey("region", region.id, rec.version),
-            DumpJson(ChangeRecordToJson(rec)));
-  GL_RETURN_IF_ERROR(Commit(batch, rec.version, std::move(builder).Build()));
+  GL_RETURN_IF_ERROR(Commit(audit, rec, std::move(batch), {{HistoryKey("region", region.id, rec.version), rec}},
+                            std::move(builder).Build()));
   regions_[region.id] = region;
   return rec;
 }
@@ -155,6 +172,7 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tena
   const Jurisdictions& j = engine_->jurisdictions();
   GL_RETURN_IF_ERROR(TenantFromJson(tenant.id, TenantToJson(tenant), j).status());
   std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   GL_RETURN_IF_ERROR(CheckTenantReferences(
       tenant, [&](const std::string& id) { return regions_.count(id) != 0; }));
   GL_ASSIGN_OR_RETURN(std::optional<std::string> stored,
@@ -173,17 +191,16 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tena
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutTenant(tenant));
   rec.version = builder.version();
-  GL_RETURN_IF_ERROR(Audit(audit, rec));
   KvBatch batch;
   batch.Put(kResidencyNamespace, Key(kTenantPrefix, tenant.id), DumpJson(TenantToJson(tenant)));
-  batch.Put(kResidencyNamespace, HistoryKey("tenant", tenant.id, rec.version),
-            DumpJson(ChangeRecordToJson(rec)));
-  GL_RETURN_IF_ERROR(Commit(batch, rec.version, std::move(builder).Build()));
+  GL_RETURN_IF_ERROR(Commit(audit, rec, std::move(batch), {{HistoryKey("tenant", tenant.id, rec.version), rec}},
+                            std::move(builder).Build()));
   return rec;
 }
 
 StatusOr<std::optional<Region>> PolicyStore::GetRegion(std::string_view id) const {
   std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   auto it = regions_.find(std::string(id));
   if (it == regions_.end()) return std::optional<Region>();
   return std::optional<Region>(it->second);
@@ -191,6 +208,8 @@ StatusOr<std::optional<Region>> PolicyStore::GetRegion(std::string_view id) cons
 
 StatusOr<std::optional<Tenant>> PolicyStore::GetTenant(std::string_view id) const {
   if (!IsValidTenantId(id)) return std::optional<Tenant>();
+  std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   GL_ASSIGN_OR_RETURN(std::optional<std::string> stored,
                       kv_->Get(kResidencyNamespace, Key(kTenantPrefix, id)));
   if (!stored) return std::optional<Tenant>();
@@ -203,17 +222,22 @@ StatusOr<std::optional<Tenant>> PolicyStore::GetTenant(std::string_view id) cons
 StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant,
                                                          size_t limit) const {
   if (!IsValidTenantId(tenant)) return InvalidArgument("tenant history: bad tenant id");
+  std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   return ReadHistory(*kv_, "history/tenant/" + std::string(tenant) + "/", limit);
 }
 
 StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view region,
                                                                size_t limit) const {
   if (!IsValidRegionId(region)) return InvalidArgument("region history: bad region id");
+  std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   return ReadHistory(*kv_, "history/region/" + std::string(region) + "/", limit);
 }
 
 StatusOr<PolicyDocument> PolicyStore::Export() const {
   std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   PolicyDocument doc;
   doc.version = version_;
   for (const auto& [id, r] : regions_) doc.regions.push_back(r);
@@ -238,6 +262,7 @@ StatusOr<PolicyDocument> PolicyStore::Export() const {
 StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const PolicyDocument& doc,
                                             const AuditChange& audit) {
   std::lock_guard<std::mutex> lock(mu_);
+  GL_RETURN_IF_ERROR(CheckUsable());
   if (doc.version > kMaxPolicyVersion)
     return InvalidArgument("residency policy: version " + std::to_string(doc.version) + " is above the highest, " +
                            std::to_string(kMaxPolicyVersion));
@@ -252,7 +277,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
   const int64_t now = clock_->UnixMillis();
   ChangeRecord summary{doc.version, now, std::string(actor), "bundle", "", false, {}, std::nullopt};
   KvBatch batch;
-  // History records, written once the import's audit entry names their index.
+  // History records, written with the import's audit entry, which names their index.
   std::vector<std::pair<std::string, ChangeRecord>> history;
   // The summary counts; per-entity detail is in each entity's history.
   size_t regions_set = 0, regions_removed = 0, tenants_set = 0, tenants_removed = 0;
@@ -315,14 +340,8 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
       {"version", std::to_string(version_), std::to_string(doc.version)},  // read under mu_: the one replaced
       {"regions", "", std::to_string(regions_set) + " set, " + std::to_string(regions_removed) + " removed"},
       {"tenants", "", std::to_string(tenants_set) + " set, " + std::to_string(tenants_removed) + " removed"}};
-  GL_RETURN_IF_ERROR(Audit(audit, summary));
-  for (auto& [key, rec] : history) {
-    rec.audit_index = summary.audit_index;
-    batch.Put(kResidencyNamespace, key, DumpJson(ChangeRecordToJson(rec)));
-  }
-  batch.Put(kResidencyNamespace, "history/policy/" + VersionSuffix(doc.version),
-            DumpJson(ChangeRecordToJson(summary)));
-  GL_RETURN_IF_ERROR(Commit(batch, doc.version, std::move(builder).Build()));
+  history.emplace_back("history/policy/" + VersionSuffix(doc.version), summary);
+  GL_RETURN_IF_ERROR(Commit(audit, summary, std::move(batch), std::move(history), std::move(builder).Build()));
   regions_.clear();
   for (const Region& r : doc.regions) regions_[r.id] = r;
   return summary;

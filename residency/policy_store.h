@@ -1,13 +1,14 @@
 // Durable, versioned residency policy in a KvStore (namespace "residency"),
 // kept in step with an Engine.
 //
-// Every change that alters the policy increments the policy version. Its
-// audit entry is written first (AuditChange, below); then the change is
-// written in one synchronous batch together with its history record, which
-// keeps the entry's index; only then is the new snapshot installed in the
-// engine. A crash between the last two loses nothing: Open rebuilds the
-// snapshot from the store. A PUT that changes nothing writes nothing, audits
-// nothing and keeps the version.
+// Every change that alters the policy increments the policy version. The
+// change, its history record (which keeps the index of the change's audit
+// entry) and the version are written in the same atomic, synchronous write
+// as the audit entry itself (AuditChange, below); only then is the new
+// snapshot installed in the engine. So a change is stored if and only if
+// its entry is, whatever crashes or fails; a crash before the snapshot is
+// installed loses nothing, as Open rebuilds it from the store. A PUT that
+// changes nothing writes nothing, audits nothing and keeps the version.
 //
 // Layout (keys in namespace "residency"):
 //   version                          decimal policy version
@@ -18,7 +19,9 @@
 //   history/policy/<v:020>           ChangeRecordToJson (bundle imports)
 //
 // The store must be the engine's only writer. Thread-safe; changes are
-// serialised by one mutex, reads of the engine never wait for it.
+// serialised by one mutex, which reads of the store take too (a change's
+// write is visible in the KvStore before it is durable); reads of the engine
+// never wait for it.
 #pragma once
 
 #include <functional>
@@ -46,15 +49,23 @@ inline constexpr std::string_view kResidencyNamespace = "residency";
 // (the version would otherwise wrap to 0, which reads as "no policy").
 inline constexpr uint64_t kMaxPolicyVersion = (uint64_t{1} << 53) - 1;
 
-// Writes the audit entry of a change before the store commits it. Called
+// The writes that commit a change, given the index of its audit entry: the
+// store adds them to `batch`.
+using ChangeWrites = std::function<void(uint64_t audit_index, KvBatch& batch)>;
+
+// Writes a change and its audit entry in one atomic, synchronous write to
+// the store's KvStore: the entry for `change`, and the puts and deletes
+// `writes` adds to the same batch once the entry's index is known. Called
 // under the store's lock once the change is validated and its version is
-// set, before anything is written; returns the index of the entry, which
-// must be durable by then. The change's history records keep that index
-// (ChangeRecord::audit_index). When it fails, the store writes nothing and
-// returns its error: no change is ever active without its entry. When the
-// commit fails after it succeeded, the store returns that error and the
-// entry names a change that was not applied; the caller records so.
-using AuditChange = std::function<StatusOr<uint64_t>(const ChangeRecord&)>;
+// set; returns the entry's index once both are durable, and does not use
+// `writes` after it returns. When it fails without having called `writes`,
+// nothing was written and the change can be retried. When it fails after
+// calling `writes`, the change and its entry may or may not have reached the
+// disk together (a failed sync can still have persisted them): the change is
+// not activated, and the store refuses every later request with
+// kUnavailable until it is reopened from the KvStore, which then holds the
+// change with its entry or neither.
+using AuditChange = std::function<StatusOr<uint64_t>(const ChangeRecord& change, const ChangeWrites& writes)>;
 
 class PolicyStore {
  public:
@@ -98,9 +109,16 @@ class PolicyStore {
  private:
   PolicyStore(KvStore* kv, Engine* engine, const Clock* clock);
   Status Load();
-  Status Commit(KvBatch& batch, uint64_t version, std::shared_ptr<const Snapshot> snapshot);
-  // Under mu_: runs `audit` for `rec` and keeps the entry's index in it.
-  static Status Audit(const AuditChange& audit, ChangeRecord& rec);
+  // Under mu_: writes `batch`, the history records `history` (keyed, each
+  // given the entry's index) and the version of `rec` with the audit entry
+  // of `rec` through `audit`, keeps the entry's index in `rec`, and installs
+  // `snapshot`.
+  Status Commit(const AuditChange& audit, ChangeRecord& rec, KvBatch batch,
+                std::vector<std::pair<std::string, ChangeRecord>> history,
+                std::shared_ptr<const Snapshot> snapshot);
+  // Under mu_: kUnavailable once an audited write failed after it was handed
+  // to the store (its outcome is known only after a reopen).
+  Status CheckUsable() const;
   // Under mu_: an incremental change may be built on the active version.
   Status CheckEditable() const;
 
@@ -111,6 +129,7 @@ class PolicyStore {
   mutable std::mutex mu_;
   uint64_t version_ = 0;                   // guarded by mu_
   std::map<std::string, Region> regions_;  // guarded by mu_
+  bool unsettled_ = false;                 // guarded by mu_: see CheckUsable
 };
 
 }  // namespace geoledger::residency

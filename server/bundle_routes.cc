@@ -83,11 +83,12 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                });
                auto imported = residency::ImportBundle(*deps.policy(), ctx.request.body, *deps.trusted_keys(),
                                                        deps.last_known_good_path, ctx.principal->name, audit.Hook());
-               audit.Settle(imported.status());
-               // The ledger refused the import's entry: nothing changed, and
-               // recording a refusal would say the bundle was refused.
+               // The ledger refused or failed the import's entry: nothing
+               // changed, and recording a refusal would say the bundle was
+               // refused. So would recording a store that is unavailable.
                if (audit.hook_failed()) return imported.status();
-               if (!imported.ok() && imported.status().code() != StatusCode::kInternal) {
+               if (!imported.ok() && imported.status().code() != StatusCode::kInternal &&
+                   imported.status().code() != StatusCode::kUnavailable) {
                  // Refused: nothing changed. Record the attempt, answer the refusal.
                  auto logged = deps.ledger()->Append({ServiceEvent(
                      ctx, "policy.bundle.refused", "policy", "denied",

@@ -8,7 +8,7 @@
 namespace geoledger::server {
 namespace {
 
-// Renders a policy change's answer (the entry was written before the commit).
+// Renders a policy change's answer (the entry was written with the change).
 HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entity) {
   const bool changed = !change.changes.empty() || change.created;
   nlohmann::json j = {{change.kind, std::move(entity)}, {"policy_version", change.version}, {"changed", changed}};
@@ -30,31 +30,23 @@ PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx) {
 }  // namespace
 
 residency::AuditChange PolicyChangeAudit::Hook() {
-  return [this](const residency::ChangeRecord& change) -> StatusOr<uint64_t> {
-    audit::AuditEvent e = event_(change);
-    auto logged = ledger_->Append({e});
+  return [this](const residency::ChangeRecord& change, const residency::ChangeWrites& writes) -> StatusOr<uint64_t> {
+    bool attached = false;
+    auto logged = ledger_->Append({event_(change)}, [&attached, &writes](uint64_t index, KvBatch& batch) {
+      attached = true;
+      writes(index, batch);
+    });
     if (!logged.ok()) {
       hook_failed_ = true;
+      if (attached)
+        log::Error("a policy change and its audit entry were handed to the store and the write failed; whether "
+                   "both reached the disk is known after a restart, and the policy store refuses requests until then",
+                   {{"kind", change.kind}, {"id", change.id}, {"policy_version", change.version},
+                    {"error", logged.status().ToString()}});
       return logged.status();
     }
-    written_ = std::move(e);
-    written_index_ = (*logged)[0];
-    version_ = change.version;
     return (*logged)[0];
   };
-}
-
-void PolicyChangeAudit::Settle(const Status& store_result) {
-  if (store_result.ok() || !written_) return;
-  audit::AuditEvent e = *written_;
-  e.action = "policy.change.not_applied";
-  e.outcome = "failed";
-  e.details = {{"audit_index", std::to_string(written_index_)}, {"policy_version", std::to_string(version_)},
-               {"error", std::string(StatusCodeName(store_result.code()))}};
-  auto logged = ledger_->Append({std::move(e)});
-  log::Error("policy change was audit-logged but not applied",
-             {{"audit_index", written_index_}, {"policy_version", version_}, {"error", store_result.ToString()},
-              {"correction_logged", logged.ok()}});
 }
 
 void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()> policy,
@@ -67,7 +59,6 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                GL_ASSIGN_OR_RETURN(auto region, residency::RegionFromJson(id, ctx.body, policy()->jurisdictions()));
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx));
                auto change = policy()->PutRegion(ctx.principal->name, region, audit.Hook());
-               audit.Settle(change.status());
                if (!change.ok()) return change.status();
                return Changed(*change, residency::RegionToJson(region));
              });
@@ -82,7 +73,6 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                GL_ASSIGN_OR_RETURN(auto tenant, residency::TenantFromJson(ctx.tenant, ctx.body, policy()->jurisdictions()));
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx));
                auto change = policy()->PutTenant(ctx.principal->name, tenant, audit.Hook());
-               audit.Settle(change.status());
                if (!change.ok()) return change.status();
                return Changed(*change, residency::TenantToJson(tenant));
              });
@@ -101,10 +91,9 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                for (const auto& c : history) changes.push_back(residency::ChangeRecordToJson(c));
                return JsonResponse(200, {{"tenant", ctx.tenant}, {"changes", changes}});
              });
-  // Each change is a durable audit entry and a synced write to the policy
-  // store, both under the store's lock; the reads wait for that lock (a
-  // region) or read the store (a tenant, a history), so none of them runs on
-  // an HTTP thread that gateway checks share.
+  // Each change is one synced write of its audit entry and its records,
+  // under the store's lock, and the reads wait for that lock, so none of
+  // them runs on an HTTP thread that gateway checks share.
   d.MarkBlockingRoute("PUT", "/v1/regions/{region}");
   d.MarkBlockingRoute("PUT", "/v1/tenants/{tenant}");
   d.MarkBlockingRoute("GET", "/v1/regions/{region}");

@@ -237,7 +237,6 @@ Status Service::LoadLastKnownGoodPolicy() {
   });
   auto loaded = residency::LoadLastKnownGood(*policy_, config_.data_dir + "/policy-bundle.json", trusted_policy_keys_,
                                              audit.Hook());
-  audit.Settle(loaded.status());
   if (!loaded.ok())
     return FailedPrecondition("last-known-good policy bundle " + config_.data_dir +
                               "/policy-bundle.json: " + loaded.status().message());

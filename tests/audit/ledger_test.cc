@@ -294,6 +294,42 @@ TEST_F(LedgerTest, AppendAsyncCallsBackOnceDurableInOrder) {
   EXPECT_EQ(got, (std::vector<std::vector<uint64_t>>{{0, 1}, {2, 3}, {4, 5}}));
 }
 
+// An append's attached writes go to the store in the write that holds its
+// entries, told the index of the first; a failed write stores neither.
+TEST_F(LedgerTest, AttachedWritesShareTheEntriesWrite) {
+  auto l = Open();
+  ASSERT_TRUE(l->Append({Event(0)}).ok());
+  std::vector<uint64_t> told;
+  auto attach = [&told](uint64_t first, KvBatch& batch) {
+    told.push_back(first);
+    batch.Put("residency", "k" + std::to_string(first), "v");
+  };
+  const int writes_before = faulty_->writes_.load();
+  auto r = l->Append({Event(1), Event(2)}, attach);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(told, (std::vector<uint64_t>{1}));
+  EXPECT_EQ(faulty_->writes_.load(), writes_before + 1);  // one write for the entries and theirs
+  auto stored = kv_->Get("residency", "k1");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->value_or(""), "v");
+
+  faulty_->fail_ = true;
+  EXPECT_EQ(l->Append({Event(3)}, attach).status().code(), StatusCode::kUnavailable);
+  faulty_->fail_ = false;
+  EXPECT_EQ(told.size(), 2u);  // it was called, and its write failed with the entry
+  auto absent = kv_->Get("residency", "k3");
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+  l.reset();
+  EXPECT_EQ(Open()->size(), 3u);
+  // An append refused before it is queued never calls it.
+  auto closed = Open();
+  ASSERT_TRUE(closed->Close().ok());
+  EXPECT_EQ(closed->Append({Event(4)}, attach).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(told.size(), 2u);
+}
+
 TEST_F(LedgerTest, AppendAsyncRefusesAtOnceWithoutCallingBack) {
   Ledger::Options o;
   o.max_queued_events = 2;

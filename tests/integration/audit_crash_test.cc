@@ -62,20 +62,6 @@ struct ClientResult {
   std::vector<std::string> unexpected;  // non-200 answers
 };
 
-// Removes the test's temporary tree on every exit path (declared before the
-// server, so it runs after the server is gone).
-struct DirGuard {
-  std::string dir;
-  ~DirGuard() {
-    if (!dir.empty()) RemoveTree(dir);
-  }
-};
-
-std::string HttpPost(const std::string& token, const std::string& path, const std::string& body) {
-  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
-         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
 // Appends batches of 1-20 events over one persistent connection until the
 // server goes away. Each event's resource is unique: "w<thread>-r<round>-<n>".
 void AppendUntilKilled(uint16_t port, const std::string& token, int round, int thread, const std::atomic<bool>& killed,
@@ -102,7 +88,7 @@ void AppendUntilKilled(uint16_t port, const std::string& token, int round, int t
                         {"outcome", "allowed"}});
     }
     RawResponse r;
-    if (!conn->Send(HttpPost(token, "/v1/audit/events", nlohmann::json{{"events", events}}.dump())) ||
+    if (!conn->Send(RequestBytes("POST", "/v1/audit/events", token, nlohmann::json{{"events", events}}.dump())) ||
         !conn->ReadResponse(&r, std::chrono::seconds(20))) {
       // Cut off: not acknowledged. Expected once the kill has been sent.
       if (killed.load()) return;
@@ -263,20 +249,6 @@ uint64_t WaitForFullCheckpoint(TestServer& server, const std::string& reader, ui
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return 0;
-}
-
-// SIGKILL, then wait for the death without reaping it: the zombie keeps the
-// pid, so TestServer's own Terminate() (run by its destructor) reaps exactly
-// this process and cannot hit a recycled pid. Returns a description of how the
-// process ended.
-std::string KillNine(pid_t pid) {
-  if (::kill(pid, SIGKILL) != 0) return std::string("kill failed: ") + std::strerror(errno);
-  siginfo_t info{};
-  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0)
-    return std::string("waitid failed: ") + std::strerror(errno);
-  if (info.si_code == CLD_KILLED && info.si_status == SIGKILL) return "SIGKILL";
-  return "ended otherwise (si_code " + std::to_string(info.si_code) + ", status " + std::to_string(info.si_status) +
-         ")";
 }
 
 TEST(AuditCrashTest, KillNineNeverLosesAnAcknowledgedAppend) {

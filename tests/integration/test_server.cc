@@ -82,6 +82,25 @@ void RemoveTree(const std::string& dir) {
   std::filesystem::remove_all(dir, ec);
 }
 
+std::string RequestBytes(const std::string& method, const std::string& path, const std::string& token,
+                         const std::string& body) {
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token + "\r\n";
+  if (!body.empty()) req += "Content-Type: application/json\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  return req + "\r\n" + body;
+}
+
+std::string KillNine(pid_t pid) {
+  if (::kill(pid, SIGKILL) != 0) return std::string("kill failed: ") + std::strerror(errno);
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0)
+    return std::string("waitid failed: ") + std::strerror(errno);
+  if (info.si_code == CLD_KILLED && info.si_status == SIGKILL) return "SIGKILL";
+  return "ended otherwise (si_code " + std::to_string(info.si_code) + ", status " + std::to_string(info.si_status) +
+         ")";
+}
+
 RawConnection::RawConnection(uint16_t port, const char* source) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (source != nullptr) {

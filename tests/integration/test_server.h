@@ -109,4 +109,24 @@ bool MakeTestPki(const std::string& dir, std::string* error);
 std::string MakeTempDir();
 void RemoveTree(const std::string& dir);
 
+// Removes a temporary tree on every exit path (declare it before the servers
+// that use the tree, so it runs after they are gone).
+struct DirGuard {
+  std::string dir;
+  ~DirGuard() {
+    if (!dir.empty()) RemoveTree(dir);
+  }
+};
+
+// The bytes of one HTTP/1.1 request with a bearer token and, for a non-empty
+// body, a JSON content type (for RawConnection::Send on a kept connection).
+std::string RequestBytes(const std::string& method, const std::string& path, const std::string& token,
+                         const std::string& body = "");
+
+// SIGKILL, then waits for the death without reaping it: the zombie keeps the
+// pid, so TestServer's own Terminate() (run by its destructor) reaps exactly
+// this process and cannot hit a recycled pid. Returns "SIGKILL", or how the
+// process ended otherwise.
+std::string KillNine(pid_t pid);
+
 }  // namespace geoledger::testing

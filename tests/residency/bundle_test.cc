@@ -152,7 +152,7 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
   ASSERT_TRUE(store.ok());
   const std::string lkg = (dir_ / "policy-bundle.json").string();
 
-  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited());
+  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(rec->change.version, 5u);
   EXPECT_TRUE(rec->last_known_good.ok()) << rec->last_known_good.ToString();
@@ -162,13 +162,13 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
 
   // Same version and older versions are rollbacks.
   for (uint64_t v : {5u, 4u}) {
-    auto again = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, lkg, "bundle:test", testing::Audited());
+    auto again = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
     EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << v;
   }
   // A tampered bundle changes nothing, on disk or in memory.
   const std::string tampered =
       EditPayload(SignBundle(Doc(6), signer_), [](std::string& p) { p[20] ^= 0x02; });
-  EXPECT_FALSE(ImportBundle(**store, tampered, trusted_, lkg, "bundle:test", testing::Audited()).ok());
+  EXPECT_FALSE(ImportBundle(**store, tampered, trusted_, lkg, "bundle:test", testing::Audited(kv)).ok());
   EXPECT_EQ(engine->version(), 5u);
   std::ifstream in(lkg);
   std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -185,21 +185,21 @@ TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
   auto engine = testing::NewEngine();
   auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
   ASSERT_TRUE(store.ok());
-  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited());
+  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   ASSERT_TRUE(loaded->activated.has_value());
   EXPECT_EQ(engine->version(), 8u);
   // Not newer any more: nothing to do. Absent file: nothing to do.
-  auto again = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited());
+  auto again = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->activated.has_value());
   EXPECT_TRUE(again->not_newer_unverified.ok());
-  auto absent = LoadLastKnownGood(**store, (dir_ / "none.json").string(), trusted_, testing::Audited());
+  auto absent = LoadLastKnownGood(**store, (dir_ / "none.json").string(), trusted_, testing::Audited(kv));
   ASSERT_TRUE(absent.ok());
   EXPECT_FALSE(absent->activated.has_value());
   // A file signed by nobody we trust is an error, not a silent skip.
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('s'))).ok());
-  EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_, testing::Audited()).status().code(),
+  EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv)).status().code(),
             StatusCode::kPermissionDenied);
   EXPECT_EQ(engine->version(), 8u);
 }
@@ -215,10 +215,12 @@ TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerAndDoesNotVerifyIsLeftAloneAnd
   auto engine = testing::NewEngine();
   auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
   ASSERT_TRUE(store.ok());
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(8), Signer('o')), trusted_, lkg, "a", testing::Audited()).ok());
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(8), Signer('o')), trusted_, lkg, "a", testing::Audited(kv)).ok());
   const std::vector<std::string> rotated = {signer_.public_key()};  // 'o' is no longer trusted
   int audits = 0;
-  AuditChange count = [&audits](const ChangeRecord&) -> StatusOr<uint64_t> { return audits++; };
+  AuditChange count = [&audits](const ChangeRecord&, const ChangeWrites&) -> StatusOr<uint64_t> {
+    return Internal("no change should be audited, change " + std::to_string(audits++));
+  };
   auto loaded = LoadLastKnownGood(**store, lkg, rotated, count);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_FALSE(loaded->activated.has_value());
@@ -248,8 +250,8 @@ TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
   auto engine = testing::NewEngine();
   auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
   ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
-  ASSERT_TRUE((*store)->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"active"})"), testing::Audited()).ok());
+  ASSERT_TRUE((*store)->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+  ASSERT_TRUE((*store)->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"active"})"), testing::Audited(kv)).ok());
   auto doc = (*store)->Export();
   ASSERT_TRUE(doc.ok());
   const std::string bundle = SignBundle(*doc, signer_);
@@ -258,7 +260,7 @@ TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
   auto engine2 = testing::NewEngine();
   auto store2 = PolicyStore::Open(kv2.get(), engine2.get(), &clock);
   ASSERT_TRUE(store2.ok());
-  ASSERT_TRUE(ImportBundle(**store2, bundle, trusted_, "", "bundle:peer", testing::Audited()).ok());
+  ASSERT_TRUE(ImportBundle(**store2, bundle, trusted_, "", "bundle:peer", testing::Audited(kv2)).ok());
   EXPECT_EQ(engine2->version(), 2u);
   EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-west-1", At("2025-06-15")).allow);
 }
@@ -280,8 +282,8 @@ TEST_F(BundleTest, ConcurrentImportsLeaveTheActiveBundleAsLastKnownGood) {
     ASSERT_TRUE(store.ok());
     const std::string lkg = (dir_ / ("lkg-" + std::to_string(i) + ".json")).string();
     StatusOr<ImportedBundle> r6 = Internal("unset"), r7 = Internal("unset");
-    std::thread t6([&] { r6 = ImportBundle(**store, b6, trusted_, lkg, "a", testing::Audited()); });
-    std::thread t7([&] { r7 = ImportBundle(**store, b7, trusted_, lkg, "b", testing::Audited()); });
+    std::thread t6([&] { r6 = ImportBundle(**store, b6, trusted_, lkg, "a", testing::Audited(kv)); });
+    std::thread t7([&] { r7 = ImportBundle(**store, b7, trusted_, lkg, "b", testing::Audited(kv)); });
     t6.join();
     t7.join();
     ASSERT_TRUE(r7.ok()) << r7.status().ToString();  // v6 may be refused as older, v7 never
@@ -324,12 +326,12 @@ TEST_F(BundleTest, PolicyVersionsStopAtTheHighestInsteadOfWrapping) {
   auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
   ASSERT_TRUE(store.ok());
   for (uint64_t v : {UINT64_MAX, kMaxPolicyVersion + 1}) {
-    auto r = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, "", "b", testing::Audited());
+    auto r = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, "", "b", testing::Audited(kv));
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << v;
   }
   EXPECT_EQ(engine->version(), 0u);
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(kMaxPolicyVersion), signer_), trusted_, "", "b", testing::Audited()).ok());
-  auto put = (*store)->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited());
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(kMaxPolicyVersion), signer_), trusted_, "", "b", testing::Audited(kv)).ok());
+  auto put = (*store)->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited(kv));
   EXPECT_EQ(put.status().code(), StatusCode::kFailedPrecondition) << put.status().ToString();
   EXPECT_EQ(engine->version(), kMaxPolicyVersion);
   EXPECT_EQ((*store)->version(), kMaxPolicyVersion);
@@ -342,7 +344,7 @@ TEST_F(BundleTest, PolicyVersionsStopAtTheHighestInsteadOfWrapping) {
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ(engine2->version(), kMaxPolicyVersion);
   EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-central-1", At("2025-06-15")).allow);
-  auto old = ImportBundle(**reopened, SignBundle(Doc(1), signer_), trusted_, "", "b", testing::Audited());
+  auto old = ImportBundle(**reopened, SignBundle(Doc(1), signer_), trusted_, "", "b", testing::Audited(kv));
   EXPECT_EQ(old.status().code(), StatusCode::kFailedPrecondition);
 }
 

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "common/kv_store.h"
 #include "residency/date.h"
 #include "residency/engine.h"
 #include "residency/jurisdictions.h"
@@ -46,14 +48,19 @@ inline Tenant T(std::string_view id, std::string_view json) {
   return t.ok() ? *t : Tenant{};
 }
 
-// An AuditChange for tests that do not look at the audit log: it writes
-// nothing and hands out increasing indexes.
-inline AuditChange Audited() {
-  return [](const ChangeRecord&) -> StatusOr<uint64_t> {
+// An AuditChange for tests that do not look at the audit log: it writes the
+// change to `kv` (synced) with no entry, and hands out increasing indexes.
+inline AuditChange Audited(KvStore* kv) {
+  return [kv](const ChangeRecord&, const ChangeWrites& writes) -> StatusOr<uint64_t> {
     static std::atomic<uint64_t> next{0};
-    return next.fetch_add(1);
+    const uint64_t index = next.fetch_add(1);
+    KvBatch batch;
+    writes(index, batch);
+    GL_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
+    return index;
   };
 }
+inline AuditChange Audited(const std::unique_ptr<KvStore>& kv) { return Audited(kv.get()); }
 
 inline std::unique_ptr<Engine> NewEngine() {
   auto e = Engine::Create({});

@@ -28,10 +28,14 @@ struct Fixture {
   }
 };
 
-// An AuditChange that answers `index` for every change and keeps what it saw.
-AuditChange AuditAt(uint64_t index, std::vector<ChangeRecord>* seen = nullptr) {
-  return [index, seen](const ChangeRecord& c) -> StatusOr<uint64_t> {
+// An AuditChange that writes the change to `kv` as if its entry were at
+// `index`, and keeps what it saw.
+AuditChange AuditAt(KvStore* kv, uint64_t index, std::vector<ChangeRecord>* seen = nullptr) {
+  return [kv, index, seen](const ChangeRecord& c, const ChangeWrites& writes) -> StatusOr<uint64_t> {
     if (seen) seen->push_back(c);
+    KvBatch batch;
+    writes(index, batch);
+    GL_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
     return index;
   };
 }
@@ -42,10 +46,10 @@ Tenant Acme() {
 }
 
 // Regions eu-west-1 and eu-central-1, then Acme(); false when a change fails.
-bool LoadAcme(PolicyStore& store) {
-  return store.PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok() &&
-         store.PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok() &&
-         store.PutTenant("admin", Acme(), testing::Audited()).ok();
+bool LoadAcme(PolicyStore& store, KvStore* kv) {
+  return store.PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok() &&
+         store.PutRegion("admin", R("eu-central-1", "DE"), testing::Audited(kv)).ok() &&
+         store.PutTenant("admin", Acme(), testing::Audited(kv)).ok();
 }
 
 TEST(PolicyStoreTest, EachChangeBumpsTheVersionAndIsDecidedAtOnce) {
@@ -54,12 +58,12 @@ TEST(PolicyStoreTest, EachChangeBumpsTheVersionAndIsDecidedAtOnce) {
   Fixture f(kv.get(), &clock);
   ASSERT_TRUE(f.store);
   EXPECT_EQ(f.store->version(), 0u);
-  auto r1 = f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited());
+  auto r1 = f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv));
   ASSERT_TRUE(r1.ok()) << r1.status().ToString();
   EXPECT_EQ(r1->version, 1u);
   EXPECT_TRUE(r1->created);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
-  auto t = f.store->PutTenant("admin", Acme(), testing::Audited());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited(kv)).ok());
+  auto t = f.store->PutTenant("admin", Acme(), testing::Audited(kv));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->version, 3u);
   EXPECT_EQ(f.engine->version(), 3u);
@@ -72,8 +76,8 @@ TEST(PolicyStoreTest, UnchangedPutWritesNothing) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(LoadAcme(*f.store));
-  auto again = f.store->PutTenant("admin", Acme(), testing::Audited());
+  ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
+  auto again = f.store->PutTenant("admin", Acme(), testing::Audited(kv));
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->changes.empty());
   EXPECT_EQ(again->version, 3u);
@@ -87,8 +91,8 @@ TEST(PolicyStoreTest, UnknownRegionReferenceIsRejectedAndChangesNothing) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
-  auto t = f.store->PutTenant("admin", Acme(), testing::Audited());  // eu-central-1 does not exist
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+  auto t = f.store->PutTenant("admin", Acme(), testing::Audited(kv));  // eu-central-1 does not exist
   EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(t.status().message().find("eu-central-1"), std::string::npos);
   EXPECT_EQ(f.store->version(), 1u);
@@ -104,19 +108,19 @@ TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("in-1", "IN"), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("in-1", "IN"), testing::Audited(kv)).ok());
   Tenant t = T("acme", R"({"home_region":"eu-west-1","status":"active",
       "allowed_regions":{"personal":["in-1"]},
       "safeguards":[
         {"jurisdiction":"IN","mechanism":"scc","reference":"OLD","valid_from":"2025-01-01"},
         {"jurisdiction":"IN","mechanism":"bcr","reference":"NEW","valid_from":"2025-01-01"}]})");
-  ASSERT_TRUE(f.store->PutTenant("admin", t, testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutTenant("admin", t, testing::Audited(kv)).ok());
   const uint64_t before = f.store->version();
   EXPECT_EQ(f.engine->Decide("acme", "personal", "store", "in-1", kNow).legal_basis, "gdpr:art46:scc:OLD");
 
   std::swap(t.safeguards[0], t.safeguards[1]);
-  auto rec = f.store->PutTenant("bob", t, testing::Audited());
+  auto rec = f.store->PutTenant("bob", t, testing::Audited(kv));
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(rec->version, before + 1);
   ASSERT_EQ(rec->changes.size(), 1u);
@@ -132,7 +136,7 @@ TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
   EXPECT_EQ((*history)[1].actor, "bob");
 
   // The same PUT again changes nothing and writes nothing.
-  auto same = f.store->PutTenant("bob", t, testing::Audited());
+  auto same = f.store->PutTenant("bob", t, testing::Audited(kv));
   ASSERT_TRUE(same.ok());
   EXPECT_TRUE(same->changes.empty());
   EXPECT_EQ(f.store->version(), before + 1);
@@ -144,12 +148,12 @@ TEST(PolicyStoreTest, ReplaceRecordsTheRemovalOfARegionInItsHistory) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited(kv)).ok());
   PolicyDocument doc;
   doc.version = 10;
   doc.regions = {R("eu-west-1", "IE")};
-  ASSERT_TRUE(f.store->Replace("bundle:peer", doc, testing::Audited()).ok());
+  ASSERT_TRUE(f.store->Replace("bundle:peer", doc, testing::Audited(kv)).ok());
   auto gone = f.store->GetRegion("eu-central-1");
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
@@ -166,14 +170,14 @@ TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
-  ASSERT_TRUE(f.store->PutTenant("alice-token", Acme(), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited(kv)).ok());
+  ASSERT_TRUE(f.store->PutTenant("alice-token", Acme(), testing::Audited(kv)).ok());
   clock.Advance(std::chrono::seconds(5));
   Tenant changed = Acme();
   changed.status = TenantStatus::kSuspended;
   changed.safeguards.push_back({"US", Mechanism::kScc, "SCC-1", *ParseDate("2025-01-01"), std::nullopt});
-  auto rec = f.store->PutTenant("bob-token", changed, testing::Audited());
+  auto rec = f.store->PutTenant("bob-token", changed, testing::Audited(kv));
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(rec->version, 4u);
   ASSERT_EQ(rec->changes.size(), 2u);
@@ -205,9 +209,9 @@ TEST(PolicyStoreTest, ReopeningRebuildsTheSameSnapshot) {
   ManualClock clock;
   {
     Fixture f(kv.get(), &clock);
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
-    ASSERT_TRUE(f.store->PutTenant("admin", Acme(), testing::Audited()).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited(kv)).ok());
+    ASSERT_TRUE(f.store->PutTenant("admin", Acme(), testing::Audited(kv)).ok());
   }
   Fixture f(kv.get(), &clock);
   EXPECT_EQ(f.store->version(), 3u);
@@ -216,7 +220,7 @@ TEST(PolicyStoreTest, ReopeningRebuildsTheSameSnapshot) {
   auto got = f.store->GetTenant("acme");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ(**got, Acme());
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited()).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited(kv)).ok());
   EXPECT_EQ(f.store->version(), 4u);
 }
 
@@ -237,14 +241,14 @@ TEST(PolicyStoreTest, ReplaceRefusesOlderVersionsAndRecordsHistory) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(LoadAcme(*f.store));
+  ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
   PolicyDocument doc;
   doc.version = 3;
   doc.regions = {R("eu-west-1", "IE")};
-  EXPECT_EQ(f.store->Replace("bundle", doc, testing::Audited()).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(f.store->Replace("bundle", doc, testing::Audited(kv)).status().code(), StatusCode::kFailedPrecondition);
   doc.version = 10;
   doc.tenants = {T("beta", R"({"home_region":"eu-west-1","status":"active"})")};
-  auto rec = f.store->Replace("bundle", doc, testing::Audited());
+  auto rec = f.store->Replace("bundle", doc, testing::Audited(kv));
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(f.engine->version(), 10u);
   EXPECT_FALSE(f.engine->Decide("acme", "personal", "store", "eu-west-1", kNow).allow);
@@ -272,9 +276,9 @@ TEST(PolicyStoreTest, RocksDbPersistsAcrossReopen) {
     auto kv = OpenRocksDbKvStore(dir.string(), KnownNamespaces());
     ASSERT_TRUE(kv.ok()) << kv.status().ToString();
     Fixture f(kv->get(), &clock);
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited()).ok());
-    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited()).ok());
-    ASSERT_TRUE(f.store->PutTenant("admin", Acme(), testing::Audited()).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv->get())).ok());
+    ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), testing::Audited(kv->get())).ok());
+    ASSERT_TRUE(f.store->PutTenant("admin", Acme(), testing::Audited(kv->get())).ok());
   }
   {
     auto kv = OpenRocksDbKvStore(dir.string(), KnownNamespaces());
@@ -298,17 +302,17 @@ namespace {
 
 Tenant Suspended() { return T("acme", R"({"home_region":"eu-west-1","status":"suspended"})"); }
 
-// Each change's audit entry is written before the change: when it cannot
-// be written, nothing changes, and the version is not used up (a change
-// that answered 503 was active, unaudited, and a retry found nothing to do).
+// A change is written with its audit entry: when the entry is refused
+// before anything is written (a full queue, a closed ledger), nothing
+// changes, the version is not used up, and a retry goes through.
 TEST(PolicyStoreTest, AChangeWhoseAuditEntryCannotBeWrittenChangesNothing) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
   Fixture f(kv.get(), &clock);
-  ASSERT_TRUE(LoadAcme(*f.store));
+  ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
   const uint64_t v = f.store->version();
   int calls = 0;
-  AuditChange refuse = [&calls](const ChangeRecord&) -> StatusOr<uint64_t> {
+  AuditChange refuse = [&calls](const ChangeRecord&, const ChangeWrites&) -> StatusOr<uint64_t> {
     ++calls;
     return Unavailable("audit append queue is full");
   };
@@ -339,7 +343,7 @@ TEST(PolicyStoreTest, AChangeWhoseAuditEntryCannotBeWrittenChangesNothing) {
   ASSERT_TRUE(PolicyStore::Open(kv.get(), engine2.get(), &clock).ok());
   EXPECT_EQ(engine2->version(), v);
 
-  auto retry = f.store->PutTenant("admin", Suspended(), testing::Audited());
+  auto retry = f.store->PutTenant("admin", Suspended(), testing::Audited(kv));
   ASSERT_TRUE(retry.ok()) << retry.status().ToString();
   EXPECT_EQ(retry->version, v + 1);
   EXPECT_FALSE(retry->changes.empty());
@@ -350,11 +354,11 @@ TEST(PolicyStoreTest, HistoryRecordsKeepTheIndexOfTheirAuditEntry) {
   ManualClock clock;
   Fixture f(kv.get(), &clock);
   std::vector<ChangeRecord> seen;
-  auto region = f.store->PutRegion("admin", R("eu-west-1", "IE"), AuditAt(10, &seen));
+  auto region = f.store->PutRegion("admin", R("eu-west-1", "IE"), AuditAt(kv.get(), 10, &seen));
   ASSERT_TRUE(region.ok());
   EXPECT_EQ(region->audit_index, 10u);
-  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), AuditAt(11)).ok());
-  auto tenant = f.store->PutTenant("alice", Acme(), AuditAt(12, &seen));
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), AuditAt(kv.get(), 11)).ok());
+  auto tenant = f.store->PutTenant("alice", Acme(), AuditAt(kv.get(), 12, &seen));
   ASSERT_TRUE(tenant.ok());
   EXPECT_EQ(tenant->audit_index, 12u);
   // The entry is written with the change as it will be committed.
@@ -367,7 +371,7 @@ TEST(PolicyStoreTest, HistoryRecordsKeepTheIndexOfTheirAuditEntry) {
   ASSERT_TRUE(doc.ok());
   doc->version = 9;
   doc->tenants[0] = Suspended();
-  auto imported = f.store->Replace("bundle:peer", *doc, AuditAt(20, &seen));
+  auto imported = f.store->Replace("bundle:peer", *doc, AuditAt(kv.get(), 20, &seen));
   ASSERT_TRUE(imported.ok()) << imported.status().ToString();
   EXPECT_EQ(imported->audit_index, 20u);
   // The import names the version it replaced, read under the store's lock.
@@ -392,19 +396,21 @@ TEST(PolicyStoreTest, HistoryRecordsKeepTheIndexOfTheirAuditEntry) {
   EXPECT_EQ((*west)[0].audit_index, 10u);
 }
 
-// The entry comes first, so a commit that fails after it leaves a change
-// that was audited but is not active; the caller records that
-// (server/policy_routes.h).
-TEST(PolicyStoreTest, AnAuditedChangeWhoseWriteFailsIsNotActive) {
+// When the write that carries the change and its entry fails, the change is
+// not active, and the store cannot tell whether the write reached the disk
+// (a failed sync may still have persisted it): it refuses every request
+// until it is reopened, and the reopened store has the change with its
+// entry's index, or nothing.
+TEST(PolicyStoreTest, AChangeWhoseAuditedWriteFailsIsNotActiveAndTheStoreWaitsForAReopen) {
   auto inner = NewMemoryKvStore();
   FaultyKvStore kv(inner.get());
   ManualClock clock;
   Fixture f(&kv, &clock);
-  ASSERT_TRUE(LoadAcme(*f.store));
+  ASSERT_TRUE(LoadAcme(*f.store, &kv));
   const uint64_t v = f.store->version();
   kv.fail_ = true;
   std::vector<ChangeRecord> seen;
-  auto put = f.store->PutTenant("admin", Suspended(), AuditAt(7, &seen));
+  auto put = f.store->PutTenant("admin", Suspended(), AuditAt(&kv, 7, &seen));
   EXPECT_EQ(put.status().code(), StatusCode::kInternal);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].version, v + 1);
@@ -412,10 +418,63 @@ TEST(PolicyStoreTest, AnAuditedChangeWhoseWriteFailsIsNotActive) {
   EXPECT_EQ(f.engine->version(), v);
   EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
   kv.fail_ = false;
-  auto history = f.store->History("acme");
+  // Every request is refused until a reopen; the engine keeps deciding.
+  EXPECT_EQ(f.store->History("acme").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f.store->GetTenant("acme").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f.store->GetRegion("eu-west-1").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f.store->Export().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f.store->PutTenant("admin", Suspended(), testing::Audited(&kv)).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  // The write did not happen: the reopened store has the old policy.
+  Fixture reopened(&kv, &clock);
+  ASSERT_TRUE(reopened.store);
+  EXPECT_EQ(reopened.store->version(), v);
+  auto history = reopened.store->History("acme");
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 1u);
   EXPECT_NE(history->back().audit_index, std::optional<uint64_t>(7));
+}
+
+// The same when the write reached the store and only the sync failed: the
+// change is still not active until the reopen, which finds it, with the
+// index of the entry written with it.
+TEST(PolicyStoreTest, AChangeWhoseSyncFailedIsActiveOnlyAfterAReopenAndKeepsItsEntry) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
+  const uint64_t v = f.store->version();
+  // Written, then the sync reports a failure.
+  AuditChange written_not_synced = [&kv](const ChangeRecord&, const ChangeWrites& writes) -> StatusOr<uint64_t> {
+    KvBatch batch;
+    writes(41, batch);
+    GL_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/false));
+    return Internal("injected fsync failure");
+  };
+  EXPECT_EQ(f.store->PutTenant("admin", Suspended(), written_not_synced).status().code(), StatusCode::kInternal);
+  EXPECT_EQ(f.engine->version(), v);
+  EXPECT_EQ(f.store->GetTenant("acme").status().code(), StatusCode::kUnavailable);
+  Fixture reopened(kv.get(), &clock);
+  ASSERT_TRUE(reopened.store);
+  EXPECT_EQ(reopened.store->version(), v + 1);
+  EXPECT_FALSE(reopened.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  auto history = reopened.store->History("acme");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ(history->back().audit_index, std::optional<uint64_t>(41));
+}
+
+// An audit hook that reports success without writing the change is a bug:
+// the change is refused, not activated unstored.
+TEST(PolicyStoreTest, AHookThatDoesNotWriteTheChangeIsAnError) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  AuditChange forgetful = [](const ChangeRecord&, const ChangeWrites&) -> StatusOr<uint64_t> { return 3; };
+  EXPECT_EQ(f.store->PutRegion("admin", R("eu-west-1", "IE"), forgetful).status().code(), StatusCode::kInternal);
+  EXPECT_EQ(f.engine->version(), 0u);
+  EXPECT_EQ(f.store->version(), 0u);
 }
 
 }  // namespace

@@ -1,34 +1,72 @@
-// The audit side of a policy change: its entry before the commit, and a
-// second entry when the commit then fails.
+// A policy change and its audit entry are one write: a real ledger and a
+// real policy store on the same KvStore, with the store's writes failing or
+// its syncs failing on demand. Whatever fails, the store reopened from what
+// reached the KvStore holds the change together with its entry, or neither.
 #include <gtest/gtest.h>
 
 #include "common/clock.h"
 #include "common/kv_store.h"
 #include "geoledger/v1/audit.pb.h"
 #include "server/policy_routes.h"
+#include "tests/common/faulty_kv_store.h"
+#include "tests/residency/fixtures.h"
 
 namespace geoledger::server {
 namespace {
 
+using residency::testing::At;
+using residency::testing::R;
+using residency::testing::T;
+
+const int64_t kNow = At("2025-06-15");
+
 class PolicyChangeAuditTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    kv_ = NewMemoryKvStore();
     signer_.emplace(std::move(*crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32))));
+    Open();
+    // Regions and a tenant, each audited the way the server does it.
+    ASSERT_TRUE(Put(R("eu-west-1", "IE")).ok());
+    ASSERT_TRUE(Put(R("eu-central-1", "DE")).ok());
+    ASSERT_TRUE(Put(Acme("active")).ok());
+  }
+  // (Re)opens the ledger, the engine and the store from what reached inner_.
+  void Open() {
+    if (ledger_) (void)ledger_->Close();  // an unhealthy ledger reports its failure again
+    store_.reset();
+    ledger_.reset();
     audit::Ledger::Options o;
     o.region = "eu-west-1";
-    auto l = audit::Ledger::Open(kv_.get(), &*signer_, &SystemClock::Get(), o);
+    auto l = audit::Ledger::Open(&kv_, &*signer_, &SystemClock::Get(), o);
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     ledger_ = std::move(l).value();
+    engine_ = residency::testing::NewEngine();
+    auto s = residency::PolicyStore::Open(&kv_, engine_.get(), &SystemClock::Get());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  static residency::Tenant Acme(const std::string& status) {
+    return T("acme", R"({"home_region":"eu-west-1","status":")" + status +
+                         R"(","allowed_regions":{"personal":["eu-central-1"]}})");
   }
   static audit::AuditEvent Event(const residency::ChangeRecord& c) {
     audit::AuditEvent e;
     e.actor = c.actor;
-    e.action = "tenant.updated";
-    e.resource = "tenant/" + c.id;
+    e.action = c.kind + (c.created ? ".created" : ".updated");
+    e.resource = c.kind + "/" + c.id;
     e.outcome = "ok";
     e.details = {{"policy_version", std::to_string(c.version)}};
     return e;
+  }
+  StatusOr<residency::ChangeRecord> Put(const residency::Region& r) {
+    PolicyChangeAudit audit(ledger_.get(), Event);
+    return store_->PutRegion("alice", r, audit.Hook());
+  }
+  StatusOr<residency::ChangeRecord> Put(const residency::Tenant& t, bool* hook_failed = nullptr) {
+    PolicyChangeAudit audit(ledger_.get(), Event);
+    auto change = store_->PutTenant("alice", t, audit.Hook());
+    if (hook_failed) *hook_failed = audit.hook_failed();
+    return change;
   }
   v1::AuditEntry Entry(uint64_t index) {
     auto entries = ledger_->Entries(index, index + 1);
@@ -44,61 +82,110 @@ class PolicyChangeAuditTest : public ::testing::Test {
       if (d.key() == key) return d.value();
     return "";
   }
-  residency::ChangeRecord Change() {
-    residency::ChangeRecord c;
-    c.version = 7;
-    c.actor = "alice";
-    c.kind = "tenant";
-    c.id = "acme";
-    c.changes = {{"status", "active", "suspended"}};
-    return c;
+  // Every tenant history record names an entry for that change, and every
+  // tenant entry in the log has its history record.
+  void ExpectEntriesAndHistoryAgree() {
+    auto history = store_->History("acme");
+    ASSERT_TRUE(history.ok()) << history.status().ToString();
+    size_t tenant_entries = 0;
+    for (uint64_t i = 0; i < ledger_->size(); ++i)
+      if (Entry(i).resource() == "tenant/acme") ++tenant_entries;
+    EXPECT_EQ(tenant_entries, history->size());
+    for (const auto& rec : *history) {
+      ASSERT_TRUE(rec.audit_index.has_value());
+      ASSERT_LT(*rec.audit_index, ledger_->size());
+      v1::AuditEntry e = Entry(*rec.audit_index);
+      EXPECT_EQ(e.resource(), "tenant/acme");
+      EXPECT_EQ(Detail(e, "policy_version"), std::to_string(rec.version));
+    }
   }
-  std::unique_ptr<KvStore> kv_;
+
+  std::unique_ptr<KvStore> inner_ = NewMemoryKvStore();
+  FaultyKvStore kv_{inner_.get()};
   std::optional<crypto::Ed25519Signer> signer_;
   std::unique_ptr<audit::Ledger> ledger_;
+  std::unique_ptr<residency::Engine> engine_;
+  std::unique_ptr<residency::PolicyStore> store_;
 };
 
-TEST_F(PolicyChangeAuditTest, TheEntryIsDurableBeforeTheHookReturnsAndACommittedChangeAddsNothing) {
-  PolicyChangeAudit audit(ledger_.get(), Event);
-  auto index = audit.Hook()(Change());
-  ASSERT_TRUE(index.ok()) << index.status().ToString();
-  EXPECT_EQ(ledger_->size(), *index + 1);  // durable: Append returns only then
-  v1::AuditEntry e = Entry(*index);
+TEST_F(PolicyChangeAuditTest, TheChangeIsActiveOnceItAndItsEntryAreDurable) {
+  const int syncs = kv_.syncs_;
+  auto change = Put(Acme("suspended"));
+  ASSERT_TRUE(change.ok()) << change.status().ToString();
+  ASSERT_TRUE(change->audit_index.has_value());
+  EXPECT_EQ(ledger_->size(), *change->audit_index + 1);  // durable: Append returns only then
+  EXPECT_GT(kv_.syncs_, syncs);
+  v1::AuditEntry e = Entry(*change->audit_index);
   EXPECT_EQ(e.action(), "tenant.updated");
   EXPECT_EQ(e.actor(), "alice");
-  EXPECT_EQ(Detail(e, "policy_version"), "7");
-  audit.Settle(Status::Ok());
-  EXPECT_EQ(ledger_->size(), *index + 1);
+  EXPECT_EQ(Detail(e, "policy_version"), std::to_string(change->version));
+  EXPECT_EQ(engine_->version(), change->version);
+  EXPECT_FALSE(engine_->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  ExpectEntriesAndHistoryAgree();
+  Open();
+  EXPECT_EQ(engine_->version(), change->version);
+  ExpectEntriesAndHistoryAgree();
 }
 
-TEST_F(PolicyChangeAuditTest, ACommitThatFailsAfterTheEntryIsRecordedAsNotApplied) {
-  PolicyChangeAudit audit(ledger_.get(), Event);
-  auto index = audit.Hook()(Change());
-  ASSERT_TRUE(index.ok());
-  audit.Settle(Internal("injected write failure"));
-  ASSERT_EQ(ledger_->size(), *index + 2);
-  v1::AuditEntry e = Entry(*index + 1);
-  EXPECT_EQ(e.action(), "policy.change.not_applied");
-  EXPECT_EQ(e.outcome(), "failed");
-  EXPECT_EQ(e.actor(), "alice");
-  EXPECT_EQ(e.resource(), "tenant/acme");
-  EXPECT_EQ(Detail(e, "audit_index"), std::to_string(*index));
-  EXPECT_EQ(Detail(e, "policy_version"), "7");
-  EXPECT_EQ(Detail(e, "error"), "internal");
-}
-
-TEST_F(PolicyChangeAuditTest, AChangeRefusedBeforeItsEntryLeavesTheLogAlone) {
-  PolicyChangeAudit audit(ledger_.get(), Event);
-  const uint64_t size = ledger_->size();
-  audit.Settle(FailedPrecondition("not newer"));  // the store refused before calling the hook
+TEST_F(PolicyChangeAuditTest, AFailedWriteLeavesNeitherTheEntryNorTheChange) {
+  const uint64_t size = ledger_->size(), version = store_->version();
+  kv_.fail_ = true;
+  bool hook_failed = false;
+  EXPECT_EQ(Put(Acme("suspended"), &hook_failed).status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(hook_failed);
+  EXPECT_EQ(engine_->version(), version);
+  EXPECT_EQ(store_->GetTenant("acme").status().code(), StatusCode::kUnavailable);  // until reopened
+  kv_.fail_ = false;
+  Open();
   EXPECT_EQ(ledger_->size(), size);
-  EXPECT_FALSE(audit.hook_failed());
+  EXPECT_EQ(store_->version(), version);
+  EXPECT_TRUE(engine_->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  ExpectEntriesAndHistoryAgree();
+}
+
+// A sync that reports a failure may still have persisted the write (here the
+// memory store keeps it): then the change and its entry are both there.
+TEST_F(PolicyChangeAuditTest, AFailedSyncLeavesTheChangeWithItsEntryOrNeither) {
+  const uint64_t size = ledger_->size(), version = store_->version();
+  kv_.fail_sync_ = true;
+  EXPECT_EQ(Put(Acme("suspended")).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(engine_->version(), version);  // not active: it was not acknowledged
+  kv_.fail_sync_ = false;
+  Open();
+  EXPECT_EQ(ledger_->size(), size + 1);
+  EXPECT_EQ(store_->version(), version + 1);
+  EXPECT_FALSE(engine_->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
+  ExpectEntriesAndHistoryAgree();
+}
+
+TEST_F(PolicyChangeAuditTest, AnEntryRefusedBeforeAnythingIsWrittenLeavesTheStoreUsable) {
+  const uint64_t size = ledger_->size(), version = store_->version();
   ASSERT_TRUE(ledger_->Close().ok());
-  PolicyChangeAudit closed(ledger_.get(), Event);
-  EXPECT_EQ(closed.Hook()(Change()).status().code(), StatusCode::kUnavailable);  // no entry, no change
-  EXPECT_TRUE(closed.hook_failed());
-  closed.Settle(Unavailable("audit"));
-  EXPECT_EQ(ledger_->size(), size);
+  bool hook_failed = false;
+  EXPECT_EQ(Put(Acme("suspended"), &hook_failed).status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(hook_failed);
+  EXPECT_EQ(store_->version(), version);
+  auto acme = store_->GetTenant("acme");  // usable: nothing was handed to the store
+  ASSERT_TRUE(acme.ok()) << acme.status().ToString();
+  EXPECT_EQ((*acme)->status, residency::TenantStatus::kActive);
+  Open();
+  EXPECT_EQ(ledger_->size(), size + 0);
+  auto retried = Put(Acme("suspended"));
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_EQ(retried->version, version + 1);
+  ExpectEntriesAndHistoryAgree();
+}
+
+TEST_F(PolicyChangeAuditTest, AttachedWritesMayNotTouchTheAuditLog) {
+  audit::AuditEvent e;
+  e.action = "test.attached";
+  e.outcome = "ok";
+  auto appended = ledger_->Append({e}, [](uint64_t, KvBatch& batch) { batch.Put("audit", "h", "forged head"); });
+  EXPECT_EQ(appended.status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(ledger_->healthy());
+  auto head = inner_->Get("audit", "h");
+  ASSERT_TRUE(head.ok());
+  EXPECT_FALSE(head->has_value());
 }
 
 }  // namespace
