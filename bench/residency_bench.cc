@@ -10,6 +10,8 @@
 //     clock pair alone, included in the figures).
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
+#include "common/kv_store.h"
+#include "crypto/secret.h"
+#include "crypto/signer.h"
+#include "residency/bundle.h"
 #include "residency/date.h"
 #include "residency/engine.h"
 
@@ -201,6 +208,66 @@ void BM_IncrementalTenantChange(benchmark::State& state) {
   SetMemoryCounters(state);
 }
 BENCHMARK(BM_IncrementalTenantChange)->Unit(benchmark::kMicrosecond);
+
+// Verifying a signed bundle of the whole 1M-tenant policy (an import, or a
+// start with a newer last-known-good file): base64, signature, parse, and
+// the canonical rendering check.
+const std::string& TheBundle(const crypto::Ed25519Signer& signer) {
+  static std::string* bundle = [&signer] {
+    World& w = TheWorld();
+    PolicyDocument doc;
+    doc.version = 2;
+    const char* countries[] = {"IE", "DE", "IT", "SE", "GB", "JP", "US", "IN"};
+    for (size_t r = 0; r < w.regions.size(); ++r) doc.regions.push_back({w.regions[r], countries[r], w.regions[r]});
+    for (size_t i = 0; i < kTenants; ++i) doc.tenants.push_back(MakeTenant(i, w));
+    return new std::string(SignBundle(doc, signer));
+  }();
+  return *bundle;
+}
+const crypto::Ed25519Signer& TheSigner() {
+  static const crypto::Ed25519Signer* s =
+      new crypto::Ed25519Signer(std::move(*crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::Random(32))));
+  return *s;
+}
+
+void BM_VerifyBundle(benchmark::State& state) {
+  const std::string& bundle = TheBundle(TheSigner());
+  const std::vector<std::string> trusted = {TheSigner().public_key()};
+  for (auto _ : state) {
+    auto doc = VerifyBundle(bundle, trusted, TheWorld().engine->jurisdictions());
+    if (!doc.ok() || doc->tenants.size() != kTenants) std::abort();
+  }
+  state.counters["bundle_mib"] = static_cast<double>(bundle.size()) / (1 << 20);
+}
+BENCHMARK(BM_VerifyBundle)->Unit(benchmark::kMillisecond)->Iterations(2);
+
+// What every start does with that bundle as its last-known-good file once
+// the stored policy is as new (the usual restart): read the file, check the
+// signature, read the stated version; the policy is not parsed.
+void BM_StartWithANotNewerLastKnownGoodFile(benchmark::State& state) {
+  const std::string& bundle = TheBundle(TheSigner());
+  const std::vector<std::string> trusted = {TheSigner().public_key()};
+  const std::string path = "/tmp/geoledger-residency-bench-" + std::to_string(::getpid()) + ".json";
+  if (!WriteFileAtomically(path, bundle).ok()) std::abort();
+  auto kv = NewMemoryKvStore();
+  auto engine = std::move(Engine::Create({})).value();
+  auto store = std::move(PolicyStore::Open(kv.get(), engine.get(), &SystemClock::Get())).value();
+  AuditChange unaudited = [&kv](const ChangeRecord&, const ChangeWrites& writes) -> StatusOr<uint64_t> {
+    KvBatch batch;
+    writes(0, batch);
+    GL_RETURN_IF_ERROR(kv->Write(batch, true));
+    return 0;
+  };
+  PolicyDocument newer;
+  newer.version = 3;  // the bundle's is 2
+  if (!store->Replace("bench", newer, unaudited).ok()) std::abort();
+  for (auto _ : state) {
+    auto loaded = LoadLastKnownGood(*store, path, trusted, unaudited);
+    if (!loaded.ok() || loaded->activated || !loaded->not_newer_unverified.ok()) std::abort();
+  }
+  std::remove(path.c_str());
+}
+BENCHMARK(BM_StartWithANotNewerLastKnownGoodFile)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 }  // namespace
 }  // namespace geoledger::residency

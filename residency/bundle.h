@@ -77,11 +77,15 @@ struct LastKnownGood {
 
 // At startup: activates the last-known-good file, audited through `audit`,
 // when it is newer than the stored policy (it must verify; an error
-// otherwise). A file that is absent or not newer is left alone: it would
-// not be activated whoever signed it, so a key taken off the trusted list
-// after it signed the active bundle does not stop the start; whether such a
-// file verifies is reported all the same. A file that does not verify and
-// whose stated version cannot be read counts as newer: an error.
+// otherwise). The version is read from the end of the payload, where a
+// canonical payload states it, so a file that is not newer is never parsed
+// (a million tenants take seconds). A file that is absent or not newer is
+// left alone: it would not be activated whoever signed it, so a key taken
+// off the trusted list after it signed the active bundle does not stop the
+// start; whether such a file's signature verifies is reported all the same.
+// A file whose stated version cannot be read (truncated, not a bundle, a
+// payload that does not end as a canonical one does) counts as newer: it
+// must verify in full, or the start stops.
 StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string& lkg_path,
                                           const std::vector<std::string>& trusted_public_keys,
                                           const AuditChange& audit);
