@@ -46,6 +46,21 @@ class KvBatch {
   std::vector<Op> ops_;
 };
 
+// A read-only view of a KvStore as it was when the view was taken: every
+// Write that returned before, none that started after. Must not outlive its
+// store.
+class KvSnapshot {
+ public:
+  virtual ~KvSnapshot() = default;
+  // As KvStore::ScanFrom, over the view.
+  virtual Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                          const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
+  Status Scan(std::string_view ns, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const {
+    return ScanFrom(ns, prefix, prefix, fn);
+  }
+};
+
 class KvStore {
  public:
   virtual ~KvStore() = default;
@@ -74,6 +89,10 @@ class KvStore {
   // The same, beginning at the first key >= `start` (resumable scans).
   virtual Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                           const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
+
+  // A consistent view for long reads that must not hold up writers (RocksDB:
+  // a snapshot, which keeps the versions it sees until it is destroyed).
+  virtual std::unique_ptr<KvSnapshot> Snapshot() const = 0;
 
   // Makes deleted values in `ns` leave the live database files: flushes
   // memory tables and compacts, so an overwritten or deleted value is no

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "common/kv_store.h"
@@ -37,21 +38,50 @@ class MemoryKvStore final : public KvStore {
     std::vector<std::pair<std::string, std::string>> rows;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto nit = data_.find(std::string(ns));
-      if (nit == data_.end()) return Status::Ok();
-      for (auto it = nit->second.lower_bound(std::string(std::max(prefix, start))); it != nit->second.end(); ++it) {
-        if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-        rows.emplace_back(it->first, it->second);
-      }
+      rows = Rows(data_, ns, prefix, start);
     }
     for (const auto& [k, v] : rows)
       if (!fn(k, v)) break;
     return Status::Ok();
   }
 
+  std::unique_ptr<KvSnapshot> Snapshot() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::make_unique<Copy>(data_);
+  }
+
+ private:
+  using Data = std::map<std::string, std::map<std::string, std::string>>;
+  // The rows of `ns` from max(prefix, start) that start with `prefix`.
+  static std::vector<std::pair<std::string, std::string>> Rows(const Data& data, std::string_view ns,
+                                                               std::string_view prefix, std::string_view start) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    auto nit = data.find(std::string(ns));
+    if (nit == data.end()) return rows;
+    for (auto it = nit->second.lower_bound(std::string(std::max(prefix, start))); it != nit->second.end(); ++it) {
+      if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+      rows.emplace_back(it->first, it->second);
+    }
+    return rows;
+  }
+  // A snapshot: a copy of everything (tests only; the stores are small).
+  class Copy final : public KvSnapshot {
+   public:
+    explicit Copy(Data data) : data_(std::move(data)) {}
+    Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+      for (const auto& [k, v] : Rows(data_, ns, prefix, start))
+        if (!fn(k, v)) break;
+      return Status::Ok();
+    }
+
+   private:
+    const Data data_;
+  };
+
  private:
   mutable std::mutex mu_;
-  std::map<std::string, std::map<std::string, std::string>> data_;  // guarded by mu_
+  Data data_;  // guarded by mu_
 };
 
 }  // namespace

@@ -59,17 +59,11 @@ class RocksDbKvStore final : public KvStore {
 
   Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    auto* cf = Family(ns);
-    if (cf == nullptr) return NotFound("kv scan: unknown namespace " + std::string(ns));
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
-    std::string_view from = std::max(prefix, start);
-    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
-      std::string_view k(it->key().data(), it->key().size());
-      if (k.substr(0, prefix.size()) != prefix) break;
-      if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
-    }
-    if (!it->status().ok()) return Internal("kv scan in " + std::string(ns) + ": " + it->status().ToString());
-    return Status::Ok();
+    return ScanAt(nullptr, ns, prefix, start, fn);
+  }
+
+  std::unique_ptr<KvSnapshot> Snapshot() const override {
+    return std::make_unique<View>(this, db_->GetSnapshot());
   }
 
   Status PurgeDeleted(std::string_view ns) override {
@@ -89,6 +83,39 @@ class RocksDbKvStore final : public KvStore {
   }
 
  private:
+  // A RocksDB snapshot, released with the view.
+  class View final : public KvSnapshot {
+   public:
+    View(const RocksDbKvStore* store, const rocksdb::Snapshot* snapshot) : store_(store), snapshot_(snapshot) {}
+    ~View() override { store_->db_->ReleaseSnapshot(snapshot_); }
+    Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+      return store_->ScanAt(snapshot_, ns, prefix, start, fn);
+    }
+
+   private:
+    const RocksDbKvStore* store_;
+    const rocksdb::Snapshot* snapshot_;
+  };
+
+  // ScanFrom, at `snapshot` (null: the latest state).
+  Status ScanAt(const rocksdb::Snapshot* snapshot, std::string_view ns, std::string_view prefix,
+                std::string_view start, const std::function<bool(std::string_view, std::string_view)>& fn) const {
+    auto* cf = Family(ns);
+    if (cf == nullptr) return NotFound("kv scan: unknown namespace " + std::string(ns));
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
+    std::string_view from = std::max(prefix, start);
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
+      std::string_view k(it->key().data(), it->key().size());
+      if (k.substr(0, prefix.size()) != prefix) break;
+      if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+    }
+    if (!it->status().ok()) return Internal("kv scan in " + std::string(ns) + ": " + it->status().ToString());
+    return Status::Ok();
+  }
+
   rocksdb::ColumnFamilyHandle* Family(std::string_view ns) const {
     auto it = by_name_.find(ns);
     return it == by_name_.end() ? nullptr : it->second;

@@ -236,14 +236,21 @@ StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view 
 }
 
 StatusOr<PolicyDocument> PolicyStore::Export() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  GL_RETURN_IF_ERROR(CheckUsable());
   PolicyDocument doc;
-  doc.version = version_;
-  for (const auto& [id, r] : regions_) doc.regions.push_back(r);
+  std::unique_ptr<KvSnapshot> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    GL_RETURN_IF_ERROR(CheckUsable());
+    // Every change is written and made durable under mu_, so the store holds
+    // exactly version_'s policy now; the tenants are read from this view
+    // without the lock (a million take seconds, and changes go on meanwhile).
+    snapshot = kv_->Snapshot();
+    doc.version = version_;
+    for (const auto& [id, r] : regions_) doc.regions.push_back(r);
+  }
   Status error;
   const Jurisdictions& j = engine_->jurisdictions();
-  GL_RETURN_IF_ERROR(kv_->Scan(kResidencyNamespace, kTenantPrefix,
+  GL_RETURN_IF_ERROR(snapshot->Scan(kResidencyNamespace, kTenantPrefix,
                                [&](std::string_view key, std::string_view value) {
     StatusOr<nlohmann::json> body = ParseJson(value, "stored tenant");
     StatusOr<Tenant> t = body.ok() ? TenantFromJson(key.substr(kTenantPrefix.size()), *body, j)

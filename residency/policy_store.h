@@ -20,8 +20,9 @@
 //
 // The store must be the engine's only writer. Thread-safe; changes are
 // serialised by one mutex, which reads of the store take too (a change's
-// write is visible in the KvStore before it is durable); reads of the engine
-// never wait for it.
+// write is visible in the KvStore before it is durable), except Export's
+// scan of the tenants, which reads a snapshot taken under it; reads of the
+// engine never wait for it.
 #pragma once
 
 #include <functional>
@@ -91,7 +92,9 @@ class PolicyStore {
   StatusOr<std::vector<ChangeRecord>> RegionHistory(std::string_view region,
                                                     size_t limit = 1000) const;
 
-  // The whole policy (for bundle export).
+  // The whole policy (for bundle export), as of one version. Reads the
+  // tenants from a KvStore snapshot, without the store's lock: changes made
+  // meanwhile are neither held up nor seen.
   StatusOr<PolicyDocument> Export() const;
 
   // Replaces the whole policy with `doc` at doc.version (bundle import).

@@ -127,7 +127,8 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
              });
   // Verifies, audits, activates and persists a whole policy.
   d.MarkBlockingRoute("POST", "/v1/policy/bundle");
-  // Renders every tenant (a million of them take seconds) under the store's lock.
+  // Reads and renders every tenant (a million of them take seconds), from a
+  // snapshot of the store, without holding up policy changes.
   d.MarkBlockingRoute("GET", "/v1/policy/bundle", /*long_running=*/true);
 }
 

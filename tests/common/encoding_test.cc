@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "common/kv_store.h"
 #include "common/status.h"
 
@@ -127,6 +129,42 @@ TEST(KvStoreTest, RocksDbStorePersistsAcrossReopenAndRejectsUnknownNamespace) {
   auto kv = OpenRocksDbKvStore(dir, {"tokens"});
   ASSERT_TRUE(kv.ok());
   EXPECT_EQ(**(*kv)->Get("tokens", "k"), std::string("v\0w", 3));
+}
+
+// A snapshot sees the writes made before it and none after, in both stores.
+void ExpectSnapshotIsolation(KvStore& kv) {
+  KvBatch before;
+  before.Put("tokens", "s/a", "1");
+  before.Put("tokens", "s/b", "2");
+  ASSERT_TRUE(kv.Write(before, false).ok());
+  std::unique_ptr<KvSnapshot> snapshot = kv.Snapshot();
+  KvBatch after;
+  after.Put("tokens", "s/a", "changed");
+  after.Delete("tokens", "s/b");
+  after.Put("tokens", "s/c", "3");
+  ASSERT_TRUE(kv.Write(after, false).ok());
+  auto rows = [](auto& source) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(source.Scan("tokens", "s/", [&](std::string_view k, std::string_view v) {
+                        out.push_back(std::string(k) + "=" + std::string(v));
+                        return true;
+                      }).ok());
+    return out;
+  };
+  EXPECT_EQ(rows(*snapshot), (std::vector<std::string>{"s/a=1", "s/b=2"}));
+  EXPECT_EQ(rows(kv), (std::vector<std::string>{"s/a=changed", "s/c=3"}));
+}
+
+TEST(KvStoreTest, ASnapshotSeesNoLaterWrite) {
+  auto memory = NewMemoryKvStore();
+  ExpectSnapshotIsolation(*memory);
+  std::string dir = ::testing::TempDir() + "/kv-snapshot-" + std::to_string(::getpid());
+  {
+    auto rocks = OpenRocksDbKvStore(dir, {"tokens"});
+    ASSERT_TRUE(rocks.ok()) << rocks.status().ToString();
+    ExpectSnapshotIsolation(**rocks);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // A KvStore for tests that wraps another and fails or stalls its writes and
-// syncs on demand, like a disk that dies or hangs (header-only: every
-// *_test.cc is its own binary). Reads and scans go straight through.
+// syncs on demand, like a disk that dies or hangs, and stalls its scans on
+// demand, like a long read (header-only: every *_test.cc is its own
+// binary). Reads go straight through.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,15 +45,43 @@ class FaultyKvStore final : public KvStore {
   }
   Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    WaitWhileScansBlocked();
     return inner_->ScanFrom(ns, prefix, start, fn);
+  }
+  // Snapshots of the inner store whose scans, like this store's, wait while
+  // block_scans_ is set (setting scan_blocked_).
+  std::unique_ptr<KvSnapshot> Snapshot() const override {
+    return std::make_unique<View>(this, inner_->Snapshot());
   }
   Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
 
   std::atomic<bool> fail_{false}, fail_sync_{false}, block_{false}, block_sync_{false};
   std::atomic<bool> blocked_{false};  // a write has waited on block_
+  std::atomic<bool> block_scans_{false};
+  mutable std::atomic<bool> scan_blocked_{false};  // a scan has waited on block_scans_
   std::atomic<int> writes_{0}, syncs_{0};
 
  private:
+  class View final : public KvSnapshot {
+   public:
+    View(const FaultyKvStore* store, std::unique_ptr<KvSnapshot> inner) : store_(store), inner_(std::move(inner)) {}
+    Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+      store_->WaitWhileScansBlocked();
+      return inner_->ScanFrom(ns, prefix, start, fn);
+    }
+
+   private:
+    const FaultyKvStore* store_;
+    std::unique_ptr<KvSnapshot> inner_;
+  };
+  void WaitWhileScansBlocked() const {
+    while (block_scans_.load()) {
+      scan_blocked_ = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
   KvStore* inner_;
 };
 

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
+#include <thread>
 
 #include "tests/common/faulty_kv_store.h"
 #include "tests/residency/fixtures.h"
@@ -475,6 +477,53 @@ TEST(PolicyStoreTest, AHookThatDoesNotWriteTheChangeIsAnError) {
   EXPECT_EQ(f.store->PutRegion("admin", R("eu-west-1", "IE"), forgetful).status().code(), StatusCode::kInternal);
   EXPECT_EQ(f.engine->version(), 0u);
   EXPECT_EQ(f.store->version(), 0u);
+}
+
+}  // namespace
+}  // namespace geoledger::residency
+
+namespace geoledger::residency {
+namespace {
+
+// An export reads one version of the policy and holds up no change: here its
+// scan of the tenants is paused while a change goes through, and it still
+// returns the policy as it was when it started.
+TEST(PolicyStoreTest, AnExportReadsOneVersionAndHoldsUpNoChange) {
+  auto inner = NewMemoryKvStore();
+  FaultyKvStore kv(inner.get());
+  ManualClock clock;
+  Fixture f(&kv, &clock);
+  ASSERT_TRUE(LoadAcme(*f.store, &kv));
+  const uint64_t v = f.store->version();
+  kv.block_scans_ = true;
+  std::promise<StatusOr<PolicyDocument>> exported;
+  std::thread exporter([&] { exported.set_value(f.store->Export()); });
+  for (int i = 0; i < 20000 && !kv.scan_blocked_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The export is reading; a change goes through. Against an export that
+  // held the store's lock it would wait until the scan resumed: the bound
+  // below only keeps such a failure from hanging the test.
+  auto put = std::async(std::launch::async, [&] {
+    return f.store->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"suspended"})"),
+                              testing::Audited(&kv));
+  });
+  const bool done_while_reading = put.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  kv.block_scans_ = false;
+  exporter.join();
+  EXPECT_TRUE(kv.scan_blocked_.load());
+  ASSERT_TRUE(done_while_reading) << "the change waited for the export";
+  auto change = put.get();
+  ASSERT_TRUE(change.ok()) << change.status().ToString();
+  EXPECT_EQ(f.store->version(), v + 1);
+  auto doc = exported.get_future().get();
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->version, v);
+  ASSERT_EQ(doc->tenants.size(), 1u);
+  EXPECT_EQ(doc->tenants[0], Acme());
+  // And the next export has the change.
+  auto now = f.store->Export();
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->version, v + 1);
+  EXPECT_EQ(now->tenants[0].status, TenantStatus::kSuspended);
 }
 
 }  // namespace
