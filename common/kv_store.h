@@ -92,12 +92,15 @@ class KvStore {
 
   // A consistent view for long reads that must not hold up writers (RocksDB:
   // a snapshot, which keeps the versions it sees until it is destroyed).
+  // While one lives, PurgeDeleted waits: a compaction must keep every value
+  // a live snapshot can see, deleted ones included.
   virtual std::unique_ptr<KvSnapshot> Snapshot() const = 0;
 
   // Makes deleted values in `ns` leave the live database files: flushes
   // memory tables and compacts, so an overwritten or deleted value is no
   // longer on disk in the store's files (the file system may keep freed
-  // blocks). Used after crypto-shredding. Slow; call rarely.
+  // blocks). Used after crypto-shredding. Slow; call rarely. Waits until no
+  // snapshot (above) lives, and holds new ones back while it runs.
   virtual Status PurgeDeleted(std::string_view ns) = 0;
 };
 

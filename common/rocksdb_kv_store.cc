@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 
 #include "common/kv_store.h"
 
@@ -63,12 +64,16 @@ class RocksDbKvStore final : public KvStore {
   }
 
   std::unique_ptr<KvSnapshot> Snapshot() const override {
-    return std::make_unique<View>(this, db_->GetSnapshot());
+    std::shared_lock<std::shared_mutex> purges_wait(snapshots_mu_);
+    return std::make_unique<View>(this, std::move(purges_wait), db_->GetSnapshot());
   }
 
   Status PurgeDeleted(std::string_view ns) override {
     auto* cf = Family(ns);
     if (cf == nullptr) return NotFound("kv purge: unknown namespace " + std::string(ns));
+    // A compaction keeps every value a live snapshot can see, so a purge
+    // under one would report success and leave the deleted values on disk.
+    std::unique_lock<std::shared_mutex> no_snapshots(snapshots_mu_);
     // Every family is flushed so that no write-ahead log still holds the old
     // value (a log is kept until every family in it has been flushed).
     rocksdb::FlushOptions fo;
@@ -83,10 +88,12 @@ class RocksDbKvStore final : public KvStore {
   }
 
  private:
-  // A RocksDB snapshot, released with the view.
+  // A RocksDB snapshot, released with the view; it holds purges back.
   class View final : public KvSnapshot {
    public:
-    View(const RocksDbKvStore* store, const rocksdb::Snapshot* snapshot) : store_(store), snapshot_(snapshot) {}
+    View(const RocksDbKvStore* store, std::shared_lock<std::shared_mutex> purges_wait,
+         const rocksdb::Snapshot* snapshot)
+        : store_(store), purges_wait_(std::move(purges_wait)), snapshot_(snapshot) {}
     ~View() override { store_->db_->ReleaseSnapshot(snapshot_); }
     Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                     const std::function<bool(std::string_view, std::string_view)>& fn) const override {
@@ -95,6 +102,7 @@ class RocksDbKvStore final : public KvStore {
 
    private:
     const RocksDbKvStore* store_;
+    std::shared_lock<std::shared_mutex> purges_wait_;  // released after the snapshot
     const rocksdb::Snapshot* snapshot_;
   };
 
@@ -125,6 +133,8 @@ class RocksDbKvStore final : public KvStore {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   // Immutable after construction; looked up by string_view without a copy.
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> by_name_;
+  // Shared by every live snapshot, exclusive for a purge.
+  mutable std::shared_mutex snapshots_mu_;
 };
 
 }  // namespace

@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <future>
+#include <random>
+#include <thread>
 
 #include "common/kv_store.h"
 #include "common/status.h"
+#include "tests/integration/test_server.h"
 
 namespace geoledger {
 namespace {
@@ -21,7 +25,7 @@ TEST(Utf8Test, RejectsMalformedText) {
   for (std::string_view bad : {"\xff", "pers\xffonal", "\x80", "\xc3", "\xc3\x28", "\xc0\xaf", "\xc1\xbf",
                                "\xe0\x80\xaf", "\xed\xa0\x80", "\xf0\x80\x80\xaf", "\xf4\x90\x80\x80",
                                "\xf5\x80\x80\x80", "\xe2\x82", "\xf0\x9f\x94", "ok\xe2\x28\xa1"})
-    EXPECT_FALSE(IsValidUtf8(bad)) << testing::PrintToString(std::string(bad));
+    EXPECT_FALSE(IsValidUtf8(bad)) << ::testing::PrintToString(std::string(bad));
 }
 
 TEST(EncodingTest, Base64MatchesRfc4648Vectors) {
@@ -164,6 +168,41 @@ TEST(KvStoreTest, ASnapshotSeesNoLaterWrite) {
     ASSERT_TRUE(rocks.ok()) << rocks.status().ToString();
     ExpectSnapshotIsolation(**rocks);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// A purge under a live snapshot would report success and leave the deleted
+// value in the compacted files (a compaction keeps what a snapshot can see):
+// it waits for the snapshot instead.
+TEST(KvStoreTest, APurgeWaitsForLiveSnapshotsAndThenRemovesTheValue) {
+  const std::string dir = ::testing::TempDir() + "/kv-purge-" + std::to_string(::getpid());
+  // Random hex: RocksDB's block compression would hide a repetitive value.
+  std::mt19937_64 rng(std::random_device{}());
+  std::string bytes;
+  for (int i = 0; i < 32; ++i) bytes.push_back(static_cast<char>(rng()));
+  const std::string secret = "wrapped-key-" + HexEncode(bytes);
+  {
+    auto kv = OpenRocksDbKvStore(dir, {"keys"});
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    KvBatch put;
+    put.Put("keys", "k", secret);
+    ASSERT_TRUE((*kv)->Write(put, true).ok());
+    std::unique_ptr<KvSnapshot> snapshot = (*kv)->Snapshot();
+    KvBatch del;
+    del.Delete("keys", "k");
+    ASSERT_TRUE((*kv)->Write(del, true).ok());
+    std::promise<Status> purged;
+    std::thread purge([&] { purged.set_value((*kv)->PurgeDeleted("keys")); });
+    auto result = purged.get_future();
+    // Not a timing assertion: a purge that does not wait usually finishes in
+    // this time, and then the value stays on disk (checked below).
+    const bool finished_under_snapshot = result.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+    snapshot.reset();
+    purge.join();
+    EXPECT_FALSE(finished_under_snapshot) << "the purge ran while a snapshot lived";
+    ASSERT_TRUE(result.get().ok());
+  }
+  EXPECT_TRUE(testing::FilesContaining(dir, secret).empty());
   std::filesystem::remove_all(dir);
 }
 
