@@ -25,6 +25,12 @@ std::string HistoryKey(std::string_view kind, std::string_view id, uint64_t v) {
   return "history/" + std::string(kind) + "/" + std::string(id) + "/" + VersionSuffix(v);
 }
 
+// The index of version v's audit entry, one key per version: history
+// records are rendered before the entry's index is known (a bundle import
+// has one per changed tenant, too many to render on the ledger's writer
+// thread), and take it from here when read.
+std::string AuditIndexKey(uint64_t v) { return "history/audit/" + VersionSuffix(v); }
+
 StatusOr<std::vector<ChangeRecord>> ReadHistory(const KvStore& kv, const std::string& prefix,
                                                 size_t limit) {
   std::vector<ChangeRecord> out;
@@ -41,6 +47,16 @@ StatusOr<std::vector<ChangeRecord>> ReadHistory(const KvStore& kv, const std::st
   }));
   GL_RETURN_IF_ERROR(parse_error);
   if (out.size() > limit) out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(limit));
+  for (ChangeRecord& r : out) {
+    if (r.audit_index) continue;  // kept in the record itself by earlier versions of the store
+    GL_ASSIGN_OR_RETURN(std::optional<std::string> index, kv.Get(kResidencyNamespace, AuditIndexKey(r.version)));
+    if (!index) continue;  // a change stored before changes were audited
+    char* end = nullptr;
+    const unsigned long long parsed = std::strtoull(index->c_str(), &end, 10);
+    if (index->empty() || end != index->c_str() + index->size())
+      return DataLoss("residency history " + prefix + ": malformed audit index of version " + std::to_string(r.version));
+    r.audit_index = parsed;
+  }
   return out;
 }
 
@@ -102,18 +118,19 @@ Status PolicyStore::Load() {
 }
 
 Status PolicyStore::Commit(const AuditChange& audit, ChangeRecord& rec, KvBatch batch,
-                           std::vector<std::pair<std::string, ChangeRecord>> history,
+                           const std::vector<std::pair<std::string, ChangeRecord>>& history,
                            std::shared_ptr<const Snapshot> snapshot) {
   if (!audit) return Internal("residency policy: a change must be audited");
+  // Rendered here, not in `writes`, which runs on the ledger's writer thread
+  // and holds up every other append while it runs.
+  for (const auto& [key, record] : history)
+    batch.Put(kResidencyNamespace, key, DumpJson(ChangeRecordToJson(record)));
+  batch.Put(kResidencyNamespace, kVersionKey, std::to_string(rec.version));
   bool handed_over = false;
   const ChangeWrites writes = [&](uint64_t audit_index, KvBatch& out) {
     handed_over = true;
     out.Append(std::move(batch));
-    for (auto& [key, record] : history) {
-      record.audit_index = audit_index;
-      out.Put(kResidencyNamespace, key, DumpJson(ChangeRecordToJson(record)));
-    }
-    out.Put(kResidencyNamespace, kVersionKey, std::to_string(rec.version));
+    out.Put(kResidencyNamespace, AuditIndexKey(rec.version), std::to_string(audit_index));
   };
   StatusOr<uint64_t> index = audit(rec, writes);
   if (!index.ok()) {
@@ -124,8 +141,11 @@ Status PolicyStore::Commit(const AuditChange& audit, ChangeRecord& rec, KvBatch 
   rec.audit_index = *index;
   version_ = rec.version;
   // Cannot fail while this store is the engine's only writer: the snapshot
-  // was built on the active version under mu_.
-  return engine_->Install(std::move(snapshot));
+  // was built on the active version under mu_. If it did, the store and the
+  // engine would disagree: fail closed until a reopen.
+  Status installed = engine_->Install(std::move(snapshot));
+  if (!installed.ok()) unsettled_ = true;
+  return installed;
 }
 
 Status PolicyStore::CheckUsable() const {
@@ -348,7 +368,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
       {"regions", "", std::to_string(regions_set) + " set, " + std::to_string(regions_removed) + " removed"},
       {"tenants", "", std::to_string(tenants_set) + " set, " + std::to_string(tenants_removed) + " removed"}};
   history.emplace_back("history/policy/" + VersionSuffix(doc.version), summary);
-  GL_RETURN_IF_ERROR(Commit(audit, summary, std::move(batch), std::move(history), std::move(builder).Build()));
+  GL_RETURN_IF_ERROR(Commit(audit, summary, std::move(batch), history, std::move(builder).Build()));
   regions_.clear();
   for (const Region& r : doc.regions) regions_[r.id] = r;
   return summary;

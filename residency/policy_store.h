@@ -17,6 +17,9 @@
 //   history/tenant/<id>/<v:020>      ChangeRecordToJson
 //   history/region/<id>/<v:020>      ChangeRecordToJson
 //   history/policy/<v:020>           ChangeRecordToJson (bundle imports)
+//   history/audit/<v:020>            decimal index of version v's audit entry
+//                                    (history records take their audit_index
+//                                    from it; earlier records carry their own)
 //
 // The store must be the engine's only writer. Thread-safe; changes are
 // serialised by one mutex, which reads of the store take too (a change's
@@ -76,9 +79,9 @@ class PolicyStore {
   static StatusOr<std::unique_ptr<PolicyStore>> Open(KvStore* kv, Engine* engine,
                                                      const Clock* clock);
 
-  // Creates or replaces a region, audited through `audit` first. Returns the
-  // change (version, fields, audit index); a change that changes nothing is
-  // returned with no changes, without calling `audit`.
+  // Creates or replaces a region, written with its audit entry through
+  // `audit`. Returns the change (version, fields, audit index); a change that
+  // changes nothing is returned with no changes, without calling `audit`.
   StatusOr<ChangeRecord> PutRegion(std::string_view actor, const Region& region, const AuditChange& audit);
   // Creates or replaces a tenant, the same way; kInvalidArgument when it
   // names a region that does not exist.
@@ -112,12 +115,12 @@ class PolicyStore {
  private:
   PolicyStore(KvStore* kv, Engine* engine, const Clock* clock);
   Status Load();
-  // Under mu_: writes `batch`, the history records `history` (keyed, each
-  // given the entry's index) and the version of `rec` with the audit entry
-  // of `rec` through `audit`, keeps the entry's index in `rec`, and installs
+  // Under mu_: writes `batch`, the history records `history` (keyed), the
+  // version of `rec` and the index of its audit entry together with that
+  // entry, through `audit`; keeps the entry's index in `rec`, and installs
   // `snapshot`.
   Status Commit(const AuditChange& audit, ChangeRecord& rec, KvBatch batch,
-                std::vector<std::pair<std::string, ChangeRecord>> history,
+                const std::vector<std::pair<std::string, ChangeRecord>>& history,
                 std::shared_ptr<const Snapshot> snapshot);
   // Under mu_: kUnavailable once an audited write failed after it was handed
   // to the store (its outcome is known only after a reopen).

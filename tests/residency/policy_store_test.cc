@@ -528,3 +528,43 @@ TEST(PolicyStoreTest, AnExportReadsOneVersionAndHoldsUpNoChange) {
 
 }  // namespace
 }  // namespace geoledger::residency
+
+namespace geoledger::residency {
+namespace {
+
+// History records are written without their entry's index, which is kept
+// once per version (a bundle import writes one record per tenant, rendered
+// before the index is known); records that carry their own index, as
+// earlier versions of the store wrote them, keep it.
+TEST(PolicyStoreTest, HistoryTakesTheIndexFromItsVersionOrFromAnEarlierRecordItself) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), AuditAt(kv.get(), 30)).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-central-1", "DE"), AuditAt(kv.get(), 31)).ok());
+  auto created = f.store->PutTenant("admin", Acme(), AuditAt(kv.get(), 32));
+  ASSERT_TRUE(created.ok());
+  // The record as stored names no index; the version's key does.
+  auto raw = kv->Get(kResidencyNamespace, "history/tenant/acme/" + std::string(19, '0') + std::to_string(created->version));
+  ASSERT_TRUE(raw.ok() && raw->has_value());
+  EXPECT_EQ((*raw)->find("audit_index"), std::string::npos) << **raw;
+  // A record in the earlier layout, with its own index.
+  ChangeRecord earlier{1, 5, "admin", "tenant", "acme", false, {{"status", "active", "suspended"}}, 12};
+  KvBatch batch;
+  batch.Put(kResidencyNamespace, "history/tenant/acme/" + std::string(19, '0') + "1",
+            DumpJson(ChangeRecordToJson(earlier)));
+  ASSERT_TRUE(kv->Write(batch, true).ok());
+  auto history = f.store->History("acme");
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].audit_index, std::optional<uint64_t>(12));
+  EXPECT_EQ((*history)[1].audit_index, std::optional<uint64_t>(32));
+  // A malformed index is data loss, not a silent gap.
+  KvBatch bad;
+  bad.Put(kResidencyNamespace, "history/audit/" + std::string(19, '0') + std::to_string(created->version), "3x");
+  ASSERT_TRUE(kv->Write(bad, true).ok());
+  EXPECT_EQ(f.store->History("acme").status().code(), StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace geoledger::residency
