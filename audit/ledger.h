@@ -147,7 +147,8 @@ class Ledger {
   // `done` exactly once, on the ledger's syncer thread, after the batch
   // holding the events is durable; callbacks run in commit order. `done`
   // must not block for long (it delays the next sync) and may call
-  // Append/AppendAsync. With Durability::kLazy, `done` may come up to twice
+  // AppendAsync, never the blocking Append (which would wait for this very
+  // thread). With Durability::kLazy, `done` may come up to twice
   // Options::lazy_delay later than it would otherwise (see the top), and the
   // append does not wake the writer itself unless it fills a lazy batch:
   // waking a thread costs the caller several microseconds (an interrupt to

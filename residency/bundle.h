@@ -53,9 +53,13 @@ struct ImportedBundle {
 };
 
 // Verifies `bundle`, refuses it unless its version is newer than the store's
-// (kFailedPrecondition: rollback), audits it through `audit` and activates
-// it atomically through store.Replace, then saves it as the last-known-good
-// file at `lkg_path` (if non-empty). An error means nothing was activated.
+// (kFailedPrecondition: rollback), writes it with its audit entry through
+// `audit` and activates it atomically through store.Replace, then saves it
+// as the last-known-good file at `lkg_path` (if non-empty). An error means
+// nothing was activated; but when the write that carried the import failed
+// (the store then refuses requests until reopened), it may still have
+// reached the disk, and a restart activates it while the file still holds
+// the previous bundle.
 // Imports run one at a time (activation and file write together), so the
 // file always holds the newest activated bundle.
 StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,

@@ -83,9 +83,11 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                });
                auto imported = residency::ImportBundle(*deps.policy(), ctx.request.body, *deps.trusted_keys(),
                                                        deps.last_known_good_path, ctx.principal->name, audit.Hook());
-               // The ledger refused or failed the import's entry: nothing
-               // changed, and recording a refusal would say the bundle was
-               // refused. So would recording a store that is unavailable.
+               // The ledger refused the import's entry (nothing changed) or
+               // the write that carried both failed (nothing is active; a
+               // restart shows whether it reached the disk): recording a
+               // refusal would say the bundle was refused. So would
+               // recording a store that is unavailable.
                if (audit.hook_failed()) return imported.status();
                if (!imported.ok() && imported.status().code() != StatusCode::kInternal &&
                    imported.status().code() != StatusCode::kUnavailable) {
@@ -125,8 +127,9 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                                          {"last_known_good", saved.ok() ? "saved" : "not saved: " + saved.message()},
                                          {"audit_index", change.audit_index.value_or(0)}});
              });
-  // Verifies, audits, activates and persists a whole policy.
-  d.MarkBlockingRoute("POST", "/v1/policy/bundle");
+  // Verifies, audits, activates and persists a whole policy: seconds for a
+  // bundle at the body limit's maximum (about 200,000 tenants in 64 MiB).
+  d.MarkBlockingRoute("POST", "/v1/policy/bundle", /*long_running=*/true);
   // Reads and renders every tenant (a million of them take seconds), from a
   // snapshot of the store, without holding up policy changes.
   d.MarkBlockingRoute("GET", "/v1/policy/bundle", /*long_running=*/true);

@@ -4,6 +4,7 @@
 // reached the KvStore holds the change together with its entry, or neither.
 #include <gtest/gtest.h>
 
+#include "audit/internal/ledger_keys.h"
 #include "common/clock.h"
 #include "common/kv_store.h"
 #include "geoledger/v1/audit.pb.h"
@@ -180,12 +181,16 @@ TEST_F(PolicyChangeAuditTest, AttachedWritesMayNotTouchTheAuditLog) {
   audit::AuditEvent e;
   e.action = "test.attached";
   e.outcome = "ok";
-  auto appended = ledger_->Append({e}, [](uint64_t, KvBatch& batch) { batch.Put("audit", "h", "forged head"); });
+  auto before = inner_->Get(audit::internal::kLedgerNs, audit::internal::kHeadKey);
+  ASSERT_TRUE(before.ok() && before->has_value());
+  auto appended = ledger_->Append({e}, [](uint64_t, KvBatch& batch) {
+    batch.Put(audit::internal::kLedgerNs, audit::internal::kHeadKey, "forged head");
+  });
   EXPECT_EQ(appended.status().code(), StatusCode::kUnavailable);
   EXPECT_FALSE(ledger_->healthy());
-  auto head = inner_->Get("audit", "h");
-  ASSERT_TRUE(head.ok());
-  EXPECT_FALSE(head->has_value());
+  auto head = inner_->Get(audit::internal::kLedgerNs, audit::internal::kHeadKey);
+  ASSERT_TRUE(head.ok() && head->has_value());
+  EXPECT_EQ(**head, **before);
 }
 
 }  // namespace
