@@ -35,6 +35,11 @@ class KvBatch {
   }
   // Moves every op of `other` to the end of this batch.
   void Append(KvBatch&& other) {
+    if (ops_.empty()) {
+      ops_.swap(other.ops_);
+      return;
+    }
+    ops_.reserve(ops_.size() + other.ops_.size());
     for (auto& op : other.ops_) ops_.push_back(std::move(op));
     other.ops_.clear();
   }
@@ -100,7 +105,7 @@ class KvStore {
   // memory tables and compacts, so an overwritten or deleted value is no
   // longer on disk in the store's files (the file system may keep freed
   // blocks). Used after crypto-shredding. Slow; call rarely. Waits until no
-  // snapshot (above) lives, and holds new ones back while it runs.
+  // snapshot (above) lives, and once it runs, new ones wait for it.
   virtual Status PurgeDeleted(std::string_view ns) = 0;
 };
 

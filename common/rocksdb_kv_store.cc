@@ -64,8 +64,7 @@ class RocksDbKvStore final : public KvStore {
   }
 
   std::unique_ptr<KvSnapshot> Snapshot() const override {
-    std::shared_lock<std::shared_mutex> purges_wait(snapshots_mu_);
-    return std::make_unique<View>(this, std::move(purges_wait), db_->GetSnapshot());
+    return std::make_unique<View>(this);
   }
 
   Status PurgeDeleted(std::string_view ns) override {
@@ -91,9 +90,8 @@ class RocksDbKvStore final : public KvStore {
   // A RocksDB snapshot, released with the view; it holds purges back.
   class View final : public KvSnapshot {
    public:
-    View(const RocksDbKvStore* store, std::shared_lock<std::shared_mutex> purges_wait,
-         const rocksdb::Snapshot* snapshot)
-        : store_(store), purges_wait_(std::move(purges_wait)), snapshot_(snapshot) {}
+    explicit View(const RocksDbKvStore* store)
+        : store_(store), purges_wait_(store->snapshots_mu_), snapshot_(store->db_->GetSnapshot()) {}
     ~View() override { store_->db_->ReleaseSnapshot(snapshot_); }
     Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                     const std::function<bool(std::string_view, std::string_view)>& fn) const override {

@@ -120,7 +120,7 @@ StatusOr<uint32_t> Keyring::Rotate(std::string_view tenant) {
 
 Status Keyring::RetireBelow(std::string_view tenant, uint32_t min_version) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
-  std::lock_guard<std::mutex> lock(write_mu_);
+  std::unique_lock<std::mutex> lock(write_mu_);
   GL_ASSIGN_OR_RETURN(auto state, LoadState(*kv_, tenant));
   if (!state) return NotFound("keyring: tenant " + std::string(tenant) + " has no keys yet");
   if (min_version == 0 || min_version > state->current_version())
@@ -147,6 +147,9 @@ Status Keyring::RetireBelow(std::string_view tenant, uint32_t min_version) {
     std::lock_guard<std::mutex> cache_lock(cache_mu_);
     for (uint32_t v = 1; v < min_version; ++v) kek_cache_.erase({std::string(tenant), v});
   }
+  // The purge needs no keyring state, and may wait for a storage snapshot
+  // (a policy bundle export): new subject keys need not wait with it.
+  lock.unlock();
   return kv_->PurgeDeleted(kNs);
 }
 

@@ -106,7 +106,7 @@ StatusOr<std::pair<std::string, bool>> Keyring::EnsureSubjectKey(std::string_vie
 StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view pseudonym) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
-  std::lock_guard<std::mutex> lock(write_mu_);
+  std::unique_lock<std::mutex> lock(write_mu_);
   const std::string key = keyring_internal::SubjectKey(tenant, pseudonym);
   GL_ASSIGN_OR_RETURN(auto stored, kv_->Get(kNs, key));
   if (!stored) return NotFound("keyring: the subject has no data key (never created or already erased)");
@@ -121,6 +121,9 @@ StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view p
   batch.Put(kNs, TombstoneKey(tenant, pseudonym, record.key_id()), tombstone.SerializeAsString());
   GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
   // The wrapped key must also leave the database files, not just the index.
+  // The purge needs no keyring state, and may wait for a storage snapshot
+  // (a policy bundle export): new subject keys need not wait with it.
+  lock.unlock();
   GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
   return record.key_id();
 }

@@ -32,8 +32,10 @@ struct ChangeRecord {
   std::string id;              // region or tenant id ("" for bundles)
   bool created = false;
   std::vector<FieldChange> changes;
-  // The audit entry written for the change before it was committed
-  // (residency/policy_store.h); absent in older history records.
+  // The audit entry written together with the change
+  // (residency/policy_store.h). Stored records leave it out and the store
+  // fills it in from the version's index key when it reads them; absent for
+  // changes stored before changes were audited.
   std::optional<uint64_t> audit_index;
 };
 

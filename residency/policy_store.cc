@@ -150,8 +150,8 @@ Status PolicyStore::Commit(const AuditChange& audit, ChangeRecord& rec, KvBatch 
 
 Status PolicyStore::CheckUsable() const {
   if (unsettled_)
-    return Unavailable("residency policy: a change's audited write failed and may or may not be on disk; "
-                       "restart geoledgerd to reload the policy");
+    return Unavailable("residency policy: a change's audited write failed (it may or may not be on disk) or "
+                       "could not be activated; restart geoledgerd to reload the policy");
   return Status::Ok();
 }
 

@@ -2,9 +2,9 @@
 // kept in step with an Engine.
 //
 // Every change that alters the policy increments the policy version. The
-// change, its history record (which keeps the index of the change's audit
-// entry) and the version are written in the same atomic, synchronous write
-// as the audit entry itself (AuditChange, below); only then is the new
+// change, its history records, the version and the index of the change's
+// audit entry are written in the same atomic, synchronous write as that
+// entry itself (AuditChange, below); only then is the new
 // snapshot installed in the engine. So a change is stored if and only if
 // its entry is, whatever crashes or fails; a crash before the snapshot is
 // installed loses nothing, as Open rebuilds it from the store. A PUT that
@@ -97,14 +97,17 @@ class PolicyStore {
 
   // The whole policy (for bundle export), as of one version. Reads the
   // tenants from a KvStore snapshot, without the store's lock: changes made
-  // meanwhile are neither held up nor seen.
+  // meanwhile are neither held up nor seen. (Taking the snapshot waits, under
+  // the lock, for a storage purge that is running: KvStore::PurgeDeleted.)
   StatusOr<PolicyDocument> Export() const;
 
   // Replaces the whole policy with `doc` at doc.version (bundle import).
   // kFailedPrecondition unless doc.version is newer than version();
   // kInvalidArgument when doc is inconsistent. Records one history entry per
-  // changed tenant and region, and one for the import, all keeping the
-  // index of the one audit entry that `audit` writes for the import. The
+  // changed tenant and region, and one for the import, all naming (through
+  // the version's index key) the one audit entry that `audit` writes for the
+  // import. Holds the store's lock while it compares, renders and writes
+  // (seconds for a few hundred thousand tenants). The
   // import's record (the result) lists "version" (from the version it
   // replaced to the new one), "regions" and "tenants" ("N set, M removed").
   StatusOr<ChangeRecord> Replace(std::string_view actor, const PolicyDocument& doc, const AuditChange& audit);

@@ -283,10 +283,12 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
                GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
                return JsonResponse(200, InfoJson(ctx.tenant, info));
              });
-  // Shredding flushes and compacts; rotation and retirement are synced writes.
+  // Shredding and retirement flush and compact (and wait for any storage
+  // snapshot, such as a policy bundle export's, to be released); rotation is
+  // a synced write.
   d.MarkBlockingRoute("POST", "/v1/keys/shred", /*long_running=*/true);
   d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/rotate");
-  d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/retire");
+  d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/retire", /*long_running=*/true);
 }
 
 PersonalSealer MakePersonalSealer(const KeyRouteDeps& deps) {

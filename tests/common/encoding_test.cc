@@ -192,8 +192,8 @@ TEST(KvStoreTest, APurgeWaitsForLiveSnapshotsAndThenRemovesTheValue) {
     del.Delete("keys", "k");
     ASSERT_TRUE((*kv)->Write(del, true).ok());
     std::promise<Status> purged;
-    std::thread purge([&] { purged.set_value((*kv)->PurgeDeleted("keys")); });
     auto result = purged.get_future();
+    std::thread purge([&] { purged.set_value((*kv)->PurgeDeleted("keys")); });
     // Not a timing assertion: a purge that does not wait usually finishes in
     // this time, and then the value stays on disk (checked below).
     const bool finished_under_snapshot = result.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
