@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -214,6 +216,50 @@ TEST(LifecycleTest, CorruptTokenRecordIsAStartupError) {
   EXPECT_FALSE(again->started());
   EXPECT_LE(again->pid(), 0);  // exited
   EXPECT_NE(again->log().find("is corrupt"), std::string::npos) << again->log();
+}
+
+}  // namespace
+}  // namespace geoledger::testing
+
+namespace geoledger::testing {
+namespace {
+
+// True when `pid` is gone or a zombie (dead, waiting for a reaper that a
+// container's init may never be).
+bool Dead(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] == 'Z';
+}
+
+// A test process that dies without stopping its server (a crash, a ctest
+// timeout, a closed output pipe) takes the server with it.
+TEST(LifecycleTest, AServerDiesWithTheTestProcessThatStartedIt) {
+  DirGuard guard{MakeTempDir()};
+  ASSERT_FALSE(guard.dir.empty());
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t test = ::fork();
+  ASSERT_GE(test, 0);
+  if (test == 0) {
+    ::close(fds[0]);
+    auto server = TestServer::Start({}, guard.dir + "/data");
+    const pid_t pid = server->started() ? server->pid() : -1;
+    (void)!::write(fds[1], &pid, sizeof pid);
+    ::_exit(0);  // no destructor stops the server
+  }
+  ::close(fds[1]);
+  pid_t server = -1;
+  const bool got = ::read(fds[0], &server, sizeof server) == static_cast<ssize_t>(sizeof server);
+  ::close(fds[0]);
+  ::waitpid(test, nullptr, 0);
+  ASSERT_TRUE(got && server > 0) << "the server did not start in the child";
+  bool dead = false;
+  for (int i = 0; i < 500 && !(dead = Dead(server)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!dead) ::kill(server, SIGKILL);  // do not leave it behind either way
+  EXPECT_TRUE(dead) << "geoledgerd " << server << " outlived the process that started it";
 }
 
 }  // namespace

@@ -174,8 +174,10 @@ std::string NginxConfig(const std::string& dir, uint16_t listen, uint16_t geoled
 class Nginx {
  public:
   Nginx(const std::string& dir, const std::string& conf) : dir_(dir) {
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
+      DieWithParent(parent, SIGTERM);  // nginx's master stops its workers on SIGTERM
       int log = ::open((dir + "/nginx.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(log, STDOUT_FILENO);
       ::dup2(log, STDERR_FILENO);

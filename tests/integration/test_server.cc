@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +90,10 @@ std::string RequestBytes(const std::string& method, const std::string& path, con
   if (!body.empty() || method == "POST" || method == "PUT")
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   return req + "\r\n" + body;
+}
+
+void DieWithParent(pid_t parent, int signal) {
+  if (::prctl(PR_SET_PDEATHSIG, signal) != 0 || ::getppid() != parent) ::_exit(126);
 }
 
 std::string KillNine(pid_t pid) {
@@ -204,8 +209,10 @@ std::unique_ptr<TestServer> TestServer::Start(const std::vector<std::string>& ex
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string log_path = s->data_dir_ + ".log";
   ::unlink((s->data_dir_ + "/listen.addr").c_str());
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0) {
+    DieWithParent(parent, SIGKILL);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, STDERR_FILENO);
     ::dup2(fd, STDOUT_FILENO);
@@ -328,8 +335,10 @@ int RunCommand(const std::vector<std::string>& argv_in, std::string* output,
                std::chrono::milliseconds timeout) {
   int pipefd[2];
   if (::pipe(pipefd) != 0) return -1;
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0) {
+    DieWithParent(parent, SIGKILL);
     ::dup2(pipefd[1], STDOUT_FILENO);
     ::dup2(pipefd[1], STDERR_FILENO);
     ::close(pipefd[0]);

@@ -123,6 +123,14 @@ struct DirGuard {
 std::string RequestBytes(const std::string& method, const std::string& path, const std::string& token,
                          const std::string& body = "");
 
+// In a child between fork and exec: have the kernel send `signal` to it when
+// the process that forked it (`parent`, its pid read before the fork) ends,
+// however it ends (a crash, a ctest timeout, a closed pipe), so no server or
+// gateway a test started outlives the test. Exits at once if the parent is
+// already gone. Fork from the thread that lives as long as the child should:
+// the signal comes when that thread ends.
+void DieWithParent(pid_t parent, int signal);
+
 // SIGKILL, then waits for the death without reaping it: the zombie keeps the
 // pid, so TestServer's own Terminate() (run by its destructor) reaps exactly
 // this process and cannot hit a recycled pid. Returns "SIGKILL", or how the
