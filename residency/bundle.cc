@@ -107,38 +107,48 @@ std::optional<uint64_t> TailVersion(std::string_view payload) {
   return v;
 }
 
-// The payload of `bundle`, decoded but not verified; nullopt when the
-// bundle is not an object with a base64 payload.
-std::optional<std::string> UnverifiedPayload(std::string_view bundle) {
-  StatusOr<nlohmann::json> outer = ParseJson(bundle, "policy bundle");
-  if (!outer.ok() || !outer->is_object() || !outer->contains("payload") || !(*outer)["payload"].is_string())
-    return std::nullopt;
-  return Base64Decode((*outer)["payload"].get<std::string>());
-}
+// A bundle's outer object, parsed once: its payload, when the bundle has
+// one that decodes (read even when unverified, for the version it states),
+// and whether a trusted key signed it: OK, kInvalidArgument for a malformed
+// bundle, kPermissionDenied when no trusted key signed it. The policy in
+// the payload is not parsed.
+struct OpenedBundle {
+  std::optional<std::string> payload;
+  Status verified;
+};
 
-// The payload of `bundle` once a trusted key's signature over it verifies;
-// the policy in it is not parsed. kInvalidArgument for a malformed bundle;
-// kPermissionDenied when no trusted key signed it.
-StatusOr<std::string> VerifiedPayload(std::string_view bundle, const std::vector<std::string>& trusted_public_keys) {
-  GL_ASSIGN_OR_RETURN(nlohmann::json outer, ParseJson(bundle, "policy bundle"));
+Status CheckSignature(const nlohmann::json& outer, const std::optional<std::string>& payload,
+                      const std::vector<std::string>& trusted_public_keys) {
   if (!outer.is_object() || outer.size() != 4)
     return InvalidArgument("policy bundle: want an object with format, key_id, payload, signature");
   for (const char* field : {"format", "key_id", "payload", "signature"}) {
-    if (!outer.contains(field) || !outer[field].is_string())
+    if (!outer.contains(field) || !outer.at(field).is_string())
       return InvalidArgument(std::string("policy bundle: ") + field + " must be a string");
   }
-  if (outer["format"].get<std::string>() != kBundleFormat)
+  if (outer.at("format").get<std::string>() != kBundleFormat)
     return InvalidArgument("policy bundle: unsupported format");
-  std::optional<std::string> payload = Base64Decode(outer["payload"].get<std::string>());
-  std::optional<std::string> signature = Base64Decode(outer["signature"].get<std::string>());
+  std::optional<std::string> signature = Base64Decode(outer.at("signature").get<std::string>());
   if (!payload || !signature) return InvalidArgument("policy bundle: payload or signature is not base64");
-  const std::string key_id = outer["key_id"].get<std::string>();
+  const std::string key_id = outer.at("key_id").get<std::string>();
   const std::string message = SignedMessage(*payload);
   for (const std::string& key : trusted_public_keys) {
     if (BundleKeyId(key) != key_id) continue;
-    if (crypto::Ed25519Verify(key, message, *signature)) return std::move(*payload);
+    if (crypto::Ed25519Verify(key, message, *signature)) return Status::Ok();
   }
   return PermissionDenied("policy bundle: not signed by a trusted key (key_id " + key_id.substr(0, 16) + ")");
+}
+
+OpenedBundle OpenBundle(std::string_view bundle, const std::vector<std::string>& trusted_public_keys) {
+  OpenedBundle out;
+  StatusOr<nlohmann::json> outer = ParseJson(bundle, "policy bundle");
+  if (!outer.ok()) {
+    out.verified = outer.status();
+    return out;
+  }
+  if (outer->is_object() && outer->contains("payload") && outer->at("payload").is_string())
+    out.payload = Base64Decode(outer->at("payload").get<std::string>());
+  out.verified = CheckSignature(*outer, out.payload, trusted_public_keys);
+  return out;
 }
 
 }  // namespace
@@ -175,8 +185,9 @@ std::string SignBundle(const PolicyDocument& doc, const crypto::Ed25519Signer& s
 StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
                                       const std::vector<std::string>& trusted_public_keys,
                                       const Jurisdictions& jurisdictions) {
-  GL_ASSIGN_OR_RETURN(std::string payload, VerifiedPayload(bundle, trusted_public_keys));
-  return ParsePayload(payload, jurisdictions);
+  OpenedBundle opened = OpenBundle(bundle, trusted_public_keys);
+  GL_RETURN_IF_ERROR(opened.verified);
+  return ParsePayload(*opened.payload, jurisdictions);
 }
 
 Status WriteFileAtomically(const std::string& path, std::string_view contents) {
@@ -248,17 +259,16 @@ StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string&
   if (!bundle) return out;
   // The signature first; the policy is parsed only when the file is newer
   // (a million tenants take seconds to parse, and this runs at every start).
-  StatusOr<std::string> payload = VerifiedPayload(*bundle, trusted_public_keys);
+  const OpenedBundle opened = OpenBundle(*bundle, trusted_public_keys);
   // An unverified stated version only decides whether the file stops the
   // start; nothing unverified is ever activated.
-  std::optional<std::string> unverified = payload.ok() ? std::nullopt : UnverifiedPayload(*bundle);
-  const std::optional<uint64_t> stated = TailVersion(payload.ok() ? *payload : unverified.value_or(""));
+  const std::optional<uint64_t> stated = opened.payload ? TailVersion(*opened.payload) : std::nullopt;
   if (stated && *stated <= store.version()) {
-    if (!payload.ok()) out.not_newer_unverified = payload.status();
+    if (!opened.verified.ok()) out.not_newer_unverified = opened.verified;
     return out;
   }
-  if (!payload.ok()) return payload.status();
-  GL_ASSIGN_OR_RETURN(PolicyDocument doc, ParsePayload(*payload, store.jurisdictions()));
+  GL_RETURN_IF_ERROR(opened.verified);
+  GL_ASSIGN_OR_RETURN(PolicyDocument doc, ParsePayload(*opened.payload, store.jurisdictions()));
   GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", doc, audit));
   out.activated = std::move(rec);
   return out;
