@@ -190,6 +190,26 @@ StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
   return ParsePayload(*opened.payload, jurisdictions);
 }
 
+namespace {
+
+// Renames `from` to `to` and makes the rename durable: a rename is only once
+// the directory entry is.
+Status RenameDurably(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return Internal("rename " + from + ": " + std::strerror(errno));
+  const size_t slash = to.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : to.substr(0, slash));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Internal("open " + dir + ": " + std::strerror(errno));
+  const int rc = ::fsync(dfd);
+  ::close(dfd);
+  if (rc != 0) return Internal("fsync " + dir + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string PendingImportPath(const std::string& lkg_path) { return lkg_path + ".pending"; }
+
 Status WriteFileAtomically(const std::string& path, std::string_view contents) {
   // A name of its own for each writer (mkostemp: mode 0600), so that two
   // writers of one path never write or rename each other's file.
@@ -213,20 +233,9 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents) {
     ::unlink(tmp.c_str());
     return Internal("fsync " + tmp + ": " + std::strerror(err));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Internal("rename " + tmp + ": " + std::strerror(err));
-  }
-  // The rename is durable only once the directory entry is.
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Internal("open " + dir + ": " + std::strerror(errno));
-  const int rc = ::fsync(dfd);
-  ::close(dfd);
-  if (rc != 0) return Internal("fsync " + dir + ": " + std::strerror(errno));
-  return Status::Ok();
+  Status renamed = RenameDurably(tmp, path);
+  if (!renamed.ok()) ::unlink(tmp.c_str());  // gone if the rename happened
+  return renamed;
 }
 
 StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
@@ -237,13 +246,31 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
                       VerifyBundle(bundle, trusted_public_keys, store.jurisdictions()));
   // One import at a time, activation and file together: the last-known-good
   // file always ends up holding the newest activated bundle, never an older
-  // one written after it.
+  // one written after it, and the pending file is this import's.
   static std::mutex import_mu;
   std::lock_guard<std::mutex> lock(import_mu);
-  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc, audit));
-  ImportedBundle out{std::move(rec), Status::Ok()};
+  // The bundle is on disk before its import is written: should that write
+  // fail and yet reach the disk, the next start finds both and makes the
+  // bundle the last-known-good file (LoadLastKnownGood). A rollback, which
+  // store.Replace refuses below, is not written at all.
+  const std::string pending = lkg_path.empty() ? "" : PendingImportPath(lkg_path);
+  const bool written = !pending.empty() && doc.version > store.version();
+  if (written) {
+    Status s = WriteFileAtomically(pending, bundle);
+    if (!s.ok())
+      return Internal("policy bundle version " + std::to_string(doc.version) +
+                      " was not imported: it could not be saved first: " + s.message());
+  }
+  StatusOr<ChangeRecord> rec = store.Replace(actor, doc, audit);
+  if (!rec.ok()) {
+    // Kept when the store cannot tell whether the import reached the disk:
+    // the next start decides.
+    if (written && store.settled()) ::unlink(pending.c_str());
+    return rec.status();
+  }
+  ImportedBundle out{std::move(rec).value(), Status::Ok()};
   if (!lkg_path.empty()) {
-    Status s = WriteFileAtomically(lkg_path, bundle);
+    Status s = written ? RenameDurably(pending, lkg_path) : WriteFileAtomically(lkg_path, bundle);
     if (!s.ok())
       out.last_known_good = Internal("policy bundle version " + std::to_string(doc.version) +
                                      " is active but the last-known-good file was not saved: " + s.message());
@@ -254,16 +281,45 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
 StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string& lkg_path,
                                           const std::vector<std::string>& trusted_public_keys,
                                           const AuditChange& audit) {
-  LastKnownGood out{std::nullopt, Status::Ok()};
+  LastKnownGood out{std::nullopt, Status::Ok(), std::nullopt};
+  const std::string pending_path = PendingImportPath(lkg_path);
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> pending, ReadFile(pending_path));
   GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
-  if (!bundle) return out;
   // The signature first; the policy is parsed only when the file is newer
   // (a million tenants take seconds to parse, and this runs at every start).
-  const OpenedBundle opened = OpenBundle(*bundle, trusted_public_keys);
+  OpenedBundle opened = bundle ? OpenBundle(*bundle, trusted_public_keys) : OpenedBundle{};
   // An unverified stated version only decides whether the file stops the
   // start; nothing unverified is ever activated.
-  const std::optional<uint64_t> stated = opened.payload ? TailVersion(*opened.payload) : std::nullopt;
-  if (stated && *stated <= store.version()) {
+  // (Two plain variables, not an optional: GCC 12 misreads the optional's
+  // reassignment below as a read of an uninitialised value.)
+  std::optional<uint64_t> tail = opened.payload ? TailVersion(*opened.payload) : std::nullopt;
+  bool has_stated = tail.has_value();
+  uint64_t stated = tail.value_or(0);
+  if (pending) {
+    // An import under way when the service stopped. If the store holds it,
+    // its bundle is the last-known-good one, unless the file there is newer
+    // (placed by an operator since).
+    OpenedBundle p = OpenBundle(*pending, trusted_public_keys);
+    PendingImport settled{p.payload ? TailVersion(*p.payload) : std::nullopt, PendingImport::kNotStored};
+    bool stored = false;
+    if (settled.version) {
+      GL_ASSIGN_OR_RETURN(stored, store.ImportedAt(*settled.version));
+    }
+    if (stored && bundle && has_stated && stated >= *settled.version) settled.outcome = PendingImport::kSuperseded;
+    else if (stored) settled.outcome = PendingImport::kSaved;
+    if (settled.outcome == PendingImport::kSaved) {
+      GL_RETURN_IF_ERROR(RenameDurably(pending_path, lkg_path));
+      bundle = std::move(pending);
+      opened = std::move(p);
+      has_stated = true;
+      stated = *settled.version;
+    } else if (::unlink(pending_path.c_str()) != 0) {
+      return Internal("remove " + pending_path + ": " + std::strerror(errno));
+    }
+    out.pending = settled;
+  }
+  if (!bundle) return out;
+  if (has_stated && stated <= store.version()) {
     if (!opened.verified.ok()) out.not_newer_unverified = opened.verified;
     return out;
   }

@@ -54,18 +54,37 @@ struct ImportedBundle {
 
 // Verifies `bundle`, refuses it unless its version is newer than the store's
 // (kFailedPrecondition: rollback), writes it with its audit entry through
-// `audit` and activates it atomically through store.Replace, then saves it
-// as the last-known-good file at `lkg_path` (if non-empty). An error means
-// nothing was activated; but when the write that carried the import failed
-// (the store then refuses requests until reopened), it may still have
-// reached the disk, and a restart activates it while the file still holds
-// the previous bundle.
+// `audit` and activates it atomically through store.Replace, and keeps it
+// as the last-known-good file at `lkg_path` (if non-empty). The bundle is
+// saved first, as PendingImportPath(lkg_path), and renamed to `lkg_path`
+// once active; an import whose bundle cannot be saved is refused (kInternal)
+// before anything is written. An error means nothing was activated; but
+// when the write that carried the import failed (the store then refuses
+// requests until reopened), it may still have reached the disk: the
+// pending file is then kept, and the next start (LoadLastKnownGood) makes
+// it the last-known-good file if the store holds the import.
 // Imports run one at a time (activation and file write together), so the
 // file always holds the newest activated bundle.
 StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
                                       const std::vector<std::string>& trusted_public_keys,
                                       const std::string& lkg_path, std::string_view actor,
                                       const AuditChange& audit);
+
+// Where ImportBundle keeps a bundle while its import is written:
+// `lkg_path` + ".pending".
+std::string PendingImportPath(const std::string& lkg_path);
+
+// A pending file that a start found: an import under way when the service
+// stopped.
+struct PendingImport {
+  // The version the file states (nullopt: unreadable).
+  std::optional<uint64_t> version;
+  enum Outcome {
+    kSaved,       // the store holds the import: the file is now the last-known-good file
+    kNotStored,   // the import never reached the store: the file was removed
+    kSuperseded,  // stored, but the last-known-good file is as new or newer: removed
+  } outcome = kNotStored;
+};
 
 // What LoadLastKnownGood did with the last-known-good file.
 struct LastKnownGood {
@@ -77,10 +96,13 @@ struct LastKnownGood {
   // it was altered): it is left alone and the start goes on; the caller
   // warns.
   Status not_newer_unverified;
+  // Set when a pending file was found (and settled) first.
+  std::optional<PendingImport> pending;
 };
 
-// At startup: activates the last-known-good file, audited through `audit`,
-// when it is newer than the stored policy (it must verify; an error
+// At startup: first settles a pending file that an interrupted import left
+// (PendingImport), then activates the last-known-good file, audited through
+// `audit`, when it is newer than the stored policy (it must verify; an error
 // otherwise). The version is read from the end of the payload, where a
 // canonical payload states it, so a file that is not newer is never parsed
 // (a million tenants take seconds). A file that is absent or not newer is

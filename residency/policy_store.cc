@@ -31,6 +31,9 @@ std::string HistoryKey(std::string_view kind, std::string_view id, uint64_t v) {
 // thread), and take it from here when read.
 std::string AuditIndexKey(uint64_t v) { return "history/audit/" + VersionSuffix(v); }
 
+// A bundle import's record, one per imported version.
+std::string ImportKey(uint64_t v) { return "history/policy/" + VersionSuffix(v); }
+
 StatusOr<std::vector<ChangeRecord>> ReadHistory(const KvStore& kv, const std::string& prefix,
                                                 size_t limit) {
   std::vector<ChangeRecord> out;
@@ -146,6 +149,18 @@ Status PolicyStore::Commit(const AuditChange& audit, ChangeRecord& rec, KvBatch 
   Status installed = engine_->Install(std::move(snapshot));
   if (!installed.ok()) unsettled_ = true;
   return installed;
+}
+
+StatusOr<bool> PolicyStore::ImportedAt(uint64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> rec,
+                      kv_->Get(kResidencyNamespace, ImportKey(version)));
+  return rec.has_value();
+}
+
+bool PolicyStore::settled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !unsettled_;
 }
 
 Status PolicyStore::CheckUsable() const {
@@ -367,7 +382,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
       {"version", std::to_string(version_), std::to_string(doc.version)},  // read under mu_: the one replaced
       {"regions", "", std::to_string(regions_set) + " set, " + std::to_string(regions_removed) + " removed"},
       {"tenants", "", std::to_string(tenants_set) + " set, " + std::to_string(tenants_removed) + " removed"}};
-  history.emplace_back("history/policy/" + VersionSuffix(doc.version), summary);
+  history.emplace_back(ImportKey(doc.version), summary);
   GL_RETURN_IF_ERROR(Commit(audit, summary, std::move(batch), history, std::move(builder).Build()));
   regions_.clear();
   for (const Region& r : doc.regions) regions_[r.id] = r;

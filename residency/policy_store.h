@@ -112,6 +112,15 @@ class PolicyStore {
   // replaced to the new one), "regions" and "tenants" ("N set, M removed").
   StatusOr<ChangeRecord> Replace(std::string_view actor, const PolicyDocument& doc, const AuditChange& audit);
 
+  // Whether a bundle import (Replace) is stored at `version`: its
+  // history/policy record is there. Answers while the store refuses other
+  // requests, so a start can tell whether an import that failed reached the
+  // disk.
+  StatusOr<bool> ImportedAt(uint64_t version) const;
+  // False once an audited write failed after it was handed to the store:
+  // until a reopen, whether that change is stored is unknown (CheckUsable).
+  bool settled() const;
+
   uint64_t version() const;
   const Jurisdictions& jurisdictions() const { return engine_->jurisdictions(); }
 

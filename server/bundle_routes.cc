@@ -108,8 +108,8 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                const residency::ChangeRecord& change = imported->change;
                const Status& saved = imported->last_known_good;
                if (!saved.ok()) {
-                 log::Error("policy bundle activated but the last-known-good file was not saved; a restart will "
-                            "not find it on disk: once the data dir is writable, save this bundle as the file (runbook)",
+                 log::Error("policy bundle activated but the last-known-good file was not saved; the bundle stays "
+                            "in policy-bundle.json.pending, which the next start puts in its place (runbook)",
                             {{"request_id", ctx.request_id}, {"policy_version", change.version},
                              {"error", saved.ToString()}});
                  auto logged = deps.ledger()->Append({ServiceEvent(ctx, "policy.bundle.last_known_good", "policy",

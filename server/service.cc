@@ -240,6 +240,18 @@ Status Service::LoadLastKnownGoodPolicy() {
   if (!loaded.ok())
     return FailedPrecondition("last-known-good policy bundle " + config_.data_dir +
                               "/policy-bundle.json: " + loaded.status().message());
+  if (const auto& pending = loaded->pending) {
+    const std::string version = pending->version ? std::to_string(*pending->version) : "unreadable";
+    if (pending->outcome == residency::PendingImport::kSaved)
+      log::Warn("an interrupted policy bundle import is stored; its bundle is now the last-known-good file",
+                {{"bundle_version", version}});
+    else
+      log::Warn("an interrupted policy bundle import's saved bundle was removed",
+                {{"bundle_version", version},
+                 {"reason", pending->outcome == residency::PendingImport::kSuperseded
+                                ? "the last-known-good file is as new or newer"
+                                : "the import is not stored"}});
+  }
   if (!loaded->not_newer_unverified.ok())
     log::Warn("last-known-good policy bundle does not verify; it is not newer than the stored policy, "
               "so it is left alone",

@@ -178,8 +178,89 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
   std::ifstream in(lkg);
   std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(saved, SignBundle(Doc(5), signer_));
-  for (const auto& entry : std::filesystem::directory_iterator(dir_))  // no temporary file left behind
-    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
+  for (const auto& entry : std::filesystem::directory_iterator(dir_))  // no temporary or pending file left
+    EXPECT_EQ(entry.path().filename().string(), "policy-bundle.json");
+}
+
+// The bundle is saved before the import is written: one that cannot be
+// saved is not imported (before, it was activated and then reported unsaved,
+// and the next start did not find it).
+TEST_F(BundleTest, AnImportWhoseBundleCannotBeSavedIsRefusedAndChangesNothing) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  const std::string lkg = (dir_ / "missing-dir" / "policy-bundle.json").string();
+  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
+  EXPECT_EQ(rec.status().code(), StatusCode::kInternal);
+  EXPECT_NE(rec.status().message().find("was not imported"), std::string::npos) << rec.status().ToString();
+  EXPECT_EQ(engine->version(), 0u);
+  EXPECT_EQ((*store)->version(), 0u);
+}
+
+// What a start does with a pending file an import left: a crash between
+// the import's write and the rename of its file leaves the import stored
+// and the file pending; an import that never reached the store leaves a
+// file for nothing; and an operator may have placed a newer bundle since.
+TEST_F(BundleTest, AStartSettlesAPendingImportFile) {
+  const std::string lkg = (dir_ / "policy-bundle.json").string();
+  const std::string pending = PendingImportPath(lkg);
+  ManualClock clock;
+  auto kv = NewMemoryKvStore();
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(4), signer_), trusted_, lkg, "a", testing::Audited(kv)).ok());
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+
+  // Stored, not renamed: the pending bundle becomes the last-known-good one.
+  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(5), signer_)).ok());
+  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->pending.has_value());
+  EXPECT_EQ(loaded->pending->outcome, PendingImport::kSaved);
+  EXPECT_FALSE(loaded->activated.has_value());
+  EXPECT_EQ(read(lkg), SignBundle(Doc(5), signer_));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+
+  // Not stored (no import at version 7, though a newer version than 5 would
+  // otherwise be activated): removed, never activated.
+  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(7), signer_)).ok());
+  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->pending.has_value());
+  EXPECT_EQ(loaded->pending->outcome, PendingImport::kNotStored);
+  EXPECT_FALSE(loaded->activated.has_value());
+  EXPECT_EQ(engine->version(), 5u);
+  EXPECT_EQ(read(lkg), SignBundle(Doc(5), signer_));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+
+  // Stored, but a newer bundle was placed as the file since: the file wins
+  // and is activated; the pending one is removed.
+  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(5), signer_)).ok());
+  ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), signer_)).ok());
+  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->pending.has_value());
+  EXPECT_EQ(loaded->pending->outcome, PendingImport::kSuperseded);
+  ASSERT_TRUE(loaded->activated.has_value());
+  EXPECT_EQ(engine->version(), 9u);
+  EXPECT_EQ(read(lkg), SignBundle(Doc(9), signer_));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+
+  // Unreadable: removed.
+  ASSERT_TRUE(WriteFileAtomically(pending, "{").ok());
+  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->pending.has_value());
+  EXPECT_EQ(loaded->pending->outcome, PendingImport::kNotStored);
+  EXPECT_FALSE(loaded->pending->version.has_value());
+  EXPECT_FALSE(std::filesystem::exists(pending));
 }
 
 TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {

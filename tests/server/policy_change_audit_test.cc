@@ -3,11 +3,16 @@
 // its syncs failing on demand. Whatever fails, the store reopened from what
 // reached the KvStore holds the change together with its entry, or neither.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "audit/internal/ledger_keys.h"
 #include "common/clock.h"
 #include "common/kv_store.h"
 #include "geoledger/v1/audit.pb.h"
+#include "residency/bundle.h"
 #include "server/policy_routes.h"
 #include "tests/common/faulty_kv_store.h"
 #include "tests/residency/fixtures.h"
@@ -191,6 +196,103 @@ TEST_F(PolicyChangeAuditTest, AttachedWritesMayNotTouchTheAuditLog) {
   auto head = inner_->Get(audit::internal::kLedgerNs, audit::internal::kHeadKey);
   ASSERT_TRUE(head.ok() && head->has_value());
   EXPECT_EQ(**head, **before);
+}
+
+// A bundle import is saved before it is written (DIR/policy-bundle.json
+// .pending): when its audited write fails and yet reaches the disk, the
+// restart, which finds the import in the store, makes that bundle the
+// last-known-good file. Before, the file still held the previous bundle,
+// and an operator had to notice and put the imported one there by hand.
+class BundleImportAuditTest : public PolicyChangeAuditTest {
+ protected:
+  void SetUp() override {
+    PolicyChangeAuditTest::SetUp();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("geoledger-import-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    lkg_ = (dir_ / "policy-bundle.json").string();
+    ASSERT_TRUE(Import(Bundle(10)).ok());
+    ASSERT_EQ(Read(lkg_), Bundle(10));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Bundle(uint64_t version) const {
+    residency::PolicyDocument doc;
+    doc.version = version;
+    doc.regions = {R("eu-west-1", "IE"), R("eu-central-1", "DE")};
+    doc.tenants = {Acme(version % 20 == 0 ? "suspended" : "active")};
+    return residency::SignBundle(doc, bundle_signer_);
+  }
+  StatusOr<residency::ImportedBundle> Import(const std::string& bundle) {
+    PolicyChangeAudit audit(ledger_.get(), Event);
+    return residency::ImportBundle(*store_, bundle, {bundle_signer_.public_key()}, lkg_, "bob", audit.Hook());
+  }
+  StatusOr<residency::LastKnownGood> Restart() {
+    Open();
+    PolicyChangeAudit audit(ledger_.get(), Event);
+    return residency::LoadLastKnownGood(*store_, lkg_, {bundle_signer_.public_key()}, audit.Hook());
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+  crypto::Ed25519Signer bundle_signer_ =
+      std::move(*crypto::Ed25519Signer::FromSeed(crypto::SecretBytes::CopyFrom(std::string(32, 'b'))));
+  std::filesystem::path dir_;
+  std::string lkg_;
+};
+
+TEST_F(BundleImportAuditTest, AnImportWhoseSyncFailedButPersistedIsTheLastKnownGoodBundleAfterARestart) {
+  const std::string pending = residency::PendingImportPath(lkg_);
+  kv_.fail_sync_ = true;
+  EXPECT_EQ(Import(Bundle(20)).status().code(), StatusCode::kUnavailable);
+  kv_.fail_sync_ = false;
+  EXPECT_EQ(engine_->version(), 10u);  // not active: it was not acknowledged
+  EXPECT_EQ(Read(pending), Bundle(20));  // kept: whether it is stored is not known yet
+  auto loaded = Restart();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(store_->version(), 20u);  // the memory store kept the write
+  ASSERT_TRUE(loaded->pending.has_value());
+  EXPECT_EQ(loaded->pending->outcome, residency::PendingImport::kSaved);
+  EXPECT_EQ(loaded->pending->version, std::optional<uint64_t>(20));
+  EXPECT_FALSE(loaded->activated.has_value());  // the store has it already
+  EXPECT_EQ(Read(lkg_), Bundle(20));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+  EXPECT_FALSE(engine_->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);  // v20 suspends acme
+}
+
+TEST_F(BundleImportAuditTest, AnImportWhoseWriteFailedLeavesThePreviousLastKnownGoodBundle) {
+  const std::string pending = residency::PendingImportPath(lkg_);
+  kv_.fail_ = true;
+  EXPECT_EQ(Import(Bundle(20)).status().code(), StatusCode::kUnavailable);
+  kv_.fail_ = false;
+  EXPECT_TRUE(std::filesystem::exists(pending));
+  auto loaded = Restart();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(store_->version(), 10u);
+  ASSERT_TRUE(loaded->pending.has_value());
+  EXPECT_EQ(loaded->pending->outcome, residency::PendingImport::kNotStored);
+  EXPECT_EQ(Read(lkg_), Bundle(10));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+  // And the import can be made again.
+  auto again = Import(Bundle(20));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->last_known_good.ok()) << again->last_known_good.ToString();
+  EXPECT_EQ(Read(lkg_), Bundle(20));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+}
+
+// An import the ledger refuses before anything is written (here: closed)
+// leaves the store usable, so its pending file is removed at once.
+TEST_F(BundleImportAuditTest, AnImportRefusedBeforeItsWriteLeavesNoPendingFile) {
+  ASSERT_TRUE(ledger_->Close().ok());
+  EXPECT_EQ(Import(Bundle(20)).status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(std::filesystem::exists(residency::PendingImportPath(lkg_)));
+  EXPECT_EQ(Read(lkg_), Bundle(10));
+  EXPECT_EQ(store_->version(), 10u);
 }
 
 }  // namespace
