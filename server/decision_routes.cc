@@ -99,8 +99,19 @@ audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, cons
   m.emplace("route_region", d.route_region);
   m.emplace("decision_id", decision_id);
   m.emplace("policy_version", std::to_string(d.policy_version));
-  if (known.tenant) e.tenant = in.tenant;
+  // Not ctx.tenant, which the request named (header or query) and may be
+  // unknown, or another tenant than the one decided on.
+  e.tenant = known.tenant ? in.tenant : std::string();
   return e;
+}
+
+// The tenant a refusal made before any decision records: the token's, when
+// it is bound to one; otherwise the one the request named, if the policy
+// knows it; otherwise none (see kNotRecorded).
+std::string RecordedTenant(const RequestContext& ctx, const residency::Engine& engine) {
+  if (ctx.tenant.empty() || (ctx.principal && ctx.principal->tenant == ctx.tenant)) return ctx.tenant;
+  auto snapshot = engine.Current();
+  return snapshot != nullptr && snapshot->HasTenant(ctx.tenant) ? ctx.tenant : std::string();
 }
 
 nlohmann::json DecisionJson(const residency::Decision& d, const std::string& decision_id) {
@@ -211,14 +222,19 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
 // not UTF-8, an invalid tenant id, a token bound to another tenant) is
 // audited like a denied decision, with its reason and the header's name
 // (never its value), and answered the same way: in sync mode once the entry
-// is durable, with 503 if it cannot be written. The entry names
-// ctx.tenant: for a token bound to another tenant, the token's tenant; for
-// an invalid tenant id, none.
+// is durable, with 503 if it cannot be written. The entry names the
+// tenant RecordedTenant gives: for a token bound to another tenant, the
+// token's tenant; for an invalid tenant id, none; for one the policy does
+// not know, kNotRecorded.
 void RefuseUndecided(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply, const char* reason,
                      const char* header, std::string detail) {
   std::string id = NewDecisionId();
-  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", ctx.tenant.empty() ? "tenant/" : "tenant/" + ctx.tenant,
-                                     "deny", {{"reason", reason}, {"header", header}, {"decision_id", id}});
+  std::string tenant = RecordedTenant(ctx, *deps.engine());
+  const std::string resource =
+      "tenant/" + (tenant.empty() && !ctx.tenant.empty() ? std::string(kNotRecorded) : tenant);
+  audit::AuditEvent e = ServiceEvent(ctx, "residency.decision", resource, "deny",
+                                     {{"reason", reason}, {"header", header}, {"decision_id", id}});
+  e.tenant = std::move(tenant);
   auto answer = [reason, detail, id](const std::vector<uint64_t>* indexes) {
     HttpResponse r;  // no body: Dispatcher::Finish sends every gateway answer without one
     r.status = 403;

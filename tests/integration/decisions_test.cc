@@ -173,6 +173,57 @@ TEST_F(DecisionsTest, UnknownValuesAreNotWrittenToTheAuditLog) {
   EXPECT_EQ(e["details"]["category"], "personal");
 }
 
+// The tenant a request names in a header or the query (not only in the
+// body) is recorded only when the policy knows it: it was written as the
+// entry's tenant whatever it was, on decisions and on refusals made before
+// one, and a batch's entries carried the header's tenant instead of their own.
+TEST_F(DecisionsTest, AnUnknownTenantNamedInAHeaderOrQueryIsNotWrittenToTheAuditLog) {
+  const std::string name = "alice.smith";  // a valid tenant id, and a person's name
+  auto entry = [&](uint64_t index) { return AuditEntries(*server_, reader_, index, index + 1)[0]; };
+  auto expect_absent = [&](const nlohmann::json& e) {
+    EXPECT_EQ(e.dump().find(name), std::string::npos) << e.dump();
+  };
+  // Gateway check, decided: tenant-unknown.
+  RawResponse r = Check(GatewayHeaders(name, "personal", "store", "eu-west-1"));
+  ASSERT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "tenant-unknown");
+  expect_absent(entry(std::stoull(r.Header("x-residency-audit-index"))));
+  // Gateway check refused before a decision (a header missing).
+  auto headers = GatewayHeaders(name, "personal", "store", "eu-west-1");
+  headers.erase("X-Operation");
+  nlohmann::json e = RefusalEntry(Check(headers), "missing-header", "x-operation");
+  expect_absent(e);
+  EXPECT_EQ(e["resource"], "tenant/(unknown, not recorded)") << e.dump();
+  // The same refusal for a tenant the policy knows records it.
+  headers = GatewayHeaders("acme", "personal", "store", "eu-west-1");
+  headers.erase("X-Operation");
+  e = RefusalEntry(Check(headers), "missing-header", "x-operation");
+  EXPECT_EQ(e["tenant"], "acme") << e.dump();
+  EXPECT_EQ(e["resource"], "tenant/acme") << e.dump();
+  // POST /v1/decisions naming the tenant in a header, and in the query.
+  r = server_->Authed(decide_, "POST", "/v1/decisions", Req(name, "personal", "store", "eu-west-1").dump(),
+                      {{"X-Tenant-Id", name}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  expect_absent(entry(nlohmann::json::parse(r.body)["audit_index"]));
+  r = server_->Authed(decide_, "POST", "/v1/decisions?tenant=" + name,
+                      Req(name, "personal", "store", "eu-west-1").dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  expect_absent(entry(nlohmann::json::parse(r.body)["audit_index"]));
+  // A batch under one tenant's header: each entry carries its own request's
+  // tenant, or none when the policy does not know it.
+  r = server_->Authed(decide_, "POST", "/v1/decisions",
+                      nlohmann::json{{"requests", {Req("ghost", "personal", "store", "eu-west-1"),
+                                                   Req("acme", "personal", "store", "eu-west-1")}}}
+                          .dump(),
+                      {{"X-Tenant-Id", "acme"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto decisions = nlohmann::json::parse(r.body)["decisions"];
+  e = entry(decisions[0]["audit_index"]);
+  EXPECT_FALSE(e.contains("tenant") && e["tenant"] == "acme") << e.dump();
+  EXPECT_EQ(e["resource"], "tenant/(unknown, not recorded)") << e.dump();
+  EXPECT_EQ(entry(decisions[1]["audit_index"])["tenant"], "acme");
+}
+
 // A decision header sent twice is refused: the gateway's backend may act on
 // the other value (the last, or both joined) than the one decided on.
 TEST_F(DecisionsTest, GatewayCheckRefusesADecisionHeaderSentTwice) {
