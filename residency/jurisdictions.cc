@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <mutex>
 
 #include "residency/model.h"
@@ -31,8 +33,25 @@ StatusOr<Day> DateField(const YAML::Node& node, const char* field, const std::st
   return *d;
 }
 
+// A map whose keys are all in `allowed`: a misspelt key would otherwise be
+// ignored, and an ignored `in_force_until` or `requires` reads as no limit
+// (fail open).
+Status OnlyKeys(const YAML::Node& node, std::initializer_list<std::string_view> allowed, const std::string& where) {
+  if (!node.IsMap()) return InvalidArgument("jurisdictions: " + where + " is not a map");
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      return InvalidArgument("jurisdictions: " + where + ": unknown key " + key);
+  }
+  return Status::Ok();
+}
+
 StatusOr<Adequacy> ParseAdequacy(const YAML::Node& node, size_t i) {
   const std::string where = "adequacy[" + std::to_string(i) + "]";
+  GL_RETURN_IF_ERROR(OnlyKeys(node,
+                              {"code", "name", "decision", "date", "in_force_from", "in_force_until", "scope",
+                               "scope_note", "review", "requires", "source"},
+                              where));
   Adequacy a;
   GL_ASSIGN_OR_RETURN(a.code, Str(node, "code", where));
   GL_ASSIGN_OR_RETURN(a.name, Str(node, "name", where));
@@ -41,6 +60,7 @@ StatusOr<Adequacy> ParseAdequacy(const YAML::Node& node, size_t i) {
   GL_ASSIGN_OR_RETURN(a.in_force_from, DateField(node, "in_force_from", where));
   if (node["in_force_until"]) {
     GL_ASSIGN_OR_RETURN(Day until, DateField(node, "in_force_until", where));
+    if (until < a.in_force_from) return InvalidArgument("jurisdictions: " + where + ": in_force_until is before in_force_from");
     a.in_force_until = until;
   }
   GL_ASSIGN_OR_RETURN(a.scope, Str(node, "scope", where));
@@ -54,13 +74,19 @@ StatusOr<Adequacy> ParseAdequacy(const YAML::Node& node, size_t i) {
                              "\" (the only certification a tenant can declare), not \"" + a.requires_declaration +
                              "\"");
   }
+  // A decision limited to certified organisations applies only on the
+  // tenant's declaration: without `requires` it would apply to everyone.
+  if ((a.scope == "certified-organisations") != !a.requires_declaration.empty())
+    return InvalidArgument("jurisdictions: " + where +
+                           ": scope certified-organisations and requires go together");
   a.legal_basis = "gdpr:art45:" + a.code;
   return a;
 }
 
 Status Fill(const YAML::Node& root, std::unordered_set<std::string>* countries, std::unordered_set<std::string>* eea,
             std::vector<std::string>* eea_states, std::vector<Adequacy>* adequacy) {
-  if (!root.IsMap()) return InvalidArgument("jurisdictions: top level is not a map");
+  GL_RETURN_IF_ERROR(
+      OnlyKeys(root, {"sources", "countries", "eea", "eea_territories", "adequacy", "not_applied"}, "top level"));
   const YAML::Node list = root["countries"];
   if (!list || !list.IsSequence()) return InvalidArgument("jurisdictions: missing countries");
   for (const auto& c : list) {
@@ -81,6 +107,7 @@ Status Fill(const YAML::Node& root, std::unordered_set<std::string>* countries, 
     size_t i = 0;
     for (const auto& e : entries) {
       const std::string where = std::string(section) + "[" + std::to_string(i++) + "]";
+      GL_RETURN_IF_ERROR(OnlyKeys(e, {"code", "name", "member", "part_of"}, where));
       GL_ASSIGN_OR_RETURN(std::string code, Str(e, "code", where));
       GL_RETURN_IF_ERROR(known(code, where));
       if (!eea->insert(code).second)

@@ -33,7 +33,7 @@ TEST(JurisdictionsTest, FormerMemberAndNeighboursAreNotEea) {
 }
 
 TEST(JurisdictionsTest, AdequacyEntriesCarryDateReferenceAndScope) {
-  const std::set<std::string> expected = {"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP",
+  const std::set<std::string> expected = {"AD", "AR", "BR", "CA", "FO", "GG", "IL", "IM", "JP",
                                           "JE", "NZ", "KR", "CH", "GB", "US", "UY"};
   std::set<std::string> got;
   for (const Adequacy& a : Jur().adequacy()) {
@@ -62,7 +62,11 @@ TEST(JurisdictionsTest, AdequacyEntriesCarryDateReferenceAndScope) {
   ASSERT_TRUE(gb->in_force_until.has_value());
   EXPECT_TRUE(gb->InForceOn(*ParseDate("2026-01-01")));
 
-  EXPECT_EQ(Jur().FindAdequacy("BR"), nullptr);  // not applied until verified
+  const Adequacy* br = Jur().FindAdequacy("BR");
+  ASSERT_NE(br, nullptr);
+  EXPECT_EQ(br->decision, "Commission Implementing Decision (EU) 2026/179");
+  EXPECT_FALSE(br->InForceOn(*ParseDate("2026-01-27")));
+  EXPECT_TRUE(br->InForceOn(*ParseDate("2026-01-28")));
   EXPECT_EQ(Jur().FindAdequacy("DE"), nullptr);  // EEA needs none
   EXPECT_EQ(Jur().FindAdequacy("IN"), nullptr);
 }
@@ -92,6 +96,39 @@ TEST(JurisdictionsTest, MalformedTablesAreRejected) {
       "  - {code: BB, name: B, decision: D, date: 2020-02-30, in_force_from: 2020-01-01,"
       " scope: full, source: s}\n");
   EXPECT_FALSE(bad_date.ok());
+}
+
+// A key the table does not know was ignored: a misspelt in_force_until made
+// a decision open-ended, a misspelt requires granted the DPF decision to
+// every tenant. Such tables are refused, as are an end before the start and
+// a certified-organisations scope without its condition.
+TEST(JurisdictionsTest, UnknownKeysAndInconsistentEntriesAreRefused) {
+  const std::string yaml(BuiltinJurisdictionsYaml());
+  ASSERT_TRUE(Jurisdictions::Parse(yaml).ok());
+  const std::pair<std::string, std::string> edits[] = {
+      {"in_force_until: 2031-12-27", "in_force_untill: 2031-12-27"},
+      {"requires: dpf", "require: dpf"},
+      {"requires: dpf", "scope_notes: dpf"},
+      {"in_force_until: 2031-12-27", "in_force_until: 2021-06-27"},
+      {"{code: AT, name: Austria, member: EU}", "{code: AT, name: Austria, membre: EU}"},
+      {"\nadequacy:", "\nadequacies: []\nadequacy:"},
+  };
+  for (const auto& [from, to] : edits) {
+    std::string edited = yaml;
+    const size_t at = edited.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    edited.replace(at, from.size(), to);
+    auto parsed = Jurisdictions::Parse(edited);
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << to;
+  }
+  std::string edited = yaml;
+  const size_t at = edited.find("    requires: dpf\n");
+  ASSERT_NE(at, std::string::npos);
+  edited.erase(at, std::string("    requires: dpf\n").size());
+  auto parsed = Jurisdictions::Parse(edited);
+  EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("certified-organisations"), std::string::npos)
+      << parsed.status().message();
 }
 
 // `requires` names what a tenant must declare before the engine relies on a

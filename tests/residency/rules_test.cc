@@ -119,6 +119,10 @@ const Case kCases[] = {
     {"acme", "personal", "store", "sg-1", false, "derogation-not-systematic", "", "eu-west-1"},
     {"acme", "personal", "process", "br-1", false, "no-transfer-basis", "", "eu-west-1"},
     {"acme", "personal", "backup", "br-1", false, "region-not-allowed", "", "eu-west-1"},
+    // Brazil: adequate from 2026-01-28 (the table's start for (EU) 2026/179).
+    {"acme", "personal", "process", "br-1", false, "no-transfer-basis", "", "eu-west-1", "2026-01-27"},
+    {"acme", "personal", "process", "br-1", true, "allowed", "gdpr:art45:BR", "br-1", "2026-01-28"},
+    {"acme", "personal", "store", "br-1", false, "region-not-allowed", "", "eu-west-1", "2026-01-28"},
     // --- special-category data -----------------------------------------------
     {"acme", "special", "store", "eu-west-1", true, "allowed", "tenant-pinning", "eu-west-1"},
     {"acme", "special", "store", "eu-central-1", true, "allowed", "tenant-pinning", "eu-central-1"},
@@ -240,8 +244,8 @@ struct RefDecision {
 const std::set<std::string> kDocEea = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU",
                                        "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES",
                                        "SE", "IS", "LI", "NO", "AX", "GF", "GP", "MQ", "RE", "YT", "MF"};
-const std::set<std::string> kDocAdequate = {"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP",
-                                            "JE", "NZ", "KR", "CH", "GB", "US", "UY"};
+const std::set<std::string> kDocAdequate = {"AD", "AR", "BR", "CA", "FO", "GG", "IL", "IM",
+                                            "JP", "JE", "NZ", "KR", "CH", "GB", "US", "UY"};
 
 RefDecision RefDecide(const std::vector<RefTenant>& tenants, const std::map<std::string, std::string>& regions,
                       const std::string& tid, const std::string& cat, const std::string& op, const std::string& rid,
@@ -343,7 +347,7 @@ std::string ToJson(const RefTenant& t) {
 // DPF certification; safeguards in mixed order, expired, not yet valid and
 // open-ended), 7 categories, 8 operations, 33 regions (EEA states and
 // territories, every adequacy country, third countries, an unknown region)
-// and 54 instants (the boundary days at the start, middle and end of the
+// and 60 instants (the boundary days at the start, middle and end of the
 // day) against RefDecide, a separate reading of compliance-docs/
 // residency-rules.md: allow, reason, legal basis, route and ttl must agree.
 TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
@@ -397,7 +401,8 @@ TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
   std::vector<int64_t> times;
   for (const char* d : {"2019-01-22", "2019-01-23", "2023-07-09", "2023-07-10", "2024-12-31", "2025-01-01",
                         "2025-02-28", "2025-03-01", "2025-04-30", "2025-05-01", "2025-06-15", "2025-06-16",
-                        "2025-06-30", "2025-07-01", "2025-12-31", "2026-01-01", "2031-12-27", "2031-12-28"})
+                        "2025-06-30", "2025-07-01", "2025-12-31", "2026-01-01", "2026-01-27", "2026-01-28",
+                        "2031-12-27", "2031-12-28"})
     for (int hh : {0, 12, 23}) times.push_back(At(d, hh, hh == 23 ? 59 : 0, hh == 23 ? 30 : 0));
   size_t mismatches = 0, checked = 0;
   for (auto& tid : tids)
