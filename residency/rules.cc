@@ -11,6 +11,8 @@ constexpr std::array<std::string_view, 10> kReasonCodes = {
     "category-unknown", "operation-unknown",  "region-unknown",
     "region-not-allowed", "special-outside-home", "no-transfer-basis",
     "derogation-not-systematic"};
+static_assert(kReasonCodes.size() == static_cast<size_t>(Reason::kDerogationNotSystematic) + 1,
+              "every Reason has a code");
 
 Decision Deny(Reason reason, const RuleInput& in, const RuleOptions& o) {
   Decision d;
@@ -64,9 +66,13 @@ Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
     }
   }
   if (derogation) {
-    // Derogations are for occasional transfers (EDPB Guidelines 2/2018), so
-    // they never justify keeping data at rest in a third country.
-    if (IsResidencyOperation(in.operation)) return Deny(Reason::kDerogationNotSystematic, in, o);
+    // Derogations are for occasional, non-repetitive transfers (Art. 49(1),
+    // recitals 111 and 113; EDPB Guidelines 2/2018), so they never justify
+    // keeping data at rest in a third country, nor processing it there,
+    // which is the region's ordinary workload: only the transfers a request
+    // asks for one at a time (read, transfer, support access).
+    if (IsResidencyOperation(in.operation) || in.operation == Operation::kProcess)
+      return Deny(Reason::kDerogationNotSystematic, in, o);
     return Allow(derogation->legal_basis, in, o, derogation->valid_until);
   }
   return Deny(Reason::kNoTransferBasis, in, o);

@@ -27,7 +27,7 @@ enum class Reason : uint8_t {
   kRegionNotAllowed,        // store/replicate/backup outside the category's allowed regions
   kSpecialOutsideHome,      // special-category data outside its allowed regions (home by default)
   kNoTransferBasis,         // outside the EEA with no adequacy decision or active safeguard
-  kDerogationNotSystematic, // only an Art. 49 derogation, which cannot cover storage
+  kDerogationNotSystematic, // only an Art. 49 derogation, which covers neither storage nor processing
 };
 std::string_view ReasonCode(Reason r);
 

@@ -114,7 +114,9 @@ const Case kCases[] = {
     {"acme", "personal", "process", "in-1", false, "no-transfer-basis", "", "eu-west-1", "2027-01-01"},
     {"acme", "personal", "process", "in-1", false, "no-transfer-basis", "", "eu-west-1", "2024-12-31"},
     {"wrongjur", "personal", "store", "in-1", false, "no-transfer-basis", "", "eu-west-1"},
-    {"acme", "personal", "process", "sg-1", true, "allowed", "gdpr:art49:consent-2025", "sg-1"},
+    {"acme", "personal", "process", "sg-1", false, "derogation-not-systematic", "", "eu-west-1"},
+    {"acme", "personal", "read", "sg-1", true, "allowed", "gdpr:art49:consent-2025", "sg-1"},
+    {"acme", "personal", "transfer", "sg-1", true, "allowed", "gdpr:art49:consent-2025", "sg-1"},
     {"acme", "personal", "support_access", "sg-1", true, "allowed", "gdpr:art49:consent-2025", "sg-1"},
     {"acme", "personal", "store", "sg-1", false, "derogation-not-systematic", "", "eu-west-1"},
     {"acme", "personal", "process", "br-1", false, "no-transfer-basis", "", "eu-west-1"},
@@ -320,7 +322,7 @@ RefDecision RefDecide(const std::vector<RefTenant>& tenants, const std::map<std:
     return allow((s.mech == "scc" ? "gdpr:art46:scc:" : "gdpr:art47:bcr:") + s.ref, until);
   }
   if (derog) {
-    if (residency) return deny("derogation-not-systematic", hint);
+    if (residency || op == "process") return deny("derogation-not-systematic", hint);
     return allow("gdpr:art49:" + derog->ref, derog_until);
   }
   return deny("no-transfer-basis", hint);
