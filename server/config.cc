@@ -166,12 +166,12 @@ const std::vector<OptionSpec>& Specs() {
       {"decision-audit-queue",
        "Decision audit events accepted and not yet durable before decisions get 503 + Retry-After (at least 1000, "
        "the largest batch, which would otherwise never fit)",
-       "100000", Bytes(&ServerConfig::decision_audit_queue, 1000, 10000000)},
+       "100000", Count(&ServerConfig::decision_audit_queue, "decision-audit-queue", 1000, 10000000)},
       {"decision-audit-async-linger-ms",
        "With --decision-audit=async: how long a decision's entry may wait to share a write with others, and "
        "again to share a sync (0: each is written and synced at once). Bounds how much of the latest answered "
        "decisions' audit a crash can lose",
-       "2", Bytes(&ServerConfig::decision_audit_async_linger_ms, 0, 100)},
+       "2", Count(&ServerConfig::decision_audit_async_linger_ms, "decision-audit-async-linger-ms", 0, 100)},
       {"policy-trusted-keys",
        "File of Ed25519 public keys (one per line, base64 of the raw 32 bytes; # comments) trusted to sign "
        "imported policy bundles, in addition to this instance's own policy-signing key",

@@ -25,7 +25,8 @@ struct Input {
 
 StatusOr<Input> ReadInput(const nlohmann::json& obj, const std::string& where) {
   if (!obj.is_object()) return InvalidArgument(where + " must be a JSON object");
-  GL_RETURN_IF_ERROR(OnlyFields(obj, kFields));
+  if (Status only = OnlyFields(obj, kFields); !only.ok())  // a batch's message names the request
+    return where == "field" ? only : InvalidArgument(where + ": " + only.message());
   Input in;
   GL_ASSIGN_OR_RETURN(in.tenant, StringField(obj, "tenant", true, kMaxFieldBytes, where.c_str()));
   GL_ASSIGN_OR_RETURN(in.category, StringField(obj, "category", true, kMaxFieldBytes, where.c_str()));
@@ -140,6 +141,25 @@ constexpr const char* kGatewayVary = "Authorization, X-Tenant-Id, X-Data-Categor
 
 int64_t NowSeconds() { return SystemClock::Get().UnixMillis() / 1000; }
 
+// A legal basis as a header value: a safeguard's reference is the tenant's
+// text (any printable UTF-8), and a header should carry visible ASCII only
+// (RFC 9110 §5.5), so other bytes, and '%', are percent-encoded.
+std::string HeaderSafe(std::string_view basis) {
+  std::string out;
+  out.reserve(basis.size());
+  for (unsigned char c : basis) {
+    if (c > 0x20 && c < 0x7f && c != '%') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
+
 HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& decision_id,
                            std::optional<uint64_t> audit_index) {
   HttpResponse r;  // no body: Dispatcher::Finish sends every gateway answer without one
@@ -148,7 +168,7 @@ HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& deci
   else r.headers.emplace_back("X-Residency-Reason", std::string(residency::ReasonCode(d.reason)));
   r.headers.emplace_back("X-Residency-Decision-Id", decision_id);
   r.headers.emplace_back("X-Residency-Policy-Version", std::to_string(d.policy_version));
-  if (!d.legal_basis.empty()) r.headers.emplace_back("X-Residency-Legal-Basis", std::string(d.legal_basis));
+  if (!d.legal_basis.empty()) r.headers.emplace_back("X-Residency-Legal-Basis", HeaderSafe(d.legal_basis));
   if (audit_index) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string(*audit_index));
   r.headers.emplace_back("Cache-Control", GatewayCacheControl(d.ttl_s));
   r.headers.emplace_back("Vary", kGatewayVary);

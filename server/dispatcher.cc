@@ -322,6 +322,10 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
     if (tokens == nullptr) return ProblemFromStatus(Unavailable("service is starting"), rid);
     const std::string* auth = request.Header("authorization");
     if (auth == nullptr) return MakeProblem(ProblemKind::kUnauthenticated, "missing bearer token", rid);
+    // Which one would count is a guess: a gateway that adds its own token
+    // beside its client's must not be authenticated as the client.
+    if (request.HeaderCount("authorization") > 1)
+      return MakeProblem(ProblemKind::kUnauthenticated, "more than one Authorization header", rid);
     if (auth->size() < 7 || !std::equal(auth->begin(), auth->begin() + 7, "bearer ",
                                         [](char a, char b) { return AsciiLower(a) == b; }))
       return MakeProblem(ProblemKind::kUnauthenticated, "expected 'Authorization: Bearer <token>'", rid);

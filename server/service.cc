@@ -315,6 +315,13 @@ void Service::RegisterRoutes() {
     if (dispatcher_->draining()) return Unavailable("draining for shutdown");
     if (!ready_.load()) return Unavailable("not ready: " + NotReadyReason());
     if (!ledger_->healthy()) return Unavailable("not ready: audit log storage failed");
+    // For the load balancer in front of gateway checks: without a policy
+    // every decision is a denial (fail closed), so such a pool should not
+    // send traffic to this instance yet. The service itself is ready.
+    if (auto require = ctx.request.query.find("require"); require != ctx.request.query.end()) {
+      if (require->second != "policy") return InvalidArgument("require: the only value is 'policy'");
+      if (!engine_->loaded()) return Unavailable("not ready: no residency policy loaded");
+    }
     return JsonResponse(200, {{"status", "ready"}, {"region", config_.region}, {"storage", "open"}, {"keys", "loaded"},
                               {"policy_loaded", engine_->loaded()}, {"policy_version", engine_->version()}});
   });

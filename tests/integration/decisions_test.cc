@@ -224,6 +224,52 @@ TEST_F(DecisionsTest, AnUnknownTenantNamedInAHeaderOrQueryIsNotWrittenToTheAudit
   EXPECT_EQ(entry(decisions[1]["audit_index"])["tenant"], "acme");
 }
 
+// A safeguard's reference is the tenant's text; in the gateway's
+// X-Residency-Legal-Basis header, bytes outside visible ASCII (and '%') are
+// percent-encoded, while the JSON answer and the audit entry keep the text.
+TEST_F(DecisionsTest, ALegalBasisHeaderCarriesVisibleAsciiOnly) {
+  const std::string reference = "réf 100%\u2028x";
+  RawResponse r = server_->Authed(
+      server_->admin_token(), "PUT", "/v1/tenants/intl",
+      R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["us-east-1"]},
+          "safeguards":[{"jurisdiction":"US","mechanism":"scc","reference":")" + reference +
+          R"(","valid_from":"2020-01-01"}]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  r = Check(GatewayHeaders("intl", "personal", "transfer", "us-east-1"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("x-residency-legal-basis"), "gdpr:art46:scc:r%C3%A9f%20100%25%E2%80%A8x");
+  r = Decide(Req("intl", "personal", "transfer", "us-east-1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["legal_basis"], "gdpr:art46:scc:réf 100%\u2028x");
+}
+
+// Two Authorization headers: which one counts would be a guess, and a
+// gateway that adds its token beside its client's must not be taken for the
+// client. Refused, on the gateway route and on any other.
+TEST_F(DecisionsTest, TwoAuthorizationHeadersAreRefused) {
+  const std::string other = server_->CreateToken("other", {"decide"});
+  for (const char* target : {"/v1/gateway/check", "/v1/regions/eu-west-1"}) {
+    std::string head = std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + decide_ +
+                       "\r\nAuthorization: Bearer " + other + "\r\n";
+    for (const auto& [k, v] : GatewayHeaders("acme", "personal", "read", "eu-west-1")) head += k + ": " + v + "\r\n";
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.Send(head + "\r\n"));
+    RawResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r));
+    EXPECT_EQ(r.status, 401) << target << " " << r.body;
+  }
+}
+
+// A batch request with an unknown field: the message says which request.
+TEST_F(DecisionsTest, ABatchRequestsUnknownFieldIsNamedWithItsIndex) {
+  nlohmann::json bad = Req("acme", "personal", "store", "eu-west-1");
+  bad["x"] = 1;
+  RawResponse r = Decide({{"requests", {Req("acme", "personal", "store", "eu-west-1"), bad}}});
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("requests[1]: unknown field 'x'"), std::string::npos) << r.body;
+}
+
 // A decision header sent twice is refused: the gateway's backend may act on
 // the other value (the last, or both joined) than the one decided on.
 TEST_F(DecisionsTest, GatewayCheckRefusesADecisionHeaderSentTwice) {

@@ -40,7 +40,18 @@ TEST(LifecycleTest, DevFirstStartGeneratesKeysTokenAndPublicKey) {
   RawResponse ready = s->Request("GET", "/readyz");
   EXPECT_EQ(ready.status, 200);
   EXPECT_EQ(nlohmann::json::parse(ready.body)["status"], "ready");
+  EXPECT_EQ(nlohmann::json::parse(ready.body)["policy_loaded"], false);
   EXPECT_EQ(s->Request("GET", "/healthz").status, 200);
+  // Ready, but not for gateway checks until a residency policy is loaded.
+  RawResponse for_gateways = s->Request("GET", "/readyz?require=policy");
+  EXPECT_EQ(for_gateways.status, 503);
+  EXPECT_NE(for_gateways.body.find("no residency policy loaded"), std::string::npos) << for_gateways.body;
+  EXPECT_EQ(s->Request("GET", "/readyz?require=everything").status, 400);
+  RawResponse region = s->Authed(s->admin_token(), "PUT", "/v1/regions/eu-west-1", R"({"country":"IE","name":"x"})");
+  ASSERT_EQ(region.status, 201) << region.body;
+  for_gateways = s->Request("GET", "/readyz?require=policy");
+  EXPECT_EQ(for_gateways.status, 200) << for_gateways.body;
+  EXPECT_EQ(nlohmann::json::parse(for_gateways.body)["policy_loaded"], true);
 }
 
 TEST(LifecycleTest, SigtermExitsZeroAndRestartKeepsKeys) {

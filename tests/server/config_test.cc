@@ -77,7 +77,13 @@ TEST(ConfigTest, BadValuesAreRefusedWithTheOptionName) {
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--no-such-flag"}).ok());
   // A decision audit queue smaller than the largest batch (1000) would answer
   // such a batch 503 + Retry-After forever.
-  EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--decision-audit-queue", "999"}).ok());
+  bad = Parse({"--data-dir", "/d", "--region", "eu", "--decision-audit-queue", "999"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("decision-audit-queue"), std::string::npos) << bad.status().message();
+  bad = Parse({"--data-dir", "/d", "--region", "eu", "--decision-audit-async-linger-ms", "500"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("decision-audit-async-linger-ms"), std::string::npos)
+      << bad.status().message();
   EXPECT_TRUE(Parse({"--data-dir", "/d", "--region", "eu", "--decision-audit-queue", "1000"}).ok());
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu"}, {"GEOLEDGER_THREADS=many"}).ok());
 }
