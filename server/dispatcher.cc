@@ -45,6 +45,31 @@ size_t JsonDepth(const std::string& s) {
   return max_depth;
 }
 
+// Parses a request body; sets *duplicate_key when an object names a key
+// twice. nlohmann keeps the last value silently, so {"tenant":"a",
+// "tenant":"b"} would be decided for "b" while a reader of the request, or
+// a proxy in front of us, may take "a". An object's keys are counted as
+// they are read and compared with the size of the object they built.
+nlohmann::json ParseBody(const std::string& body, bool* duplicate_key) {
+  std::vector<size_t> keys;  // per open object
+  *duplicate_key = false;
+  return nlohmann::json::parse(
+      body,
+      [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        using Event = nlohmann::json::parse_event_t;
+        if (event == Event::object_start) {
+          keys.push_back(0);
+        } else if (event == Event::key) {
+          ++keys.back();
+        } else if (event == Event::object_end) {
+          if (keys.back() != parsed.size()) *duplicate_key = true;
+          keys.pop_back();
+        }
+        return true;
+      },
+      /*allow_exceptions=*/false);
+}
+
 ProblemKind KindForHttp(int status) {
   switch (status) {
     case 400: return ProblemKind::kBadRequest;
@@ -369,8 +394,10 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
       return MakeProblem(ProblemKind::kUnsupportedMediaType, "request body must be application/json", rid);
     if (JsonDepth(request.body) > options_.max_json_depth)
       return MakeProblem(ProblemKind::kBadRequest, "JSON nested too deeply", rid);
-    ctx.body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    bool duplicate_key = false;
+    ctx.body = ParseBody(request.body, &duplicate_key);
     if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
+    if (duplicate_key) return MakeProblem(ProblemKind::kBadRequest, "body names a key twice in one object", rid);
     // Every tenant the body names ({"tenant": …} of the key routes and of a
     // single decision, and each of a decision batch's requests[*].tenant)
     // keys the per-tenant limit too, whatever tenant the path, a header or

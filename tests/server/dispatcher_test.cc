@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -93,6 +94,21 @@ TEST_F(DispatcherTest, BodyMustBeJsonOfBoundedDepth) {
             400);
   // Brackets inside strings do not count toward depth.
   EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t5", decide_, "{\"s\":\"" + std::string(200, '[') + "\"}")).status,
+            201);
+}
+
+// A key named twice in one object: which value counts would be the parser's
+// choice (nlohmann keeps the last), not the caller's. Refused at any depth;
+// the same key in different objects is fine.
+TEST_F(DispatcherTest, ABodyThatNamesAKeyTwiceInOneObjectIsRefused) {
+  d_->SetTokenStore(tokens_.get());
+  for (const char* body : {R"({"tenant":"a","tenant":"b"})", R"({"x":{"k":1,"k":1}})",
+                           R"({"requests":[{"tenant":"a"},{"tenant":"a","region":"r","tenant":"b"}]})"}) {
+    HttpResponse r = d_->Handle(Req("POST", "/v1/things/dup" + std::to_string(std::strlen(body)), decide_, body));
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_NE(r.body.find("names a key twice"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t7", decide_, R"({"a":{"k":1},"b":{"k":1},"k":[{"k":2}]})")).status,
             201);
 }
 
