@@ -4,6 +4,7 @@
 // published. Not for use outside residency/.
 #pragma once
 
+#include <algorithm>
 #include <bitset>
 #include <cstdint>
 #include <memory>
@@ -43,6 +44,15 @@ struct CompiledSafeguard {
   std::string_view legal_basis;  // interned "gdpr:art46:scc:<ref>" etc.
 };
 
+// What a tenant declared for transfers outside the EEA.
+struct CompiledTransferTerms {
+  std::vector<CompiledSafeguard> safeguards;  // in declared order
+  std::vector<uint16_t> adequacy_opt_out;     // CountryKey, sorted
+  bool OptedOut(uint16_t country) const {
+    return std::binary_search(adequacy_opt_out.begin(), adequacy_opt_out.end(), country);
+  }
+};
+
 // Field order puts what every decision reads next to the tenant id in the
 // hash table slot, so a lookup touches as few cache lines as possible.
 struct CompiledTenant {
@@ -53,7 +63,7 @@ struct CompiledTenant {
   // Regions each category may be stored in; the home region's bit is always
   // set, and absent categories carry their defaults (rules doc).
   std::array<RegionMask, kCategoryCount> allowed;
-  std::shared_ptr<const std::vector<CompiledSafeguard>> safeguards;  // null when none
+  std::shared_ptr<const CompiledTransferTerms> transfer;  // null when it declared none
 };
 
 }  // namespace geoledger::residency

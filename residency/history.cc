@@ -78,6 +78,7 @@ std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const T
   }
   Add(&out, "certifications", before ? Join(Sorted(before->certifications)) : "",
       Join(Sorted(after.certifications)));
+  Add(&out, "adequacy_opt_out", before ? Join(before->adequacy_opt_out) : "", Join(after.adequacy_opt_out));
   return out;
 }
 

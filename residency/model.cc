@@ -181,7 +181,7 @@ StatusOr<Tenant> TenantFromJson(std::string_view id, const nlohmann::json& body,
   const std::string who = "tenant " + std::string(id) + ": ";
   if (!body.is_object()) return InvalidArgument(who + "body must be a JSON object");
   GL_RETURN_IF_ERROR(CheckKeys(
-      body, {"id", "home_region", "status", "allowed_regions", "safeguards", "certifications"},
+      body, {"id", "home_region", "status", "allowed_regions", "safeguards", "certifications", "adequacy_opt_out"},
       who, ""));
   if (body.contains("id") && (!body["id"].is_string() || body["id"].get<std::string>() != id))
     return InvalidArgument(who + "id: does not match the path");
@@ -233,6 +233,26 @@ StatusOr<Tenant> TenantFromJson(std::string_view id, const nlohmann::json& body,
         t.certifications.emplace_back(kCertificationDpf);
     }
   }
+  if (auto it = body.find("adequacy_opt_out"); it != body.end()) {
+    if (!it->is_array()) return InvalidArgument(who + "adequacy_opt_out: must be an array");
+    if (it->size() > kMaxAdequacyOptOuts)
+      return InvalidArgument(who + "adequacy_opt_out: too many entries (" + std::to_string(it->size()) + " > " +
+                             std::to_string(kMaxAdequacyOptOuts) + ")");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const std::string p = "adequacy_opt_out[" + std::to_string(i) + "]";
+      const auto& v = (*it)[i];
+      if (!v.is_string()) return InvalidArgument(who + p + ": must be a country code");
+      const std::string& code = v.get_ref<const std::string&>();
+      GL_RETURN_IF_ERROR(CheckCountry(code, j, who, p));
+      // Any other country: the table's adequacy decisions change over time,
+      // and an opt-out stays valid (and fails closed) whichever apply.
+      if (j.IsEea(code)) return InvalidArgument(who + p + ": " + code + " is in the EEA, where no transfer applies");
+      t.adequacy_opt_out.push_back(code);
+    }
+    std::sort(t.adequacy_opt_out.begin(), t.adequacy_opt_out.end());
+    t.adequacy_opt_out.erase(std::unique(t.adequacy_opt_out.begin(), t.adequacy_opt_out.end()),
+                             t.adequacy_opt_out.end());
+  }
   return t;
 }
 
@@ -254,6 +274,9 @@ nlohmann::json TenantToJson(const Tenant& t) {
                         {"allowed_regions", std::move(allowed)},
                         {"safeguards", std::move(safeguards)}};
   if (!t.certifications.empty()) out["certifications"] = t.certifications;
+  // Absent when empty, so the canonical form (and a bundle's signed bytes)
+  // of a tenant without it is what it was before the field existed.
+  if (!t.adequacy_opt_out.empty()) out["adequacy_opt_out"] = t.adequacy_opt_out;
   return out;
 }
 

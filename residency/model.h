@@ -54,6 +54,7 @@ std::optional<Mechanism> ParseMechanism(std::string_view name);
 inline constexpr size_t kMaxRegions = 128;
 inline constexpr size_t kMaxSafeguards = 32;
 inline constexpr size_t kMaxCertifications = 8;
+inline constexpr size_t kMaxAdequacyOptOuts = 32;
 inline constexpr size_t kMaxIdBytes = 64;
 inline constexpr size_t kMaxNameBytes = 128;
 inline constexpr size_t kMaxReferenceBytes = 200;
@@ -96,6 +97,11 @@ struct Tenant {
   std::map<Category, std::vector<std::string>> allowed_regions;
   std::vector<Safeguard> safeguards;
   std::vector<std::string> certifications;
+  // Countries whose adequacy decision the tenant does not rely on (its data
+  // falls outside the decision's scope, e.g. the Korean decision's
+  // exclusions): sorted, no duplicates. A destination there needs a
+  // safeguard, as in a third country.
+  std::vector<std::string> adequacy_opt_out;
   bool operator==(const Tenant&) const = default;
 };
 

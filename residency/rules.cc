@@ -47,7 +47,9 @@ Decision Allow(std::string_view basis, const RuleInput& in, const RuleOptions& o
 Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
   const Day today = DayOf(in.unix_seconds);
   const CompiledRegion& target = *in.target;
-  if (const Adequacy* a = target.adequacy; a != nullptr && a->InForceOn(today)) {
+  const CompiledTransferTerms* terms = in.tenant->transfer.get();
+  if (const Adequacy* a = target.adequacy;
+      a != nullptr && a->InForceOn(today) && (terms == nullptr || !terms->OptedOut(target.country))) {
     // A condition the tenant cannot have declared is unmet: fail closed.
     const std::string& condition = a->requires_declaration;
     if (condition.empty() || (condition == kCertificationDpf && in.tenant->dpf_certified))
@@ -55,8 +57,8 @@ Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
                    a->in_force_until ? *a->in_force_until : INT32_MAX);
   }
   const CompiledSafeguard* derogation = nullptr;
-  if (in.tenant->safeguards) {
-    for (const CompiledSafeguard& s : *in.tenant->safeguards) {
+  if (terms != nullptr) {
+    for (const CompiledSafeguard& s : terms->safeguards) {
       if (s.country != target.country || today < s.valid_from || today > s.valid_until) continue;
       if (s.mechanism == Mechanism::kArt49) {
         if (!derogation) derogation = &s;

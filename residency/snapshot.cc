@@ -282,9 +282,9 @@ Status SnapshotBuilder::PutTenant(const Tenant& tenant) {
   ct.operational_pinned = tenant.allowed_regions.count(Category::kOperational) != 0;
   for (const std::string& c : tenant.certifications)
     if (c == kCertificationDpf) ct.dpf_certified = true;
-  if (!tenant.safeguards.empty()) {
-    auto compiled = std::make_shared<std::vector<CompiledSafeguard>>();
-    compiled->reserve(tenant.safeguards.size());
+  if (!tenant.safeguards.empty() || !tenant.adequacy_opt_out.empty()) {
+    auto terms = std::make_shared<CompiledTransferTerms>();
+    terms->safeguards.reserve(tenant.safeguards.size());
     for (const Safeguard& s : tenant.safeguards) {
       CompiledSafeguard cs;
       cs.country = CountryKey(s.jurisdiction);
@@ -292,9 +292,11 @@ Status SnapshotBuilder::PutTenant(const Tenant& tenant) {
       cs.valid_from = s.valid_from;
       cs.valid_until = s.valid_until ? *s.valid_until : INT32_MAX;
       cs.legal_basis = snap_->pool_->Intern(SafeguardBasis(s));
-      compiled->push_back(cs);
+      terms->safeguards.push_back(cs);
     }
-    ct.safeguards = std::move(compiled);
+    for (const std::string& code : tenant.adequacy_opt_out) terms->adequacy_opt_out.push_back(CountryKey(code));
+    std::sort(terms->adequacy_opt_out.begin(), terms->adequacy_opt_out.end());
+    ct.transfer = std::move(terms);
   }
   const uint64_t h = TenantHash(tenant.id);
   if (MutableShard(ShardOf(h)).Upsert(tenant.id, h, std::move(ct))) ++snap_->tenant_count_;

@@ -270,6 +270,31 @@ TEST_F(DecisionsTest, ABatchRequestsUnknownFieldIsNamedWithItsIndex) {
   EXPECT_NE(r.body.find("requests[1]: unknown field 'x'"), std::string::npos) << r.body;
 }
 
+// A tenant whose data falls outside an adequacy decision's scope opts out
+// of it: a destination there then needs a safeguard. Through the API: the
+// tenant's body, its history, and the gateway's answer.
+TEST_F(DecisionsTest, ATenantThatOptsOutOfAnAdequacyDecisionNeedsASafeguardThere) {
+  const std::string admin = server_->admin_token();
+  auto put = [&](const std::string& body) { return server_->Authed(admin, "PUT", "/v1/tenants/optco", body); };
+  const std::string base =
+      R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["us-east-1"]},"certifications":["dpf"])";
+  ASSERT_EQ(put(base + "}").status, 201);
+  RawResponse r = Check(GatewayHeaders("optco", "personal", "read", "us-east-1"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("x-residency-legal-basis"), "gdpr:art45:US");
+  r = put(base + R"(,"adequacy_opt_out":["US"]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = Check(GatewayHeaders("optco", "personal", "read", "us-east-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "no-transfer-basis");
+  r = server_->Authed(admin, "GET", "/v1/tenants/optco");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["adequacy_opt_out"], nlohmann::json({"US"})) << r.body;
+  r = server_->Authed(admin, "GET", "/v1/tenants/optco/history");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("adequacy_opt_out"), std::string::npos) << r.body;
+}
+
 // A decision header sent twice is refused: the gateway's backend may act on
 // the other value (the last, or both joined) than the one decided on.
 TEST_F(DecisionsTest, GatewayCheckRefusesADecisionHeaderSentTwice) {

@@ -65,6 +65,20 @@ TEST(ModelTest, ParsesTheProductBriefTenantBodyAndRendersItBack) {
   EXPECT_EQ(*again, *t);
 }
 
+// adequacy_opt_out is kept sorted and without duplicates, and rendered only
+// when set: a tenant without it renders (and a bundle holding it signs) the
+// same bytes as before the field existed.
+TEST(ModelTest, AdequacyOptOutIsCanonicalAndAbsentWhenEmpty) {
+  auto t = TenantFromJson("acme", J(R"({"home_region":"eu-west-1","status":"active",
+      "adequacy_opt_out":["KR","JP","KR","IN"]})"), Jur());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->adequacy_opt_out, (std::vector<std::string>{"IN", "JP", "KR"}));
+  EXPECT_EQ(TenantToJson(*t)["adequacy_opt_out"], nlohmann::json({"IN", "JP", "KR"}));
+  auto plain = TenantFromJson("acme", J(R"({"home_region":"eu-west-1","status":"active"})"), Jur());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(TenantToJson(*plain).contains("adequacy_opt_out"));
+}
+
 TEST(ModelTest, NamesTheFieldAndTheProblemForEveryBadTenant) {
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"biometric":[]}})",
                 "unknown category \"biometric\"");
@@ -98,6 +112,10 @@ TEST(ModelTest, NamesTheFieldAndTheProblemForEveryBadTenant) {
                 "duplicate region");
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","certifications":["iso27001"]})",
                 "unknown certification");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["KR","UK"]})",
+                "adequacy_opt_out[1]: \"UK\" is not an ISO 3166-1 alpha-2 country code");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["FR"]})", "FR is in the EEA");
+  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":"KR"})", "must be an array");
 
   nlohmann::json many = J(R"({"home_region":"eu-west-1","status":"active","safeguards":[]})");
   for (size_t i = 0; i <= kMaxSafeguards; ++i)

@@ -52,6 +52,10 @@ std::unique_ptr<Engine> RulesEngine() {
           {"jurisdiction":"SG","mechanism":"art49","reference":"consent-2025","valid_from":"2025-01-01"},
           {"jurisdiction":"US","mechanism":"bcr","reference":"BCR-ACME","valid_from":"2027-01-01"}]})"),
       T("minimal", R"({"home_region":"eu-central-1","status":"active"})"),
+      T("kr-out", R"({"home_region":"eu-west-1","status":"active",
+        "allowed_regions":{"personal":["kr-1","jp-1"]},"adequacy_opt_out":["KR"],
+        "safeguards":[{"jurisdiction":"KR","mechanism":"scc","reference":"SCC-KR","valid_from":"2025-01-01"}]})"),
+      T("jp-out", R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["JP"]})"),
       T("dpf-co", R"({"home_region":"eu-central-1","status":"active",
         "allowed_regions":{"personal":["us-east-1"]},"certifications":["dpf"]})"),
       T("wrongjur", R"({"home_region":"eu-west-1","status":"active",
@@ -121,6 +125,13 @@ const Case kCases[] = {
     {"acme", "personal", "store", "sg-1", false, "derogation-not-systematic", "", "eu-west-1"},
     {"acme", "personal", "process", "br-1", false, "no-transfer-basis", "", "eu-west-1"},
     {"acme", "personal", "backup", "br-1", false, "region-not-allowed", "", "eu-west-1"},
+    // A tenant that opted out of a country's adequacy decision needs a safeguard there.
+    {"kr-out", "personal", "store", "kr-1", true, "allowed", "gdpr:art46:scc:SCC-KR", "kr-1"},
+    {"kr-out", "personal", "process", "kr-1", true, "allowed", "gdpr:art46:scc:SCC-KR", "kr-1"},
+    {"kr-out", "personal", "read", "jp-1", true, "allowed", "gdpr:art45:JP", "jp-1"},
+    {"jp-out", "personal", "read", "jp-1", false, "no-transfer-basis", "", "eu-west-1"},
+    {"jp-out", "anonymous", "read", "jp-1", true, "allowed", "not-personal-data", "jp-1"},
+    {"acme", "personal", "read", "kr-1", true, "allowed", "gdpr:art45:KR", "kr-1"},
     // Brazil: adequate from 2026-01-28 (the table's start for (EU) 2026/179).
     {"acme", "personal", "process", "br-1", false, "no-transfer-basis", "", "eu-west-1", "2026-01-27"},
     {"acme", "personal", "process", "br-1", true, "allowed", "gdpr:art45:BR", "br-1", "2026-01-28"},
@@ -236,6 +247,7 @@ struct RefTenant {
   std::map<std::string, std::vector<std::string>> allowed;  // category -> listed
   bool dpf = false;
   std::vector<RefSafeguard> sg;
+  std::set<std::string> opt_out = {};  // adequacy_opt_out
 };
 struct RefDecision {
   bool allow;
@@ -302,7 +314,8 @@ RefDecision RefDecide(const std::vector<RefTenant>& tenants, const std::map<std:
   if (kDocAdequate.count(cc)) {
     const Adequacy* a = testing::Jur().FindAdequacy(cc);
     EXPECT_NE(a, nullptr) << cc;
-    if (a && day >= a->in_force_from && (!a->in_force_until || day <= *a->in_force_until) && (cc != "US" || t->dpf))
+    if (a && day >= a->in_force_from && (!a->in_force_until || day <= *a->in_force_until) && (cc != "US" || t->dpf) &&
+        !t->opt_out.count(cc))
       return allow("gdpr:art45:" + cc, a->in_force_until ? *a->in_force_until : -1);
   }
   const RefSafeguard* derog = nullptr;
@@ -341,13 +354,14 @@ std::string ToJson(const RefTenant& t) {
   }
   j["safeguards"] = sg;
   if (t.dpf) j["certifications"] = {"dpf"};
+  if (!t.opt_out.empty()) j["adequacy_opt_out"] = t.opt_out;
   return j.dump();
 }
 
-// Every combination of 7 tenants (active, suspended, unknown; default and
+// Every combination of 8 tenants (active, suspended, unknown; default and
 // listed regions; pinned and unpinned operational data; with and without the
-// DPF certification; safeguards in mixed order, expired, not yet valid and
-// open-ended), 7 categories, 8 operations, 33 regions (EEA states and
+// DPF certification; opted out of adequacy decisions; safeguards in mixed
+// order, expired, not yet valid and open-ended), 7 categories, 8 operations, 33 regions (EEA states and
 // territories, every adequacy country, third countries, an unknown region)
 // and 60 instants (the boundary days at the start, middle and end of the
 // day) against RefDecide, a separate reading of compliance-docs/
@@ -385,6 +399,13 @@ TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
                      {{"US", "art49", "d-us", "2025-01-01", ""}}});
   tenants.push_back({"e", "ie-1", true, {}, false, {}});
   tenants.push_back({"f", "gb-1", false, {{"pseudonymised", {}}, {"personal", {"de-1"}}}, false, {}});
+  tenants.push_back({"g",
+                     "ie-1",
+                     false,
+                     {{"personal", {"kr-1", "br-1", "us-1"}}},
+                     true,
+                     {{"KR", "scc", "s-kr", "2025-01-01", "2025-12-31"}, {"BR", "art49", "d-br", "2025-01-01", ""}},
+                     {"KR", "BR", "US", "IN"}});
 
   auto engine = testing::NewEngine();
   SnapshotBuilder b = engine->NewPolicy(3);
@@ -392,7 +413,7 @@ TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
   for (auto& t : tenants) ASSERT_TRUE(b.PutTenant(T(t.id, ToJson(t))).ok()) << t.id;
   ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
 
-  const std::vector<std::string> tids = {"a", "b", "c", "d", "e", "f", "zz"};
+  const std::vector<std::string> tids = {"a", "b", "c", "d", "e", "f", "g", "zz"};
   const std::vector<std::string> cats = {"personal", "special", "pseudonymised", "anonymous", "operational",
                                          "Personal", ""};
   const std::vector<std::string> ops = {"store",  "process",  "read",           "replicate",
