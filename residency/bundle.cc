@@ -238,6 +238,44 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents) {
   return renamed;
 }
 
+namespace {
+
+// Settles the pending file an import left (ImportBundle), if any: it
+// becomes the last-known-good file when it verifies, the store holds the
+// import at the version it states (a crash before its rename, a write that
+// reported a failure and reached the disk, or a rename that failed), and
+// the last-known-good file is not a verified bundle of that version or a
+// newer one (placed by an operator since). Otherwise it is removed.
+// Nothing is activated from it.
+StatusOr<std::optional<PendingImport>> SettlePendingImport(const PolicyStore& store, const std::string& lkg_path,
+                                                           const std::vector<std::string>& trusted_public_keys) {
+  const std::string path = PendingImportPath(lkg_path);
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> pending, ReadFile(path));
+  if (!pending) return std::optional<PendingImport>();
+  const OpenedBundle p = OpenBundle(*pending, trusted_public_keys);
+  PendingImport settled{p.payload ? TailVersion(*p.payload) : std::nullopt, PendingImport::kUnverified};
+  if (p.verified.ok() && settled.version) {
+    GL_ASSIGN_OR_RETURN(const bool stored, store.ImportedAt(*settled.version));
+    settled.outcome = stored ? PendingImport::kSaved : PendingImport::kNotStored;
+  }
+  if (settled.outcome == PendingImport::kSaved) {
+    GL_ASSIGN_OR_RETURN(std::optional<std::string> current, ReadFile(lkg_path));
+    if (current) {
+      const OpenedBundle c = OpenBundle(*current, trusted_public_keys);
+      const std::optional<uint64_t> v = c.payload ? TailVersion(*c.payload) : std::nullopt;
+      if (c.verified.ok() && v.value_or(0) >= *settled.version) settled.outcome = PendingImport::kSuperseded;
+    }
+  }
+  if (settled.outcome == PendingImport::kSaved) {
+    GL_RETURN_IF_ERROR(RenameDurably(path, lkg_path));
+  } else if (::unlink(path.c_str()) != 0) {
+    return Internal("remove " + path + ": " + std::strerror(errno));
+  }
+  return std::optional<PendingImport>(settled);
+}
+
+}  // namespace
+
 StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
                                       const std::vector<std::string>& trusted_public_keys,
                                       const std::string& lkg_path, std::string_view actor,
@@ -249,13 +287,25 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   // one written after it, and the pending file is this import's.
   static std::mutex import_mu;
   std::lock_guard<std::mutex> lock(import_mu);
+  // While an earlier import's outcome is unknown (its write failed), its
+  // pending file must stay for the next start: nothing may overwrite it.
+  GL_RETURN_IF_ERROR(store.Usable());
+  if (lkg_path.empty()) {
+    GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc, audit));
+    return ImportedBundle{std::move(rec), Status::Ok()};
+  }
+  // A pending file left by an earlier import whose rename failed holds the
+  // active bundle: put it in place before this import overwrites it.
+  if (auto settled = SettlePendingImport(store, lkg_path, trusted_public_keys); !settled.ok())
+    return Internal("policy bundle version " + std::to_string(doc.version) +
+                    " was not imported: an earlier import's saved bundle could not be settled: " +
+                    settled.status().message());
   // The bundle is on disk before its import is written: should that write
   // fail and yet reach the disk, the next start finds both and makes the
   // bundle the last-known-good file (LoadLastKnownGood). A rollback, which
-  // store.Replace refuses below, is not written at all.
-  const std::string pending = lkg_path.empty() ? "" : PendingImportPath(lkg_path);
-  const bool written = !pending.empty() && doc.version > store.version();
-  if (written) {
+  // store.Replace refuses, is not written at all.
+  const std::string pending = PendingImportPath(lkg_path);
+  if (doc.version > store.version()) {
     Status s = WriteFileAtomically(pending, bundle);
     if (!s.ok())
       return Internal("policy bundle version " + std::to_string(doc.version) +
@@ -264,17 +314,16 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   StatusOr<ChangeRecord> rec = store.Replace(actor, doc, audit);
   if (!rec.ok()) {
     // Kept when the store cannot tell whether the import reached the disk:
-    // the next start decides.
-    if (written && store.settled()) ::unlink(pending.c_str());
+    // the next start decides. (No file when a rollback was refused.)
+    if (store.Usable().ok()) ::unlink(pending.c_str());
     return rec.status();
   }
   ImportedBundle out{std::move(rec).value(), Status::Ok()};
-  if (!lkg_path.empty()) {
-    Status s = written ? RenameDurably(pending, lkg_path) : WriteFileAtomically(lkg_path, bundle);
-    if (!s.ok())
-      out.last_known_good = Internal("policy bundle version " + std::to_string(doc.version) +
-                                     " is active but the last-known-good file was not saved: " + s.message());
-  }
+  // If the rename fails, the pending file stays: the next import or start
+  // puts it in place (SettlePendingImport).
+  if (Status s = RenameDurably(pending, lkg_path); !s.ok())
+    out.last_known_good = Internal("policy bundle version " + std::to_string(doc.version) +
+                                   " is active but the last-known-good file was not saved: " + s.message());
   return out;
 }
 
@@ -282,44 +331,16 @@ StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string&
                                           const std::vector<std::string>& trusted_public_keys,
                                           const AuditChange& audit) {
   LastKnownGood out{std::nullopt, Status::Ok(), std::nullopt};
-  const std::string pending_path = PendingImportPath(lkg_path);
-  GL_ASSIGN_OR_RETURN(std::optional<std::string> pending, ReadFile(pending_path));
+  GL_ASSIGN_OR_RETURN(out.pending, SettlePendingImport(store, lkg_path, trusted_public_keys));
   GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
+  if (!bundle) return out;
   // The signature first; the policy is parsed only when the file is newer
   // (a million tenants take seconds to parse, and this runs at every start).
-  OpenedBundle opened = bundle ? OpenBundle(*bundle, trusted_public_keys) : OpenedBundle{};
+  const OpenedBundle opened = OpenBundle(*bundle, trusted_public_keys);
   // An unverified stated version only decides whether the file stops the
   // start; nothing unverified is ever activated.
-  // (Two plain variables, not an optional: GCC 12 misreads the optional's
-  // reassignment below as a read of an uninitialised value.)
-  std::optional<uint64_t> tail = opened.payload ? TailVersion(*opened.payload) : std::nullopt;
-  bool has_stated = tail.has_value();
-  uint64_t stated = tail.value_or(0);
-  if (pending) {
-    // An import under way when the service stopped. If the store holds it,
-    // its bundle is the last-known-good one, unless the file there is newer
-    // (placed by an operator since).
-    OpenedBundle p = OpenBundle(*pending, trusted_public_keys);
-    PendingImport settled{p.payload ? TailVersion(*p.payload) : std::nullopt, PendingImport::kNotStored};
-    bool stored = false;
-    if (settled.version) {
-      GL_ASSIGN_OR_RETURN(stored, store.ImportedAt(*settled.version));
-    }
-    if (stored && bundle && has_stated && stated >= *settled.version) settled.outcome = PendingImport::kSuperseded;
-    else if (stored) settled.outcome = PendingImport::kSaved;
-    if (settled.outcome == PendingImport::kSaved) {
-      GL_RETURN_IF_ERROR(RenameDurably(pending_path, lkg_path));
-      bundle = std::move(pending);
-      opened = std::move(p);
-      has_stated = true;
-      stated = *settled.version;
-    } else if (::unlink(pending_path.c_str()) != 0) {
-      return Internal("remove " + pending_path + ": " + std::strerror(errno));
-    }
-    out.pending = settled;
-  }
-  if (!bundle) return out;
-  if (has_stated && stated <= store.version()) {
+  const std::optional<uint64_t> stated = opened.payload ? TailVersion(*opened.payload) : std::nullopt;
+  if (stated && *stated <= store.version()) {
     if (!opened.verified.ok()) out.not_newer_unverified = opened.verified;
     return out;
   }

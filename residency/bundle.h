@@ -60,9 +60,12 @@ struct ImportedBundle {
 // once active; an import whose bundle cannot be saved is refused (kInternal)
 // before anything is written. An error means nothing was activated; but
 // when the write that carried the import failed (the store then refuses
-// requests until reopened), it may still have reached the disk: the
-// pending file is then kept, and the next start (LoadLastKnownGood) makes
-// it the last-known-good file if the store holds the import.
+// requests, and imports, until reopened), it may still have reached the
+// disk: the pending file is then kept, and the next start
+// (LoadLastKnownGood) makes it the last-known-good file if the store holds
+// the import. If only the rename fails, the import is active, the result
+// says the file was not saved, and the next import or start puts the
+// pending file in place first.
 // Imports run one at a time (activation and file write together), so the
 // file always holds the newest activated bundle.
 StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundle,
@@ -82,7 +85,8 @@ struct PendingImport {
   enum Outcome {
     kSaved,       // the store holds the import: the file is now the last-known-good file
     kNotStored,   // the import never reached the store: the file was removed
-    kSuperseded,  // stored, but the last-known-good file is as new or newer: removed
+    kSuperseded,  // stored, but the last-known-good file verifies and is as new or newer: removed
+    kUnverified,  // no trusted key signed it (altered, or its key was withdrawn): removed
   } outcome = kNotStored;
 };
 

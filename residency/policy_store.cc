@@ -158,9 +158,9 @@ StatusOr<bool> PolicyStore::ImportedAt(uint64_t version) const {
   return rec.has_value();
 }
 
-bool PolicyStore::settled() const {
+Status PolicyStore::Usable() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return !unsettled_;
+  return CheckUsable();
 }
 
 Status PolicyStore::CheckUsable() const {

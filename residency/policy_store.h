@@ -117,9 +117,10 @@ class PolicyStore {
   // requests, so a start can tell whether an import that failed reached the
   // disk.
   StatusOr<bool> ImportedAt(uint64_t version) const;
-  // False once an audited write failed after it was handed to the store:
-  // until a reopen, whether that change is stored is unknown (CheckUsable).
-  bool settled() const;
+  // kUnavailable once an audited write failed after it was handed to the
+  // store: until a reopen, whether that change is stored is unknown, and
+  // every request is refused with this status.
+  Status Usable() const;
 
   uint64_t version() const;
   const Jurisdictions& jurisdictions() const { return engine_->jurisdictions(); }

@@ -109,7 +109,7 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                const Status& saved = imported->last_known_good;
                if (!saved.ok()) {
                  log::Error("policy bundle activated but the last-known-good file was not saved; the bundle stays "
-                            "in policy-bundle.json.pending, which the next start puts in its place (runbook)",
+                            "in policy-bundle.json.pending, which the next import or start puts in its place (runbook)",
                             {{"request_id", ctx.request_id}, {"policy_version", change.version},
                              {"error", saved.ToString()}});
                  auto logged = deps.ledger()->Append({ServiceEvent(ctx, "policy.bundle.last_known_good", "policy",

@@ -84,7 +84,10 @@ Known KnownValues(const residency::Engine& engine, const Input& in, const reside
 
 audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, const residency::Decision& d,
                                 const std::string& decision_id, const residency::Engine& engine) {
-  const Known known = d.allow ? Known{true, true, true, true} : KnownValues(engine, in, d);
+  Known known = d.allow ? Known{true, true, true, true} : KnownValues(engine, in, d);
+  // A token's bound tenant was set by an administrator, not by the caller:
+  // recorded even when the policy does not know it (as on refusals).
+  if (ctx.principal && !ctx.principal->tenant.empty() && ctx.principal->tenant == in.tenant) known.tenant = true;
   auto recorded = [](bool is_known, const std::string& value) {
     return is_known ? value : std::string(kNotRecorded);
   };

@@ -250,7 +250,9 @@ Status Service::LoadLastKnownGoodPolicy() {
                 {{"bundle_version", version},
                  {"reason", pending->outcome == residency::PendingImport::kSuperseded
                                 ? "the last-known-good file is as new or newer"
-                                : "the import is not stored"}});
+                                : pending->outcome == residency::PendingImport::kUnverified
+                                      ? "no trusted key signed it"
+                                      : "the import is not stored"}});
   }
   if (!loaded->not_newer_unverified.ok())
     log::Warn("last-known-good policy bundle does not verify; it is not newer than the stored policy, "

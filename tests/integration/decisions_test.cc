@@ -222,6 +222,14 @@ TEST_F(DecisionsTest, AnUnknownTenantNamedInAHeaderOrQueryIsNotWrittenToTheAudit
   EXPECT_FALSE(e.contains("tenant") && e["tenant"] == "acme") << e.dump();
   EXPECT_EQ(e["resource"], "tenant/(unknown, not recorded)") << e.dump();
   EXPECT_EQ(entry(decisions[1]["audit_index"])["tenant"], "acme");
+  // A token's bound tenant was set by an administrator: recorded even when
+  // the policy does not know it.
+  const std::string bound = server_->CreateToken("bound-gw", {"decide"}, "newco");
+  r = Decide(Req("newco", "personal", "store", "eu-west-1"), bound);
+  ASSERT_EQ(r.status, 200) << r.body;
+  e = entry(nlohmann::json::parse(r.body)["audit_index"]);
+  EXPECT_EQ(e["tenant"], "newco") << e.dump();
+  EXPECT_EQ(e["resource"], "tenant/newco") << e.dump();
 }
 
 // A safeguard's reference is the tenant's text; in the gateway's

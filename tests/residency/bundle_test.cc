@@ -258,9 +258,28 @@ TEST_F(BundleTest, AStartSettlesAPendingImportFile) {
   loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   ASSERT_TRUE(loaded->pending.has_value());
-  EXPECT_EQ(loaded->pending->outcome, PendingImport::kNotStored);
+  EXPECT_EQ(loaded->pending->outcome, PendingImport::kUnverified);
   EXPECT_FALSE(loaded->pending->version.has_value());
   EXPECT_FALSE(std::filesystem::exists(pending));
+
+  // Stored version, but signed by no trusted key (altered, or placed by
+  // someone else): removed, and the last-known-good file is left as it is.
+  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(9), Signer('s'))).ok());
+  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->pending->outcome, PendingImport::kUnverified);
+  EXPECT_EQ(read(lkg), SignBundle(Doc(9), signer_));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+
+  // A last-known-good file that does not verify does not supersede a
+  // verified pending bundle the store holds, whatever version it claims.
+  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(12), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
+  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(12), signer_)).ok());
+  ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(99), Signer('s'))).ok());
+  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->pending->outcome, PendingImport::kSaved);
+  EXPECT_EQ(read(lkg), SignBundle(Doc(12), signer_));
 }
 
 TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {

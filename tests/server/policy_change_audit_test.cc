@@ -285,6 +285,42 @@ TEST_F(BundleImportAuditTest, AnImportWhoseWriteFailedLeavesThePreviousLastKnown
   EXPECT_FALSE(std::filesystem::exists(pending));
 }
 
+// While the store cannot tell whether an import reached the disk, a second
+// import is refused before it touches the pending file: it overwrote the
+// first import's file, which the start then removed as not stored, though
+// the first import was.
+TEST_F(BundleImportAuditTest, AnImportWhileAnEarlierOnesOutcomeIsUnknownIsRefusedAndKeepsItsFile) {
+  const std::string pending = residency::PendingImportPath(lkg_);
+  kv_.fail_sync_ = true;
+  EXPECT_EQ(Import(Bundle(20)).status().code(), StatusCode::kUnavailable);
+  kv_.fail_sync_ = false;
+  EXPECT_EQ(Import(Bundle(30)).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Read(pending), Bundle(20));
+  auto loaded = Restart();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->pending.has_value());
+  EXPECT_EQ(loaded->pending->outcome, residency::PendingImport::kSaved);
+  EXPECT_EQ(Read(lkg_), Bundle(20));
+}
+
+// An import whose rename failed left the active bundle in the pending file;
+// the next import puts it in place before writing its own, so that import
+// failing (its file removed) does not lose it.
+TEST_F(BundleImportAuditTest, ThePendingFileOfAnImportWhoseRenameFailedIsPutInPlaceByTheNextImport) {
+  const std::string pending = residency::PendingImportPath(lkg_);
+  std::filesystem::remove(lkg_);
+  std::filesystem::create_directory(lkg_);  // the rename fails
+  auto imported = Import(Bundle(20));
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  EXPECT_FALSE(imported->last_known_good.ok());
+  EXPECT_EQ(Read(pending), Bundle(20));
+  std::filesystem::remove(lkg_);
+  ASSERT_TRUE(ledger_->Close().ok());  // the next import is refused before its write
+  EXPECT_EQ(Import(Bundle(30)).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Read(lkg_), Bundle(20));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+}
+
 // An import the ledger refuses before anything is written (here: closed)
 // leaves the store usable, so its pending file is removed at once.
 TEST_F(BundleImportAuditTest, AnImportRefusedBeforeItsWriteLeavesNoPendingFile) {
