@@ -26,10 +26,16 @@ bool IsJsonContentType(const std::string* ct) {
   return type == "application/json";
 }
 
-// Nesting depth of a JSON text, counting brackets outside strings. Bounded
-// before parsing so a deeply nested body cannot exhaust the stack.
-size_t JsonDepth(const std::string& s) {
-  size_t depth = 0, max_depth = 0;
+// What a scan of a JSON text finds outside its strings: the nesting depth
+// (bounded before parsing, so a deeply nested body cannot exhaust the
+// stack) and the number of ':', which in valid JSON is the number of keys.
+struct JsonShape {
+  size_t depth = 0;
+  size_t keys = 0;
+};
+JsonShape ScanJson(const std::string& s) {
+  JsonShape shape;
+  size_t depth = 0;
   bool in_string = false, escaped = false;
   for (char c : s) {
     if (in_string) {
@@ -39,35 +45,26 @@ size_t JsonDepth(const std::string& s) {
       continue;
     }
     if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') max_depth = std::max(max_depth, ++depth);
+    else if (c == '[' || c == '{') shape.depth = std::max(shape.depth, ++depth);
     else if ((c == ']' || c == '}') && depth > 0) --depth;
+    else if (c == ':') ++shape.keys;
   }
-  return max_depth;
+  return shape;
 }
 
-// Parses a request body; sets *duplicate_key when an object names a key
-// twice. nlohmann keeps the last value silently, so {"tenant":"a",
-// "tenant":"b"} would be decided for "b" while a reader of the request, or
-// a proxy in front of us, may take "a". An object's keys are counted as
-// they are read and compared with the size of the object they built.
-nlohmann::json ParseBody(const std::string& body, bool* duplicate_key) {
-  std::vector<size_t> keys;  // per open object
-  *duplicate_key = false;
-  return nlohmann::json::parse(
-      body,
-      [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        using Event = nlohmann::json::parse_event_t;
-        if (event == Event::object_start) {
-          keys.push_back(0);
-        } else if (event == Event::key) {
-          ++keys.back();
-        } else if (event == Event::object_end) {
-          if (keys.back() != parsed.size()) *duplicate_key = true;
-          keys.pop_back();
-        }
-        return true;
-      },
-      /*allow_exceptions=*/false);
+// The members of every object in `j`. Fewer than the keys the text named
+// means an object named a key twice: nlohmann keeps the last value
+// silently, so {"tenant":"a","tenant":"b"} would be decided for "b" while a
+// reader of the request, or a proxy in front of us, may take "a".
+size_t ObjectMembers(const nlohmann::json& j) {
+  size_t n = 0;
+  if (j.is_object()) {
+    n += j.size();
+    for (const auto& member : j) n += ObjectMembers(member);
+  } else if (j.is_array()) {
+    for (const auto& value : j) n += ObjectMembers(value);
+  }
+  return n;
 }
 
 ProblemKind KindForHttp(int status) {
@@ -392,12 +389,13 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
   if (!route.gateway && IsBodyMethod(request.method) && !request.body.empty()) {
     if (!IsJsonContentType(request.Header("content-type")))
       return MakeProblem(ProblemKind::kUnsupportedMediaType, "request body must be application/json", rid);
-    if (JsonDepth(request.body) > options_.max_json_depth)
+    const JsonShape shape = ScanJson(request.body);
+    if (shape.depth > options_.max_json_depth)
       return MakeProblem(ProblemKind::kBadRequest, "JSON nested too deeply", rid);
-    bool duplicate_key = false;
-    ctx.body = ParseBody(request.body, &duplicate_key);
+    ctx.body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
-    if (duplicate_key) return MakeProblem(ProblemKind::kBadRequest, "body names a key twice in one object", rid);
+    if (ObjectMembers(ctx.body) != shape.keys)
+      return MakeProblem(ProblemKind::kBadRequest, "body names a key twice in one object", rid);
     // Every tenant the body names ({"tenant": …} of the key routes and of a
     // single decision, and each of a decision batch's requests[*].tenant)
     // keys the per-tenant limit too, whatever tenant the path, a header or

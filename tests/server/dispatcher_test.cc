@@ -110,6 +110,10 @@ TEST_F(DispatcherTest, ABodyThatNamesAKeyTwiceInOneObjectIsRefused) {
   }
   EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t7", decide_, R"({"a":{"k":1},"b":{"k":1},"k":[{"k":2}]})")).status,
             201);
+  // Colons and quotes inside strings are not keys.
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t8", decide_, R"({"s":"a:b\":c","t":{"u":"::","v":["x:y"]}})")).status,
+            201);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t9", decide_, R"({"s":"a:b\":c","s":1})")).status, 400);
 }
 
 TEST_F(DispatcherTest, StatusesMapToStableProblems) {
