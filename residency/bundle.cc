@@ -77,6 +77,14 @@ StatusOr<PolicyDocument> ParsePayload(std::string_view payload, const Jurisdicti
 }
 
 StatusOr<std::optional<std::string>> ReadFile(const std::string& path) {
+  // A directory opens and reads as empty through an ifstream: refused by
+  // name instead of being taken for an empty file.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Internal("read " + path + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return Internal("read " + path + ": not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (errno == ENOENT) return std::optional<std::string>();
@@ -210,6 +218,16 @@ Status RenameDurably(const std::string& from, const std::string& to) {
 
 std::string PendingImportPath(const std::string& lkg_path) { return lkg_path + ".pending"; }
 
+std::string DescribeOutcome(const PendingImport& pending) {
+  switch (pending.outcome) {
+    case PendingImport::kSaved: return "saved";
+    case PendingImport::kNotStored: return "not stored";
+    case PendingImport::kSuperseded: return "superseded by a last-known-good file as new or newer";
+    case PendingImport::kUnverified: return "does not verify: " + pending.detail;
+  }
+  return "unknown";
+}
+
 Status WriteFileAtomically(const std::string& path, std::string_view contents) {
   // A name of its own for each writer (mkostemp: mode 0600), so that two
   // writers of one path never write or rename each other's file.
@@ -253,15 +271,19 @@ StatusOr<std::optional<PendingImport>> SettlePendingImport(const PolicyStore& st
   GL_ASSIGN_OR_RETURN(std::optional<std::string> pending, ReadFile(path));
   if (!pending) return std::optional<PendingImport>();
   const OpenedBundle p = OpenBundle(*pending, trusted_public_keys);
-  PendingImport settled{p.payload ? TailVersion(*p.payload) : std::nullopt, PendingImport::kUnverified};
+  PendingImport settled{p.payload ? TailVersion(*p.payload) : std::nullopt, PendingImport::kUnverified, ""};
+  if (!p.verified.ok()) settled.detail = p.verified.message();
+  else if (!settled.version) settled.detail = "its version cannot be read from the end of its payload";
   if (p.verified.ok() && settled.version) {
     GL_ASSIGN_OR_RETURN(const bool stored, store.ImportedAt(*settled.version));
     settled.outcome = stored ? PendingImport::kSaved : PendingImport::kNotStored;
   }
   if (settled.outcome == PendingImport::kSaved) {
-    GL_ASSIGN_OR_RETURN(std::optional<std::string> current, ReadFile(lkg_path));
-    if (current) {
-      const OpenedBundle c = OpenBundle(*current, trusted_public_keys);
+    // A file that cannot be read is not a verified bundle: the rename below
+    // replaces it, or fails and says why.
+    StatusOr<std::optional<std::string>> current = ReadFile(lkg_path);
+    if (current.ok() && *current) {
+      const OpenedBundle c = OpenBundle(**current, trusted_public_keys);
       const std::optional<uint64_t> v = c.payload ? TailVersion(*c.payload) : std::nullopt;
       if (c.verified.ok() && v.value_or(0) >= *settled.version) settled.outcome = PendingImport::kSuperseded;
     }
@@ -292,33 +314,34 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   GL_RETURN_IF_ERROR(store.Usable());
   if (lkg_path.empty()) {
     GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc, audit));
-    return ImportedBundle{std::move(rec), Status::Ok()};
+    return ImportedBundle{std::move(rec), Status::Ok(), std::nullopt};
   }
+  // A rollback is refused before any file is touched.
+  GL_RETURN_IF_ERROR(store.CheckNewer(doc.version));
   // A pending file left by an earlier import whose rename failed holds the
-  // active bundle: put it in place before this import overwrites it.
-  if (auto settled = SettlePendingImport(store, lkg_path, trusted_public_keys); !settled.ok())
+  // active bundle: put it in place before this import overwrites it. Until
+  // that works, imports are refused: a bundle that is active must be on disk.
+  StatusOr<std::optional<PendingImport>> settled = SettlePendingImport(store, lkg_path, trusted_public_keys);
+  if (!settled.ok())
     return Internal("policy bundle version " + std::to_string(doc.version) +
-                    " was not imported: an earlier import's saved bundle could not be settled: " +
+                    " was not imported: an earlier import's saved bundle could not be put in place: " +
                     settled.status().message());
   // The bundle is on disk before its import is written: should that write
   // fail and yet reach the disk, the next start finds both and makes the
   // bundle the last-known-good file (LoadLastKnownGood). A rollback, which
   // store.Replace refuses, is not written at all.
   const std::string pending = PendingImportPath(lkg_path);
-  if (doc.version > store.version()) {
-    Status s = WriteFileAtomically(pending, bundle);
-    if (!s.ok())
-      return Internal("policy bundle version " + std::to_string(doc.version) +
-                      " was not imported: it could not be saved first: " + s.message());
-  }
+  if (Status s = WriteFileAtomically(pending, bundle); !s.ok())
+    return Internal("policy bundle version " + std::to_string(doc.version) +
+                    " was not imported: it could not be saved first: " + s.message());
   StatusOr<ChangeRecord> rec = store.Replace(actor, doc, audit);
   if (!rec.ok()) {
     // Kept when the store cannot tell whether the import reached the disk:
-    // the next start decides. (No file when a rollback was refused.)
+    // the next start decides.
     if (store.Usable().ok()) ::unlink(pending.c_str());
     return rec.status();
   }
-  ImportedBundle out{std::move(rec).value(), Status::Ok()};
+  ImportedBundle out{std::move(rec).value(), Status::Ok(), std::move(settled).value()};
   // If the rename fails, the pending file stays: the next import or start
   // puts it in place (SettlePendingImport).
   if (Status s = RenameDurably(pending, lkg_path); !s.ok())

@@ -43,13 +43,34 @@ StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
                                       const std::vector<std::string>& trusted_public_keys,
                                       const Jurisdictions& jurisdictions);
 
+// A pending file that a start or an import found: left by an import under
+// way when the service stopped, or whose rename failed.
+struct PendingImport {
+  // The version the file states (nullopt: unreadable).
+  std::optional<uint64_t> version;
+  enum Outcome {
+    kSaved,       // the store holds the import: the file is now the last-known-good file
+    kNotStored,   // the import never reached the store: the file was removed
+    kSuperseded,  // stored, but the last-known-good file verifies and is as new or newer: removed
+    kUnverified,  // no trusted key signed it (altered, or its key was withdrawn): removed
+  } outcome = kNotStored;
+  // Why, for kUnverified.
+  std::string detail;
+};
+// What happened to the file, for logs: "saved", "not stored",
+// "superseded by a last-known-good file as new or newer", or
+// "does not verify: <why>".
+std::string DescribeOutcome(const PendingImport& pending);
+
 // What an import activated, and whether its last-known-good file was saved.
 struct ImportedBundle {
   ChangeRecord change;
-  // Not OK (kInternal, saying so) when the bundle is active but the file
-  // could not be written: the import happened, the next start will not
-  // find it on disk.
+  // Not OK (kInternal, saying so) when the bundle is active but its pending
+  // file could not be renamed into place: it stays pending, and the next
+  // import or start puts it in place.
   Status last_known_good;
+  // A pending file an earlier import left, settled before this one.
+  std::optional<PendingImport> earlier;
 };
 
 // Verifies `bundle`, refuses it unless its version is newer than the store's
@@ -76,19 +97,6 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
 // Where ImportBundle keeps a bundle while its import is written:
 // `lkg_path` + ".pending".
 std::string PendingImportPath(const std::string& lkg_path);
-
-// A pending file that a start found: an import under way when the service
-// stopped.
-struct PendingImport {
-  // The version the file states (nullopt: unreadable).
-  std::optional<uint64_t> version;
-  enum Outcome {
-    kSaved,       // the store holds the import: the file is now the last-known-good file
-    kNotStored,   // the import never reached the store: the file was removed
-    kSuperseded,  // stored, but the last-known-good file verifies and is as new or newer: removed
-    kUnverified,  // no trusted key signed it (altered, or its key was withdrawn): removed
-  } outcome = kNotStored;
-};
 
 // What LoadLastKnownGood did with the last-known-good file.
 struct LastKnownGood {

@@ -78,7 +78,8 @@ std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const T
   }
   Add(&out, "certifications", before ? Join(Sorted(before->certifications)) : "",
       Join(Sorted(after.certifications)));
-  Add(&out, "adequacy_opt_out", before ? Join(before->adequacy_opt_out) : "", Join(after.adequacy_opt_out));
+  Add(&out, "adequacy_opt_out", before ? Join(Sorted(before->adequacy_opt_out)) : "",
+      Join(Sorted(after.adequacy_opt_out)));
   return out;
 }
 

@@ -276,7 +276,14 @@ nlohmann::json TenantToJson(const Tenant& t) {
   if (!t.certifications.empty()) out["certifications"] = t.certifications;
   // Absent when empty, so the canonical form (and a bundle's signed bytes)
   // of a tenant without it is what it was before the field existed.
-  if (!t.adequacy_opt_out.empty()) out["adequacy_opt_out"] = t.adequacy_opt_out;
+  if (!t.adequacy_opt_out.empty()) {
+    // Sorted and without duplicates whoever built the tenant, as the parser
+    // keeps it: the canonical form a bundle signs.
+    std::vector<std::string> codes = t.adequacy_opt_out;
+    std::sort(codes.begin(), codes.end());
+    codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
+    out["adequacy_opt_out"] = std::move(codes);
+  }
   return out;
 }
 

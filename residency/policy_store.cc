@@ -158,6 +158,18 @@ StatusOr<bool> PolicyStore::ImportedAt(uint64_t version) const {
   return rec.has_value();
 }
 
+Status PolicyStore::CheckNewerLocked(uint64_t version) const {
+  if (version <= version_)
+    return FailedPrecondition("residency policy: version " + std::to_string(version) +
+                              " is not newer than the active version " + std::to_string(version_));
+  return Status::Ok();
+}
+
+Status PolicyStore::CheckNewer(uint64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return CheckNewerLocked(version);
+}
+
 Status PolicyStore::Usable() const {
   std::lock_guard<std::mutex> lock(mu_);
   return CheckUsable();
@@ -308,9 +320,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
   if (doc.version > kMaxPolicyVersion)
     return InvalidArgument("residency policy: version " + std::to_string(doc.version) + " is above the highest, " +
                            std::to_string(kMaxPolicyVersion));
-  if (doc.version <= version_)
-    return FailedPrecondition("residency policy: version " + std::to_string(doc.version) +
-                              " is not newer than the active version " + std::to_string(version_));
+  GL_RETURN_IF_ERROR(CheckNewerLocked(doc.version));
   SnapshotBuilder builder = engine_->NewPolicy(doc.version);
   for (const Region& r : doc.regions) GL_RETURN_IF_ERROR(builder.PutRegion(r));
   for (const Tenant& t : doc.tenants) GL_RETURN_IF_ERROR(builder.PutTenant(t));

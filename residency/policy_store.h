@@ -121,6 +121,9 @@ class PolicyStore {
   // store: until a reopen, whether that change is stored is unknown, and
   // every request is refused with this status.
   Status Usable() const;
+  // kFailedPrecondition, as Replace answers it, unless `version` is newer
+  // than the active one (versions only grow, so a refusal stays one).
+  Status CheckNewer(uint64_t version) const;
 
   uint64_t version() const;
   const Jurisdictions& jurisdictions() const { return engine_->jurisdictions(); }
@@ -140,6 +143,7 @@ class PolicyStore {
   Status CheckUsable() const;
   // Under mu_: an incremental change may be built on the active version.
   Status CheckEditable() const;
+  Status CheckNewerLocked(uint64_t version) const;
 
   KvStore* const kv_;
   Engine* const engine_;

@@ -104,12 +104,20 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                  log::Error("policy bundle import", {{"request_id", ctx.request_id}, {"error", imported.status().ToString()}});
                  return imported.status();
                }
+               if (const auto& earlier = imported->earlier)
+                 log::Warn(earlier->outcome == residency::PendingImport::kSaved
+                               ? "an earlier import's saved bundle is now the last-known-good file"
+                               : "an earlier import's saved bundle was removed",
+                           {{"request_id", ctx.request_id},
+                            {"bundle_version", earlier->version ? std::to_string(*earlier->version) : "unreadable"},
+                            {"outcome", residency::DescribeOutcome(*earlier)}});
                // Active and audited from here on, whether or not its file was saved.
                const residency::ChangeRecord& change = imported->change;
                const Status& saved = imported->last_known_good;
                if (!saved.ok()) {
-                 log::Error("policy bundle activated but the last-known-good file was not saved; the bundle stays "
-                            "in policy-bundle.json.pending, which the next import or start puts in its place (runbook)",
+                 log::Error("policy bundle activated but the last-known-good file was not saved; unless only the "
+                            "directory's fsync failed, the bundle stays in policy-bundle.json.pending, which the next "
+                            "import or start puts in its place, and imports are refused until it can be (runbook)",
                             {{"request_id", ctx.request_id}, {"policy_version", change.version},
                              {"error", saved.ToString()}});
                  auto logged = deps.ledger()->Append({ServiceEvent(ctx, "policy.bundle.last_known_good", "policy",

@@ -247,12 +247,7 @@ Status Service::LoadLastKnownGoodPolicy() {
                 {{"bundle_version", version}});
     else
       log::Warn("an interrupted policy bundle import's saved bundle was removed",
-                {{"bundle_version", version},
-                 {"reason", pending->outcome == residency::PendingImport::kSuperseded
-                                ? "the last-known-good file is as new or newer"
-                                : pending->outcome == residency::PendingImport::kUnverified
-                                      ? "no trusted key signed it"
-                                      : "the import is not stored"}});
+                {{"bundle_version", version}, {"reason", residency::DescribeOutcome(*pending)}});
   }
   if (!loaded->not_newer_unverified.ok())
     log::Warn("last-known-good policy bundle does not verify; it is not newer than the stored policy, "

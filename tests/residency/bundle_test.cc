@@ -199,6 +199,53 @@ TEST_F(BundleTest, AnImportWhoseBundleCannotBeSavedIsRefusedAndChangesNothing) {
   EXPECT_EQ((*store)->version(), 0u);
 }
 
+// A directory where the last-known-good file belongs is named as such; it
+// was read as an empty file ("not valid JSON").
+TEST_F(BundleTest, ADirectoryInPlaceOfTheLastKnownGoodFileIsNamed) {
+  const std::string lkg = (dir_ / "policy-bundle.json").string();
+  std::filesystem::create_directory(lkg);
+  ManualClock clock;
+  auto kv = NewMemoryKvStore();
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.status().message().find("not a regular file"), std::string::npos) << loaded.status().ToString();
+}
+
+// A tenant's adequacy_opt_out travels in a bundle: signed, verified,
+// imported, and exported again to the same bytes.
+TEST_F(BundleTest, AnOptedOutTenantRoundTripsThroughABundle) {
+  PolicyDocument doc = Doc(3);
+  doc.tenants.push_back(T("optco", R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["KR","JP"]})"));
+  std::sort(doc.tenants.begin(), doc.tenants.end(), [](const Tenant& a, const Tenant& b) { return a.id < b.id; });
+  const std::string bundle = SignBundle(doc, signer_);
+  auto verified = VerifyBundle(bundle, trusted_, Jur());
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  ManualClock clock;
+  auto kv = NewMemoryKvStore();
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(ImportBundle(**store, bundle, trusted_, "", "a", testing::Audited(kv)).ok());
+  auto optco = (*store)->GetTenant("optco");
+  ASSERT_TRUE(optco.ok() && optco->has_value());
+  EXPECT_EQ((*optco)->adequacy_opt_out, (std::vector<std::string>{"JP", "KR"}));
+  auto exported = (*store)->Export();
+  ASSERT_TRUE(exported.ok());
+  EXPECT_EQ(SignBundle(*exported, signer_), bundle);
+  // An unsorted list is not the canonical form: refused even when signed.
+  const std::string unsorted = EditPayload(bundle, [](std::string& p) {
+    const size_t at = p.find(R"(["JP","KR"])");
+    ASSERT_NE(at, std::string::npos);
+    p.replace(at, 11, R"(["KR","JP"])");
+  });
+  nlohmann::json outer = nlohmann::json::parse(unsorted);
+  const std::string payload = *Base64Decode(outer["payload"].get<std::string>());
+  EXPECT_EQ(VerifyBundle(SignRaw(payload, signer_), trusted_, Jur()).status().code(), StatusCode::kInvalidArgument);
+}
+
 // What a start does with a pending file an import left: a crash between
 // the import's write and the rename of its file leaves the import stored
 // and the file pending; an import that never reached the store leaves a

@@ -54,6 +54,9 @@ TEST(JurisdictionsTest, AdequacyEntriesCarryDateReferenceAndScope) {
   const Adequacy* ca = Jur().FindAdequacy("CA");
   ASSERT_NE(ca, nullptr);
   EXPECT_EQ(ca->scope, "commercial-organisations");
+  const Adequacy* il = Jur().FindAdequacy("IL");
+  ASSERT_NE(il, nullptr);
+  EXPECT_EQ(il->scope, "automated-transfers");
   const Adequacy* jp = Jur().FindAdequacy("JP");
   ASSERT_NE(jp, nullptr);
   EXPECT_EQ(FormatDate(jp->date), "2019-01-23");

@@ -116,6 +116,9 @@ TEST(ModelTest, NamesTheFieldAndTheProblemForEveryBadTenant) {
                 "adequacy_opt_out[1]: \"UK\" is not an ISO 3166-1 alpha-2 country code");
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["FR"]})", "FR is in the EEA");
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":"KR"})", "must be an array");
+  nlohmann::json opt_outs = J(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":[]})");
+  for (size_t i = 0; i <= kMaxAdequacyOptOuts; ++i) opt_outs["adequacy_opt_out"].push_back("JP");
+  ExpectInvalid(opt_outs.dump(), "adequacy_opt_out: too many entries (33 > 32)");
 
   nlohmann::json many = J(R"({"home_region":"eu-west-1","status":"active","safeguards":[]})");
   for (size_t i = 0; i <= kMaxSafeguards; ++i)

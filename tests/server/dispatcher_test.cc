@@ -114,6 +114,10 @@ TEST_F(DispatcherTest, ABodyThatNamesAKeyTwiceInOneObjectIsRefused) {
   EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t8", decide_, R"({"s":"a:b\":c","t":{"u":"::","v":["x:y"]}})")).status,
             201);
   EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/t9", decide_, R"({"s":"a:b\":c","s":1})")).status, 400);
+  // A key ending in an escaped backslash, and the same key escaped differently.
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/ta", decide_, R"({"a\\":1,"a\\":2})")).status, 400);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/tb", decide_, R"({"a\\":1,"b\\":"\\"})")).status, 201);
+  EXPECT_EQ(d_->Handle(Req("POST", "/v1/things/tc", decide_, R"({"a":1,"\u0061":2})")).status, 400);
 }
 
 TEST_F(DispatcherTest, StatusesMapToStableProblems) {

@@ -321,6 +321,34 @@ TEST_F(BundleImportAuditTest, ThePendingFileOfAnImportWhoseRenameFailedIsPutInPl
   EXPECT_FALSE(std::filesystem::exists(pending));
 }
 
+// While the rename keeps failing (here a directory stands where the file
+// goes), later imports are refused: the active bundle exists on disk only
+// as the pending file, which an import would overwrite. A rollback is still
+// answered as one. Once the path is fixed, the next import goes through.
+TEST_F(BundleImportAuditTest, ImportsAreRefusedWhileAnEarlierImportsBundleCannotBePutInPlace) {
+  const std::string pending = residency::PendingImportPath(lkg_);
+  std::filesystem::remove(lkg_);
+  std::filesystem::create_directory(lkg_);
+  auto imported = Import(Bundle(20));
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  EXPECT_FALSE(imported->last_known_good.ok());
+  auto refused = Import(Bundle(30));
+  EXPECT_EQ(refused.status().code(), StatusCode::kInternal);
+  EXPECT_NE(refused.status().message().find("could not be put in place"), std::string::npos)
+      << refused.status().ToString();
+  EXPECT_EQ(store_->version(), 20u);
+  EXPECT_EQ(Import(Bundle(15)).status().code(), StatusCode::kFailedPrecondition);  // a rollback, not a 500
+  EXPECT_EQ(Read(pending), Bundle(20));
+  std::filesystem::remove(lkg_);
+  auto next = Import(Bundle(30));
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  ASSERT_TRUE(next->earlier.has_value());
+  EXPECT_EQ(next->earlier->outcome, residency::PendingImport::kSaved);
+  EXPECT_TRUE(next->last_known_good.ok()) << next->last_known_good.ToString();
+  EXPECT_EQ(Read(lkg_), Bundle(30));
+  EXPECT_FALSE(std::filesystem::exists(pending));
+}
+
 // An import the ledger refuses before anything is written (here: closed)
 // leaves the store usable, so its pending file is removed at once.
 TEST_F(BundleImportAuditTest, AnImportRefusedBeforeItsWriteLeavesNoPendingFile) {
