@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -350,10 +351,41 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   return out;
 }
 
+namespace {
+
+// Removes the temporary files (WriteFileAtomically's `<path>.tmp.XXXXXX`)
+// that a crash while writing the last-known-good or the pending file left
+// beside them. Only at start, when no import is writing one. Returns how
+// many were removed.
+StatusOr<size_t> RemoveLeftoverTemporaries(const std::string& lkg_path) {
+  const std::filesystem::path lkg(lkg_path);
+  const std::string prefixes[] = {lkg.filename().string() + ".tmp.",
+                                  std::filesystem::path(PendingImportPath(lkg_path)).filename().string() + ".tmp."};
+  const std::filesystem::path dir = lkg.has_parent_path() ? lkg.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  size_t removed = 0;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    for (const std::string& prefix : prefixes) {
+      // mkostemp's suffix: six characters.
+      if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+      if (::unlink(it->path().c_str()) != 0)
+        return Internal("remove " + it->path().string() + ": " + std::strerror(errno));
+      ++removed;
+    }
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return Internal("list " + dir.string() + ": " + ec.message());
+  return removed;
+}
+
+}  // namespace
+
 StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string& lkg_path,
                                           const std::vector<std::string>& trusted_public_keys,
                                           const AuditChange& audit) {
-  LastKnownGood out{std::nullopt, Status::Ok(), std::nullopt};
+  LastKnownGood out{std::nullopt, Status::Ok(), std::nullopt, 0};
+  GL_ASSIGN_OR_RETURN(out.temporaries_removed, RemoveLeftoverTemporaries(lkg_path));
   GL_ASSIGN_OR_RETURN(out.pending, SettlePendingImport(store, lkg_path, trusted_public_keys));
   GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
   if (!bundle) return out;

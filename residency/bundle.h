@@ -110,10 +110,13 @@ struct LastKnownGood {
   Status not_newer_unverified;
   // Set when a pending file was found (and settled) first.
   std::optional<PendingImport> pending;
+  // Temporary files a crash while writing either file left beside them
+  // (`<file>.tmp.XXXXXX`), removed before anything else.
+  size_t temporaries_removed = 0;
 };
 
-// At startup: first settles a pending file that an interrupted import left
-// (PendingImport), then activates the last-known-good file, audited through
+// At startup: first removes temporary files a crash left, and settles a
+// pending file that an interrupted import left (PendingImport), then activates the last-known-good file, audited through
 // `audit`, when it is newer than the stored policy (it must verify; an error
 // otherwise). The version is read from the end of the payload, where a
 // canonical payload states it, so a file that is not newer is never parsed

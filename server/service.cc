@@ -240,6 +240,9 @@ Status Service::LoadLastKnownGoodPolicy() {
   if (!loaded.ok())
     return FailedPrecondition("last-known-good policy bundle " + config_.data_dir +
                               "/policy-bundle.json: " + loaded.status().message());
+  if (loaded->temporaries_removed > 0)
+    log::Warn("removed temporary policy bundle files a crash left in the data dir",
+              {{"files", loaded->temporaries_removed}});
   if (const auto& pending = loaded->pending) {
     const std::string version = pending->version ? std::to_string(*pending->version) : "unreadable";
     if (pending->outcome == residency::PendingImport::kSaved)

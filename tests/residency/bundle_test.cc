@@ -199,6 +199,28 @@ TEST_F(BundleTest, AnImportWhoseBundleCannotBeSavedIsRefusedAndChangesNothing) {
   EXPECT_EQ((*store)->version(), 0u);
 }
 
+// A crash while the last-known-good or the pending file was being written
+// leaves WriteFileAtomically's temporary file beside it; the start removes
+// those, and nothing else.
+TEST_F(BundleTest, AStartRemovesTemporaryFilesACrashLeft) {
+  const std::string lkg = (dir_ / "policy-bundle.json").string();
+  const std::string left[] = {lkg + ".tmp.a1B2c3", PendingImportPath(lkg) + ".tmp.Zz0099"};
+  const std::string kept[] = {lkg + ".tmp.toolong1", (dir_ / "other.json.tmp.a1B2c3").string(),
+                              (dir_ / "notes.txt").string()};
+  for (const std::string& f : left) ASSERT_TRUE(WriteFileAtomically(f, "partial").ok());
+  for (const std::string& f : kept) ASSERT_TRUE(WriteFileAtomically(f, "keep").ok());
+  ManualClock clock;
+  auto kv = NewMemoryKvStore();
+  auto engine = testing::NewEngine();
+  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
+  ASSERT_TRUE(store.ok());
+  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->temporaries_removed, 2u);
+  for (const std::string& f : left) EXPECT_FALSE(std::filesystem::exists(f)) << f;
+  for (const std::string& f : kept) EXPECT_TRUE(std::filesystem::exists(f)) << f;
+}
+
 // A directory where the last-known-good file belongs is named as such; it
 // was read as an empty file ("not valid JSON").
 TEST_F(BundleTest, ADirectoryInPlaceOfTheLastKnownGoodFileIsNamed) {
