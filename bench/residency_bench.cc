@@ -24,6 +24,7 @@
 #include "audit/ledger.h"
 #include "bench/bench_fs.h"
 #include "common/clock.h"
+#include "common/files.h"
 #include "common/kv_store.h"
 #include "crypto/secret.h"
 #include "crypto/signer.h"

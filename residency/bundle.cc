@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common/encoding.h"
+#include "common/files.h"
 #include "crypto/hash.h"
 
 namespace geoledger::residency {
@@ -199,24 +200,6 @@ StatusOr<PolicyDocument> VerifyBundle(std::string_view bundle,
   return ParsePayload(*opened.payload, jurisdictions);
 }
 
-namespace {
-
-// Renames `from` to `to` and makes the rename durable: a rename is only once
-// the directory entry is.
-Status RenameDurably(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) return Internal("rename " + from + ": " + std::strerror(errno));
-  const size_t slash = to.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : to.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Internal("open " + dir + ": " + std::strerror(errno));
-  const int rc = ::fsync(dfd);
-  ::close(dfd);
-  if (rc != 0) return Internal("fsync " + dir + ": " + std::strerror(errno));
-  return Status::Ok();
-}
-
-}  // namespace
-
 std::string PendingImportPath(const std::string& lkg_path) { return lkg_path + ".pending"; }
 
 std::string DescribeOutcome(const PendingImport& pending) {
@@ -227,34 +210,6 @@ std::string DescribeOutcome(const PendingImport& pending) {
     case PendingImport::kUnverified: return "does not verify: " + pending.detail;
   }
   return "unknown";
-}
-
-Status WriteFileAtomically(const std::string& path, std::string_view contents) {
-  // A name of its own for each writer (mkostemp: mode 0600), so that two
-  // writers of one path never write or rename each other's file.
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return Internal("create " + tmp + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Internal("write " + tmp + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Internal("fsync " + tmp + ": " + std::strerror(err));
-  }
-  Status renamed = RenameDurably(tmp, path);
-  if (!renamed.ok()) ::unlink(tmp.c_str());  // gone if the rename happened
-  return renamed;
 }
 
 namespace {

@@ -131,9 +131,4 @@ StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string&
                                           const std::vector<std::string>& trusted_public_keys,
                                           const AuditChange& audit);
 
-// Writes `contents` to `path` so that a crash leaves the old file or the
-// new one, never a mix: temp file in the same directory, fsync, rename,
-// fsync of the directory. The file is created with mode 0600.
-Status WriteFileAtomically(const std::string& path, std::string_view contents);
-
 }  // namespace geoledger::residency

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/encoding.h"
+#include "common/files.h"
 #include "crypto/key_source.h"
 #include "residency/bundle.h"
 #include "server/admin_routes.h"
@@ -27,22 +28,6 @@ namespace {
 Status MakeDir(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
     return Internal("cannot create directory " + path + ": " + std::strerror(errno));
-  return Status::Ok();
-}
-
-// Writes `content` to `path` atomically (temp file + rename) with `mode`.
-Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-  if (fd < 0) return Internal("cannot write " + path + ": " + std::strerror(errno));
-  ::fchmod(fd, mode);
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Internal("cannot write " + path);
-  }
   return Status::Ok();
 }
 
@@ -111,7 +96,7 @@ StatusOr<std::unique_ptr<Service>> Service::Start(const ServerConfig& config) {
   s->SetNotReadyReason("");
   s->ready_.store(true);
   // Written last, so its presence means the service is ready (used by scripts and tests).
-  GL_RETURN_IF_ERROR(WriteFileAtomic(config.data_dir + "/listen.addr", addr + "\n", 0644));
+  GL_RETURN_IF_ERROR(WriteFileAtomically(config.data_dir + "/listen.addr", addr + "\n", 0644));
   log::Info("ready", {{"address", addr}});
   return s;
 }
@@ -144,9 +129,9 @@ Status Service::OpenStorageAndKeys() {
   GL_RETURN_IF_ERROR(LoadPolicyKeys(*source));
 
   const std::string origin = "geoledger/" + config_.region;
-  GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/audit-public.key",
+  GL_RETURN_IF_ERROR(WriteFileAtomically(config_.data_dir + "/audit-public.key",
                                      crypto::NoteVerifierKey(origin, audit_signer_->public_key()) + "\n", 0644));
-  GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/audit-public.key.bin", audit_signer_->public_key(), 0644));
+  GL_RETURN_IF_ERROR(WriteFileAtomically(config_.data_dir + "/audit-public.key.bin", audit_signer_->public_key(), 0644));
 
   SetNotReadyReason("opening storage");
   GL_RETURN_IF_ERROR(MakeDir(config_.data_dir + "/db", 0700));
@@ -202,7 +187,7 @@ Status Service::LoadPolicyKeys(const crypto::KeySource& source) {
     GL_ASSIGN_OR_RETURN(auto signer, crypto::Ed25519Signer::FromSeed(*seed));
     policy_signer_.emplace(std::move(signer));
     trusted_policy_keys_.push_back(policy_signer_->public_key());
-    GL_RETURN_IF_ERROR(WriteFileAtomic(config_.data_dir + "/policy-public.key",
+    GL_RETURN_IF_ERROR(WriteFileAtomically(config_.data_dir + "/policy-public.key",
                                        Base64Encode(policy_signer_->public_key()) + "\n", 0644));
   } else if (seed.status().code() == StatusCode::kNotFound) {
     log::Warn("no policy-signing key: GET /v1/policy/bundle answers 503; imports still verify against "
@@ -292,7 +277,7 @@ Status Service::BootstrapAdminToken() {
   GL_ASSIGN_OR_RETURN(auto issued, tokens_->Create("bootstrap-admin", AllScopes(), "", "geoledgerd"));
   // The file first: a token that exists must be reachable by its operator.
   const std::string path = config_.data_dir + "/admin.token";
-  GL_RETURN_IF_ERROR(WriteFileAtomic(path, issued.token + "\n", 0600));
+  GL_RETURN_IF_ERROR(WriteFileAtomically(path, issued.token + "\n", 0600));
   audit::AuditEvent event;
   event.actor = "geoledgerd";
   event.action = "token.created";

@@ -31,6 +31,7 @@ TEST(LifecycleTest, DevFirstStartGeneratesKeysTokenAndPublicKey) {
   EXPECT_EQ(ModeOf(d + "/keys/root.key"), 0600u);
   EXPECT_EQ(ModeOf(d + "/keys/audit-signing.key"), 0600u);
   EXPECT_EQ(ModeOf(d + "/admin.token"), 0600u);
+  EXPECT_EQ(ModeOf(d + "/audit-public.key"), 0644u);  // public, as its readers need
   EXPECT_EQ(std::filesystem::file_size(d + "/audit-public.key.bin"), 32u);
   std::ifstream vkey(d + "/audit-public.key");
   std::string line;

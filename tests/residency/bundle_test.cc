@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/encoding.h"
+#include "common/files.h"
 #include "tests/residency/fixtures.h"
 
 namespace geoledger::residency {

@@ -1,0 +1,54 @@
+#include "common/files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace geoledger {
+
+Status RenameDurably(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return Internal("rename " + from + ": " + std::strerror(errno));
+  const size_t slash = to.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : to.substr(0, slash));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Internal("open " + dir + ": " + std::strerror(errno));
+  const int rc = ::fsync(dfd);
+  ::close(dfd);
+  if (rc != 0) return Internal("fsync " + dir + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // created 0600
+  if (fd < 0) return Internal("create " + tmp + ": " + std::strerror(errno));
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Internal(std::string(what) + " " + tmp + ": " + std::strerror(err));
+  };
+  if (mode != 0600 && ::fchmod(fd, mode) != 0) return fail("chmod");
+  size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail("write");
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("fsync");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return Internal("close " + tmp + ": " + std::strerror(err));
+  }
+  Status renamed = RenameDurably(tmp, path);
+  if (!renamed.ok()) ::unlink(tmp.c_str());  // gone if the rename happened
+  return renamed;
+}
+
+}  // namespace geoledger
