@@ -63,8 +63,27 @@ class BundleTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  // A policy store on a fresh memory store, as a start opens it; null
+  // (with a failure recorded) if it does not open.
+  struct Opened {
+    std::unique_ptr<KvStore> kv;
+    std::unique_ptr<Engine> engine;
+    std::unique_ptr<PolicyStore> store;
+  };
+  Opened OpenStore() {
+    Opened o{NewMemoryKvStore(), testing::NewEngine(), nullptr};
+    auto store = PolicyStore::Open(o.kv.get(), o.engine.get(), &clock_);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (store.ok()) o.store = std::move(store).value();
+    return o;
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
 
   std::filesystem::path dir_;
+  ManualClock clock_;
   crypto::Ed25519Signer signer_ = Signer('k');
   std::vector<std::string> trusted_ = {Signer('o').public_key(), signer_.public_key()};
 };
@@ -151,14 +170,11 @@ TEST_F(BundleTest, APayloadThatRendersAnEntityDifferentlyIsRejectedEvenWhenSigne
 }
 
 TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood) {
-  auto kv = NewMemoryKvStore();
-  ManualClock clock;
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
   const std::string lkg = (dir_ / "policy-bundle.json").string();
 
-  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
+  auto rec = ImportBundle(*store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   EXPECT_EQ(rec->change.version, 5u);
   EXPECT_TRUE(rec->last_known_good.ok()) << rec->last_known_good.ToString();
@@ -168,17 +184,15 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
 
   // Same version and older versions are rollbacks.
   for (uint64_t v : {5u, 4u}) {
-    auto again = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
+    auto again = ImportBundle(*store, SignBundle(Doc(v), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
     EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << v;
   }
   // A tampered bundle changes nothing, on disk or in memory.
   const std::string tampered =
       EditPayload(SignBundle(Doc(6), signer_), [](std::string& p) { p[20] ^= 0x02; });
-  EXPECT_FALSE(ImportBundle(**store, tampered, trusted_, lkg, "bundle:test", testing::Audited(kv)).ok());
+  EXPECT_FALSE(ImportBundle(*store, tampered, trusted_, lkg, "bundle:test", testing::Audited(kv)).ok());
   EXPECT_EQ(engine->version(), 5u);
-  std::ifstream in(lkg);
-  std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(saved, SignBundle(Doc(5), signer_));
+  EXPECT_EQ(Read(lkg), SignBundle(Doc(5), signer_));
   for (const auto& entry : std::filesystem::directory_iterator(dir_))  // no temporary or pending file left
     EXPECT_EQ(entry.path().filename().string(), "policy-bundle.json");
 }
@@ -187,17 +201,14 @@ TEST_F(BundleTest, ImportActivatesAtomicallyRefusesRollbackAndSavesLastKnownGood
 // saved is not imported (before, it was activated and then reported unsaved,
 // and the next start did not find it).
 TEST_F(BundleTest, AnImportWhoseBundleCannotBeSavedIsRefusedAndChangesNothing) {
-  auto kv = NewMemoryKvStore();
-  ManualClock clock;
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
   const std::string lkg = (dir_ / "missing-dir" / "policy-bundle.json").string();
-  auto rec = ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
+  auto rec = ImportBundle(*store, SignBundle(Doc(5), signer_), trusted_, lkg, "bundle:test", testing::Audited(kv));
   EXPECT_EQ(rec.status().code(), StatusCode::kInternal);
   EXPECT_NE(rec.status().message().find("was not imported"), std::string::npos) << rec.status().ToString();
   EXPECT_EQ(engine->version(), 0u);
-  EXPECT_EQ((*store)->version(), 0u);
+  EXPECT_EQ(store->version(), 0u);
 }
 
 // A crash while the last-known-good or the pending file was being written
@@ -210,12 +221,9 @@ TEST_F(BundleTest, AStartRemovesTemporaryFilesACrashLeft) {
                               (dir_ / "notes.txt").string()};
   for (const std::string& f : left) ASSERT_TRUE(WriteFileAtomically(f, "partial").ok());
   for (const std::string& f : kept) ASSERT_TRUE(WriteFileAtomically(f, "keep").ok());
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto loaded = LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->temporaries_removed, 2u);
   for (const std::string& f : left) EXPECT_FALSE(std::filesystem::exists(f)) << f;
@@ -227,12 +235,9 @@ TEST_F(BundleTest, AStartRemovesTemporaryFilesACrashLeft) {
 TEST_F(BundleTest, ADirectoryInPlaceOfTheLastKnownGoodFileIsNamed) {
   const std::string lkg = (dir_ / "policy-bundle.json").string();
   std::filesystem::create_directory(lkg);
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto loaded = LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv));
   ASSERT_FALSE(loaded.ok());
   EXPECT_NE(loaded.status().message().find("not a regular file"), std::string::npos) << loaded.status().ToString();
 }
@@ -246,16 +251,13 @@ TEST_F(BundleTest, AnOptedOutTenantRoundTripsThroughABundle) {
   const std::string bundle = SignBundle(doc, signer_);
   auto verified = VerifyBundle(bundle, trusted_, Jur());
   ASSERT_TRUE(verified.ok()) << verified.status().ToString();
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  ASSERT_TRUE(ImportBundle(**store, bundle, trusted_, "", "a", testing::Audited(kv)).ok());
-  auto optco = (*store)->GetTenant("optco");
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(ImportBundle(*store, bundle, trusted_, "", "a", testing::Audited(kv)).ok());
+  auto optco = store->GetTenant("optco");
   ASSERT_TRUE(optco.ok() && optco->has_value());
   EXPECT_EQ((*optco)->adequacy_opt_out, (std::vector<std::string>{"JP", "KR"}));
-  auto exported = (*store)->Export();
+  auto exported = store->Export();
   ASSERT_TRUE(exported.ok());
   EXPECT_EQ(SignBundle(*exported, signer_), bundle);
   // An unsorted list is not the canonical form: refused even when signed.
@@ -276,105 +278,90 @@ TEST_F(BundleTest, AnOptedOutTenantRoundTripsThroughABundle) {
 TEST_F(BundleTest, AStartSettlesAPendingImportFile) {
   const std::string lkg = (dir_ / "policy-bundle.json").string();
   const std::string pending = PendingImportPath(lkg);
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(4), signer_), trusted_, lkg, "a", testing::Audited(kv)).ok());
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(5), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
-  auto read = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(ImportBundle(*store, SignBundle(Doc(4), signer_), trusted_, lkg, "a", testing::Audited(kv)).ok());
+  ASSERT_TRUE(ImportBundle(*store, SignBundle(Doc(5), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
+  // Leaves `bytes` as the pending file and starts: the file is settled
+  // (promoted or removed) whatever it held.
+  auto settle = [&](const std::string& bytes) {
+    EXPECT_TRUE(WriteFileAtomically(pending, bytes).ok());
+    auto loaded = LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv));
+    EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
+    EXPECT_TRUE(loaded.ok() && loaded->pending.has_value());
+    EXPECT_FALSE(std::filesystem::exists(pending));
+    return loaded;
   };
 
   // Stored, not renamed: the pending bundle becomes the last-known-good one.
-  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(5), signer_)).ok());
-  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  ASSERT_TRUE(loaded->pending.has_value());
+  auto loaded = settle(SignBundle(Doc(5), signer_));
+  ASSERT_TRUE(loaded.ok() && loaded->pending.has_value());
   EXPECT_EQ(loaded->pending->outcome, PendingImport::kSaved);
   EXPECT_FALSE(loaded->activated.has_value());
-  EXPECT_EQ(read(lkg), SignBundle(Doc(5), signer_));
-  EXPECT_FALSE(std::filesystem::exists(pending));
+  EXPECT_EQ(Read(lkg), SignBundle(Doc(5), signer_));
 
   // Not stored (no import at version 7, though a newer version than 5 would
   // otherwise be activated): removed, never activated.
-  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(7), signer_)).ok());
-  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  ASSERT_TRUE(loaded->pending.has_value());
+  loaded = settle(SignBundle(Doc(7), signer_));
+  ASSERT_TRUE(loaded.ok() && loaded->pending.has_value());
   EXPECT_EQ(loaded->pending->outcome, PendingImport::kNotStored);
   EXPECT_FALSE(loaded->activated.has_value());
   EXPECT_EQ(engine->version(), 5u);
-  EXPECT_EQ(read(lkg), SignBundle(Doc(5), signer_));
-  EXPECT_FALSE(std::filesystem::exists(pending));
+  EXPECT_EQ(Read(lkg), SignBundle(Doc(5), signer_));
 
   // Stored, but a newer bundle was placed as the file since: the file wins
   // and is activated; the pending one is removed.
-  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(5), signer_)).ok());
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), signer_)).ok());
-  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  ASSERT_TRUE(loaded->pending.has_value());
+  loaded = settle(SignBundle(Doc(5), signer_));
+  ASSERT_TRUE(loaded.ok() && loaded->pending.has_value());
   EXPECT_EQ(loaded->pending->outcome, PendingImport::kSuperseded);
   ASSERT_TRUE(loaded->activated.has_value());
   EXPECT_EQ(engine->version(), 9u);
-  EXPECT_EQ(read(lkg), SignBundle(Doc(9), signer_));
-  EXPECT_FALSE(std::filesystem::exists(pending));
+  EXPECT_EQ(Read(lkg), SignBundle(Doc(9), signer_));
 
   // Unreadable: removed.
-  ASSERT_TRUE(WriteFileAtomically(pending, "{").ok());
-  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  ASSERT_TRUE(loaded->pending.has_value());
+  loaded = settle("{");
+  ASSERT_TRUE(loaded.ok() && loaded->pending.has_value());
   EXPECT_EQ(loaded->pending->outcome, PendingImport::kUnverified);
   EXPECT_FALSE(loaded->pending->version.has_value());
-  EXPECT_FALSE(std::filesystem::exists(pending));
 
   // Stored version, but signed by no trusted key (altered, or placed by
   // someone else): removed, and the last-known-good file is left as it is.
-  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(9), Signer('s'))).ok());
-  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  loaded = settle(SignBundle(Doc(9), Signer('s')));
+  ASSERT_TRUE(loaded.ok() && loaded->pending.has_value());
   EXPECT_EQ(loaded->pending->outcome, PendingImport::kUnverified);
-  EXPECT_EQ(read(lkg), SignBundle(Doc(9), signer_));
-  EXPECT_FALSE(std::filesystem::exists(pending));
+  EXPECT_EQ(Read(lkg), SignBundle(Doc(9), signer_));
 
   // A last-known-good file that does not verify does not supersede a
   // verified pending bundle the store holds, whatever version it claims.
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(12), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
-  ASSERT_TRUE(WriteFileAtomically(pending, SignBundle(Doc(12), signer_)).ok());
+  ASSERT_TRUE(ImportBundle(*store, SignBundle(Doc(12), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(99), Signer('s'))).ok());
-  loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  loaded = settle(SignBundle(Doc(12), signer_));
+  ASSERT_TRUE(loaded.ok() && loaded->pending.has_value());
   EXPECT_EQ(loaded->pending->outcome, PendingImport::kSaved);
-  EXPECT_EQ(read(lkg), SignBundle(Doc(12), signer_));
+  EXPECT_EQ(Read(lkg), SignBundle(Doc(12), signer_));
 }
 
 TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
   const std::string lkg = (dir_ / "policy-bundle.json").string();
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(8), signer_)).ok());
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto loaded = LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   ASSERT_TRUE(loaded->activated.has_value());
   EXPECT_EQ(engine->version(), 8u);
   // Not newer any more: nothing to do. Absent file: nothing to do.
-  auto again = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  auto again = LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv));
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->activated.has_value());
   EXPECT_TRUE(again->not_newer_unverified.ok());
-  auto absent = LoadLastKnownGood(**store, (dir_ / "none.json").string(), trusted_, testing::Audited(kv));
+  auto absent = LoadLastKnownGood(*store, (dir_ / "none.json").string(), trusted_, testing::Audited(kv));
   ASSERT_TRUE(absent.ok());
   EXPECT_FALSE(absent->activated.has_value());
   // A file signed by nobody we trust is an error, not a silent skip.
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('s'))).ok());
-  EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv)).status().code(),
+  EXPECT_EQ(LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv)).status().code(),
             StatusCode::kPermissionDenied);
   EXPECT_EQ(engine->version(), 8u);
 }
@@ -385,25 +372,22 @@ TEST_F(BundleTest, LastKnownGoodBundleIsLoadedAtStartupWhenNewer) {
 // not-newer file that was altered. A newer one must verify (above).
 TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerAndDoesNotVerifyIsLeftAloneAndReported) {
   const std::string lkg = (dir_ / "policy-bundle.json").string();
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(8), Signer('o')), trusted_, lkg, "a", testing::Audited(kv)).ok());
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(ImportBundle(*store, SignBundle(Doc(8), Signer('o')), trusted_, lkg, "a", testing::Audited(kv)).ok());
   const std::vector<std::string> rotated = {signer_.public_key()};  // 'o' is no longer trusted
   int audits = 0;
   AuditChange count = [&audits](const ChangeRecord&, const ChangeWrites&) -> StatusOr<uint64_t> {
     return Internal("no change should be audited, change " + std::to_string(audits++));
   };
-  auto loaded = LoadLastKnownGood(**store, lkg, rotated, count);
+  auto loaded = LoadLastKnownGood(*store, lkg, rotated, count);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_FALSE(loaded->activated.has_value());
   EXPECT_EQ(loaded->not_newer_unverified.code(), StatusCode::kPermissionDenied);
   ASSERT_TRUE(WriteFileAtomically(lkg, EditPayload(SignBundle(Doc(7), signer_), [](std::string& p) {
                                     p[30] ^= 0x01;
                                   })).ok());
-  loaded = LoadLastKnownGood(**store, lkg, rotated, count);
+  loaded = LoadLastKnownGood(*store, lkg, rotated, count);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_FALSE(loaded->activated.has_value());
   EXPECT_FALSE(loaded->not_newer_unverified.ok());
@@ -411,29 +395,26 @@ TEST_F(BundleTest, LastKnownGoodFileThatIsNotNewerAndDoesNotVerifyIsLeftAloneAnd
   EXPECT_EQ(engine->version(), 8u);
   // Newer and signed by the key no longer trusted: refused, as before.
   ASSERT_TRUE(WriteFileAtomically(lkg, SignBundle(Doc(9), Signer('o'))).ok());
-  EXPECT_EQ(LoadLastKnownGood(**store, lkg, rotated, count).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(LoadLastKnownGood(*store, lkg, rotated, count).status().code(), StatusCode::kPermissionDenied);
   // A file whose version cannot be read at all (truncated) counts as newer: refused.
   const std::string whole = SignBundle(Doc(7), signer_);
   ASSERT_TRUE(WriteFileAtomically(lkg, whole.substr(0, whole.size() / 2)).ok());
-  EXPECT_EQ(LoadLastKnownGood(**store, lkg, rotated, count).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadLastKnownGood(*store, lkg, rotated, count).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(engine->version(), 8u);
 }
 
 TEST_F(BundleTest, ExportedStoreRoundTripsThroughABundle) {
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
-  ASSERT_TRUE((*store)->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"active"})"), testing::Audited(kv)).ok());
-  auto doc = (*store)->Export();
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+  ASSERT_TRUE(store->PutTenant("admin", T("acme", R"({"home_region":"eu-west-1","status":"active"})"), testing::Audited(kv)).ok());
+  auto doc = store->Export();
   ASSERT_TRUE(doc.ok());
   const std::string bundle = SignBundle(*doc, signer_);
   // Another region's instance imports it.
   auto kv2 = NewMemoryKvStore();
   auto engine2 = testing::NewEngine();
-  auto store2 = PolicyStore::Open(kv2.get(), engine2.get(), &clock);
+  auto store2 = PolicyStore::Open(kv2.get(), engine2.get(), &clock_);
   ASSERT_TRUE(store2.ok());
   ASSERT_TRUE(ImportBundle(**store2, bundle, trusted_, "", "bundle:peer", testing::Audited(kv2)).ok());
   EXPECT_EQ(engine2->version(), 2u);
@@ -450,15 +431,12 @@ TEST_F(BundleTest, ConcurrentImportsLeaveTheActiveBundleAsLastKnownGood) {
     big.tenants.push_back(T("t" + std::to_string(1000 + t), R"({"home_region":"eu-west-1","status":"active"})"));
   const std::string b6 = SignBundle(Doc(6), signer_), b7 = SignBundle(big, signer_);
   for (int i = 0; i < 50; ++i) {
-    auto kv = NewMemoryKvStore();
-    ManualClock clock;
-    auto engine = testing::NewEngine();
-    auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-    ASSERT_TRUE(store.ok());
+    auto [kv, engine, store] = OpenStore();
+    ASSERT_NE(store, nullptr);
     const std::string lkg = (dir_ / ("lkg-" + std::to_string(i) + ".json")).string();
     StatusOr<ImportedBundle> r6 = Internal("unset"), r7 = Internal("unset");
-    std::thread t6([&] { r6 = ImportBundle(**store, b6, trusted_, lkg, "a", testing::Audited(kv)); });
-    std::thread t7([&] { r7 = ImportBundle(**store, b7, trusted_, lkg, "b", testing::Audited(kv)); });
+    std::thread t6([&] { r6 = ImportBundle(*store, b6, trusted_, lkg, "a", testing::Audited(kv)); });
+    std::thread t7([&] { r7 = ImportBundle(*store, b7, trusted_, lkg, "b", testing::Audited(kv)); });
     t6.join();
     t7.join();
     ASSERT_TRUE(r7.ok()) << r7.status().ToString();  // v6 may be refused as older, v7 never
@@ -466,8 +444,7 @@ TEST_F(BundleTest, ConcurrentImportsLeaveTheActiveBundleAsLastKnownGood) {
     if (r6.ok()) {
       EXPECT_TRUE(r6->last_known_good.ok()) << r6->last_known_good.ToString();
     }
-    std::ifstream in(lkg);
-    std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string saved = Read(lkg);
     EXPECT_EQ(engine->version(), 7u);
     ASSERT_EQ(saved, b7) << "round " << i << ": the file is not the active bundle (" << saved.size() << " bytes)";
   }
@@ -484,8 +461,7 @@ TEST_F(BundleTest, ConcurrentAtomicWritesLeaveOneWholeFile) {
     tb.join();
     EXPECT_TRUE(sa.ok()) << sa.ToString();
     EXPECT_TRUE(sb.ok()) << sb.ToString();
-    std::ifstream in(path, std::ios::binary);
-    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string got = Read(path);
     ASSERT_TRUE(got == a || got == b) << "round " << i << ": " << got.size() << " bytes, neither write";
   }
 }
@@ -495,27 +471,24 @@ TEST_F(BundleTest, ConcurrentAtomicWritesLeaveOneWholeFile) {
 // longer a rollback). Bundles above 2^53 - 1 are refused, and at that
 // version no further change is accepted.
 TEST_F(BundleTest, PolicyVersionsStopAtTheHighestInsteadOfWrapping) {
-  auto kv = NewMemoryKvStore();
-  ManualClock clock;
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
   for (uint64_t v : {UINT64_MAX, kMaxPolicyVersion + 1}) {
-    auto r = ImportBundle(**store, SignBundle(Doc(v), signer_), trusted_, "", "b", testing::Audited(kv));
+    auto r = ImportBundle(*store, SignBundle(Doc(v), signer_), trusted_, "", "b", testing::Audited(kv));
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << v;
   }
   EXPECT_EQ(engine->version(), 0u);
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(kMaxPolicyVersion), signer_), trusted_, "", "b", testing::Audited(kv)).ok());
-  auto put = (*store)->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited(kv));
+  ASSERT_TRUE(ImportBundle(*store, SignBundle(Doc(kMaxPolicyVersion), signer_), trusted_, "", "b", testing::Audited(kv)).ok());
+  auto put = store->PutRegion("admin", R("eu-south-1", "IT"), testing::Audited(kv));
   EXPECT_EQ(put.status().code(), StatusCode::kFailedPrecondition) << put.status().ToString();
   EXPECT_EQ(engine->version(), kMaxPolicyVersion);
-  EXPECT_EQ((*store)->version(), kMaxPolicyVersion);
-  auto region = (*store)->GetRegion("eu-south-1");
+  EXPECT_EQ(store->version(), kMaxPolicyVersion);
+  auto region = store->GetRegion("eu-south-1");
   ASSERT_TRUE(region.ok());
   EXPECT_FALSE(region->has_value());
   // A restart finds the same policy, and an older bundle is still a rollback.
   auto engine2 = testing::NewEngine();
-  auto reopened = PolicyStore::Open(kv.get(), engine2.get(), &clock);
+  auto reopened = PolicyStore::Open(kv.get(), engine2.get(), &clock_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ(engine2->version(), kMaxPolicyVersion);
   EXPECT_TRUE(engine2->Decide("acme", "personal", "store", "eu-central-1", At("2025-06-15")).allow);
@@ -529,29 +502,26 @@ TEST_F(BundleTest, PolicyVersionsStopAtTheHighestInsteadOfWrapping) {
 // BM_VerifyBundle), and every start reads the file.
 TEST_F(BundleTest, ALastKnownGoodFileThatIsNotNewerIsNotParsed) {
   const std::string lkg = (dir_ / "policy-bundle.json").string();
-  ManualClock clock;
-  auto kv = NewMemoryKvStore();
-  auto engine = testing::NewEngine();
-  auto store = PolicyStore::Open(kv.get(), engine.get(), &clock);
-  ASSERT_TRUE(store.ok());
-  ASSERT_TRUE(ImportBundle(**store, SignBundle(Doc(8), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
+  auto [kv, engine, store] = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(ImportBundle(*store, SignBundle(Doc(8), signer_), trusted_, "", "a", testing::Audited(kv)).ok());
   // Signed by a trusted key, but no policy: it would not parse.
   const std::string unparsable = R"({"format":"geoledger-residency-bundle/1","regions":7,"version":)";
   ASSERT_TRUE(WriteFileAtomically(lkg, SignRaw(unparsable + "3}", signer_)).ok());
-  auto loaded = LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv));
+  auto loaded = LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_FALSE(loaded->activated.has_value());
   EXPECT_TRUE(loaded->not_newer_unverified.ok());  // its signature verifies
   // Newer, the same file is parsed, and refused.
   ASSERT_TRUE(WriteFileAtomically(lkg, SignRaw(unparsable + "9}", signer_)).ok());
-  EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv)).status().code(),
+  EXPECT_EQ(LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv)).status().code(),
             StatusCode::kInvalidArgument);
   // A payload that does not end as a canonical one does has no version that
   // can be read that way: it counts as newer, and must verify in full.
   for (const std::string& tail : {std::string(R"(3 })"), std::string(R"(03})"), std::string(R"("3"})"),
                                   std::string(R"(3})").substr(0, 1)}) {
     ASSERT_TRUE(WriteFileAtomically(lkg, SignRaw(unparsable + tail, signer_)).ok());
-    EXPECT_EQ(LoadLastKnownGood(**store, lkg, trusted_, testing::Audited(kv)).status().code(),
+    EXPECT_EQ(LoadLastKnownGood(*store, lkg, trusted_, testing::Audited(kv)).status().code(),
               StatusCode::kInvalidArgument)
         << tail;
   }
