@@ -87,7 +87,7 @@ Tenant MakeTenant(size_t i, const World& w) {
       break;
     case 3:
       t.allowed_regions[Category::kPersonal] = {"us-east-1"};
-      t.certifications = {"dpf"};
+      t.certifications.push_back(Certification{.name = std::string(kCertificationDpf), .reference = {}});
       break;
   }
   return t;

@@ -44,9 +44,19 @@ struct CompiledSafeguard {
   std::string_view legal_basis;  // interned "gdpr:art46:scc:<ref>" etc.
 };
 
+// A dated certification, for one jurisdiction whose adequacy decision
+// requires it (the undated form is CompiledTenant::dpf_certified).
+struct CompiledCertification {
+  uint16_t country = 0;
+  Day valid_from = 0;
+  Day valid_until = 0;           // inclusive
+  std::string_view legal_basis;  // interned "gdpr:art45:<CC>:dpf:<ref>"
+};
+
 // What a tenant declared for transfers outside the EEA.
 struct CompiledTransferTerms {
   std::vector<CompiledSafeguard> safeguards;  // in declared order
+  std::vector<CompiledCertification> certifications;  // in declared order
   std::vector<uint16_t> adequacy_opt_out;     // CountryKey, sorted
   bool OptedOut(uint16_t country) const {
     return std::binary_search(adequacy_opt_out.begin(), adequacy_opt_out.end(), country);
@@ -58,7 +68,7 @@ struct CompiledTransferTerms {
 struct CompiledTenant {
   RegionIndex home = 0;
   TenantStatus status = TenantStatus::kActive;
-  bool dpf_certified = false;
+  bool dpf_certified = false;  // the undated declaration
   bool operational_pinned = false;  // tenant listed allowed_regions.operational
   // Regions each category may be stored in; the home region's bit is always
   // set, and absent categories carry their defaults (rules doc).

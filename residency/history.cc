@@ -22,6 +22,11 @@ std::string RenderSafeguard(const Safeguard& s) {
   return out;
 }
 
+std::string RenderCertification(const Certification& c) {
+  if (!c.dated()) return c.name;
+  return c.name + "/" + c.reference + "/" + FormatDate(c.valid_from) + ".." + FormatDate(c.valid_until);
+}
+
 std::vector<std::string> Sorted(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
   return v;
@@ -76,8 +81,12 @@ std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const T
     for (const auto& s : after.safeguards) new_list.push_back(RenderSafeguard(s));
     if (old_list != new_list) out.push_back({"safeguards.order", Join(old_list), Join(new_list)});
   }
-  Add(&out, "certifications", before ? Join(Sorted(before->certifications)) : "",
-      Join(Sorted(after.certifications)));
+  auto certifications = [](const Tenant& t) {
+    std::vector<std::string> items;
+    for (const Certification& c : t.certifications) items.push_back(RenderCertification(c));
+    return Join(Sorted(std::move(items)));
+  };
+  Add(&out, "certifications", before ? certifications(*before) : "", certifications(after));
   Add(&out, "adequacy_opt_out", before ? Join(Sorted(before->adequacy_opt_out)) : "",
       Join(Sorted(after.adequacy_opt_out)));
   return out;

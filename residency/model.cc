@@ -87,6 +87,17 @@ StatusOr<Day> DateField(const nlohmann::json& obj, const char* field, const std:
   return *d;
 }
 
+// A reference names a contract, an approval or an organisation: printable,
+// because legal bases that quote it travel in headers and log lines.
+StatusOr<std::string> ReferenceField(const nlohmann::json& v, const std::string& who, const std::string& p) {
+  GL_ASSIGN_OR_RETURN(std::string ref, StringField(v, "reference", who, p, kMaxReferenceBytes));
+  for (char c : ref) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return InvalidArgument(who + p + "reference: control characters are not allowed");
+  }
+  return ref;
+}
+
 StatusOr<Safeguard> ParseSafeguard(const nlohmann::json& v, const Jurisdictions& j,
                                    const std::string& who, const std::string& path) {
   if (!v.is_object()) return InvalidArgument(who + path + ": must be an object");
@@ -105,11 +116,7 @@ StatusOr<Safeguard> ParseSafeguard(const nlohmann::json& v, const Jurisdictions&
     return InvalidArgument(who + p + "mechanism: unknown mechanism \"" + mechanism + "\" (want " +
                            Choices(kMechanismNames) + ")");
   s.mechanism = *m;
-  GL_ASSIGN_OR_RETURN(s.reference, StringField(v, "reference", who, p, kMaxReferenceBytes));
-  for (char c : s.reference) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      return InvalidArgument(who + p + "reference: control characters are not allowed");
-  }
+  GL_ASSIGN_OR_RETURN(s.reference, ReferenceField(v, who, p));
   GL_ASSIGN_OR_RETURN(s.valid_from, DateField(v, "valid_from", who, p));
   if (v.contains("valid_until") && !v["valid_until"].is_null()) {
     GL_ASSIGN_OR_RETURN(Day until, DateField(v, "valid_until", who, p));
@@ -118,6 +125,33 @@ StatusOr<Safeguard> ParseSafeguard(const nlohmann::json& v, const Jurisdictions&
     s.valid_until = until;
   }
   return s;
+}
+
+// "dpf" (undated) or {"name":"dpf","reference":...,"valid_from":...,
+// "valid_until":...}: valid_until is required, at most kMaxCertificationDays
+// after valid_from, because a listing must be renewed every year.
+StatusOr<Certification> ParseCertification(const nlohmann::json& v, const std::string& who,
+                                           const std::string& path) {
+  Certification c;
+  if (v.is_string()) {
+    if (v.get_ref<const std::string&>() != kCertificationDpf)
+      return InvalidArgument(who + path + ": unknown certification " + Quote(v) + " (want dpf)");
+    c.name = std::string(kCertificationDpf);
+    return c;
+  }
+  if (!v.is_object()) return InvalidArgument(who + path + ": must be \"dpf\" or an object");
+  GL_RETURN_IF_ERROR(CheckKeys(v, {"name", "reference", "valid_from", "valid_until"}, who, path + "."));
+  const std::string p = path + ".";
+  GL_ASSIGN_OR_RETURN(c.name, StringField(v, "name", who, p, 16));
+  if (c.name != kCertificationDpf)
+    return InvalidArgument(who + p + "name: unknown certification \"" + c.name + "\" (want dpf)");
+  GL_ASSIGN_OR_RETURN(c.reference, ReferenceField(v, who, p));
+  GL_ASSIGN_OR_RETURN(c.valid_from, DateField(v, "valid_from", who, p));
+  GL_ASSIGN_OR_RETURN(c.valid_until, DateField(v, "valid_until", who, p));
+  if (c.valid_until < c.valid_from) return InvalidArgument(who + p + "valid_until: before valid_from");
+  if (c.valid_until - c.valid_from >= kMaxCertificationDays)
+    return InvalidArgument(who + p + "valid_until: more than a year after valid_from (a listing is renewed yearly)");
+  return c;
 }
 
 StatusOr<std::vector<std::string>> RegionList(const nlohmann::json& v, const std::string& who,
@@ -222,15 +256,22 @@ StatusOr<Tenant> TenantFromJson(std::string_view id, const nlohmann::json& body,
   if (auto it = body.find("certifications"); it != body.end()) {
     if (!it->is_array()) return InvalidArgument(who + "certifications: must be an array");
     if (it->size() > kMaxCertifications)
-      return InvalidArgument(who + "certifications: too many entries");
+      return InvalidArgument(who + "certifications: too many entries (" + std::to_string(it->size()) + " > " +
+                             std::to_string(kMaxCertifications) + ")");
+    bool undated = false;
     for (size_t i = 0; i < it->size(); ++i) {
-      const auto& v = (*it)[i];
-      if (!v.is_string() || v.get_ref<const std::string&>() != kCertificationDpf)
+      GL_ASSIGN_OR_RETURN(Certification c,
+                          ParseCertification((*it)[i], who, "certifications[" + std::to_string(i) + "]"));
+      // The undated form applies on every day, so a dated one beside it
+      // would promise an end that never comes: refuse the mix.
+      if (!t.certifications.empty() && c.dated() != t.certifications.front().dated())
         return InvalidArgument(who + "certifications[" + std::to_string(i) +
-                               "]: unknown certification " + Quote(v) + " (want dpf)");
-      if (std::find(t.certifications.begin(), t.certifications.end(), kCertificationDpf) ==
-          t.certifications.end())
-        t.certifications.emplace_back(kCertificationDpf);
+                               "]: the undated \"dpf\" and dated declarations cannot be combined");
+      if (!c.dated()) {
+        if (undated) continue;  // repeated: one is the same declaration
+        undated = true;
+      }
+      t.certifications.push_back(std::move(c));
     }
   }
   if (auto it = body.find("adequacy_opt_out"); it != body.end()) {
@@ -273,7 +314,20 @@ nlohmann::json TenantToJson(const Tenant& t) {
                         {"status", TenantStatusName(t.status)},
                         {"allowed_regions", std::move(allowed)},
                         {"safeguards", std::move(safeguards)}};
-  if (!t.certifications.empty()) out["certifications"] = t.certifications;
+  if (!t.certifications.empty()) {
+    nlohmann::json certs = nlohmann::json::array();
+    for (const Certification& c : t.certifications) {
+      if (!c.dated()) {
+        certs.push_back(c.name);
+        continue;
+      }
+      certs.push_back({{"name", c.name},
+                       {"reference", c.reference},
+                       {"valid_from", FormatDate(c.valid_from)},
+                       {"valid_until", FormatDate(c.valid_until)}});
+    }
+    out["certifications"] = std::move(certs);
+  }
   // Absent when empty, so the canonical form (and a bundle's signed bytes)
   // of a tenant without it is what it was before the field existed.
   if (!t.adequacy_opt_out.empty()) {

@@ -82,10 +82,28 @@ struct Safeguard {
   bool ActiveOn(Day d) const { return d >= valid_from && (!valid_until || d <= *valid_until); }
 };
 
-// Declarations a tenant can make about recipients. "dpf": the organisations
-// operating the tenant's US regions are certified under the EU-US Data
+// Declarations a tenant can make about recipients. "dpf": the organisation
+// operating the tenant's US regions is certified under the EU-US Data
 // Privacy Framework, which the DPF adequacy decision requires.
 inline constexpr std::string_view kCertificationDpf = "dpf";
+// A certification lasts a year before it must be renewed (DPF Principles,
+// supplemental principle 6), so a dated declaration covers at most this.
+inline constexpr Day kMaxCertificationDays = 366;
+
+// A declared certification. The dated form names the certified organisation
+// as listed and the period its listing covers (JSON: {"name":"dpf",
+// "reference":..., "valid_from":..., "valid_until":...}); the undated form
+// (JSON: the string "dpf", reference empty) is what policies written before
+// the dated one hold, and applies on every day.
+struct Certification {
+  std::string name;       // kCertificationDpf
+  std::string reference;  // empty: the undated form
+  Day valid_from = 0;     // dated form only
+  Day valid_until = 0;    // dated form only, inclusive
+  bool operator==(const Certification&) const = default;
+  bool dated() const { return !reference.empty(); }
+  bool ActiveOn(Day d) const { return !dated() || (d >= valid_from && d <= valid_until); }
+};
 
 struct Tenant {
   std::string id;
@@ -96,7 +114,9 @@ struct Tenant {
   // (compliance-docs/residency-rules.md).
   std::map<Category, std::vector<std::string>> allowed_regions;
   std::vector<Safeguard> safeguards;
-  std::vector<std::string> certifications;
+  // Either one undated declaration or dated ones in declared order, never
+  // both.
+  std::vector<Certification> certifications;
   // Countries whose adequacy decision the tenant does not rely on (its data
   // falls outside the decision's scope, e.g. the Korean decision's
   // exclusions): sorted, no duplicates. A destination there needs a

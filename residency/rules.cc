@@ -50,11 +50,17 @@ Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
   const CompiledTransferTerms* terms = in.tenant->transfer.get();
   if (const Adequacy* a = target.adequacy;
       a != nullptr && a->InForceOn(today) && (terms == nullptr || !terms->OptedOut(target.country))) {
+    const Day decision_until = a->in_force_until ? *a->in_force_until : INT32_MAX;
     // A condition the tenant cannot have declared is unmet: fail closed.
     const std::string& condition = a->requires_declaration;
     if (condition.empty() || (condition == kCertificationDpf && in.tenant->dpf_certified))
-      return Allow(target.adequacy_basis, in, o,
-                   a->in_force_until ? *a->in_force_until : INT32_MAX);
+      return Allow(target.adequacy_basis, in, o, decision_until);
+    if (terms != nullptr) {
+      for (const CompiledCertification& c : terms->certifications) {
+        if (c.country != target.country || today < c.valid_from || today > c.valid_until) continue;
+        return Allow(c.legal_basis, in, o, std::min(decision_until, c.valid_until));
+      }
+    }
   }
   const CompiledSafeguard* derogation = nullptr;
   if (terms != nullptr) {

@@ -280,9 +280,14 @@ Status SnapshotBuilder::PutTenant(const Tenant& tenant) {
   ct.allowed[idx(Category::kOperational)] = mask_of(Category::kOperational, home_only);
   ct.allowed[idx(Category::kAnonymous)].set();
   ct.operational_pinned = tenant.allowed_regions.count(Category::kOperational) != 0;
-  for (const std::string& c : tenant.certifications)
-    if (c == kCertificationDpf) ct.dpf_certified = true;
-  if (!tenant.safeguards.empty() || !tenant.adequacy_opt_out.empty()) {
+  bool dated_certifications = false;
+  for (const Certification& c : tenant.certifications) {
+    if (c.dated())
+      dated_certifications = true;
+    else if (c.name == kCertificationDpf)
+      ct.dpf_certified = true;
+  }
+  if (!tenant.safeguards.empty() || !tenant.adequacy_opt_out.empty() || dated_certifications) {
     auto terms = std::make_shared<CompiledTransferTerms>();
     terms->safeguards.reserve(tenant.safeguards.size());
     for (const Safeguard& s : tenant.safeguards) {
@@ -293,6 +298,19 @@ Status SnapshotBuilder::PutTenant(const Tenant& tenant) {
       cs.valid_until = s.valid_until ? *s.valid_until : INT32_MAX;
       cs.legal_basis = snap_->pool_->Intern(SafeguardBasis(s));
       terms->safeguards.push_back(cs);
+    }
+    // Each dated declaration, for every country whose decision asks for it.
+    for (const Certification& c : tenant.certifications) {
+      if (!c.dated()) continue;
+      for (const Adequacy& a : snap_->jurisdictions_->adequacy()) {
+        if (a.requires_declaration != c.name) continue;
+        CompiledCertification cc;
+        cc.country = CountryKey(a.code);
+        cc.valid_from = c.valid_from;
+        cc.valid_until = c.valid_until;
+        cc.legal_basis = snap_->pool_->Intern(a.legal_basis + ":" + c.name + ":" + c.reference);
+        terms->certifications.push_back(cc);
+      }
     }
     for (const std::string& code : tenant.adequacy_opt_out) terms->adequacy_opt_out.push_back(CountryKey(code));
     std::sort(terms->adequacy_opt_out.begin(), terms->adequacy_opt_out.end());

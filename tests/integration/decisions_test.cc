@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "common/clock.h"
+#include "residency/date.h"
 #include "tests/integration/residency_policy.h"
 #include "tests/integration/test_server.h"
 
@@ -301,6 +303,51 @@ TEST_F(DecisionsTest, ATenantThatOptsOutOfAnAdequacyDecisionNeedsASafeguardThere
   r = server_->Authed(admin, "GET", "/v1/tenants/optco/history");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("adequacy_opt_out"), std::string::npos) << r.body;
+}
+
+// A dated DPF declaration makes a US region adequate only while the
+// organisation's listing runs, names the organisation in the legal basis,
+// bounds the answer's cache life, and is recorded in the tenant's history.
+TEST_F(DecisionsTest, ADatedDpfDeclarationAppliesOnlyWhileItsListingRuns) {
+  const std::string admin = server_->admin_token();
+  const residency::Day today = residency::DayOf(SystemClock::Get().UnixMillis() / 1000);
+  auto body = [](residency::Day from, residency::Day until) {
+    return R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["us-east-1"]},)"
+           R"("certifications":[{"name":"dpf","reference":"Example Cloud Inc.","valid_from":")" +
+           residency::FormatDate(from) + R"(","valid_until":")" + residency::FormatDate(until) + R"("}]})";
+  };
+  RawResponse r = server_->Authed(admin, "PUT", "/v1/tenants/dpfco", body(today - 10, today + 100));
+  ASSERT_EQ(r.status, 201) << r.body;
+  r = Check(GatewayHeaders("dpfco", "personal", "process", "us-east-1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-residency-legal-basis"), "gdpr:art45:US:dpf:Example%20Cloud%20Inc.");
+  EXPECT_EQ(r.Header("x-residency-region"), "us-east-1");
+  r = Decide(Req("dpfco", "personal", "store", "us-east-1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["legal_basis"], "gdpr:art45:US:dpf:Example Cloud Inc.") << r.body;
+
+  // The listing lapsed 40 days ago: the US is a third country again.
+  r = server_->Authed(admin, "PUT", "/v1/tenants/dpfco", body(today - 400, today - 40));
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = Check(GatewayHeaders("dpfco", "personal", "process", "us-east-1"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.Header("x-residency-reason"), "no-transfer-basis");
+
+  // Bad declarations change nothing.
+  r = server_->Authed(admin, "PUT", "/v1/tenants/dpfco", body(today - 10, today + 400));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("more than a year"), std::string::npos) << r.body;
+  r = server_->Authed(admin, "GET", "/v1/tenants/dpfco");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["certifications"][0]["valid_until"], residency::FormatDate(today - 40))
+      << r.body;
+
+  r = server_->Authed(admin, "GET", "/v1/tenants/dpfco/history");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("dpf/Example Cloud Inc./" + residency::FormatDate(today - 400) + ".." +
+                        residency::FormatDate(today - 40)),
+            std::string::npos)
+      << r.body;
 }
 
 // A decision header sent twice is refused: the gateway's backend may act on

@@ -260,6 +260,26 @@ TEST_F(BundleTest, AnOptedOutTenantRoundTripsThroughABundle) {
   auto exported = store->Export();
   ASSERT_TRUE(exported.ok());
   EXPECT_EQ(SignBundle(*exported, signer_), bundle);
+  // A dated DPF declaration travels the same way, and an exported bundle of
+  // an undated one is what it was before the dated form existed.
+  PolicyDocument next = *exported;
+  next.version = 4;
+  next.tenants.push_back(T("uscorp", R"({"home_region":"eu-west-1","status":"active","certifications":[
+      {"name":"dpf","reference":"Example Cloud Inc.","valid_from":"2025-07-01","valid_until":"2026-06-30"}]})"));
+  next.tenants.push_back(T("usold", R"({"home_region":"eu-west-1","status":"active","certifications":["dpf"]})"));
+  std::sort(next.tenants.begin(), next.tenants.end(), [](const Tenant& a, const Tenant& b) { return a.id < b.id; });
+  const std::string dated = SignBundle(next, signer_);
+  ASSERT_TRUE(ImportBundle(*store, dated, trusted_, "", "a", testing::Audited(kv)).ok());
+  auto uscorp = store->GetTenant("uscorp");
+  ASSERT_TRUE(uscorp.ok() && uscorp->has_value());
+  ASSERT_EQ((*uscorp)->certifications.size(), 1u);
+  EXPECT_EQ((*uscorp)->certifications[0].reference, "Example Cloud Inc.");
+  auto again = store->Export();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(SignBundle(*again, signer_), dated);
+  const std::string payload_text = *Base64Decode(nlohmann::json::parse(dated)["payload"].get<std::string>());
+  EXPECT_NE(payload_text.find(R"("certifications":["dpf"],"home_region":"eu-west-1","id":"usold")"), std::string::npos)
+      << payload_text;
   // An unsorted list is not the canonical form: refused even when signed.
   const std::string unsorted = EditPayload(bundle, [](std::string& p) {
     const size_t at = p.find(R"(["JP","KR"])");

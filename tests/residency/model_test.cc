@@ -79,6 +79,73 @@ TEST(ModelTest, AdequacyOptOutIsCanonicalAndAbsentWhenEmpty) {
   EXPECT_FALSE(TenantToJson(*plain).contains("adequacy_opt_out"));
 }
 
+// A DPF declaration is either the undated "dpf" of policies written before
+// the dated form, rendered as it was, or dated entries in declared order.
+TEST(ModelTest, DatedCertificationsRoundTripBesideTheUndatedForm) {
+  auto dated = TenantFromJson("acme", J(R"({"home_region":"eu-west-1","status":"active","certifications":[
+      {"name":"dpf","reference":"Example Cloud Inc.","valid_from":"2025-07-01","valid_until":"2026-06-30"},
+      {"name":"dpf","reference":"Example Cloud Inc.","valid_from":"2024-07-01","valid_until":"2025-06-30"}]})"),
+                              Jur());
+  ASSERT_TRUE(dated.ok()) << dated.status().ToString();
+  ASSERT_EQ(dated->certifications.size(), 2u);
+  EXPECT_TRUE(dated->certifications[0].dated());
+  EXPECT_EQ(dated->certifications[0].reference, "Example Cloud Inc.");
+  EXPECT_EQ(FormatDate(dated->certifications[1].valid_until), "2025-06-30");
+  EXPECT_FALSE(dated->certifications[0].ActiveOn(*ParseDate("2025-06-30")));
+  EXPECT_TRUE(dated->certifications[0].ActiveOn(*ParseDate("2026-06-30")));
+  const nlohmann::json rendered = TenantToJson(*dated);
+  EXPECT_EQ(rendered["certifications"][1],
+            J(R"({"name":"dpf","reference":"Example Cloud Inc.","valid_from":"2024-07-01","valid_until":"2025-06-30"})"));
+  auto again = TenantFromJson("acme", rendered, Jur());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *dated);
+
+  auto undated = TenantFromJson("acme", J(R"({"home_region":"eu-west-1","status":"active",
+      "certifications":["dpf","dpf"]})"), Jur());
+  ASSERT_TRUE(undated.ok()) << undated.status().ToString();
+  ASSERT_EQ(undated->certifications.size(), 1u);
+  EXPECT_FALSE(undated->certifications[0].dated());
+  EXPECT_TRUE(undated->certifications[0].ActiveOn(0));
+  EXPECT_EQ(TenantToJson(*undated)["certifications"], nlohmann::json({"dpf"}));
+}
+
+TEST(ModelTest, BadCertificationsAreNamed) {
+  auto with = [](std::string_view certs) {
+    return std::string(R"({"home_region":"eu-west-1","status":"active","certifications":)") + std::string(certs) +
+           "}";
+  };
+  ExpectInvalid(with(R"(["iso27001"])"), "certifications[0]: unknown certification \"iso27001\" (want dpf)");
+  ExpectInvalid(with(R"([{"name":"iso27001","reference":"r","valid_from":"2025-01-01","valid_until":"2025-12-31"}])"),
+                "certifications[0].name: unknown certification \"iso27001\"");
+  ExpectInvalid(with(R"([{"name":"dpf","valid_from":"2025-01-01","valid_until":"2025-12-31"}])"),
+                "certifications[0].reference: required");
+  ExpectInvalid(with(R"([{"name":"dpf","reference":"r","valid_from":"2025-01-01"}])"),
+                "certifications[0].valid_until: required");
+  ExpectInvalid(with(R"([{"name":"dpf","reference":"r","valid_until":"2025-12-31"}])"),
+                "certifications[0].valid_from: required");
+  ExpectInvalid(with(R"([{"name":"dpf","reference":"r","valid_from":"2025-02-01","valid_until":"2025-01-31"}])"),
+                "certifications[0].valid_until: before valid_from");
+  // A listing is renewed every year: 366 days from 2024-01-01 is too long.
+  ExpectInvalid(with(R"([{"name":"dpf","reference":"r","valid_from":"2024-01-01","valid_until":"2025-01-01"}])"),
+                "certifications[0].valid_until: more than a year after valid_from");
+  EXPECT_TRUE(TenantError(with(R"([{"name":"dpf","reference":"r","valid_from":"2024-01-01","valid_until":"2024-12-31"}])")).ok());
+  ExpectInvalid(with(R"([{"name":"dpf","reference":"a\tb","valid_from":"2025-01-01","valid_until":"2025-12-31"}])"),
+                "certifications[0].reference: control characters are not allowed");
+  ExpectInvalid(with(R"([{"name":"dpf","reference":"r","valid_from":"2025-01-01","valid_until":"2025-12-31",
+                          "until":"2026-01-01"}])"),
+                "unknown field \"certifications[0].until\"");
+  ExpectInvalid(with(R"(["dpf",{"name":"dpf","reference":"r","valid_from":"2025-01-01","valid_until":"2025-12-31"}])"),
+                "certifications[1]: the undated \"dpf\" and dated declarations cannot be combined");
+  ExpectInvalid(with(R"([{"name":"dpf","reference":"r","valid_from":"2025-01-01","valid_until":"2025-12-31"},"dpf"])"),
+                "cannot be combined");
+  ExpectInvalid(with(R"([7])"), "certifications[0]: must be \"dpf\" or an object");
+  ExpectInvalid(with(R"("dpf")"), "certifications: must be an array");
+  nlohmann::json many = nlohmann::json::array();
+  for (size_t i = 0; i <= kMaxCertifications; ++i)
+    many.push_back({{"name", "dpf"}, {"reference", "r"}, {"valid_from", "2025-01-01"}, {"valid_until", "2025-12-31"}});
+  ExpectInvalid(with(many.dump()), "certifications: too many entries (9 > 8)");
+}
+
 TEST(ModelTest, NamesTheFieldAndTheProblemForEveryBadTenant) {
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"biometric":[]}})",
                 "unknown category \"biometric\"");
@@ -110,8 +177,6 @@ TEST(ModelTest, NamesTheFieldAndTheProblemForEveryBadTenant) {
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active",
       "allowed_regions":{"personal":["eu-west-1","eu-west-1"]}})",
                 "duplicate region");
-  ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","certifications":["iso27001"]})",
-                "unknown certification");
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["KR","UK"]})",
                 "adequacy_opt_out[1]: \"UK\" is not an ISO 3166-1 alpha-2 country code");
   ExpectInvalid(R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["FR"]})", "FR is in the EEA");

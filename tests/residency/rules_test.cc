@@ -58,6 +58,10 @@ std::unique_ptr<Engine> RulesEngine() {
       T("jp-out", R"({"home_region":"eu-west-1","status":"active","adequacy_opt_out":["JP"]})"),
       T("dpf-co", R"({"home_region":"eu-central-1","status":"active",
         "allowed_regions":{"personal":["us-east-1"]},"certifications":["dpf"]})"),
+      T("dpf-dated", R"({"home_region":"eu-central-1","status":"active",
+        "allowed_regions":{"personal":["us-east-1"]},
+        "certifications":[{"name":"dpf","reference":"Example Cloud Inc.","valid_from":"2025-03-01","valid_until":"2026-02-28"}],
+        "safeguards":[{"jurisdiction":"US","mechanism":"scc","reference":"SCC-US-2026","valid_from":"2026-03-15"}]})"),
       T("wrongjur", R"({"home_region":"eu-west-1","status":"active",
         "allowed_regions":{"personal":["in-1"]},
         "safeguards":[{"jurisdiction":"CN","mechanism":"scc","reference":"SCC-CN","valid_from":"2020-01-01"}]})"),
@@ -112,6 +116,14 @@ const Case kCases[] = {
     {"dpf-co", "personal", "process", "us-east-1", true, "allowed", "gdpr:art45:US", "us-east-1", "2023-07-10"},
     {"dpf-co", "personal", "store", "jp-1", false, "region-not-allowed", "", "eu-central-1"},
     {"us-home", "personal", "store", "us-east-1", false, "no-transfer-basis", "", ""},
+    // A dated declaration names the organisation and applies only while its listing runs.
+    {"dpf-dated", "personal", "store", "us-east-1", true, "allowed", "gdpr:art45:US:dpf:Example Cloud Inc.", "us-east-1"},
+    {"dpf-dated", "personal", "process", "us-east-1", true, "allowed", "gdpr:art45:US:dpf:Example Cloud Inc.", "us-east-1", "2025-03-01"},
+    {"dpf-dated", "personal", "process", "us-east-1", true, "allowed", "gdpr:art45:US:dpf:Example Cloud Inc.", "us-east-1", "2026-02-28"},
+    {"dpf-dated", "personal", "process", "us-east-1", false, "no-transfer-basis", "", "eu-central-1", "2025-02-28"},
+    {"dpf-dated", "personal", "process", "us-east-1", false, "no-transfer-basis", "", "eu-central-1", "2026-03-01"},
+    {"dpf-dated", "personal", "process", "us-east-1", true, "allowed", "gdpr:art46:scc:SCC-US-2026", "us-east-1", "2026-03-15"},
+    {"dpf-dated", "special", "process", "us-east-1", false, "special-outside-home", "", "eu-central-1"},
     // --- third countries: safeguards valid, expired, not yet valid, wrong place
     {"acme", "personal", "store", "in-1", true, "allowed", "gdpr:art46:scc:SCC-IN-2025", "in-1"},
     {"acme", "personal", "process", "in-1", true, "allowed", "gdpr:art46:scc:SCC-IN-2025", "in-1", "2026-12-31"},
@@ -218,6 +230,10 @@ TEST(RulesTest, AllowIsNotCachedPastTheEndOfItsSafeguard) {
   Decision d = engine->Decide("acme", "personal", "process", "in-1", At("2026-12-31", 23, 59, 30));
   ASSERT_TRUE(d.allow);
   EXPECT_EQ(d.ttl_s, 30u);
+  // A dated DPF declaration ends on 2026-02-28 (inclusive).
+  d = engine->Decide("dpf-dated", "personal", "process", "us-east-1", At("2026-02-28", 23, 59, 15));
+  ASSERT_TRUE(d.allow);
+  EXPECT_EQ(d.ttl_s, 45u);
   // Open-ended bases keep the default.
   d = engine->Decide("acme", "personal", "process", "jp-1", At("2026-12-31", 23, 59, 30));
   EXPECT_EQ(d.ttl_s, 60u);
@@ -245,9 +261,10 @@ struct RefTenant {
   std::string id, home;
   bool suspended = false;
   std::map<std::string, std::vector<std::string>> allowed;  // category -> listed
-  bool dpf = false;
+  bool dpf = false;  // the undated declaration
   std::vector<RefSafeguard> sg;
   std::set<std::string> opt_out = {};  // adequacy_opt_out
+  std::vector<RefSafeguard> dpf_dated = {};  // cc unused; ref, from, until
 };
 struct RefDecision {
   bool allow;
@@ -314,9 +331,16 @@ RefDecision RefDecide(const std::vector<RefTenant>& tenants, const std::map<std:
   if (kDocAdequate.count(cc)) {
     const Adequacy* a = testing::Jur().FindAdequacy(cc);
     EXPECT_NE(a, nullptr) << cc;
-    if (a && day >= a->in_force_from && (!a->in_force_until || day <= *a->in_force_until) && (cc != "US" || t->dpf) &&
-        !t->opt_out.count(cc))
-      return allow("gdpr:art45:" + cc, a->in_force_until ? *a->in_force_until : -1);
+    const int64_t a_until = a && a->in_force_until ? *a->in_force_until : -1;
+    if (a && day >= a->in_force_from && (a_until < 0 || day <= a_until) && !t->opt_out.count(cc)) {
+      if (cc != "US" || t->dpf) return allow("gdpr:art45:" + cc, a_until);
+      // The document: the first dated declaration whose period covers the day.
+      for (const auto& c : t->dpf_dated) {
+        const int64_t from = *ParseDate(c.from), until = *ParseDate(c.until);
+        if (day < from || day > until) continue;
+        return allow("gdpr:art45:US:dpf:" + c.ref, a_until < 0 ? until : std::min(a_until, until));
+      }
+    }
   }
   const RefSafeguard* derog = nullptr;
   int64_t derog_until = -1;
@@ -354,13 +378,15 @@ std::string ToJson(const RefTenant& t) {
   }
   j["safeguards"] = sg;
   if (t.dpf) j["certifications"] = {"dpf"};
+  for (auto& c : t.dpf_dated)
+    j["certifications"].push_back({{"name", "dpf"}, {"reference", c.ref}, {"valid_from", c.from}, {"valid_until", c.until}});
   if (!t.opt_out.empty()) j["adequacy_opt_out"] = t.opt_out;
   return j.dump();
 }
 
-// Every combination of 8 tenants (active, suspended, unknown; default and
+// Every combination of 9 tenants (active, suspended, unknown; default and
 // listed regions; pinned and unpinned operational data; with and without the
-// DPF certification; opted out of adequacy decisions; safeguards in mixed
+// undated DPF certification, with dated ones that lapse; opted out of adequacy decisions; safeguards in mixed
 // order, expired, not yet valid and open-ended), 7 categories, 8 operations, 33 regions (EEA states and
 // territories, every adequacy country, third countries, an unknown region)
 // and 60 instants (the boundary days at the start, middle and end of the
@@ -406,6 +432,14 @@ TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
                      true,
                      {{"KR", "scc", "s-kr", "2025-01-01", "2025-12-31"}, {"BR", "art49", "d-br", "2025-01-01", ""}},
                      {"KR", "BR", "US", "IN"}});
+  tenants.push_back({"h",
+                     "de-1",
+                     false,
+                     {{"personal", {"us-1"}}, {"special", {"us-1"}}},
+                     false,
+                     {{"US", "scc", "s-us-h", "2025-06-30", ""}},
+                     {},
+                     {{"", "", "o-2025", "2025-07-01", "2026-01-27"}, {"", "", "o-2024", "2024-07-01", "2025-06-15"}}});
 
   auto engine = testing::NewEngine();
   SnapshotBuilder b = engine->NewPolicy(3);
@@ -413,7 +447,7 @@ TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
   for (auto& t : tenants) ASSERT_TRUE(b.PutTenant(T(t.id, ToJson(t))).ok()) << t.id;
   ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
 
-  const std::vector<std::string> tids = {"a", "b", "c", "d", "e", "f", "g", "zz"};
+  const std::vector<std::string> tids = {"a", "b", "c", "d", "e", "f", "g", "h", "zz"};
   const std::vector<std::string> cats = {"personal", "special", "pseudonymised", "anonymous", "operational",
                                          "Personal", ""};
   const std::vector<std::string> ops = {"store",  "process",  "read",           "replicate",
