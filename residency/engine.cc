@@ -1,5 +1,7 @@
 #include "residency/engine.h"
 
+#include <utility>
+
 namespace geoledger::residency {
 namespace {
 
@@ -39,6 +41,8 @@ SnapshotBuilder Engine::EditCurrent() const { return SnapshotBuilder::On(*Curren
 
 Status Engine::Install(std::shared_ptr<const Snapshot> snapshot) {
   if (!snapshot) return InvalidArgument("residency policy: no snapshot");
+  // Declared before the lock: the replaced snapshot is released after it.
+  std::shared_ptr<const Snapshot> replaced;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t active = current_->version();
   if (snapshot->incremental()) {
@@ -50,7 +54,7 @@ Status Engine::Install(std::shared_ptr<const Snapshot> snapshot) {
     return FailedPrecondition("residency policy: version " + std::to_string(snapshot->version()) +
                               " is not newer than the active version " + std::to_string(active));
   }
-  current_ = std::move(snapshot);
+  replaced = std::exchange(current_, std::move(snapshot));
   generation_.fetch_add(1, std::memory_order_release);
   return Status::Ok();
 }
@@ -59,10 +63,11 @@ const Snapshot& Engine::Acquire() const {
   ReaderCache& c = t_cache;
   const uint64_t gen = generation_.load(std::memory_order_acquire);
   if (c.engine_id != id_ || c.generation != gen) {
+    std::shared_ptr<const Snapshot> previous;  // released after the lock
     // Read the generation again under the lock so the tag never claims a
     // newer generation than the pointer copied.
     std::lock_guard<std::mutex> lock(mu_);
-    c.snapshot = current_;
+    previous = std::exchange(c.snapshot, current_);
     c.generation = generation_.load(std::memory_order_relaxed);
     c.engine_id = id_;
   }

@@ -13,6 +13,9 @@
 // count traffic. Only after a publication does a thread take the engine's
 // mutex once to copy the new pointer. A thread's cache keeps its last
 // snapshot alive until that thread next decides (on any engine) or exits.
+// No snapshot is destroyed while the mutex is held: freeing a large one takes
+// long (about 0.17 s for a million tenants), and only the thread that drops
+// the last reference pays for it.
 //
 // Thread-safety: every method is safe to call concurrently.
 #pragma once
@@ -75,7 +78,14 @@ class Engine {
   void DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
                    std::span<Decision> out) const;
 
-  // The active snapshot (one reference-count increment).
+  // The snapshot this thread decides against: lock-free as above. The
+  // reference stays valid until this thread's next call to Reader, Decide or
+  // DecideBatch on this engine; a caller that decides and then looks
+  // something up (which of a request's values the policy knows) uses it for
+  // both, so the two never straddle a policy change.
+  const Snapshot& Reader() const { return Acquire(); }
+
+  // The active snapshot (takes the mutex; one reference-count increment).
   std::shared_ptr<const Snapshot> Current() const;
   uint64_t version() const;
   // True once a policy with at least one tenant or region is active (/readyz).

@@ -253,10 +253,12 @@ StatusOr<std::optional<Region>> PolicyStore::GetRegion(std::string_view id) cons
   return std::optional<Region>(it->second);
 }
 
-StatusOr<std::optional<Tenant>> PolicyStore::GetTenant(std::string_view id) const {
+StatusOr<std::optional<Tenant>> PolicyStore::GetTenant(std::string_view id, uint64_t* version) const {
   if (!IsValidTenantId(id)) return std::optional<Tenant>();
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
+  // Changes install under this lock, so the version matches what is read.
+  if (version != nullptr) *version = engine_->version();
   GL_ASSIGN_OR_RETURN(std::optional<std::string> stored,
                       kv_->Get(kResidencyNamespace, Key(kTenantPrefix, id)));
   if (!stored) return std::optional<Tenant>();

@@ -88,7 +88,9 @@ class PolicyStore {
   StatusOr<ChangeRecord> PutTenant(std::string_view actor, const Tenant& tenant, const AuditChange& audit);
 
   StatusOr<std::optional<Region>> GetRegion(std::string_view id) const;
-  StatusOr<std::optional<Tenant>> GetTenant(std::string_view id) const;
+  // `version`, when given, receives the active policy version, read under
+  // the same lock as the tenant, so the two always belong together.
+  StatusOr<std::optional<Tenant>> GetTenant(std::string_view id, uint64_t* version = nullptr) const;
 
   // The tenant's changes, oldest first, at most `limit` of the newest.
   StatusOr<std::vector<ChangeRecord>> History(std::string_view tenant, size_t limit = 1000) const;

@@ -132,7 +132,9 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                                                     {"actor", ctx.principal->name}});
                return JsonResponse(200, {{"policy_version", change.version},
                                          {"previous_version", previous},
-                                         {"last_known_good", saved.ok() ? "saved" : "not saved: " + saved.message()},
+                                         // The reason (paths, the system's error) is in the log under
+                                         // this request's id, like any internal error's.
+                                         {"last_known_good", saved.ok() ? "saved" : "not saved (see the log)"},
                                          {"audit_index", change.audit_index.value_or(0)}});
              });
   // Verifies, audits, activates and persists a whole policy: seconds for a

@@ -70,21 +70,19 @@ constexpr std::string_view kNotRecorded = "(unknown, not recorded)";
 struct Known {
   bool tenant, category, operation, region;
 };
-Known KnownValues(const residency::Engine& engine, const Input& in, const residency::Decision& d) {
+Known KnownValues(const residency::Snapshot& snapshot, const Input& in, const residency::Decision& d) {
   using residency::Reason;
   Known k{d.reason != Reason::kTenantUnknown, residency::ParseCategory(in.category).has_value(),
           residency::ParseOperation(in.operation).has_value(), d.reason != Reason::kRegionUnknown};
   if (d.reason == Reason::kTenantUnknown || d.reason == Reason::kTenantSuspended ||
-      d.reason == Reason::kCategoryUnknown || d.reason == Reason::kOperationUnknown) {
-    auto snapshot = engine.Current();
-    k.region = snapshot != nullptr && snapshot->FindRegion(in.region) != nullptr;
-  }
+      d.reason == Reason::kCategoryUnknown || d.reason == Reason::kOperationUnknown)
+    k.region = snapshot.FindRegion(in.region) != nullptr;
   return k;
 }
 
 audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, const residency::Decision& d,
-                                const std::string& decision_id, const residency::Engine& engine) {
-  Known known = d.allow ? Known{true, true, true, true} : KnownValues(engine, in, d);
+                                const std::string& decision_id, const residency::Snapshot& snapshot) {
+  Known known = d.allow ? Known{true, true, true, true} : KnownValues(snapshot, in, d);
   // A token's bound tenant was set by an administrator, not by the caller:
   // recorded even when the policy does not know it (as on refusals).
   if (ctx.principal && !ctx.principal->tenant.empty() && ctx.principal->tenant == in.tenant) known.tenant = true;
@@ -114,8 +112,7 @@ audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, cons
 // knows it; otherwise none (see kNotRecorded).
 std::string RecordedTenant(const RequestContext& ctx, const residency::Engine& engine) {
   if (ctx.tenant.empty() || (ctx.principal && ctx.principal->tenant == ctx.tenant)) return ctx.tenant;
-  auto snapshot = engine.Current();
-  return snapshot != nullptr && snapshot->HasTenant(ctx.tenant) ? ctx.tenant : std::string();
+  return engine.Reader().HasTenant(ctx.tenant) ? ctx.tenant : std::string();
 }
 
 nlohmann::json DecisionJson(const residency::Decision& d, const std::string& decision_id) {
@@ -217,8 +214,12 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   std::vector<residency::DecisionRequest> views;
   views.reserve(inputs->size());
   for (const auto& in : *inputs) views.push_back(in.View());
-  std::vector<residency::Decision> decisions(views.size());
-  deps.engine()->DecideBatch(views, NowSeconds(), decisions);  // one snapshot for the whole batch
+  // One snapshot for the whole batch and for what its audit entries record.
+  const residency::Snapshot& snapshot = deps.engine()->Reader();
+  const int64_t now = NowSeconds();
+  std::vector<residency::Decision> decisions;
+  decisions.reserve(views.size());
+  for (const auto& v : views) decisions.push_back(snapshot.Decide(v.tenant, v.category, v.operation, v.region, now));
 
   auto answers = std::make_shared<nlohmann::json>(nlohmann::json::array());
   std::vector<audit::AuditEvent> events;
@@ -226,7 +227,7 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   uint32_t ttl = UINT32_MAX;
   for (size_t i = 0; i < decisions.size(); ++i) {
     std::string id = NewDecisionId();
-    events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id, *deps.engine()));
+    events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id, snapshot));
     answers->push_back(DecisionJson(decisions[i], id));
     ttl = std::min(ttl, decisions[i].ttl_s);
   }
@@ -301,9 +302,10 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
     *w.out = *v;
   }
   // A token bound to another tenant came in as ctx.gateway_refusal (above).
-  residency::Decision d = deps.engine()->Decide(in.View(), NowSeconds());
+  const residency::Snapshot& snapshot = deps.engine()->Reader();
+  const residency::Decision d = snapshot.Decide(in.tenant, in.category, in.operation, in.region, NowSeconds());
   std::string id = NewDecisionId();
-  AuditThenAnswer(deps, One(DecisionEvent(ctx, in, d, id, *deps.engine())), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
+  AuditThenAnswer(deps, One(DecisionEvent(ctx, in, d, id, snapshot)), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
     return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);
   });
 }

@@ -78,10 +78,11 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
-               GL_ASSIGN_OR_RETURN(auto tenant, policy()->GetTenant(ctx.tenant));
+               uint64_t version = 0;
+               GL_ASSIGN_OR_RETURN(auto tenant, policy()->GetTenant(ctx.tenant, &version));
                if (!tenant) return NotFound("tenant " + ctx.tenant + " is not defined");
                nlohmann::json j = residency::TenantToJson(*tenant);
-               j["policy_version"] = policy()->version();
+               j["policy_version"] = version;
                return JsonResponse(200, j);
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}/history", Access::kScoped, "admin",
