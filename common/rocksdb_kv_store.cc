@@ -1,17 +1,45 @@
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
 
 #include "common/kv_store.h"
+#include "common/log.h"
 
 namespace geoledger {
 namespace {
+
+// RocksDB's warnings and errors, as lines of the service's own log. RocksDB
+// would otherwise write them to DIR/db/LOG through a file writer that, in
+// the packaged library (built with assertions), aborts the process when it
+// is used again after a failed write: on a full disk the store's error
+// recovery logs through it and the service crashed instead of refusing
+// writes (runbook: "Disk full"). Nothing of RocksDB's is written to the
+// data volume's LOG file any more.
+class StorageLogger final : public rocksdb::Logger {
+ public:
+  StorageLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char line[1024];
+    const int n = std::vsnprintf(line, sizeof line, format, ap);
+    if (n < 0) return;
+    std::string_view text(line, std::min<size_t>(static_cast<size_t>(n), sizeof line - 1));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    log::Write(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? log::Level::kError : log::Level::kWarn,
+               "storage engine", {{"detail", std::string(text)}});
+  }
+};
 
 class RocksDbKvStore final : public KvStore {
  public:
@@ -144,7 +172,7 @@ StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& dir,
   options.create_missing_column_families = true;
   options.paranoid_checks = true;
   options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  options.keep_log_file_num = 3;
+  options.info_log = std::make_shared<StorageLogger>();
 
   std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
   std::vector<std::string> existing;
