@@ -283,6 +283,9 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
              });
   // Up to 100,000 entries read and framed.
   d.MarkBlockingRoute("GET", "/v1/audit/export", /*long_running=*/true);
+  // Up to 1,000 entries read and rendered as JSON (tens of milliseconds):
+  // on an HTTP thread, the gateway checks it serves would wait for them.
+  d.MarkBlockingRoute("GET", "/v1/audit/entries");
 }
 
 }  // namespace geoledger::server
