@@ -7,15 +7,21 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +41,11 @@ constexpr char kConnData[] = "geoledger.conn";
 // instead of making the server hold every answer in memory. Gateways send
 // one request at a time per connection.
 constexpr uint64_t kMaxOutstandingAnswers = 32;
+
+// Bytes of answers one connection may have waiting for its socket to drain
+// (beyond what the kernel holds) before a further request on it is refused
+// the same way: answers are held in memory until the client reads them.
+constexpr size_t kMaxPendingBytes = 4 << 20;
 
 // Connections the kernel may hold established but not yet accepted.
 // Pistache 0.0.5 listens with 128 whatever Endpoint::Options::backlog says
@@ -126,6 +137,50 @@ class ClientTally {
   std::unordered_map<std::string, size_t> open_;
 };
 
+struct ConnState;
+
+// Writes what a socket did not take at once, as it drains: one thread for the
+// server, waiting on an epoll set of the connections that have bytes left
+// (our own descriptors, so it keeps working after Pistache has let go of a
+// connection whose client half-closed). It holds each such connection until
+// its bytes are out, or until `patience` passes without the client taking
+// any (then the connection is shut).
+//
+// Locking: a ConnState calls Arm/Rearm/Disarm under its own mutex; the
+// drainer's thread calls into a ConnState without holding the drainer's.
+class Drainer {
+ public:
+  explicit Drainer(std::chrono::milliseconds patience);
+  ~Drainer() { Stop(); }
+  Drainer(const Drainer&) = delete;
+  Drainer& operator=(const Drainer&) = delete;
+
+  // Starts watching `fd` for writability on behalf of `conn` (id: the
+  // connection's unique id). False when the descriptor cannot be watched.
+  bool Arm(uint64_t id, int fd, std::shared_ptr<ConnState> conn);
+  // Watches again after bytes went out (and restarts the patience).
+  void Rearm(uint64_t id, int fd);
+  // Stops watching; the connection is released by the caller's reference.
+  void Disarm(uint64_t id, int fd);
+  // Stops the thread and releases every watched connection. Idempotent.
+  void Stop();
+
+ private:
+  struct Watched {
+    std::shared_ptr<ConnState> conn;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  void Loop();
+
+  const std::chrono::milliseconds patience_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::mutex mu_;
+  std::unordered_map<uint64_t, Watched> watched_;  // guarded by mu_
+  bool stopped_ = false;                           // guarded by mu_
+  std::thread thread_;
+};
+
 // Per-connection state, kept in the peer's data map.
 //
 // Responses leave in request order (HTTP/1.1 pipelining) although a deferred
@@ -137,10 +192,12 @@ class ClientTally {
 // queue: an eventfd wake-up of the reactor, then two epoll_ctl calls and an
 // extra epoll round to wait for writability, per response. On a plain TCP
 // connection we instead write the response directly with send(2), from
-// whichever thread completed it, under `mu`. Only what the socket does not
-// take at once goes to the transport's queue; while anything is queued there,
-// later responses queue behind it so the byte order is kept. TLS connections
-// always use the transport (the TLS session belongs to the reactor thread).
+// whichever thread completed it, under `mu`. What the socket does not take
+// at once waits in `pending`, which the Drainer writes as the socket drains;
+// later responses queue behind it so the byte order is kept. (Pistache's
+// queue was not used for it: the library discards that queue, unsent, when
+// the client half-closes.) TLS connections always use the transport (the
+// TLS session belongs to the reactor thread).
 //
 // The direct writes go to `fd`, our own dup(2) of the socket, held until this
 // state is destroyed: Pistache may close its descriptor on the reactor thread
@@ -149,12 +206,15 @@ class ClientTally {
 // response can never reach another client.
 struct ConnState : std::enable_shared_from_this<ConnState> {
   ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits,
-            std::shared_ptr<std::atomic<size_t>> open_count, std::shared_ptr<ClientTally> client_tally)
+            std::shared_ptr<std::atomic<size_t>> open_count, std::shared_ptr<ClientTally> client_tally,
+            std::shared_ptr<Drainer> drainer_)
       : peer_host(std::move(host)), clients(std::move(client_tally)),
-        client_open(clients ? clients->Add(peer_host) : 0), parser(limits),
-        fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)), open(std::move(open_count)) {
+        client_open(clients ? clients->Add(peer_host) : 0), parser(limits), id(NextId()),
+        fd(tls ? -1 : ::fcntl(socket_fd, F_DUPFD_CLOEXEC, 0)), open(std::move(open_count)),
+        drainer(std::move(drainer_)) {
     open->fetch_add(1);
   }
+  // Never while the Drainer watches it: it holds a reference until Disarm.
   ~ConnState() {
     if (fd >= 0) ::close(fd);
     open->fetch_sub(1);
@@ -174,41 +234,51 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // A sequence number for the next request. Reactor thread only.
   uint64_t TakeRequest() {
     std::lock_guard<std::mutex> lock(mu);
+    continue_wanted = false;  // the request whose body was awaited is in
     return next_request++;
   }
 
   // Requests taken on this connection whose answers are not yet handed to
-  // the kernel. Thread-safe.
+  // the kernel (bytes waiting for the socket count as one). Thread-safe.
   uint64_t Outstanding() {
     std::lock_guard<std::mutex> lock(mu);
-    return next_request - next_to_send + in_transport;
+    return next_request - next_to_send + in_transport + (pending.empty() ? 0 : 1);
+  }
+  // Whether the client is too far behind in reading its answers to take
+  // another request: kMaxOutstandingAnswers outstanding, or more than
+  // kMaxPendingBytes waiting for the socket. Thread-safe.
+  bool TooFarBehind() {
+    std::lock_guard<std::mutex> lock(mu);
+    const uint64_t outstanding = next_request - next_to_send + in_transport + (pending.empty() ? 0 : 1);
+    return outstanding >= kMaxOutstandingAnswers || pending_bytes > kMaxPendingBytes;
   }
 
-  // Sends "100 Continue" for the request whose body is awaited, when every
+  // Sends "100 Continue" for the request whose body is awaited once every
   // earlier answer has been handed on (an interim answer must not overtake
-  // them; the client then sends its body after its own wait). Reactor thread.
+  // them): now, or when the last of them goes out (unless the body, and so
+  // the request, arrives first). Reactor thread.
   void Continue(const std::weak_ptr<Tcp::Peer>& peer) {
     std::vector<Async::Promise<ssize_t>> queued;
     std::vector<bool> close_after;
     {
       std::lock_guard<std::mutex> lock(mu);
-      auto live = peer.lock();
-      if (shut || !live || next_to_send != next_request || in_transport != 0) return;
-      WriteWire("HTTP/1.1 100 Continue\r\n\r\n", /*close=*/false, *live, peer, queued, close_after);
+      continue_wanted = true;
+      MaybeContinue(peer, queued, close_after);
     }
     Attach(queued, close_after, peer);
   }
 
   // The client closed its side (or reset): Pistache has released, or is
-  // about to release, the peer. Answers still being produced then go out on
-  // our own descriptor, and the connection is closed after the last one. A
-  // client that half-closes after sending its request (shutdown(SHUT_WR),
-  // `nc -N`) gets its answer; for one that is gone the writes fail quietly.
-  // Thread-safe.
+  // about to release, the peer. Answers still being produced, and bytes not
+  // yet written, then go out on our own descriptor, and the connection is
+  // closed after the last. A client that half-closes after sending its
+  // requests (shutdown(SHUT_WR), `nc -N`) gets every answer; for one that is
+  // gone the writes fail quietly. Thread-safe.
   void PeerClosed() {
     std::lock_guard<std::mutex> lock(mu);
     peer_closed = true;
-    if (next_to_send == next_request && in_transport == 0 && !shut) Shut({});
+    continue_wanted = false;
+    if (next_to_send == next_request && in_transport == 0 && pending.empty() && !shut) Shut({});
   }
 
   // Queues response number `seq` and sends every response that is now next
@@ -224,11 +294,45 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
         ready.erase(it);
         ++next_to_send;
       }
+      MaybeContinue(peer, queued, close_after);
     }
     Attach(queued, close_after, peer);
   }
 
+  // The Drainer: the socket can take more of `pending`. Drainer thread.
+  void Drain() {
+    std::vector<Async::Promise<ssize_t>> none;
+    std::vector<bool> no_close;
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed) return;  // shut meanwhile
+    while (!pending.empty()) {
+      const size_t before = pending_off;
+      const bool alive = SendNow(pending.front(), pending_off);
+      pending_bytes -= pending_off - before;
+      if (!alive) return Shut({});
+      if (pending_off < pending.front().size()) return drainer->Rearm(id, fd);
+      pending.pop_front();
+      pending_off = 0;
+    }
+    armed = false;
+    drainer->Disarm(id, fd);
+    if (close_when_drained || (peer_closed && next_to_send == next_request)) return Shut({});
+    MaybeContinue({}, none, no_close);
+  }
+
+  // The Drainer: the client took nothing for the keep-alive timeout.
+  // Drainer thread.
+  void Abandon() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (armed) Shut({});
+  }
+
  private:
+  static uint64_t NextId() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1);
+  }
+
   // A transport write may already be done and would run its continuation
   // right here: attach them without holding `mu`.
   void Attach(std::vector<Async::Promise<ssize_t>>& queued, const std::vector<bool>& close_after,
@@ -245,43 +349,61 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     }
   }
 
+  // Under mu: the deferred "100 Continue", if its time has come.
+  void MaybeContinue(const std::weak_ptr<Tcp::Peer>& peer, std::vector<Async::Promise<ssize_t>>& queued,
+                     std::vector<bool>& close_after) {
+    if (!continue_wanted || shut || peer_closed || next_to_send != next_request || in_transport != 0 ||
+        !pending.empty())
+      return;
+    continue_wanted = false;
+    WriteWire("HTTP/1.1 100 Continue\r\n\r\n", /*close=*/false, peer, queued, close_after);
+  }
+
   // Under mu.
   void Write(const Outgoing& out, const std::weak_ptr<Tcp::Peer>& weak,
              std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     if (shut) return;
     if (peer_closed) {
       // Pistache no longer serves this connection; our descriptor still
-      // names its socket. Only what the socket takes at once goes out.
-      if (fd < 0 || in_transport != 0) return Shut(weak);
-      const std::string wire = Serialize(out);
-      size_t off = 0;
-      if (!SendNow(wire, off) || off < wire.size() || !out.keep_alive || next_to_send + 1 == next_request) Shut(weak);
-      return;
+      // names its socket (without one, as with TLS, nothing more goes out).
+      if (fd < 0) return Shut(weak);
+      const bool last = next_to_send + 1 == next_request;
+      return WriteWire(Serialize(out), !out.keep_alive || last, weak, queued, close_after);
     }
-    auto peer = weak.lock();
-    if (!peer) return;  // the connection was closed: nothing is written
-    WriteWire(Serialize(out), !out.keep_alive, *peer, weak, queued, close_after);
+    WriteWire(Serialize(out), !out.keep_alive, weak, queued, close_after);
   }
 
-  // Under mu, with `peer` open: `wire` goes out with send(2), or what the
-  // socket does not take (everything, with TLS) through the transport's queue.
-  void WriteWire(const std::string& wire, bool close, Tcp::Peer& peer, const std::weak_ptr<Tcp::Peer>& weak,
+  // Under mu: `wire` goes out with send(2) on our descriptor, what the
+  // socket does not take now through the Drainer; with TLS, through the
+  // transport's queue while the peer is open. `close`: the connection is
+  // closed once `wire` is out.
+  void WriteWire(std::string_view wire, bool close, const std::weak_ptr<Tcp::Peer>& weak,
                  std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
-    size_t off = 0;
-    if (fd >= 0 && in_transport == 0) {
-      if (!SendNow(wire, off)) {
-        Shut(weak);  // the peer is gone; the reactor sees the hang-up and releases it
+    if (fd >= 0) {
+      if (!pending.empty()) {  // behind bytes still waiting: keep the order
+        pending.emplace_back(wire);
+        pending_bytes += wire.size();
+        close_when_drained = close_when_drained || close;
         return;
       }
-      // What the full socket did not take, the transport writes when it drains.
+      size_t off = 0;
+      if (!SendNow(wire, off)) return Shut(weak);  // the peer is gone
       if (off == wire.size()) {
         if (close) Shut(weak);
         return;
       }
+      pending.emplace_back(wire);
+      pending_off = off;
+      pending_bytes = wire.size() - off;
+      close_when_drained = close;
+      if (!drainer->Arm(id, fd, shared_from_this())) return Shut(weak);
+      armed = true;
+      return;
     }
+    auto peer = weak.lock();
+    if (!peer) return;  // the connection was closed: nothing is written
     ++in_transport;
-    const size_t rest = wire.size() - off;
-    queued.push_back(peer.send(Pistache::RawBuffer(wire.substr(off), rest)));
+    queued.push_back(peer->send(Pistache::RawBuffer(std::string(wire), wire.size())));
     close_after.push_back(close);
   }
 
@@ -299,11 +421,19 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   }
 
   // Under mu. shutdown(2) makes the transport see a hang-up and release the
-  // peer itself; nothing more is written on this connection. Without our own
-  // descriptor (TLS) this runs only from a transport write's continuation,
-  // on the reactor thread, where the peer's descriptor is still its own.
+  // peer itself; nothing more is written on this connection, and bytes still
+  // waiting are dropped. Without our own descriptor (TLS) this runs only from
+  // a transport write's continuation, on the reactor thread, where the
+  // peer's descriptor is still its own. The caller holds a reference to this
+  // state, so the Drainer's, released here, is never the last.
   void Shut(const std::weak_ptr<Tcp::Peer>& weak) {
     shut = true;
+    pending.clear();
+    pending_off = pending_bytes = 0;
+    if (armed) {
+      armed = false;
+      drainer->Disarm(id, fd);
+    }
     if (fd >= 0) {
       ::shutdown(fd, SHUT_RDWR);
     } else if (auto p = weak.lock()) {
@@ -311,16 +441,123 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     }
   }
 
-  const int fd;  // our dup of the socket; -1 with TLS (or when dup failed)
+  const uint64_t id;  // names this connection to the Drainer
+  const int fd;       // our dup of the socket; -1 with TLS (or when dup failed)
   const std::shared_ptr<std::atomic<size_t>> open;  // connections whose state is alive, this one included
+  const std::shared_ptr<Drainer> drainer;
   std::mutex mu;
   uint64_t next_to_send = 0;           // guarded by mu
   uint64_t next_request = 0;           // guarded by mu
   std::map<uint64_t, Outgoing> ready;  // guarded by mu
-  size_t in_transport = 0;             // guarded by mu: responses queued in the transport, not yet written
+  size_t in_transport = 0;             // guarded by mu: TLS responses queued in the transport, not yet written
+  // Guarded by mu: answers the socket has not taken yet, whole, the first
+  // from pending_off on; pending_bytes of them in all.
+  std::deque<std::string> pending;
+  size_t pending_off = 0;
+  size_t pending_bytes = 0;
+  bool close_when_drained = false;     // guarded by mu: close once `pending` is out
+  bool armed = false;                  // guarded by mu: the Drainer watches this connection
+  bool continue_wanted = false;        // guarded by mu: a "100 Continue" waits for earlier answers
   bool shut = false;                   // guarded by mu
   bool peer_closed = false;            // guarded by mu: see PeerClosed
 };
+
+// ---- Drainer ----------------------------------------------------------------
+
+Drainer::Drainer(std::chrono::milliseconds patience)
+    : patience_(patience), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (epoll_fd_ >= 0 && wake_fd_ >= 0) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u64 = 0;  // connection ids start at 1
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &e) == 0) {
+      thread_ = std::thread([this] { Loop(); });
+      return;
+    }
+  }
+  stopped_ = true;  // Arm refuses: such connections are shut instead of stalled
+}
+
+bool Drainer::Arm(uint64_t id, int fd, std::shared_ptr<ConnState> conn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return false;
+  epoll_event e{};
+  e.events = EPOLLOUT | EPOLLONESHOT;
+  e.data.u64 = id;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &e) != 0 &&
+      (errno != EEXIST || ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &e) != 0))
+    return false;
+  watched_[id] = Watched{std::move(conn), std::chrono::steady_clock::now() + patience_};
+  return true;
+}
+
+void Drainer::Rearm(uint64_t id, int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(id);
+  if (stopped_ || it == watched_.end()) return;
+  it->second.deadline = std::chrono::steady_clock::now() + patience_;
+  epoll_event e{};
+  e.events = EPOLLOUT | EPOLLONESHOT;
+  e.data.u64 = id;
+  (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &e);
+}
+
+void Drainer::Disarm(uint64_t id, int fd) {
+  std::shared_ptr<ConnState> released;  // dropped after the lock (never the last: see ConnState::Shut)
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(id);
+  if (it == watched_.end()) return;
+  if (!stopped_) (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  released = std::move(it->second.conn);
+  watched_.erase(it);
+}
+
+void Drainer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopped_ && wake_fd_ >= 0) {
+      const uint64_t one = 1;
+      (void)!::write(wake_fd_, &one, sizeof one);
+    }
+    stopped_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  std::unordered_map<uint64_t, Watched> released;  // dropped after the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  released.swap(watched_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  epoll_fd_ = wake_fd_ = -1;
+}
+
+void Drainer::Loop() {
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
+  while (true) {
+    // Deadlines are checked at least every 250 ms.
+    const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, 250);
+    std::vector<std::shared_ptr<ConnState>> writable, expired;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      std::vector<uint64_t> ready_ids;
+      for (int i = 0; i < n; ++i) {
+        const uint64_t id = events[i].data.u64;
+        if (id == 0) continue;
+        auto it = watched_.find(id);
+        if (it == watched_.end()) continue;
+        writable.push_back(it->second.conn);
+        ready_ids.push_back(id);
+      }
+      const auto now = std::chrono::steady_clock::now();
+      for (const auto& [id, w] : watched_)
+        if (w.deadline <= now && std::find(ready_ids.begin(), ready_ids.end(), id) == ready_ids.end())
+          expired.push_back(w.conn);
+    }
+    for (const auto& c : writable) c->Drain();
+    for (const auto& c : expired) c->Abandon();
+  }
+}
 
 struct FrontendLimits {
   Dispatcher* dispatcher;
@@ -329,6 +566,7 @@ struct FrontendLimits {
   HttpMetrics* metrics;    // may be null
   size_t max_connections;  // 0: no cap
   size_t max_connections_per_client;  // 0: no cap
+  std::shared_ptr<Drainer> drainer;
   std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
   std::shared_ptr<ClientTally> clients =  // kept only with a per-client cap
       max_connections_per_client > 0 ? std::make_shared<ClientTally>() : nullptr;
@@ -361,7 +599,7 @@ class Frontend final : public Http::Handler {
     peer->putData(ParserData, std::make_shared<Http::RequestParser>(kBodyStepHead.size()));
     auto conn = std::make_shared<ConnState>(peer->fd(), peer->ssl() != nullptr, peer->address().host(),
                                             HttpParserLimits{limits_->max_header_bytes, limits_->max_body_bytes},
-                                            limits_->open, limits_->clients);
+                                            limits_->open, limits_->clients, limits_->drainer);
     peer->putData(kConnData, conn);
     if (limits_->metrics != nullptr) limits_->metrics->ConnectionAccepted();
     if (limits_->max_connections > 0 && limits_->open->load() > limits_->max_connections) {
@@ -408,7 +646,7 @@ class Frontend final : public Http::Handler {
         case HttpRequestParser::Result::kRequest:
           break;
       }
-      if (conn->Outstanding() >= kMaxOutstandingAnswers)
+      if (conn->TooFarBehind())
         return Fail(peer, conn, 503, "too many pipelined requests without reading the answers");
       in.peer = conn->peer_host;
       Serve(std::move(in), keep_alive, http10, peer, conn);
@@ -488,13 +726,17 @@ class Frontend final : public Http::Handler {
 
 struct HttpServer::Impl {
   std::unique_ptr<Http::Endpoint> endpoint;
+  std::shared_ptr<Drainer> drainer;
   bool stopped = false;
 };
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o, Dispatcher* dispatcher) {
   auto limits = std::make_shared<FrontendLimits>(
       FrontendLimits{dispatcher, o.max_header_bytes, o.max_body_bytes, o.metrics, o.max_connections,
-                     o.max_connections_per_client});
+                     o.max_connections_per_client,
+                     // A client that takes none of its answers' bytes for the
+                     // keep-alive timeout loses the connection, as an idle one does.
+                     std::make_shared<Drainer>(o.keepalive_timeout)});
   if (o.metrics != nullptr)
     o.metrics->AddCollector([open = limits->open](std::string& out) {
       AppendMetric(out, "geoledger_http_connections_open", "gauge",
@@ -503,6 +745,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions&
     });
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->impl_ = std::make_unique<Impl>();
+  server->impl_->drainer = limits->drainer;
   try {
     Address addr(o.host, Port(o.port));
     auto endpoint = std::make_unique<Http::Endpoint>(addr);
@@ -540,6 +783,7 @@ void HttpServer::Stop() {
   if (!impl_ || impl_->stopped || !impl_->endpoint) return;
   impl_->stopped = true;
   impl_->endpoint->shutdown();
+  impl_->drainer->Stop();
 }
 
 HttpServer::~HttpServer() { Stop(); }

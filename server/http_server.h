@@ -8,8 +8,10 @@
 //    and input that parsers could read two ways is refused;
 //  * answers in request order, including answers completed later on other
 //    threads (deferred routes), and writes them straight to the socket
-//    instead of through the library's eventfd-woken write queue, which it
-//    uses only for what the socket does not take at once and for TLS;
+//    instead of through the library's eventfd-woken write queue (used only
+//    for TLS); what the socket does not take at once is written by a thread
+//    of its own as the socket drains, also after the client half-closed,
+//    which the library took for a hang-up and dropped queued bytes on;
 //  * keeps HTTP/1.1 connections persistent by default (RFC 9112 §9.3) — the
 //    library marked every response to a request without a Connection header
 //    "Connection: Close";

@@ -9,8 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -71,7 +73,7 @@ TEST_F(HttpLimitsTest, IdleKeptAliveConnectionOutlivesTheHeaderTimeout) {
 }
 
 // Responses are written straight to the socket while it takes them; what it
-// does not take waits in the transport's queue, and later responses queue
+// does not take waits until the socket drains, and later responses queue
 // behind it. A client with a tiny receive window that pipelines a large
 // answer between small ones must get every byte, in request order.
 class HttpPipeliningTest : public ::testing::Test {
@@ -171,6 +173,57 @@ TEST_F(HttpPipeliningTest, ResponsesLargerThanTheSocketBufferArriveWholeAndInOrd
     EXPECT_EQ(responses[i].body, R"({"status":"ok"})");
   }
   EXPECT_EQ(server->Request("GET", "/healthz").status, 200);
+}
+
+// A client that half-closes once its requests are out (shutdown(SHUT_WR),
+// `nc -N`) and then reads slowly gets every byte of every answer, and then
+// the close. Pistache 0.0.5 took the end of input for a hang-up and dropped
+// what it still held for the socket: 3.3 of 5.4 MB of an export, or the
+// last answers of a pipeline, cut short without an error.
+TEST_F(HttpPipeliningTest, AClientThatHalfClosesGetsEveryByteOfEveryAnswer) {
+  int fd = SlowReader();
+  ASSERT_GE(fd, 0);
+  const std::string big = "GET /v1/audit/entries?start=0&end=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                          server->admin_token() + "\r\n\r\n";
+  // Six answers of about 1 MB: more than the kernel's socket buffers hold.
+  const std::string pipeline = big + big + big + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + big + big + big;
+  ASSERT_EQ(::send(fd, pipeline.data(), pipeline.size(), MSG_NOSIGNAL), static_cast<ssize_t>(pipeline.size()));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the server sees the end of input
+  std::string received;
+  bool closed = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GE(n, 0) << std::strerror(errno);
+    closed = n == 0;
+    received.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  ASSERT_TRUE(closed) << "the connection was not closed after the answers";
+  size_t pos = 0;
+  for (int i = 0; i < 7; ++i) {
+    const size_t head_end = received.find("\r\n\r\n", pos);
+    ASSERT_NE(head_end, std::string::npos) << "answer " << i << " missing; " << received.size() << " bytes";
+    EXPECT_EQ(received.compare(pos, 15, "HTTP/1.1 200 OK"), 0) << "answer " << i;
+    const size_t cl = received.find("Content-Length: ", pos);
+    ASSERT_LT(cl, head_end);
+    const size_t length = std::strtoul(received.c_str() + cl + 16, nullptr, 10);
+    ASSERT_LE(head_end + 4 + length, received.size()) << "answer " << i << " cut short";
+    const std::string body = received.substr(head_end + 4, length);
+    if (i == 3) {
+      EXPECT_EQ(body, R"({"status":"ok"})");
+    } else {
+      auto doc = nlohmann::json::parse(body, nullptr, false);
+      ASSERT_TRUE(doc.is_object()) << "answer " << i;
+      EXPECT_EQ(doc["entries"].size(), 1000u);
+    }
+    pos = head_end + 4 + length;
+  }
+  EXPECT_EQ(pos, received.size()) << "bytes after the last answer";
 }
 
 TEST_F(HttpPipeliningTest, AClientThatPipelinesWithoutReadingIsCutOffNotBuffered) {

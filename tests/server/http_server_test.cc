@@ -72,6 +72,17 @@ class HttpServerTest : public ::testing::Test {
       return JsonResponse(200, {{"held", true}});
     });
     dispatcher_->MarkBlockingRoute("GET", "/held");
+    // 1 MiB, answered at once on the HTTP thread.
+    dispatcher_->AddRoute("GET", "/big", Access::kPublic, "", [](RequestContext&) -> StatusOr<HttpResponse> {
+      HttpResponse r;
+      r.status = 200;
+      r.content_type = "text/plain";
+      r.body.assign(1 << 20, 'b');
+      return r;
+    });
+    dispatcher_->AddRoute("POST", "/post", Access::kPublic, "", [](RequestContext&) -> StatusOr<HttpResponse> {
+      return JsonResponse(200, {{"posted", true}});
+    });
     auto server = HttpServer::Start(o, dispatcher_.get());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
@@ -282,6 +293,72 @@ TEST_F(HttpServerTest, AClientThatHalfClosesStillGetsAnswersCompletedLater) {
   EXPECT_EQ(held.status, 200) << held.body;
   EXPECT_NE(held.body.find("\"held\":true"), std::string::npos) << held.body;
   EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(10)));
+}
+
+// A request that asks for "100 Continue" behind an answer still being
+// produced gets it once that answer has gone out (an interim answer must not
+// overtake it); it used to get none, and a client waiting for it stalled.
+TEST_F(HttpServerTest, AContinueDeferredBehindAnEarlierAnswerIsSentAfterIt) {
+  Start(HttpServerOptions{});
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 2\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(WaitUntilHeld());
+  release_promise_.set_value();
+  RawResponse held = Read(c);
+  EXPECT_EQ(held.status, 200) << held.body;
+  EXPECT_NE(held.body.find("\"held\":true"), std::string::npos) << held.body;
+  RawResponse interim;
+  ASSERT_TRUE(c.ReadResponse(&interim, std::chrono::seconds(5))) << "no 100 Continue";
+  EXPECT_EQ(interim.status, 100);
+  ASSERT_TRUE(c.Send("{}"));
+  RawResponse posted = Read(c);
+  EXPECT_EQ(posted.status, 200) << posted.body;
+  EXPECT_NE(posted.body.find("\"posted\":true"), std::string::npos) << posted.body;
+}
+
+// Answers a client does not read wait in memory; beyond 4 MiB of them a
+// further pipelined request is refused (503, then the close), although fewer
+// than the 32 outstanding answers that are otherwise allowed were asked for.
+TEST_F(HttpServerTest, AClientThatDoesNotReadItsLargeAnswersIsRefusedBeyondAByteBound) {
+  Start(HttpServerOptions{});
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string pipeline;
+  for (int i = 0; i < 24; ++i) pipeline += "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, pipeline.data(), pipeline.size(), MSG_NOSIGNAL), static_cast<ssize_t>(pipeline.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::string received;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    received.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  size_t ok = 0;  // bodies are 'b's: the status line occurs only as one
+  for (size_t pos = received.find("HTTP/1.1 200 OK\r\n"); pos != std::string::npos;
+       pos = received.find("HTTP/1.1 200 OK\r\n", pos + 1))
+    ++ok;
+  EXPECT_GE(ok, 1u);
+  EXPECT_LT(ok, 24u) << "every answer was held for a client that did not read";
+  EXPECT_NE(received.find("too many pipelined requests"), std::string::npos) << ok << " answers";
+  // Every answer sent is whole: the refusal follows the last byte of the last one.
+  const size_t refusal = received.find("HTTP/1.1 503 ");
+  ASSERT_NE(refusal, std::string::npos);
+  EXPECT_GE(refusal, ok * (1u << 20));
 }
 
 // Operators tell a gateway that opens a connection per check (nginx without
