@@ -1,8 +1,13 @@
 #include "common/log.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 
@@ -19,6 +24,65 @@ const char* LevelName(Level l) {
     case Level::kError: return "error";
   }
   return "info";
+}
+
+std::atomic<uint64_t> g_dropped{0};
+
+// Where lines go, decided once from what stderr is.
+class Sink {
+ public:
+  Sink() {
+    struct stat st {};
+    if (::fstat(STDERR_FILENO, &st) != 0) return;
+    if (S_ISSOCK(st.st_mode)) {
+      kind_ = Kind::kSocket;  // send(2) with MSG_DONTWAIT: non-blocking per call
+    } else if (S_ISFIFO(st.st_mode)) {
+      // A description of the pipe of our own, so that O_NONBLOCK does not
+      // change how anyone else sharing stderr's writes.
+      fd_ = ::open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd_ >= 0) kind_ = Kind::kPipe;
+    }
+  }
+
+  // True when the whole line went out.
+  bool Put(const std::string& line) {
+    size_t off = 0;
+    // A line longer than the pipe's atomic size can go out in parts; the
+    // rest gets a short, bounded wait so that lines are not torn.
+    for (int waits = 0; off < line.size();) {
+      ssize_t n = Send(line.data() + off, line.size() - off);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && off > 0 && waits++ < 10) {
+        pollfd p{kind_ == Kind::kPipe ? fd_ : STDERR_FILENO, POLLOUT, 0};
+        (void)::poll(&p, 1, 5);
+        continue;
+      }
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  enum class Kind { kBlocking, kSocket, kPipe };
+  ssize_t Send(const char* data, size_t size) {
+    switch (kind_) {
+      case Kind::kSocket: return ::send(STDERR_FILENO, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+      case Kind::kPipe: return ::write(fd_, data, size);
+      case Kind::kBlocking: break;
+    }
+    return ::write(STDERR_FILENO, data, size);
+  }
+  Kind kind_ = Kind::kBlocking;
+  int fd_ = -1;
+};
+
+Sink& TheSink() {
+  static Sink* sink = new Sink();  // never destroyed: lines may be written during exit
+  return *sink;
 }
 
 std::string Timestamp() {
@@ -59,8 +123,9 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
   std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   out.push_back('\n');
   // One write(2) per line keeps concurrent lines whole.
-  ssize_t n = ::write(STDERR_FILENO, out.data(), out.size());
-  (void)n;
+  if (!TheSink().Put(out)) g_dropped.fetch_add(1, std::memory_order_relaxed);
 }
+
+uint64_t DroppedLines() { return g_dropped.load(std::memory_order_relaxed); }
 
 }  // namespace geoledger::log

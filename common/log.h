@@ -2,9 +2,17 @@
 //
 // Fields are passed explicitly; never pass a secret, a token or personal data.
 // Thread-safe: each line is written with a single write(2).
+//
+// Logging never waits for a reader. When stderr is a pipe or a socket (a log
+// shipper, journald) that is not being drained, a line that does not fit is
+// dropped and counted (DroppedLines), instead of blocking the thread that
+// logs: request threads log, and a stuck reader would otherwise stop the
+// service, SIGTERM included. Files and terminals are written as before.
 #pragma once
 
 #include <nlohmann/json.hpp>
+
+#include <cstdint>
 #include <string_view>
 
 namespace geoledger::log {
@@ -18,6 +26,9 @@ inline bool Enabled(Level level) { return level >= GetLevel(); }
 
 // Writes {"ts":…,"level":…,"msg":…, …fields} to stderr when `level` is enabled.
 void Write(Level level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
+
+// Lines dropped so far because stderr (a pipe or socket) was full.
+uint64_t DroppedLines();
 
 inline void Debug(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { Write(Level::kDebug, m, f); }
 inline void Info(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { Write(Level::kInfo, m, f); }

@@ -343,6 +343,10 @@ void Service::RegisterRoutes() {
   }, MakePersonalSealer(keys));
   RegisterSealedAuditRoutes(d, keys);
   RegisterKeyRoutes(d, std::move(keys));
+  metrics_.AddCollector([](std::string& out) {
+    AppendMetric(out, "geoledger_log_lines_dropped_total", "counter",
+                 "Log lines dropped because stderr (a pipe or socket) was not being read.", log::DroppedLines());
+  });
   metrics_.AddCollector([this](std::string& out) {
     if (!ready_.load()) return;
     AppendMetric(out, "geoledger_keys_rewrapped_total", "counter",

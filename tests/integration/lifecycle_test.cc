@@ -1,14 +1,17 @@
 // Startup, readiness, key bootstrap and SIGTERM draining of the real binary.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -272,6 +275,87 @@ TEST(LifecycleTest, AServerDiesWithTheTestProcessThatStartedIt) {
   for (int i = 0; i < 500 && !(dead = Dead(server)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (!dead) ::kill(server, SIGKILL);  // do not leave it behind either way
   EXPECT_TRUE(dead) << "geoledgerd " << server << " outlived the process that started it";
+}
+
+}  // namespace
+}  // namespace geoledger::testing
+
+namespace geoledger::testing {
+namespace {
+
+// stderr is a pipe that nobody reads (a stuck log shipper or journald): the
+// service keeps answering, counts the lines it cannot write, and stops on
+// SIGTERM. Each request's access-log line used to block its HTTP thread in
+// write(2) once the pipe's 64 KiB were full, and then SIGTERM could not stop
+// the service either.
+TEST(LifecycleTest, AStderrNobodyReadsNeverStopsTheService) {
+  DirGuard guard{MakeTempDir()};
+  const std::string data = guard.dir + "/data";
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    ::dup2(out[1], STDERR_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    std::vector<std::string> args = {GEOLEDGERD_PATH, "--dev", "--data-dir", data, "--listen", "127.0.0.1:0",
+                                     "--region", "eu-west-1", "--threads", "2"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);  // out[0] stays open and is never read
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      if (pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } reap{pid};
+
+  uint16_t port = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+       port == 0 && std::chrono::steady_clock::now() < deadline;) {
+    std::ifstream addr(data + "/listen.addr");
+    std::string line;
+    if (std::getline(addr, line) && line.find(':') != std::string::npos)
+      port = static_cast<uint16_t>(std::atoi(line.substr(line.rfind(':') + 1).c_str()));
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(port, 0) << "the service did not become ready";
+
+  // About 3,000 access-log lines: many times what the pipe holds.
+  RawConnection c(port);
+  ASSERT_TRUE(c.connected());
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    RawResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r, std::chrono::seconds(10))) << "no answer to request " << i;
+    ASSERT_EQ(r.status, 200);
+  }
+  ASSERT_TRUE(c.Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  RawResponse metrics;
+  ASSERT_TRUE(c.ReadResponse(&metrics, std::chrono::seconds(10)));
+  EXPECT_GT(MetricSample(metrics.body, "geoledger_log_lines_dropped_total"), 0) << metrics.body.substr(0, 2000);
+
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  pid_t done = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+       (done = ::waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(done, pid) << "SIGTERM did not stop the service";
+  reap.pid = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ::close(out[0]);
 }
 
 }  // namespace
