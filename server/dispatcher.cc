@@ -333,7 +333,7 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
   *metrics_id = route.metrics_id;
   ctx.route = router_.pattern(match.route_id);
   ctx.gateway = route.gateway;
-  if (request.query_malformed && !route.gateway) return MakeProblem(ProblemKind::kBadRequest, "malformed query string", rid);
+  if (request.query_malformed && !route.gateway) return MakeProblem(ProblemKind::kBadRequest, "malformed query string (bad percent-encoding, or a parameter given twice)", rid);
   // While draining, only the public probes answer (/readyz reports the drain).
   if (draining() && route.access != Access::kPublic)
     return ProblemFromStatus(Unavailable("server is shutting down"), rid);

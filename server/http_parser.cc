@@ -174,17 +174,19 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
       size_t eq = pair.find('=');
       auto k = PercentDecode(pair.substr(0, eq));
       auto v = PercentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-      if (!k || !v) {
+      // A parameter given twice: which value counts would be a guess.
+      if (!k || !v || req_.query.count(*k) != 0) {
         req_.query.clear();
         req_.query_malformed = true;
         break;
       }
-      req_.query[*k] = std::move(*v);
+      req_.query.emplace(std::move(*k), std::move(*v));
     }
   }
 
   std::string_view content_length, transfer_encoding, connection;
   bool has_length = false, has_te = false, expect_continue = false;
+  int hosts = 0;
   while (NextLine(rest, &line)) {
     if (line.empty()) break;
     if (line.front() == ' ' || line.front() == '\t')
@@ -209,10 +211,15 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
       connection = value;
     } else if (lname == "expect") {
       expect_continue = EqualsIgnoreCase(value, "100-continue");
+    } else if (lname == "host") {
+      ++hosts;
     }
     req_.headers.emplace_back(std::move(lname), std::string(value));
   }
   if (!rest.empty() || line.size() != 0) return Fail(Result::kBadRequest, "malformed header block");
+  // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
+  if (hosts > 1) return Fail(Result::kBadRequest, "more than one Host");
+  if (hosts == 0 && !http10_) return Fail(Result::kBadRequest, "an HTTP/1.1 request needs a Host header");
 
   keep_alive_ = http10_ ? ListHas(connection, "keep-alive") : !ListHas(connection, "close");
   // RFC 9110 §10.1.1: never to an HTTP/1.0 client.
@@ -255,9 +262,16 @@ HttpRequestParser::Result HttpRequestParser::DecodeChunkedFrom(size_t* pos) {
           return Result::kNeedMore;
         }
         std::string_view line = avail.substr(0, lf);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        // chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1): hex digits first,
+        // whitespace only before a chunk extension, and no bare LF, which
+        // parsers in front of us could read differently.
+        if (line.empty() || line.back() != '\r') return Fail(Result::kBadRequest, "malformed chunk size");
+        line.remove_suffix(1);
         if (!IsFieldValue(line)) return Fail(Result::kBadRequest, "malformed chunk size");
-        std::string_view hex = TrimOws(line.substr(0, line.find(';')));  // chunk extensions are ignored
+        const size_t semi = line.find(';');
+        std::string_view hex = line.substr(0, semi);  // chunk extensions are ignored
+        if (semi != std::string_view::npos)
+          while (!hex.empty() && (hex.back() == ' ' || hex.back() == '\t')) hex.remove_suffix(1);
         if (hex.empty() || hex.size() > 8) return Fail(Result::kBadRequest, "malformed chunk size");
         size_t size = 0;
         for (char c : hex) {
@@ -289,15 +303,11 @@ HttpRequestParser::Result HttpRequestParser::DecodeChunkedFrom(size_t* pos) {
       }
       case State::kChunkDataEnd: {
         if (avail.empty()) return Result::kNeedMore;
-        if (avail[0] == '\n') {
-          *pos += 1;
-        } else if (avail[0] == '\r') {
-          if (avail.size() < 2) return Result::kNeedMore;
-          if (avail[1] != '\n') return Fail(Result::kBadRequest, "malformed chunk");
-          *pos += 2;
-        } else {
-          return Fail(Result::kBadRequest, "malformed chunk");
-        }
+        // CRLF only, as after the chunk size.
+        if (avail[0] != '\r') return Fail(Result::kBadRequest, "malformed chunk");
+        if (avail.size() < 2) return Result::kNeedMore;
+        if (avail[1] != '\n') return Fail(Result::kBadRequest, "malformed chunk");
+        *pos += 2;
         state_ = State::kChunkSize;
         break;
       }
@@ -309,7 +319,8 @@ HttpRequestParser::Result HttpRequestParser::DecodeChunkedFrom(size_t* pos) {
           return Fail(Result::kHeadersTooLarge, "trailer fields exceed the limit");
         if (lf == std::string_view::npos) return Result::kNeedMore;
         std::string_view line = avail.substr(0, lf);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.empty() || line.back() != '\r') return Fail(Result::kBadRequest, "malformed trailer field");
+        line.remove_suffix(1);
         *pos += lf + 1;
         trailer_bytes_ += lf + 1;
         if (line.empty()) return Result::kRequest;

@@ -44,8 +44,8 @@ Parsed Feed(const std::string& bytes, size_t piece = 0, HttpParserLimits limits 
 
 TEST(HttpParserTest, PipelinedRequestsInOneReadAreAllFramed) {
   std::string two = "GET /a?x=1&y=%41 HTTP/1.1\r\nHost: h\r\nX-Tenant-Id:  acme \r\n\r\n"
-                    "POST /b HTTP/1.1\r\nContent-Length: 5\r\nContent-Type: application/json\r\n\r\nhello"
-                    "GET /c HTTP/1.1\r\n\r\n";
+                    "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Type: application/json\r\n\r\nhello"
+                    "GET /c HTTP/1.1\r\nHost: h\r\n\r\n";
   for (size_t piece : {0, 1, 2, 3, 7, 64}) {
     SCOPED_TRACE(piece);
     Parsed p = Feed(two, piece);
@@ -67,7 +67,7 @@ TEST(HttpParserTest, PipelinedRequestsInOneReadAreAllFramed) {
 // A malformed query string is framed and flagged, not refused here: the
 // dispatcher refuses it for every route but the gateway check.
 TEST(HttpParserTest, AMalformedQueryStringIsFlaggedAndDropped) {
-  Parsed p = Feed("GET /a?x=1&y=10%&z=2 HTTP/1.1\r\n\r\nGET /b?x=%41 HTTP/1.1\r\n\r\n");
+  Parsed p = Feed("GET /a?x=1&y=10%&z=2 HTTP/1.1\r\nHost: h\r\n\r\nGET /b?x=%41 HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_EQ(p.requests.size(), 2u);
   EXPECT_TRUE(p.requests[0].query_malformed);
   EXPECT_TRUE(p.requests[0].query.empty());
@@ -76,8 +76,29 @@ TEST(HttpParserTest, AMalformedQueryStringIsFlaggedAndDropped) {
   EXPECT_EQ(p.requests[1].query.at("x"), "A");
 }
 
+// A parameter given twice is flagged like a malformed query: which value
+// counts would be a guess.
+TEST(HttpParserTest, AQueryParameterGivenTwiceIsFlagged) {
+  Parsed p = Feed("GET /a?start=0&start=5 HTTP/1.1\r\nHost: h\r\n\r\nGET /a?start=0&end=5 HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_EQ(p.requests.size(), 2u);
+  EXPECT_TRUE(p.requests[0].query_malformed);
+  EXPECT_TRUE(p.requests[0].query.empty());
+  EXPECT_FALSE(p.requests[1].query_malformed);
+  EXPECT_EQ(p.requests[1].query.at("end"), "5");
+}
+
+// Whitespace before a chunk extension is allowed (BWS), and an HTTP/1.0
+// request may omit Host.
+TEST(HttpParserTest, StrictFramingStillAcceptsWhatTheGrammarAllows) {
+  Parsed p = Feed("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 ;x=1\r\nabc\r\n0\r\n\r\n"
+                  "GET /old HTTP/1.0\r\n\r\n");
+  ASSERT_EQ(p.requests.size(), 2u) << p.error;
+  EXPECT_EQ(p.requests[0].body, "abc");
+  EXPECT_EQ(p.requests[1].path, "/old");
+}
+
 TEST(HttpParserTest, AbsoluteFormTargetsAreReducedToTheirPath) {
-  Parsed p = Feed("GET http://gl.example:8080/v1/whoami?x=1 HTTP/1.1\r\n\r\nGET HTTPS://gl.example HTTP/1.1\r\n\r\n");
+  Parsed p = Feed("GET http://gl.example:8080/v1/whoami?x=1 HTTP/1.1\r\nHost: h\r\n\r\nGET HTTPS://gl.example HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_EQ(p.requests.size(), 2u);
   EXPECT_EQ(p.requests[0].path, "/v1/whoami");
   EXPECT_EQ(p.requests[0].query.at("x"), "1");
@@ -91,9 +112,9 @@ TEST(HttpParserTest, BareLineFeedsAndLeadingEmptyLinesAreAccepted) {
 }
 
 TEST(HttpParserTest, ChunkedBodiesAreDecodedAcrossAnySplit) {
-  std::string req = "POST /e HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"
+  std::string req = "POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
                     "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n"
-                    "GET /next HTTP/1.1\r\n\r\n";
+                    "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
   for (size_t piece : {0, 1, 4, 9}) {
     SCOPED_TRACE(piece);
     Parsed p = Feed(req, piece);
@@ -105,32 +126,42 @@ TEST(HttpParserTest, ChunkedBodiesAreDecodedAcrossAnySplit) {
 }
 
 TEST(HttpParserTest, ConnectionPersistenceFollowsTheVersionAndTheHeader) {
-  Parsed p = Feed("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: Upgrade, close\r\n\r\n"
+  Parsed p = Feed("GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, close\r\n\r\n"
                   "GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
   ASSERT_EQ(p.keep_alive, (std::vector<bool>{true, false, false, true}));
 }
 
 TEST(HttpParserTest, AmbiguousFramingIsRefused) {
   const char* bad[] = {
-      "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
-      "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-      "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello",
-      "POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\nhello",
-      "GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
-      "GET / HTTP/1.1\r\nX-A : 1\r\n\r\n",
-      "GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
-      "GET / HTTP/1.1\r\nX-A: a\x01\r\n\r\n",
-      "GET / HTTP/1.1\r\nno colon\r\n\r\n",
-      "GET /  HTTP/1.1\r\n\r\n",
-      "GET ftp://x/ HTTP/1.1\r\n\r\n",
-      "GET http://x?a=1 HTTP/1.1\r\n\r\n",
-      "OPTIONS * HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\nhello",
+      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5 5\r\n\r\nhello",
+      "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n folded\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h\r\nX-A : 1\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x01\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h\r\nno colon\r\n\r\n",
+      "GET /  HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET ftp://x/ HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET http://x?a=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+      "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
       "GET / HTTP/2.0\r\n\r\n",
-      "G(T / HTTP/1.1\r\n\r\n",
-      "GET /a\x7f HTTP/1.1\r\n\r\n",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+      "G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+      // Host: exactly one in HTTP/1.1, at most one in HTTP/1.0 (RFC 9112 §3.2).
+      "GET / HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+      "GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+      // Chunk lines: hex digits first, whitespace only before an extension, CRLF only.
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n 3\r\nabc\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: y\n\r\n",
   };
   for (const char* b : bad) {
     SCOPED_TRACE(b);
@@ -143,7 +174,7 @@ TEST(HttpParserTest, AmbiguousFramingIsRefused) {
 
 TEST(HttpParserTest, ARequestBeforeABadOneIsStillServedAndTheErrorSticks) {
   HttpRequestParser p({4096, 8192});
-  std::string in = "GET /ok HTTP/1.1\r\n\r\nBAD\r\n\r\nGET /never HTTP/1.1\r\n\r\n";
+  std::string in = "GET /ok HTTP/1.1\r\nHost: h\r\n\r\nBAD\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n";
   p.Append(in.data(), in.size());
   HttpRequest r;
   bool keep, http10;
@@ -156,22 +187,22 @@ TEST(HttpParserTest, ARequestBeforeABadOneIsStillServedAndTheErrorSticks) {
 TEST(HttpParserTest, LimitsAreEnforcedBeforeTheBytesArrive) {
   HttpParserLimits limits{256, 1000};
   // Headers without an end: refused once over the limit, not buffered forever.
-  Parsed p = Feed("GET / HTTP/1.1\r\nX-Long: " + std::string(300, 'a'), 16, limits);
+  Parsed p = Feed("GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(300, 'a'), 16, limits);
   EXPECT_EQ(p.last, Result::kHeadersTooLarge);
   // A complete head over the limit.
-  p = Feed("GET / HTTP/1.1\r\nX-Long: " + std::string(300, 'a') + "\r\n\r\n", 0, limits);
+  p = Feed("GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(300, 'a') + "\r\n\r\n", 0, limits);
   EXPECT_EQ(p.last, Result::kHeadersTooLarge);
   // Content-Length over the limit: refused from the head alone.
-  p = Feed("POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 0, limits);
+  p = Feed("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1001\r\n\r\n", 0, limits);
   EXPECT_EQ(p.last, Result::kBodyTooLarge);
-  p = Feed("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 0, limits);
+  p = Feed("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n", 0, limits);
   EXPECT_NE(p.last, Result::kNeedMore);
   // Chunked bodies are counted as they are decoded.
-  p = Feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + std::string(1000, 'x') + "\r\n1\r\n", 0,
+  p = Feed("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + std::string(1000, 'x') + "\r\n1\r\n", 0,
            limits);
   EXPECT_EQ(p.last, Result::kBodyTooLarge);
   // Endless trailers.
-  p = Feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + std::string(40, 'x') + ": y\r\n" +
+  p = Feed("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + std::string(40, 'x') + ": y\r\n" +
                std::string(300, 'z') + ": y\r\n",
            0, limits);
   EXPECT_EQ(p.last, Result::kHeadersTooLarge);
@@ -180,7 +211,7 @@ TEST(HttpParserTest, LimitsAreEnforcedBeforeTheBytesArrive) {
 TEST(HttpParserTest, IdleAndInBodyTellWhereTheParserIs) {
   HttpRequestParser p({4096, 8192});
   EXPECT_TRUE(p.idle());
-  std::string head = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n";
+  std::string head = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n";
   p.Append(head.data(), head.size());
   HttpRequest r;
   bool keep, http10;
@@ -199,7 +230,7 @@ TEST(HttpParserTest, ContinueIsWantedOncePerHttp11RequestWhoseBodyIsAwaited) {
   HttpRequest r;
   bool keep, http10;
   auto feed = [&](const std::string& s) { p.Append(s.data(), s.size()); };
-  feed("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n");
+  feed("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n");
   EXPECT_FALSE(p.TakeContinue());  // nothing parsed yet
   EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kNeedMore);
   EXPECT_TRUE(p.TakeContinue());
@@ -208,15 +239,15 @@ TEST(HttpParserTest, ContinueIsWantedOncePerHttp11RequestWhoseBodyIsAwaited) {
   EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
   // HTTP/1.0, another expectation, or no body awaited: never.
   for (std::string head : {"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
-                           "POST / HTTP/1.1\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n",
-                           "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"}) {
+                           "POST / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n",
+                           "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n"}) {
     feed(head);
     EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kNeedMore) << head;
     EXPECT_FALSE(p.TakeContinue()) << head;
     feed("ok");
     EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest) << head;
   }
-  feed("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+  feed("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n");
   EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
   EXPECT_FALSE(p.TakeContinue());
 }
