@@ -125,6 +125,15 @@ std::optional<uint64_t> TailVersion(std::string_view payload) {
 struct OpenedBundle {
   std::optional<std::string> payload;
   Status verified;
+  std::string key_id;  // as the bundle names it (checked when verified)
+
+  // Where a verified bundle's policy came from, for its import's audit
+  // entry and history record: the signing key's id and the SHA-256 of the
+  // signed payload, which a holder of the bundle file can recompute.
+  std::vector<std::pair<std::string, std::string>> Provenance() const {
+    const crypto::Sha256Digest d = crypto::Sha256(payload ? *payload : std::string());
+    return {{"key_id", key_id}, {"payload_sha256", HexEncode(crypto::AsView(d))}};
+  }
 };
 
 Status CheckSignature(const nlohmann::json& outer, const std::optional<std::string>& payload,
@@ -158,6 +167,7 @@ OpenedBundle OpenBundle(std::string_view bundle, const std::vector<std::string>&
   if (outer->is_object() && outer->contains("payload") && outer->at("payload").is_string())
     out.payload = Base64Decode(outer->at("payload").get<std::string>());
   out.verified = CheckSignature(*outer, out.payload, trusted_public_keys);
+  if (out.verified.ok()) out.key_id = outer->at("key_id").get<std::string>();
   return out;
 }
 
@@ -258,8 +268,10 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
                                       const std::vector<std::string>& trusted_public_keys,
                                       const std::string& lkg_path, std::string_view actor,
                                       const AuditChange& audit) {
-  GL_ASSIGN_OR_RETURN(PolicyDocument doc,
-                      VerifyBundle(bundle, trusted_public_keys, store.jurisdictions()));
+  const OpenedBundle opened = OpenBundle(bundle, trusted_public_keys);
+  GL_RETURN_IF_ERROR(opened.verified);
+  GL_ASSIGN_OR_RETURN(PolicyDocument doc, ParsePayload(*opened.payload, store.jurisdictions()));
+  const auto provenance = opened.Provenance();
   // One import at a time, activation and file together: the last-known-good
   // file always ends up holding the newest activated bundle, never an older
   // one written after it, and the pending file is this import's.
@@ -269,7 +281,7 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   // pending file must stay for the next start: nothing may overwrite it.
   GL_RETURN_IF_ERROR(store.Usable());
   if (lkg_path.empty()) {
-    GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc, audit));
+    GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace(actor, doc, audit, provenance));
     return ImportedBundle{std::move(rec), Status::Ok(), std::nullopt};
   }
   // A rollback is refused before any file is touched.
@@ -290,7 +302,7 @@ StatusOr<ImportedBundle> ImportBundle(PolicyStore& store, std::string_view bundl
   if (Status s = WriteFileAtomically(pending, bundle); !s.ok())
     return Internal("policy bundle version " + std::to_string(doc.version) +
                     " was not imported: it could not be saved first: " + s.message());
-  StatusOr<ChangeRecord> rec = store.Replace(actor, doc, audit);
+  StatusOr<ChangeRecord> rec = store.Replace(actor, doc, audit, provenance);
   if (!rec.ok()) {
     // Kept when the store cannot tell whether the import reached the disk:
     // the next start decides.
@@ -356,7 +368,7 @@ StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string&
   }
   GL_RETURN_IF_ERROR(opened.verified);
   GL_ASSIGN_OR_RETURN(PolicyDocument doc, ParsePayload(*opened.payload, store.jurisdictions()));
-  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", doc, audit));
+  GL_ASSIGN_OR_RETURN(ChangeRecord rec, store.Replace("last-known-good-bundle", doc, audit, opened.Provenance()));
   out.activated = std::move(rec);
   return out;
 }

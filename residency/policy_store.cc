@@ -316,7 +316,8 @@ StatusOr<PolicyDocument> PolicyStore::Export() const {
 }
 
 StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const PolicyDocument& doc,
-                                            const AuditChange& audit) {
+                                            const AuditChange& audit,
+                                            const std::vector<std::pair<std::string, std::string>>& provenance) {
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
   if (doc.version > kMaxPolicyVersion)
@@ -394,6 +395,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
       {"version", std::to_string(version_), std::to_string(doc.version)},  // read under mu_: the one replaced
       {"regions", "", std::to_string(regions_set) + " set, " + std::to_string(regions_removed) + " removed"},
       {"tenants", "", std::to_string(tenants_set) + " set, " + std::to_string(tenants_removed) + " removed"}};
+  for (const auto& [field, value] : provenance) summary.changes.push_back({field, "", value});
   history.emplace_back(ImportKey(doc.version), summary);
   GL_RETURN_IF_ERROR(Commit(audit, summary, std::move(batch), history, std::move(builder).Build()));
   regions_.clear();

@@ -111,8 +111,11 @@ class PolicyStore {
   // import. Holds the store's lock while it compares, renders and writes
   // (seconds for a few hundred thousand tenants). The
   // import's record (the result) lists "version" (from the version it
-  // replaced to the new one), "regions" and "tenants" ("N set, M removed").
-  StatusOr<ChangeRecord> Replace(std::string_view actor, const PolicyDocument& doc, const AuditChange& audit);
+  // replaced to the new one), "regions" and "tenants" ("N set, M removed"),
+  // then `provenance` (where the policy came from: a bundle's key id and
+  // payload digest), each as a field set to its value.
+  StatusOr<ChangeRecord> Replace(std::string_view actor, const PolicyDocument& doc, const AuditChange& audit,
+                                 const std::vector<std::pair<std::string, std::string>>& provenance = {});
 
   // Whether a bundle import (Replace) is stored at `version`: its
   // history/policy record is there. Answers while the store refuses other

@@ -1,6 +1,8 @@
 #include "server/policy_routes.h"
 
+#include "common/encoding.h"
 #include "common/log.h"
+#include "crypto/hash.h"
 #include "residency/history.h"
 #include "residency/model.h"
 #include "server/audit_routes.h"
@@ -17,13 +19,21 @@ HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entit
   return JsonResponse(change.created ? 201 : 200, j);
 }
 
-// The entry of a region or tenant change.
-PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx) {
-  return [&ctx](const residency::ChangeRecord& change) {
+// The entry of a region or tenant change. `entity` is its new JSON form:
+// the entry carries the SHA-256 of its canonical rendering (what the store
+// keeps and a bundle signs), so an auditor can tell from the hash-chained
+// log alone which document each change made active, without trusting the
+// store's history records.
+PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx, const nlohmann::json& entity) {
+  const crypto::Sha256Digest digest = crypto::Sha256(residency::DumpJson(entity));
+  return [&ctx, sha256 = HexEncode(crypto::AsView(digest))](const residency::ChangeRecord& change) {
     std::string fields;
     for (const auto& c : change.changes) fields += (fields.empty() ? "" : ",") + c.field;
     return ServiceEvent(ctx, change.kind + (change.created ? ".created" : ".updated"), change.kind + "/" + change.id,
-                        "ok", {{"policy_version", std::to_string(change.version)}, {"fields", fields.substr(0, 1000)}});
+                        "ok",
+                        {{"policy_version", std::to_string(change.version)},
+                         {"fields", fields.substr(0, 1000)},
+                         {"sha256", sha256}});
   };
 }
 
@@ -57,7 +67,7 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                  return PermissionDenied("regions are shared by every tenant; a tenant-bound token cannot change them");
                const std::string& id = ctx.params["region"];
                GL_ASSIGN_OR_RETURN(auto region, residency::RegionFromJson(id, ctx.body, policy()->jurisdictions()));
-               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx));
+               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, residency::RegionToJson(region)));
                auto change = policy()->PutRegion(ctx.principal->name, region, audit.Hook());
                if (!change.ok()) return change.status();
                return Changed(*change, residency::RegionToJson(region));
@@ -71,7 +81,7 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
   d.AddRoute("PUT", "/v1/tenants/{tenant}", Access::kScoped, "admin",
              [policy, ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto tenant, residency::TenantFromJson(ctx.tenant, ctx.body, policy()->jurisdictions()));
-               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx));
+               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, residency::TenantToJson(tenant)));
                auto change = policy()->PutTenant(ctx.principal->name, tenant, audit.Hook());
                if (!change.ok()) return change.status();
                return Changed(*change, residency::TenantToJson(tenant));

@@ -218,6 +218,8 @@ Status Service::LoadLastKnownGoodPolicy() {
     event.resource = "policy";
     event.outcome = "ok";
     event.details = {{"policy_version", std::to_string(change.version)}, {"source", "last-known-good"}};
+    for (const auto& c : change.changes)  // counts, and the bundle's key_id and payload_sha256
+      if (c.field != "version") event.details[c.field] = c.to;
     return event;
   });
   auto loaded = residency::LoadLastKnownGood(*policy_, config_.data_dir + "/policy-bundle.json", trusted_policy_keys_,

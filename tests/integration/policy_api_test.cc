@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/encoding.h"
+#include "crypto/hash.h"
 #include "tests/integration/residency_policy.h"
 #include "tests/integration/test_server.h"
 
@@ -40,6 +42,11 @@ TEST_F(PolicyApiTest, EachTenantChangeIsListedInItsHistoryWithItsAuditEntry) {
   EXPECT_EQ(entry["resource"], "tenant/acme");
   EXPECT_EQ(entry["details"]["policy_version"], std::to_string(version));
   EXPECT_NE(entry["details"]["fields"].get<std::string>().find("status"), std::string::npos) << entry.dump();
+  // The entry names the document made active by its SHA-256: the canonical
+  // JSON (keys sorted, no whitespace) that GET answers, without policy_version.
+  nlohmann::json active = Json(Admin("GET", "/v1/tenants/acme"));
+  active.erase("policy_version");
+  EXPECT_EQ(entry["details"]["sha256"], HexEncode(crypto::AsView(crypto::Sha256(active.dump())))) << entry.dump();
 
   RawResponse h = Admin("GET", "/v1/tenants/acme/history");
   ASSERT_EQ(h.status, 200) << h.body;

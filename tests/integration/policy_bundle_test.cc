@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/encoding.h"
+#include "crypto/hash.h"
 #include "tests/integration/residency_policy.h"
 #include "tests/integration/test_server.h"
 
@@ -114,6 +115,13 @@ TEST_F(PolicyBundleTest, AnImportWhoseFileCannotBeSavedIsActiveAuditedAndSaysSo)
   EXPECT_EQ((*imported)["details"]["previous_version"], "0") << imported->dump();
   EXPECT_EQ(answer["previous_version"], 0);
   EXPECT_EQ((*imported)["index"], answer["audit_index"]) << imported->dump();
+  // It names the signing key and the SHA-256 of the signed payload, which
+  // the holder of the bundle file recomputes.
+  const nlohmann::json outer = nlohmann::json::parse(bundle);
+  EXPECT_EQ((*imported)["details"]["key_id"], outer["key_id"]) << imported->dump();
+  const std::string payload = *Base64Decode(outer["payload"].get<std::string>());
+  EXPECT_EQ((*imported)["details"]["payload_sha256"], HexEncode(crypto::AsView(crypto::Sha256(payload))))
+      << imported->dump();
   // The import's entry is written before the file; the failed save gets its own, after it.
   auto unsaved = std::find_if(imported, entries.end(),
                               [](const nlohmann::json& e) { return e["action"] == "policy.bundle.last_known_good"; });
