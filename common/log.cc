@@ -61,6 +61,9 @@ class Sink {
         (void)::poll(&p, 1, 5);
         continue;
       }
+      // Part of the line went out: end it, so the next line starts on a
+      // line of its own (best effort; the torn line counts as dropped).
+      if (off > 0) (void)Send("\n", 1);
       return false;
     }
     return true;

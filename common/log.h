@@ -1,7 +1,9 @@
 // Structured logs: one JSON object per line on stderr.
 //
 // Fields are passed explicitly; never pass a secret, a token or personal data.
-// Thread-safe: each line is written with a single write(2).
+// Thread-safe: each line is written with one write(2) (a pipe keeps lines up
+// to 4 KiB whole among concurrent writers; a longer one that the reader is
+// slow to take can be interleaved, or, if it stalls, cut and ended).
 //
 // Logging never waits for a reader. When stderr is a pipe or a socket (a log
 // shipper, journald) that is not being drained, a line that does not fit is
@@ -27,7 +29,7 @@ inline bool Enabled(Level level) { return level >= GetLevel(); }
 // Writes {"ts":…,"level":…,"msg":…, …fields} to stderr when `level` is enabled.
 void Write(Level level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
 
-// Lines dropped so far because stderr (a pipe or socket) was full.
+// Lines not written whole so far: stderr (a pipe or socket) was full, or a write failed.
 uint64_t DroppedLines();
 
 inline void Debug(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { Write(Level::kDebug, m, f); }

@@ -159,10 +159,17 @@ class Drainer {
   // connection's unique id). False when the descriptor cannot be watched.
   bool Arm(uint64_t id, int fd, std::shared_ptr<ConnState> conn);
   // Watches again after bytes went out (and restarts the patience).
-  void Rearm(uint64_t id, int fd);
+  // `progress`: bytes went out, which restarts the patience.
+  void Rearm(uint64_t id, int fd, bool progress);
   // Stops watching; the connection is released by the caller's reference.
   void Disarm(uint64_t id, int fd);
-  // Stops the thread and releases every watched connection. Idempotent.
+  // Connections with bytes still waiting for their socket.
+  size_t Watching() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return watched_.size();
+  }
+  // Stops the thread, and shuts and releases every connection still
+  // watched (their waiting bytes are lost). Idempotent.
   void Stop();
 
  private:
@@ -239,17 +246,17 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   }
 
   // Requests taken on this connection whose answers are not yet handed to
-  // the kernel (bytes waiting for the socket count as one). Thread-safe.
+  // the kernel, each answer waiting for the socket included. Thread-safe.
   uint64_t Outstanding() {
     std::lock_guard<std::mutex> lock(mu);
-    return next_request - next_to_send + in_transport + (pending.empty() ? 0 : 1);
+    return next_request - next_to_send + in_transport + pending.size();
   }
   // Whether the client is too far behind in reading its answers to take
   // another request: kMaxOutstandingAnswers outstanding, or more than
   // kMaxPendingBytes waiting for the socket. Thread-safe.
   bool TooFarBehind() {
     std::lock_guard<std::mutex> lock(mu);
-    const uint64_t outstanding = next_request - next_to_send + in_transport + (pending.empty() ? 0 : 1);
+    const uint64_t outstanding = next_request - next_to_send + in_transport + pending.size();
     return outstanding >= kMaxOutstandingAnswers || pending_bytes > kMaxPendingBytes;
   }
 
@@ -310,7 +317,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       const bool alive = SendNow(pending.front(), pending_off);
       pending_bytes -= pending_off - before;
       if (!alive) return Shut({});
-      if (pending_off < pending.front().size()) return drainer->Rearm(id, fd);
+      if (pending_off < pending.front().size()) return drainer->Rearm(id, fd, /*progress=*/pending_off > before);
       pending.pop_front();
       pending_off = 0;
     }
@@ -341,9 +348,15 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       auto self = shared_from_this();
       const bool close = close_after[i];
       auto done = [self, close, peer](bool ok) {
-        std::lock_guard<std::mutex> lock(self->mu);
-        --self->in_transport;
-        if ((close || !ok) && !self->shut) self->Shut(peer);
+        std::vector<Async::Promise<ssize_t>> more;
+        std::vector<bool> more_close;
+        {
+          std::lock_guard<std::mutex> lock(self->mu);
+          --self->in_transport;
+          if ((close || !ok) && !self->shut) self->Shut(peer);
+          self->MaybeContinue(peer, more, more_close);  // a "100 Continue" held back by this answer
+        }
+        self->Attach(more, more_close, peer);
       };
       queued[i].then([done](ssize_t) { done(true); }, [done](std::exception_ptr) { done(false); });
     }
@@ -356,19 +369,44 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
         !pending.empty())
       return;
     continue_wanted = false;
-    WriteWire("HTTP/1.1 100 Continue\r\n\r\n", /*close=*/false, peer, queued, close_after);
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (fd < 0) return WriteWire(std::string(kContinue), /*close=*/false, peer, queued, close_after);
+    // Best effort: if the socket takes none of it, it is not sent (the
+    // client sends its body after its own wait), rather than queued where
+    // it could reach the client after Pistache's 408 for the same request.
+    size_t off = 0;
+    if (!SendNow(kContinue, off)) return Shut(peer);
+    if (off > 0 && off < kContinue.size()) {
+      pending_bytes = kContinue.size() - off;
+      pending_off = off;
+      pending.emplace_back(kContinue);
+      close_when_drained = false;
+      if (!drainer->Arm(id, fd, shared_from_this())) return Shut(peer);
+      armed = true;
+    }
   }
 
   // Under mu.
   void Write(const Outgoing& out, const std::weak_ptr<Tcp::Peer>& weak,
              std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
-    if (shut) return;
+    // Nothing after an answer that closes the connection, whether or not its
+    // bytes are still waiting for the socket.
+    if (shut || close_when_drained) return;
     if (peer_closed) {
       // Pistache no longer serves this connection; our descriptor still
       // names its socket (without one, as with TLS, nothing more goes out).
       if (fd < 0) return Shut(weak);
       const bool last = next_to_send + 1 == next_request;
       return WriteWire(Serialize(out), !out.keep_alive || last, weak, queued, close_after);
+    }
+    if (weak.expired()) {
+      // Pistache's idle sweep closed the connection while this answer was
+      // being produced (it took longer than the keep-alive timeout): the
+      // answer is dropped, and the connection closed once bytes of earlier
+      // answers still waiting for the socket are out.
+      if (pending.empty()) return Shut(weak);
+      close_when_drained = true;
+      return;
     }
     WriteWire(Serialize(out), !out.keep_alive, weak, queued, close_after);
   }
@@ -377,12 +415,12 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // socket does not take now through the Drainer; with TLS, through the
   // transport's queue while the peer is open. `close`: the connection is
   // closed once `wire` is out.
-  void WriteWire(std::string_view wire, bool close, const std::weak_ptr<Tcp::Peer>& weak,
+  void WriteWire(std::string wire, bool close, const std::weak_ptr<Tcp::Peer>& weak,
                  std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     if (fd >= 0) {
       if (!pending.empty()) {  // behind bytes still waiting: keep the order
-        pending.emplace_back(wire);
         pending_bytes += wire.size();
+        pending.push_back(std::move(wire));
         close_when_drained = close_when_drained || close;
         return;
       }
@@ -392,9 +430,9 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
         if (close) Shut(weak);
         return;
       }
-      pending.emplace_back(wire);
-      pending_off = off;
       pending_bytes = wire.size() - off;
+      pending_off = off;
+      pending.push_back(std::move(wire));
       close_when_drained = close;
       if (!drainer->Arm(id, fd, shared_from_this())) return Shut(weak);
       armed = true;
@@ -403,7 +441,8 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     auto peer = weak.lock();
     if (!peer) return;  // the connection was closed: nothing is written
     ++in_transport;
-    queued.push_back(peer->send(Pistache::RawBuffer(std::string(wire), wire.size())));
+    const size_t size = wire.size();
+    queued.push_back(peer->send(Pistache::RawBuffer(std::move(wire), size)));
     close_after.push_back(close);
   }
 
@@ -491,11 +530,11 @@ bool Drainer::Arm(uint64_t id, int fd, std::shared_ptr<ConnState> conn) {
   return true;
 }
 
-void Drainer::Rearm(uint64_t id, int fd) {
+void Drainer::Rearm(uint64_t id, int fd, bool progress) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = watched_.find(id);
   if (stopped_ || it == watched_.end()) return;
-  it->second.deadline = std::chrono::steady_clock::now() + patience_;
+  if (progress) it->second.deadline = std::chrono::steady_clock::now() + patience_;
   epoll_event e{};
   e.events = EPOLLOUT | EPOLLONESHOT;
   e.data.u64 = id;
@@ -521,13 +560,25 @@ void Drainer::Stop() {
     }
     stopped_ = true;
   }
-  if (thread_.joinable()) thread_.join();
-  std::unordered_map<uint64_t, Watched> released;  // dropped after the lock
-  std::lock_guard<std::mutex> lock(mu_);
-  released.swap(watched_);
-  if (epoll_fd_ >= 0) ::close(epoll_fd_);
-  if (wake_fd_ >= 0) ::close(wake_fd_);
-  epoll_fd_ = wake_fd_ = -1;
+  if (thread_.joinable()) {
+    // The last reference to the drainer could in principle be dropped on its
+    // own thread (a connection released there): never join oneself.
+    if (thread_.get_id() == std::this_thread::get_id())
+      thread_.detach();
+    else
+      thread_.join();
+  }
+  std::unordered_map<uint64_t, Watched> released;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    released.swap(watched_);
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    epoll_fd_ = wake_fd_ = -1;
+  }
+  // Outside the lock (Abandon's Disarm takes it): the clients see the
+  // connection close instead of waiting for bytes that never come.
+  for (auto& [id, w] : released) w.conn->Abandon();
 }
 
 void Drainer::Loop() {
@@ -549,10 +600,13 @@ void Drainer::Loop() {
         writable.push_back(it->second.conn);
         ready_ids.push_back(id);
       }
+      // With a full batch, other connections may be writable too: their
+      // deadlines wait for a round that reports them all.
       const auto now = std::chrono::steady_clock::now();
-      for (const auto& [id, w] : watched_)
-        if (w.deadline <= now && std::find(ready_ids.begin(), ready_ids.end(), id) == ready_ids.end())
-          expired.push_back(w.conn);
+      if (n < kMaxEvents)
+        for (const auto& [id, w] : watched_)
+          if (w.deadline <= now && std::find(ready_ids.begin(), ready_ids.end(), id) == ready_ids.end())
+            expired.push_back(w.conn);
     }
     for (const auto& c : writable) c->Drain();
     for (const auto& c : expired) c->Abandon();
@@ -779,11 +833,19 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions&
   return server;
 }
 
+size_t HttpServer::WaitForQueuedWrites(std::chrono::steady_clock::time_point deadline) {
+  if (!impl_ || !impl_->drainer) return 0;
+  size_t left;
+  while ((left = impl_->drainer->Watching()) > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return left;
+}
+
 void HttpServer::Stop() {
-  if (!impl_ || impl_->stopped || !impl_->endpoint) return;
+  if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  impl_->endpoint->shutdown();
-  impl_->drainer->Stop();
+  if (impl_->endpoint) impl_->endpoint->shutdown();
+  if (impl_->drainer) impl_->drainer->Stop();
 }
 
 HttpServer::~HttpServer() { Stop(); }

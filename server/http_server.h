@@ -71,7 +71,12 @@ class HttpServer {
   ~HttpServer();
 
   uint16_t port() const { return port_; }
-  // Stops accepting and joins the worker threads. Idempotent.
+  // Waits, until `deadline` at the latest, for the answer bytes that
+  // clients have not taken yet to go out; returns the connections still
+  // waiting.
+  size_t WaitForQueuedWrites(std::chrono::steady_clock::time_point deadline);
+  // Stops accepting and joins the worker threads; answer bytes still
+  // waiting for a client are dropped and its connection closed. Idempotent.
   void Stop();
 
  private:

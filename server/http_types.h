@@ -13,7 +13,8 @@ struct HttpRequest {
   std::string method;  // "GET", "POST", …
   std::string path;    // without the query string
   std::map<std::string, std::string> query;
-  // The query string had a malformed percent-escape (then `query` is empty).
+  // The query string had a malformed percent-escape or named a parameter
+  // twice (then `query` is empty).
   // Refused with 400 by every route but the gateway check, whose query
   // string is a gateway's client's and is never read.
   bool query_malformed = false;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -347,7 +348,7 @@ void Service::RegisterRoutes() {
   RegisterKeyRoutes(d, std::move(keys));
   metrics_.AddCollector([](std::string& out) {
     AppendMetric(out, "geoledger_log_lines_dropped_total", "counter",
-                 "Log lines dropped because stderr (a pipe or socket) was not being read.", log::DroppedLines());
+                 "Log lines not written whole: stderr (a pipe or socket) was not being read, or a write failed.", log::DroppedLines());
   });
   metrics_.AddCollector([this](std::string& out) {
     if (!ready_.load()) return;
@@ -411,7 +412,16 @@ void Service::Shutdown() {
     if (!closed.ok()) log::Error("audit log close failed", {{"error", closed.ToString()}});
     else log::Info("audit log closed", {{"size", ledger_->size()}});
   }
-  if (http_) http_->Stop();
+  if (http_) {
+    // Answers already produced, to clients still reading them: the rest of
+    // the drain time (at least a second).
+    const size_t cut = http_->WaitForQueuedWrites(std::max(deadline, std::chrono::steady_clock::now() +
+                                                                           std::chrono::seconds(1)));
+    if (cut > 0)
+      log::Warn("stopping with answers that clients have not finished reading; their connections are closed",
+                {{"connections", cut}});
+    http_->Stop();
+  }
   dispatcher_->SetTokenStore(nullptr);
   rewrap_.reset();
   ledger_.reset();

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -224,6 +225,53 @@ TEST_F(HttpPipeliningTest, AClientThatHalfClosesGetsEveryByteOfEveryAnswer) {
     pos = head_end + 4 + length;
   }
   EXPECT_EQ(pos, received.size()) << "bytes after the last answer";
+}
+
+// SIGTERM while a client is still reading answers already produced: the stop
+// waits (within the drain time) for their bytes to go out, then closes.
+TEST_F(HttpPipeliningTest, AnswersStillBeingReadAtShutdownAreFinished) {
+  int fd = SlowReader();
+  ASSERT_GE(fd, 0);
+  const std::string big = "GET /v1/audit/entries?start=0&end=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                          server->admin_token() + "\r\n\r\n";
+  const std::string pipeline = big + big + big + big + big + big;
+  ASSERT_EQ(::send(fd, pipeline.data(), pipeline.size(), MSG_NOSIGNAL), static_cast<ssize_t>(pipeline.size()));
+  // Until the first answer starts arriving (the server has produced them).
+  pollfd first{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&first, 1, 30000), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(::kill(server->pid(), SIGTERM), 0);
+  std::string received;
+  bool closed = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
+    received.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_TRUE(closed);
+  size_t pos = 0, whole = 0;
+  while (true) {
+    const size_t head_end = received.find("\r\n\r\n", pos);
+    if (head_end == std::string::npos) break;
+    const size_t cl = received.find("Content-Length: ", pos);
+    if (cl == std::string::npos || cl > head_end) break;
+    const size_t length = std::strtoul(received.c_str() + cl + 16, nullptr, 10);
+    if (head_end + 4 + length > received.size()) break;
+    EXPECT_EQ(received.compare(pos, 15, "HTTP/1.1 200 OK"), 0) << "answer " << whole;
+    pos = head_end + 4 + length;
+    ++whole;
+  }
+  EXPECT_EQ(pos, received.size()) << "an answer was cut short after " << whole << " whole ones";
+  EXPECT_EQ(whole, 6u);
+  EXPECT_EQ(server->Terminate(), 0) << server->log();
 }
 
 TEST_F(HttpPipeliningTest, AClientThatPipelinesWithoutReadingIsCutOffNotBuffered) {
