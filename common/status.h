@@ -18,6 +18,7 @@ enum class StatusCode {
   kNotFound,
   kAlreadyExists,
   kFailedPrecondition, // state does not allow the operation
+  kPreconditionFailed, // the caller's own precondition (If-Match) does not hold
   kResourceExhausted,  // a limit was hit; retry later
   kPayloadTooLarge,
   kUnsupportedMediaType,
@@ -56,6 +57,7 @@ inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionD
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
+inline Status PreconditionFailed(std::string m) { return {StatusCode::kPreconditionFailed, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Erased(std::string m) { return {StatusCode::kErased, std::move(m)}; }

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <set>
 
+#include "common/encoding.h"
+#include "crypto/hash.h"
+
 namespace geoledger::residency {
 namespace {
 
@@ -339,6 +342,11 @@ nlohmann::json TenantToJson(const Tenant& t) {
     out["adequacy_opt_out"] = std::move(codes);
   }
   return out;
+}
+
+std::string EntityTag(const nlohmann::json& entity) {
+  const crypto::Sha256Digest d = crypto::Sha256(DumpJson(entity));
+  return HexEncode(crypto::AsView(d));
 }
 
 StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what) {

@@ -148,6 +148,11 @@ nlohmann::json TenantToJson(const Tenant& tenant);  // includes "id"
 template <typename RegionExists>
 Status CheckTenantReferences(const Tenant& tenant, const RegionExists& exists);
 
+// An entity's tag: the SHA-256 (hex) of its canonical JSON (DumpJson of
+// RegionToJson or TenantToJson): what the store keeps and a bundle signs.
+// The audit entry of a change names it, and GET answers it as the ETag.
+std::string EntityTag(const nlohmann::json& entity);
+
 // Parses a JSON text without throwing; kInvalidArgument on malformed input.
 StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what);
 // Compact JSON (object keys sorted); invalid UTF-8 is replaced, never thrown.

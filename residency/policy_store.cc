@@ -7,6 +7,21 @@
 namespace geoledger::residency {
 namespace {
 
+// Whether `pre` holds for an entity whose current tag is `current` (none:
+// it does not exist). Tags compare exactly (a strong comparison).
+Status CheckPrecondition(const Precondition& pre, const std::string& what,
+                         const std::optional<std::string>& current) {
+  if (pre.if_none_exists && current)
+    return PreconditionFailed(what + " already exists (If-None-Match: *)");
+  if (pre.if_match) {
+    if (!current) return PreconditionFailed(what + " does not exist (If-Match)");
+    for (const std::string& tag : *pre.if_match)
+      if (tag == "*" || tag == *current) return Status::Ok();
+    return PreconditionFailed(what + " has changed since the version the request names (If-Match); read it again");
+  }
+  return Status::Ok();
+}
+
 constexpr std::string_view kVersionKey = "version";
 constexpr std::string_view kRegionPrefix = "region/";
 constexpr std::string_view kTenantPrefix = "tenant/";
@@ -193,12 +208,15 @@ Status PolicyStore::CheckEditable() const {
 }
 
 StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Region& region,
-                                              const AuditChange& audit) {
+                                              const AuditChange& audit, const Precondition& pre) {
   GL_RETURN_IF_ERROR(RegionFromJson(region.id, RegionToJson(region), engine_->jurisdictions()).status());
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
   std::optional<Region> before;
   if (auto it = regions_.find(region.id); it != regions_.end()) before = it->second;
+  GL_RETURN_IF_ERROR(CheckPrecondition(pre, "region " + region.id,
+                                       before ? std::optional<std::string>(EntityTag(RegionToJson(*before)))
+                                              : std::nullopt));
   ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "region", region.id,
                    !before, DiffRegion(before, region), std::nullopt};
   if (rec.changes.empty()) return rec;
@@ -215,7 +233,7 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Regi
 }
 
 StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tenant& tenant,
-                                              const AuditChange& audit) {
+                                              const AuditChange& audit, const Precondition& pre) {
   const Jurisdictions& j = engine_->jurisdictions();
   GL_RETURN_IF_ERROR(TenantFromJson(tenant.id, TenantToJson(tenant), j).status());
   std::lock_guard<std::mutex> lock(mu_);
@@ -231,6 +249,9 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tena
     if (!t.ok()) return DataLoss("residency policy: stored tenant " + tenant.id + " is malformed");
     before = std::move(t).value();
   }
+  GL_RETURN_IF_ERROR(CheckPrecondition(pre, "tenant " + tenant.id,
+                                       before ? std::optional<std::string>(EntityTag(TenantToJson(*before)))
+                                              : std::nullopt));
   ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "tenant", tenant.id,
                    !before, DiffTenant(before, tenant), std::nullopt};
   if (rec.changes.empty()) return rec;

@@ -71,6 +71,16 @@ using ChangeWrites = std::function<void(uint64_t audit_index, KvBatch& batch)>;
 // change with its entry or neither.
 using AuditChange = std::function<StatusOr<uint64_t>(const ChangeRecord& change, const ChangeWrites& writes)>;
 
+// A caller's precondition on the entity a change replaces (HTTP If-Match /
+// If-None-Match), in EntityTag terms. Unset, it always holds.
+struct Precondition {
+  // The entity must exist and its tag be one of these ("*": exist at all).
+  std::optional<std::vector<std::string>> if_match;
+  // The entity must not exist (If-None-Match: *), for a create that must
+  // not replace anything.
+  bool if_none_exists = false;
+};
+
 class PolicyStore {
  public:
   // Loads the stored policy and installs it in `engine`. kDataLoss when a
@@ -82,10 +92,14 @@ class PolicyStore {
   // Creates or replaces a region, written with its audit entry through
   // `audit`. Returns the change (version, fields, audit index); a change that
   // changes nothing is returned with no changes, without calling `audit`.
-  StatusOr<ChangeRecord> PutRegion(std::string_view actor, const Region& region, const AuditChange& audit);
+  // kPreconditionFailed, changing nothing, when `pre` does not hold for the
+  // region as it is (checked under the store's lock, with the change).
+  StatusOr<ChangeRecord> PutRegion(std::string_view actor, const Region& region, const AuditChange& audit,
+                                   const Precondition& pre = {});
   // Creates or replaces a tenant, the same way; kInvalidArgument when it
   // names a region that does not exist.
-  StatusOr<ChangeRecord> PutTenant(std::string_view actor, const Tenant& tenant, const AuditChange& audit);
+  StatusOr<ChangeRecord> PutTenant(std::string_view actor, const Tenant& tenant, const AuditChange& audit,
+                                   const Precondition& pre = {});
 
   StatusOr<std::optional<Region>> GetRegion(std::string_view id) const;
   // `version`, when given, receives the active policy version, read under

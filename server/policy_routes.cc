@@ -1,8 +1,6 @@
 #include "server/policy_routes.h"
 
-#include "common/encoding.h"
 #include "common/log.h"
-#include "crypto/hash.h"
 #include "residency/history.h"
 #include "residency/model.h"
 #include "server/audit_routes.h"
@@ -10,13 +8,71 @@
 namespace geoledger::server {
 namespace {
 
-// Renders a policy change's answer (the entry was written with the change).
+// An entity's tag as an HTTP entity-tag (strong).
+std::string ETag(const nlohmann::json& entity) { return "\"" + residency::EntityTag(entity) + "\""; }
+
+// Renders a policy change's answer (the entry was written with the change),
+// with the entity's new ETag.
 HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entity) {
   const bool changed = !change.changes.empty() || change.created;
+  const std::string etag = ETag(entity);
   nlohmann::json j = {{change.kind, std::move(entity)}, {"policy_version", change.version}, {"changed", changed}};
-  if (!changed) return JsonResponse(200, j);  // nothing changed, nothing written
-  if (change.audit_index) j["audit_index"] = *change.audit_index;
-  return JsonResponse(change.created ? 201 : 200, j);
+  if (changed && change.audit_index) j["audit_index"] = *change.audit_index;  // nothing changed, nothing written
+  HttpResponse r = JsonResponse(changed && change.created ? 201 : 200, j);
+  r.headers.emplace_back("ETag", etag);
+  return r;
+}
+
+// The entity tags in an If-Match or If-None-Match value (RFC 9110 §8.8.3,
+// §13.1): "*", or a comma-separated list of quoted tags, each maybe weak
+// (W/"…"). Weak tags are returned with their prefix, so that they never
+// equal a tag: a change needs the strong comparison.
+StatusOr<std::vector<std::string>> EntityTags(std::string_view value, const char* header) {
+  std::vector<std::string> tags;
+  auto bad = [header] { return InvalidArgument(std::string(header) + ": want * or a list of quoted entity tags"); };
+  auto skip_ows = [&value] {
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  };
+  skip_ows();
+  if (value == "*") return std::vector<std::string>{"*"};
+  while (true) {
+    skip_ows();
+    std::string weak;
+    if (value.substr(0, 2) == "W/") {
+      weak = "W/";
+      value.remove_prefix(2);
+    }
+    if (value.empty() || value.front() != '"') return bad();
+    const size_t close = value.find('"', 1);
+    if (close == std::string_view::npos) return bad();
+    const std::string_view tag = value.substr(1, close - 1);
+    for (char c : tag)
+      if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) return bad();
+    tags.push_back(weak + std::string(tag));
+    value.remove_prefix(close + 1);
+    skip_ows();
+    if (value.empty()) return tags;
+    if (value.front() != ',') return bad();
+    value.remove_prefix(1);
+  }
+}
+
+// The request's If-Match / If-None-Match, as a store precondition. Only
+// "If-None-Match: *" (create, never replace) is supported.
+StatusOr<residency::Precondition> ReadPrecondition(const HttpRequest& req) {
+  residency::Precondition pre;
+  if (req.HeaderCount("if-match") > 1 || req.HeaderCount("if-none-match") > 1)
+    return InvalidArgument("If-Match and If-None-Match may each appear once");
+  if (const std::string* v = req.Header("if-match")) {
+    GL_ASSIGN_OR_RETURN(auto tags, EntityTags(*v, "If-Match"));
+    pre.if_match = std::move(tags);
+  }
+  if (const std::string* v = req.Header("if-none-match")) {
+    GL_ASSIGN_OR_RETURN(auto tags, EntityTags(*v, "If-None-Match"));
+    if (tags.size() != 1 || tags[0] != "*") return InvalidArgument("If-None-Match: only * is supported here");
+    pre.if_none_exists = true;
+  }
+  return pre;
 }
 
 // The entry of a region or tenant change. `entity` is its new JSON form:
@@ -25,8 +81,7 @@ HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entit
 // log alone which document each change made active, without trusting the
 // store's history records.
 PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx, const nlohmann::json& entity) {
-  const crypto::Sha256Digest digest = crypto::Sha256(residency::DumpJson(entity));
-  return [&ctx, sha256 = HexEncode(crypto::AsView(digest))](const residency::ChangeRecord& change) {
+  return [&ctx, sha256 = residency::EntityTag(entity)](const residency::ChangeRecord& change) {
     std::string fields;
     for (const auto& c : change.changes) fields += (fields.empty() ? "" : ",") + c.field;
     return ServiceEvent(ctx, change.kind + (change.created ? ".created" : ".updated"), change.kind + "/" + change.id,
@@ -67,8 +122,9 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                  return PermissionDenied("regions are shared by every tenant; a tenant-bound token cannot change them");
                const std::string& id = ctx.params["region"];
                GL_ASSIGN_OR_RETURN(auto region, residency::RegionFromJson(id, ctx.body, policy()->jurisdictions()));
+               GL_ASSIGN_OR_RETURN(auto pre, ReadPrecondition(ctx.request));
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, residency::RegionToJson(region)));
-               auto change = policy()->PutRegion(ctx.principal->name, region, audit.Hook());
+               auto change = policy()->PutRegion(ctx.principal->name, region, audit.Hook(), pre);
                if (!change.ok()) return change.status();
                return Changed(*change, residency::RegionToJson(region));
              });
@@ -76,13 +132,17 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto region, policy()->GetRegion(ctx.params["region"]));
                if (!region) return NotFound("region " + ctx.params["region"] + " is not defined");
-               return JsonResponse(200, residency::RegionToJson(*region));
+               const nlohmann::json j = residency::RegionToJson(*region);
+               HttpResponse r = JsonResponse(200, j);
+               r.headers.emplace_back("ETag", ETag(j));
+               return r;
              });
   d.AddRoute("PUT", "/v1/tenants/{tenant}", Access::kScoped, "admin",
              [policy, ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto tenant, residency::TenantFromJson(ctx.tenant, ctx.body, policy()->jurisdictions()));
+               GL_ASSIGN_OR_RETURN(auto pre, ReadPrecondition(ctx.request));
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, residency::TenantToJson(tenant)));
-               auto change = policy()->PutTenant(ctx.principal->name, tenant, audit.Hook());
+               auto change = policy()->PutTenant(ctx.principal->name, tenant, audit.Hook(), pre);
                if (!change.ok()) return change.status();
                return Changed(*change, residency::TenantToJson(tenant));
              });
@@ -92,8 +152,11 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                GL_ASSIGN_OR_RETURN(auto tenant, policy()->GetTenant(ctx.tenant, &version));
                if (!tenant) return NotFound("tenant " + ctx.tenant + " is not defined");
                nlohmann::json j = residency::TenantToJson(*tenant);
+               const std::string etag = ETag(j);  // of the tenant, without policy_version
                j["policy_version"] = version;
-               return JsonResponse(200, j);
+               HttpResponse r = JsonResponse(200, j);
+               r.headers.emplace_back("ETag", etag);
+               return r;
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}/history", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {

@@ -20,6 +20,7 @@ KindInfo Info(ProblemKind kind) {
     case ProblemKind::kMethodNotAllowed: return {405, "method-not-allowed", "Method Not Allowed"};
     case ProblemKind::kRequestTimeout: return {408, "request-timeout", "Request Timeout"};
     case ProblemKind::kConflict: return {409, "conflict", "Conflict"};
+    case ProblemKind::kPreconditionFailed: return {412, "precondition-failed", "Precondition Failed"};
     case ProblemKind::kPayloadTooLarge: return {413, "payload-too-large", "Payload Too Large"};
     case ProblemKind::kUnsupportedMediaType:
       return {415, "unsupported-media-type", "Unsupported Media Type"};
@@ -67,6 +68,7 @@ ProblemKind ProblemKindFor(StatusCode code) {
     case StatusCode::kNotFound: return ProblemKind::kNotFound;
     case StatusCode::kAlreadyExists: return ProblemKind::kConflict;
     case StatusCode::kFailedPrecondition: return ProblemKind::kConflict;
+    case StatusCode::kPreconditionFailed: return ProblemKind::kPreconditionFailed;
     case StatusCode::kResourceExhausted: return ProblemKind::kRateLimited;
     case StatusCode::kPayloadTooLarge: return ProblemKind::kPayloadTooLarge;
     case StatusCode::kUnsupportedMediaType: return ProblemKind::kUnsupportedMediaType;

@@ -19,6 +19,7 @@ enum class ProblemKind {
   kMethodNotAllowed,      // 405
   kRequestTimeout,        // 408
   kConflict,              // 409
+  kPreconditionFailed,    // 412: If-Match / If-None-Match
   kPayloadTooLarge,       // 413
   kUnsupportedMediaType,  // 415
   kErased,                // 410: crypto-shredded

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 #include "common/encoding.h"
 #include "crypto/hash.h"
 #include "tests/integration/residency_policy.h"
@@ -28,6 +30,58 @@ class PolicyApiTest : public ::testing::Test {
   std::unique_ptr<TestServer> server_;
   std::string reader_;
 };
+
+// Optimistic concurrency for administrators and tools editing the same
+// tenant: GET answers an ETag (the SHA-256 its change's audit entry names),
+// and a PUT with If-Match that no longer holds is refused with 412 and
+// changes nothing, instead of silently overwriting the other's change.
+TEST_F(PolicyApiTest, APutWithAStaleIfMatchIsRefusedAndChangesNothing) {
+  const std::string admin = server_->admin_token();
+  auto put = [&](const std::string& path, const std::string& body, std::map<std::string, std::string> headers) {
+    return server_->Authed(admin, "PUT", path, body, std::move(headers));
+  };
+  const std::string active = R"({"home_region":"eu-west-1","status":"active"})";
+  const std::string suspended = R"({"home_region":"eu-west-1","status":"suspended"})";
+  RawResponse created = put("/v1/tenants/etagco", active, {{"If-None-Match", "*"}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string first = created.Header("etag");
+  ASSERT_EQ(first.size(), 66u) << first;  // a quoted SHA-256
+  RawResponse got = Admin("GET", "/v1/tenants/etagco");
+  EXPECT_EQ(got.Header("etag"), first);
+  const uint64_t index = Json(created)["audit_index"];
+  EXPECT_EQ("\"" + AuditEntries(*server_, reader_, index, index + 1)[0]["details"]["sha256"].get<std::string>() + "\"",
+            first);
+
+  // Another writer changes it; the first one's If-Match is now stale.
+  RawResponse other = put("/v1/tenants/etagco", suspended, {{"If-Match", first}});
+  ASSERT_EQ(other.status, 200) << other.body;
+  const std::string second = other.Header("etag");
+  EXPECT_NE(second, first);
+  const uint64_t size = AuditSize(*server_, reader_);
+  for (const std::string& stale : {first, "W/" + second, "\"0000\", " + first}) {
+    RawResponse r = put("/v1/tenants/etagco", active, {{"If-Match", stale}});
+    EXPECT_EQ(r.status, 412) << stale << " " << r.body;
+    EXPECT_EQ(Json(r)["type"], "urn:geoledger:problem:precondition-failed") << r.body;
+  }
+  EXPECT_EQ(Json(Admin("GET", "/v1/tenants/etagco"))["status"], "suspended");
+  EXPECT_EQ(AuditSize(*server_, reader_), size);
+  EXPECT_EQ(put("/v1/tenants/etagco", active, {{"If-None-Match", "*"}}).status, 412);
+  EXPECT_EQ(put("/v1/tenants/nobody", active, {{"If-Match", "*"}}).status, 412);
+  EXPECT_EQ(put("/v1/tenants/etagco", active, {{"If-Match", "no-quotes"}}).status, 400);
+  EXPECT_EQ(put("/v1/tenants/etagco", active, {{"If-None-Match", second}}).status, 400);
+  // The current tag, in a list, holds.
+  RawResponse ok = put("/v1/tenants/etagco", active, {{"If-Match", "\"0000\", " + second}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.Header("etag"), first);  // the same document as at first
+
+  // Regions the same way.
+  RawResponse region = Admin("GET", "/v1/regions/eu-west-1");
+  ASSERT_EQ(region.status, 200) << region.body;
+  const std::string region_tag = region.Header("etag");
+  ASSERT_FALSE(region_tag.empty());
+  EXPECT_EQ(put("/v1/regions/eu-west-1", R"({"country":"IE","name":"Dublin"})", {{"If-Match", "\"0000\""}}).status, 412);
+  EXPECT_EQ(put("/v1/regions/eu-west-1", R"({"country":"IE","name":"Dublin"})", {{"If-Match", region_tag}}).status, 200);
+}
 
 TEST_F(PolicyApiTest, EachTenantChangeIsListedInItsHistoryWithItsAuditEntry) {
   RawResponse put = Admin("PUT", "/v1/tenants/acme", R"({"home_region":"eu-west-1","status":"suspended"})");
