@@ -438,7 +438,7 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
 void Dispatcher::Finish(const HttpRequest& request, const RequestContext& ctx, HttpResponse& response,
                         int metrics_id, std::chrono::steady_clock::time_point start) {
   response.headers.emplace_back("X-Request-Id", ctx.request_id);
-  if (draining()) response.close_connection = true;
+  if (draining()) response.close_when_last = true;
   bool has_cache_control = std::any_of(response.headers.begin(), response.headers.end(),
                                        [](const auto& h) { return h.first == "Cache-Control"; });
   if (!has_cache_control) response.headers.emplace_back("Cache-Control", "no-store");

@@ -92,7 +92,7 @@ struct Outgoing {
 // The bytes of one response, as Pistache 0.0.5's ResponseWriter would write
 // them: status line, Content-Type, our headers, Connection, Content-Length.
 // Header values never split the header block.
-std::string Serialize(const Outgoing& out) {
+std::string Serialize(const Outgoing& out, bool keep_alive) {
   const HttpResponse& r = out.response;
   std::string wire;
   wire.reserve(160 + r.body.size() + 48 * r.headers.size());
@@ -110,7 +110,7 @@ std::string Serialize(const Outgoing& out) {
   };
   if (!r.content_type.empty()) header("Content-Type", r.content_type);
   for (const auto& [name, value] : r.headers) header(name, value);
-  header("Connection", out.keep_alive ? "Keep-Alive" : "Close");
+  header("Connection", keep_alive ? "Keep-Alive" : "Close");
   header("Content-Length", std::to_string(r.body.size()));
   wire += "\r\n";
   if (!out.head) wire += r.body;
@@ -392,12 +392,13 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     // Nothing after an answer that closes the connection, whether or not its
     // bytes are still waiting for the socket.
     if (shut || close_when_drained) return;
+    const bool last = next_to_send + 1 == next_request;
+    const bool keep = out.keep_alive && !(out.response.close_when_last && last);
     if (peer_closed) {
       // Pistache no longer serves this connection; our descriptor still
       // names its socket (without one, as with TLS, nothing more goes out).
       if (fd < 0) return Shut(weak);
-      const bool last = next_to_send + 1 == next_request;
-      return WriteWire(Serialize(out), !out.keep_alive || last, weak, queued, close_after);
+      return WriteWire(Serialize(out, keep), !keep || last, weak, queued, close_after);
     }
     if (weak.expired()) {
       // Pistache's idle sweep closed the connection while this answer was
@@ -408,7 +409,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       close_when_drained = true;
       return;
     }
-    WriteWire(Serialize(out), !out.keep_alive, weak, queued, close_after);
+    WriteWire(Serialize(out, keep), !keep, weak, queued, close_after);
   }
 
   // Under mu: `wire` goes out with send(2) on our descriptor, what the

@@ -42,6 +42,10 @@ struct HttpResponse {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool close_connection = false;  // the server closes after sending
+  // The server closes after sending this answer if it is the last one the
+  // connection is waiting for (a shutdown's drain): answers to requests the
+  // client pipelined behind it, already being produced, still go out.
+  bool close_when_last = false;
 };
 
 }  // namespace geoledger::server
