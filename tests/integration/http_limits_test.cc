@@ -10,10 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -92,20 +90,7 @@ class HttpPipeliningTest : public ::testing::Test {
               200);
   }
   // A connection whose receive window stays small (set before connect).
-  int SlowReader() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    int small = 2048;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(server->port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
-  }
+  int SlowReader() { return ConnectSlowReader(server->port(), 2048); }
   std::unique_ptr<TestServer> server;
 };
 
@@ -191,18 +176,8 @@ TEST_F(HttpPipeliningTest, AClientThatHalfClosesGetsEveryByteOfEveryAnswer) {
   ASSERT_EQ(::send(fd, pipeline.data(), pipeline.size(), MSG_NOSIGNAL), static_cast<ssize_t>(pipeline.size()));
   ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the server sees the end of input
-  std::string received;
   bool closed = false;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-  while (!closed && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) <= 0) continue;
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    ASSERT_GE(n, 0) << std::strerror(errno);
-    closed = n == 0;
-    received.append(buf, static_cast<size_t>(n));
-  }
+  const std::string received = ReadUntilClosed(fd, std::chrono::seconds(90), 4096, &closed);
   ::close(fd);
   ASSERT_TRUE(closed) << "the connection was not closed after the answers";
   size_t pos = 0;
@@ -243,20 +218,8 @@ TEST_F(HttpPipeliningTest, AnswersStillBeingReadAtShutdownAreFinished) {
   pollfd first{fd, POLLIN, 0};
   ASSERT_EQ(::poll(&first, 1, 30000), 1);
   ASSERT_EQ(::kill(server->pid(), SIGTERM), 0);
-  std::string received;
   bool closed = false;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!closed && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) <= 0) continue;
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      closed = true;
-      break;
-    }
-    received.append(buf, static_cast<size_t>(n));
-  }
+  const std::string received = ReadUntilClosed(fd, std::chrono::seconds(60), 4096, &closed);
   ::close(fd);
   EXPECT_TRUE(closed);
   size_t pos = 0, whole = 0;
@@ -287,16 +250,7 @@ TEST_F(HttpPipeliningTest, AClientThatPipelinesWithoutReadingIsCutOffNotBuffered
   std::this_thread::sleep_for(std::chrono::seconds(2));  // the server meets a full socket and queues
   // Now drain everything until the server closes (answers are produced on
   // the server's HTTP thread; under sanitizers that takes seconds).
-  std::string received;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) <= 0) continue;
-    char buf[65536];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    received.append(buf, static_cast<size_t>(n));
-  }
+  const std::string received = ReadUntilClosed(fd, std::chrono::seconds(90));
   ::close(fd);
   size_t ok = 0;  // the bodies are JSON with base64 entries: this status line occurs only as one
   for (size_t pos = received.find("HTTP/1.1 200 OK\r\n"); pos != std::string::npos;

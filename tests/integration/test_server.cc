@@ -196,6 +196,39 @@ bool RawConnection::WaitForClose(std::chrono::milliseconds timeout) {
   return false;
 }
 
+int ConnectSlowReader(uint16_t port, int receive_buffer) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string ReadUntilClosed(int fd, std::chrono::milliseconds timeout, size_t chunk, bool* closed) {
+  std::string received;
+  std::vector<char> buf(chunk);
+  if (closed) *closed = false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      if (closed) *closed = n == 0;
+      break;
+    }
+    received.append(buf.data(), static_cast<size_t>(n));
+  }
+  return received;
+}
+
 std::unique_ptr<TestServer> TestServer::Start(const std::vector<std::string>& extra_args,
                                               const std::string& data_dir, bool dev,
                                               std::chrono::milliseconds wait) {

@@ -87,6 +87,16 @@ class TestServer {
   std::string admin_token_;
 };
 
+// A TCP connection to 127.0.0.1:port whose receive window stays at about
+// `receive_buffer` bytes (set before connect): a slow reader. -1 on failure.
+int ConnectSlowReader(uint16_t port, int receive_buffer);
+
+// Reads from `fd` until the peer closes the connection or `timeout` passes,
+// at most `chunk` bytes per read (small reads make a slow reader). `closed`,
+// when given, tells whether the peer closed it (false on timeout or error).
+std::string ReadUntilClosed(int fd, std::chrono::milliseconds timeout, size_t chunk = 65536,
+                            bool* closed = nullptr);
+
 // Runs `argv` to completion with a timeout; returns its exit status (-1 on
 // timeout or failure to start). stdout+stderr go to `output` when non-null.
 int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr,

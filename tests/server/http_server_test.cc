@@ -324,29 +324,13 @@ TEST_F(HttpServerTest, AContinueDeferredBehindAnEarlierAnswerIsSentAfterIt) {
 // than the 32 outstanding answers that are otherwise allowed were asked for.
 TEST_F(HttpServerTest, AClientThatDoesNotReadItsLargeAnswersIsRefusedBeyondAByteBound) {
   Start(HttpServerOptions{});
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = testing::ConnectSlowReader(server_->port(), 4096);
   ASSERT_GE(fd, 0);
-  int small = 4096;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(server_->port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   std::string pipeline;
   for (int i = 0; i < 24; ++i) pipeline += "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(::send(fd, pipeline.data(), pipeline.size(), MSG_NOSIGNAL), static_cast<ssize_t>(pipeline.size()));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  std::string received;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) <= 0) continue;
-    char buf[65536];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    received.append(buf, static_cast<size_t>(n));
-  }
+  const std::string received = testing::ReadUntilClosed(fd, std::chrono::seconds(60));
   ::close(fd);
   size_t ok = 0;  // bodies are 'b's: the status line occurs only as one
   for (size_t pos = received.find("HTTP/1.1 200 OK\r\n"); pos != std::string::npos;
