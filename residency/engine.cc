@@ -82,11 +82,7 @@ Decision Engine::Decide(std::string_view tenant, std::string_view category,
 
 void Engine::DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
                          std::span<Decision> out) const {
-  const Snapshot& snap = Acquire();
-  for (size_t i = 0; i < requests.size() && i < out.size(); ++i) {
-    const DecisionRequest& r = requests[i];
-    out[i] = snap.Decide(r.tenant, r.category, r.operation, r.region, unix_seconds);
-  }
+  Acquire().DecideBatch(requests, unix_seconds, out);
 }
 
 std::shared_ptr<const Snapshot> Engine::Current() const {

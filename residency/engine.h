@@ -34,13 +34,6 @@
 
 namespace geoledger::residency {
 
-struct DecisionRequest {
-  std::string_view tenant;
-  std::string_view category;
-  std::string_view operation;
-  std::string_view region;
-};
-
 class Engine {
  public:
   struct Options {

@@ -152,6 +152,11 @@ bool Snapshot::HasTenant(std::string_view id) const {
   return shards_[ShardOf(h)]->Find(id, h) != nullptr;
 }
 
+void Snapshot::DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
+                           std::span<Decision> out) const {
+  for (size_t i = 0; i < requests.size() && i < out.size(); ++i) out[i] = Decide(requests[i], unix_seconds);
+}
+
 Decision Snapshot::Decide(std::string_view tenant, std::string_view category,
                           std::string_view operation, std::string_view region,
                           int64_t unix_seconds) const {

@@ -14,6 +14,7 @@
 #include <array>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -53,6 +54,13 @@ class TenantShard;
 
 inline constexpr size_t kShards = 256;
 
+struct DecisionRequest {
+  std::string_view tenant;
+  std::string_view category;
+  std::string_view operation;
+  std::string_view region;
+};
+
 class Snapshot {
  public:
   uint64_t version() const { return version_; }
@@ -64,6 +72,12 @@ class Snapshot {
   Decision Decide(std::string_view tenant, std::string_view category,
                   std::string_view operation, std::string_view region,
                   int64_t unix_seconds) const;
+  Decision Decide(const DecisionRequest& r, int64_t unix_seconds) const {
+    return Decide(r.tenant, r.category, r.operation, r.region, unix_seconds);
+  }
+  // Answers every request; `out` must be as long as `requests`.
+  void DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
+                   std::span<Decision> out) const;
 
   // The index and jurisdiction of `id`, or nullptr.
   const CompiledRegion* FindRegion(std::string_view id) const;

@@ -216,10 +216,8 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   for (const auto& in : *inputs) views.push_back(in.View());
   // One snapshot for the whole batch and for what its audit entries record.
   const residency::Snapshot& snapshot = deps.engine()->Reader();
-  const int64_t now = NowSeconds();
-  std::vector<residency::Decision> decisions;
-  decisions.reserve(views.size());
-  for (const auto& v : views) decisions.push_back(snapshot.Decide(v.tenant, v.category, v.operation, v.region, now));
+  std::vector<residency::Decision> decisions(views.size());
+  snapshot.DecideBatch(views, NowSeconds(), decisions);
 
   auto answers = std::make_shared<nlohmann::json>(nlohmann::json::array());
   std::vector<audit::AuditEvent> events;
@@ -303,7 +301,7 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
   }
   // A token bound to another tenant came in as ctx.gateway_refusal (above).
   const residency::Snapshot& snapshot = deps.engine()->Reader();
-  const residency::Decision d = snapshot.Decide(in.tenant, in.category, in.operation, in.region, NowSeconds());
+  const residency::Decision d = snapshot.Decide(in.View(), NowSeconds());
   std::string id = NewDecisionId();
   AuditThenAnswer(deps, One(DecisionEvent(ctx, in, d, id, snapshot)), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
     return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);

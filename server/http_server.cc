@@ -249,15 +249,14 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // the kernel, each answer waiting for the socket included. Thread-safe.
   uint64_t Outstanding() {
     std::lock_guard<std::mutex> lock(mu);
-    return next_request - next_to_send + in_transport + pending.size();
+    return OutstandingLocked();
   }
   // Whether the client is too far behind in reading its answers to take
   // another request: kMaxOutstandingAnswers outstanding, or more than
   // kMaxPendingBytes waiting for the socket. Thread-safe.
   bool TooFarBehind() {
     std::lock_guard<std::mutex> lock(mu);
-    const uint64_t outstanding = next_request - next_to_send + in_transport + pending.size();
-    return outstanding >= kMaxOutstandingAnswers || pending_bytes > kMaxPendingBytes;
+    return OutstandingLocked() >= kMaxOutstandingAnswers || pending_bytes > kMaxPendingBytes;
   }
 
   // Sends "100 Continue" for the request whose body is awaited once every
@@ -335,6 +334,9 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   }
 
  private:
+  // Under mu: see Outstanding.
+  uint64_t OutstandingLocked() const { return next_request - next_to_send + in_transport + pending.size(); }
+
   static uint64_t NextId() {
     static std::atomic<uint64_t> next{1};
     return next.fetch_add(1);
@@ -376,14 +378,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     // it could reach the client after Pistache's 408 for the same request.
     size_t off = 0;
     if (!SendNow(kContinue, off)) return Shut(peer);
-    if (off > 0 && off < kContinue.size()) {
-      pending_bytes = kContinue.size() - off;
-      pending_off = off;
-      pending.emplace_back(kContinue);
-      close_when_drained = false;
-      if (!drainer->Arm(id, fd, shared_from_this())) return Shut(peer);
-      armed = true;
-    }
+    if (off > 0 && off < kContinue.size()) QueueRest(std::string(kContinue), off, /*close=*/false, peer);
   }
 
   // Under mu.
@@ -431,13 +426,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
         if (close) Shut(weak);
         return;
       }
-      pending_bytes = wire.size() - off;
-      pending_off = off;
-      pending.push_back(std::move(wire));
-      close_when_drained = close;
-      if (!drainer->Arm(id, fd, shared_from_this())) return Shut(weak);
-      armed = true;
-      return;
+      return QueueRest(std::move(wire), off, close, weak);
     }
     auto peer = weak.lock();
     if (!peer) return;  // the connection was closed: nothing is written
@@ -445,6 +434,17 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     const size_t size = wire.size();
     queued.push_back(peer->send(Pistache::RawBuffer(std::move(wire), size)));
     close_after.push_back(close);
+  }
+
+  // Under mu, with nothing pending: `wire` from `off` on waits for the
+  // socket, and the Drainer watches it. `close`: close once it is out.
+  void QueueRest(std::string wire, size_t off, bool close, const std::weak_ptr<Tcp::Peer>& weak) {
+    pending_bytes = wire.size() - off;
+    pending_off = off;
+    pending.push_back(std::move(wire));
+    close_when_drained = close;
+    if (!drainer->Arm(id, fd, shared_from_this())) return Shut(weak);
+    armed = true;
   }
 
   // Under mu, with our descriptor: sends `wire` from `off` on, as far as the

@@ -8,19 +8,21 @@
 namespace geoledger::server {
 namespace {
 
-// An entity's tag as an HTTP entity-tag (strong).
-std::string ETag(const nlohmann::json& entity) { return "\"" + residency::EntityTag(entity) + "\""; }
+// A JSON answer about one entity, with its tag (residency::EntityTag) as a
+// strong HTTP entity-tag.
+HttpResponse Tagged(int status, const nlohmann::json& body, const std::string& tag) {
+  HttpResponse r = JsonResponse(status, body);
+  r.headers.emplace_back("ETag", "\"" + tag + "\"");
+  return r;
+}
 
 // Renders a policy change's answer (the entry was written with the change),
-// with the entity's new ETag.
-HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entity) {
+// with the entity's new tag.
+HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entity, const std::string& tag) {
   const bool changed = !change.changes.empty() || change.created;
-  const std::string etag = ETag(entity);
   nlohmann::json j = {{change.kind, std::move(entity)}, {"policy_version", change.version}, {"changed", changed}};
   if (changed && change.audit_index) j["audit_index"] = *change.audit_index;  // nothing changed, nothing written
-  HttpResponse r = JsonResponse(changed && change.created ? 201 : 200, j);
-  r.headers.emplace_back("ETag", etag);
-  return r;
+  return Tagged(changed && change.created ? 201 : 200, j, tag);
 }
 
 // The entity tags in an If-Match or If-None-Match value (RFC 9110 §8.8.3,
@@ -75,13 +77,13 @@ StatusOr<residency::Precondition> ReadPrecondition(const HttpRequest& req) {
   return pre;
 }
 
-// The entry of a region or tenant change. `entity` is its new JSON form:
-// the entry carries the SHA-256 of its canonical rendering (what the store
-// keeps and a bundle signs), so an auditor can tell from the hash-chained
-// log alone which document each change made active, without trusting the
+// The entry of a region or tenant change. `tag` is the EntityTag of its new
+// JSON form, the SHA-256 of its canonical rendering (what the store keeps
+// and a bundle signs), so an auditor can tell from the hash-chained log
+// alone which document each change made active, without trusting the
 // store's history records.
-PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx, const nlohmann::json& entity) {
-  return [&ctx, sha256 = residency::EntityTag(entity)](const residency::ChangeRecord& change) {
+PolicyChangeAudit::EventFn ChangeEvent(const RequestContext& ctx, const std::string& tag) {
+  return [&ctx, sha256 = tag](const residency::ChangeRecord& change) {
     std::string fields;
     for (const auto& c : change.changes) fields += (fields.empty() ? "" : ",") + c.field;
     return ServiceEvent(ctx, change.kind + (change.created ? ".created" : ".updated"), change.kind + "/" + change.id,
@@ -123,28 +125,30 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                const std::string& id = ctx.params["region"];
                GL_ASSIGN_OR_RETURN(auto region, residency::RegionFromJson(id, ctx.body, policy()->jurisdictions()));
                GL_ASSIGN_OR_RETURN(auto pre, ReadPrecondition(ctx.request));
-               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, residency::RegionToJson(region)));
+               nlohmann::json entity = residency::RegionToJson(region);
+               const std::string tag = residency::EntityTag(entity);
+               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
                auto change = policy()->PutRegion(ctx.principal->name, region, audit.Hook(), pre);
                if (!change.ok()) return change.status();
-               return Changed(*change, residency::RegionToJson(region));
+               return Changed(*change, std::move(entity), tag);
              });
   d.AddRoute("GET", "/v1/regions/{region}", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto region, policy()->GetRegion(ctx.params["region"]));
                if (!region) return NotFound("region " + ctx.params["region"] + " is not defined");
                const nlohmann::json j = residency::RegionToJson(*region);
-               HttpResponse r = JsonResponse(200, j);
-               r.headers.emplace_back("ETag", ETag(j));
-               return r;
+               return Tagged(200, j, residency::EntityTag(j));
              });
   d.AddRoute("PUT", "/v1/tenants/{tenant}", Access::kScoped, "admin",
              [policy, ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto tenant, residency::TenantFromJson(ctx.tenant, ctx.body, policy()->jurisdictions()));
                GL_ASSIGN_OR_RETURN(auto pre, ReadPrecondition(ctx.request));
-               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, residency::TenantToJson(tenant)));
+               nlohmann::json entity = residency::TenantToJson(tenant);
+               const std::string tag = residency::EntityTag(entity);
+               PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
                auto change = policy()->PutTenant(ctx.principal->name, tenant, audit.Hook(), pre);
                if (!change.ok()) return change.status();
-               return Changed(*change, residency::TenantToJson(tenant));
+               return Changed(*change, std::move(entity), tag);
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
@@ -152,11 +156,9 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                GL_ASSIGN_OR_RETURN(auto tenant, policy()->GetTenant(ctx.tenant, &version));
                if (!tenant) return NotFound("tenant " + ctx.tenant + " is not defined");
                nlohmann::json j = residency::TenantToJson(*tenant);
-               const std::string etag = ETag(j);  // of the tenant, without policy_version
+               const std::string tag = residency::EntityTag(j);  // of the tenant, without policy_version
                j["policy_version"] = version;
-               HttpResponse r = JsonResponse(200, j);
-               r.headers.emplace_back("ETag", etag);
-               return r;
+               return Tagged(200, j, tag);
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}/history", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
