@@ -252,10 +252,8 @@ TEST_F(HttpPipeliningTest, AClientThatPipelinesWithoutReadingIsCutOffNotBuffered
   // the server's HTTP thread; under sanitizers that takes seconds).
   const std::string received = ReadUntilClosed(fd, std::chrono::seconds(90));
   ::close(fd);
-  size_t ok = 0;  // the bodies are JSON with base64 entries: this status line occurs only as one
-  for (size_t pos = received.find("HTTP/1.1 200 OK\r\n"); pos != std::string::npos;
-       pos = received.find("HTTP/1.1 200 OK\r\n", pos + 1))
-    ++ok;
+  // The bodies are JSON with base64 entries: this status line occurs only as one.
+  const size_t ok = CountOccurrences(received, "HTTP/1.1 200 OK\r\n");
   EXPECT_GE(ok, 1u);
   // At most 32 answers wait in the server, plus what the kernel's socket
   // buffers took before the first had to wait.

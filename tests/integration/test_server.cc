@@ -106,6 +106,21 @@ std::string KillNine(pid_t pid) {
          ")";
 }
 
+namespace {
+
+// Connects `fd` to 127.0.0.1:port; closes it and returns false on failure.
+bool ConnectLoopback(int fd, uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
+  ::close(fd);
+  return false;
+}
+
+}  // namespace
+
 RawConnection::RawConnection(uint16_t port, const char* source) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (source != nullptr) {
@@ -118,14 +133,7 @@ RawConnection::RawConnection(uint16_t port, const char* source) {
       return;
     }
   }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+  if (!ConnectLoopback(fd_, port)) fd_ = -1;
 }
 
 RawConnection::~RawConnection() {
@@ -200,15 +208,13 @@ int ConnectSlowReader(uint16_t port, int receive_buffer) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
+  return ConnectLoopback(fd, port) ? fd : -1;
+}
+
+size_t CountOccurrences(std::string_view text, std::string_view needle) {
+  size_t n = 0;
+  for (size_t pos = text.find(needle); pos != std::string_view::npos; pos = text.find(needle, pos + 1)) ++n;
+  return n;
 }
 
 std::string ReadUntilClosed(int fd, std::chrono::milliseconds timeout, size_t chunk, bool* closed) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace geoledger::testing {
@@ -96,6 +97,9 @@ int ConnectSlowReader(uint16_t port, int receive_buffer);
 // when given, tells whether the peer closed it (false on timeout or error).
 std::string ReadUntilClosed(int fd, std::chrono::milliseconds timeout, size_t chunk = 65536,
                             bool* closed = nullptr);
+
+// How many times `needle` occurs in `text` (overlaps included).
+size_t CountOccurrences(std::string_view text, std::string_view needle);
 
 // Runs `argv` to completion with a timeout; returns its exit status (-1 on
 // timeout or failure to start). stdout+stderr go to `output` when non-null.

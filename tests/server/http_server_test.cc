@@ -332,10 +332,8 @@ TEST_F(HttpServerTest, AClientThatDoesNotReadItsLargeAnswersIsRefusedBeyondAByte
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const std::string received = testing::ReadUntilClosed(fd, std::chrono::seconds(60));
   ::close(fd);
-  size_t ok = 0;  // bodies are 'b's: the status line occurs only as one
-  for (size_t pos = received.find("HTTP/1.1 200 OK\r\n"); pos != std::string::npos;
-       pos = received.find("HTTP/1.1 200 OK\r\n", pos + 1))
-    ++ok;
+  // Bodies are 'b's: the status line occurs only as one.
+  const size_t ok = testing::CountOccurrences(received, "HTTP/1.1 200 OK\r\n");
   EXPECT_GE(ok, 1u);
   EXPECT_LT(ok, 24u) << "every answer was held for a client that did not read";
   EXPECT_NE(received.find("too many pipelined requests"), std::string::npos) << ok << " answers";
