@@ -1,5 +1,6 @@
 #include "residency/engine.h"
 
+#include <chrono>
 #include <utility>
 
 namespace geoledger::residency {
@@ -22,15 +23,53 @@ Engine::Engine(Options options)
       jurisdictions_(std::move(options.jurisdictions)),
       pool_(std::make_shared<StringPool>()) {}
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  retired_cv_.notify_all();
+  if (releaser_.joinable()) releaser_.join();
+}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Create(Options options) {
   if (!options.jurisdictions) {
     GL_ASSIGN_OR_RETURN(options.jurisdictions, BuiltinJurisdictions());
   }
+  const bool background = options.release_in_background;
   std::unique_ptr<Engine> engine(new Engine(std::move(options)));
   engine->current_ = engine->NewPolicy(0).Build();
+  if (background) engine->releaser_ = std::thread([e = engine.get()] { e->ReleaseLoop(); });
   return engine;
+}
+
+size_t Engine::ReleaseRetired() {
+  std::vector<std::shared_ptr<const Snapshot>> unused;  // freed after the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  // Ours is the only reference: no thread holds the snapshot and, as it is
+  // no longer active, none can take it.
+  auto only_ours = [](const std::shared_ptr<const Snapshot>& s) { return s.use_count() == 1; };
+  for (auto& s : retired_)
+    if (only_ours(s)) unused.push_back(std::move(s));
+  std::erase(retired_, nullptr);
+  return retired_.size();
+}
+
+void Engine::ReleaseLoop() {
+  // A thread cache lets go of its snapshot when its thread next decides,
+  // which no one signals, so retired snapshots still held are polled for.
+  constexpr auto kPoll = std::chrono::milliseconds(200);
+  size_t remaining = 0;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto woken = [this, &remaining] { return stopping_ || retired_.size() != remaining; };
+      if (remaining == 0) retired_cv_.wait(lock, woken);
+      else retired_cv_.wait_for(lock, kPoll, woken);
+      if (stopping_) return;
+    }
+    remaining = ReleaseRetired();
+  }
 }
 
 SnapshotBuilder Engine::NewPolicy(uint64_t version) const {
@@ -41,9 +80,7 @@ SnapshotBuilder Engine::EditCurrent() const { return SnapshotBuilder::On(*Curren
 
 Status Engine::Install(std::shared_ptr<const Snapshot> snapshot) {
   if (!snapshot) return InvalidArgument("residency policy: no snapshot");
-  // Declared before the lock: the replaced snapshot is released after it.
-  std::shared_ptr<const Snapshot> replaced;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   const uint64_t active = current_->version();
   if (snapshot->incremental()) {
     if (snapshot->base_version() != active)
@@ -54,8 +91,10 @@ Status Engine::Install(std::shared_ptr<const Snapshot> snapshot) {
     return FailedPrecondition("residency policy: version " + std::to_string(snapshot->version()) +
                               " is not newer than the active version " + std::to_string(active));
   }
-  replaced = std::exchange(current_, std::move(snapshot));
+  retired_.push_back(std::exchange(current_, std::move(snapshot)));
   generation_.fetch_add(1, std::memory_order_release);
+  lock.unlock();
+  retired_cv_.notify_all();
   return Status::Ok();
 }
 

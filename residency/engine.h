@@ -13,19 +13,28 @@
 // count traffic. Only after a publication does a thread take the engine's
 // mutex once to copy the new pointer. A thread's cache keeps its last
 // snapshot alive until that thread next decides (on any engine) or exits.
-// No snapshot is destroyed while the mutex is held: freeing a large one takes
-// long (about 0.17 s for a million tenants), and only the thread that drops
-// the last reference pays for it.
+//
+// Releasing replaced snapshots: freeing a large one takes long (about 0.17 s
+// for a million tenants), so no decision thread may be the one that drops
+// the last reference. Install keeps each replaced snapshot on a retired list
+// (one reference), and the engine's release thread frees a retired snapshot
+// once that is the only reference left, outside the mutex. A snapshot that is
+// no longer active can gain no reference (only the active one is handed
+// out), so once its count is one it stays one. A thread cache still holding
+// one after the engine is destroyed frees it itself.
 //
 // Thread-safety: every method is safe to call concurrently.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "residency/jurisdictions.h"
@@ -40,6 +49,9 @@ class Engine {
     RuleOptions rules;
     // Jurisdiction table; null means the built-in one.
     std::shared_ptr<const Jurisdictions> jurisdictions;
+    // Whether a thread of the engine's own frees retired snapshots (above).
+    // Tests turn it off and call ReleaseRetired themselves.
+    bool release_in_background = true;
   };
 
   // An engine with the empty policy at version 0 (every decision denies
@@ -83,11 +95,17 @@ class Engine {
   uint64_t version() const;
   // True once a policy with at least one tenant or region is active (/readyz).
   bool loaded() const;
+
+  // Frees, on the calling thread, every retired snapshot that only the
+  // engine still holds; returns how many remain retired (still held by a
+  // thread's cache or a Current() copy). The release thread calls it.
+  size_t ReleaseRetired();
   const Jurisdictions& jurisdictions() const { return *jurisdictions_; }
 
  private:
   explicit Engine(Options options);
   const Snapshot& Acquire() const;
+  void ReleaseLoop();
 
   const uint64_t id_;  // distinguishes engines in thread-local caches
   const RuleOptions rules_;
@@ -96,8 +114,13 @@ class Engine {
 
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> current_;  // guarded by mu_
+  // Replaced snapshots, one reference each, until only that one is left.
+  std::vector<std::shared_ptr<const Snapshot>> retired_;  // guarded by mu_
+  bool stopping_ = false;                                  // guarded by mu_
+  std::condition_variable retired_cv_;                    // signals retired_ and stopping_
   // Bumped (release) after current_ changes; readers compare it (acquire).
   std::atomic<uint64_t> generation_{1};
+  std::thread releaser_;  // absent without release_in_background
 };
 
 }  // namespace geoledger::residency
