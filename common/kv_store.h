@@ -94,6 +94,12 @@ class KvStore {
   // The same, beginning at the first key >= `start` (resumable scans).
   virtual Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                           const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
+  // Calls fn(key, value) for each key in `ns` starting with `prefix` and
+  // below `before` (every such key when `before` is empty), in descending key
+  // order, until fn returns false: the newest records of an ordered log
+  // without reading the older ones.
+  virtual Status ScanBackFrom(std::string_view ns, std::string_view prefix, std::string_view before,
+                              const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
 
   // A consistent view for long reads that must not hold up writers (RocksDB:
   // a snapshot, which keeps the versions it sees until it is destroyed).

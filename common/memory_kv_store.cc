@@ -45,6 +45,26 @@ class MemoryKvStore final : public KvStore {
     return Status::Ok();
   }
 
+  Status ScanBackFrom(std::string_view ns, std::string_view prefix, std::string_view before,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    std::vector<std::pair<std::string, std::string>> rows;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto nit = data_.find(std::string(ns));
+      if (nit == data_.end()) return Status::Ok();
+      const auto& m = nit->second;
+      auto it = before.empty() ? m.end() : m.lower_bound(std::string(before));
+      while (it != m.begin()) {
+        --it;
+        if (it->first.compare(0, prefix.size(), prefix) < 0) break;  // below the prefix's keys
+        if (it->first.compare(0, prefix.size(), prefix) == 0) rows.emplace_back(it->first, it->second);
+      }
+    }
+    for (const auto& [k, v] : rows)
+      if (!fn(k, v)) break;
+    return Status::Ok();
+  }
+
   std::unique_ptr<KvSnapshot> Snapshot() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return std::make_unique<Copy>(data_);

@@ -91,6 +91,39 @@ class RocksDbKvStore final : public KvStore {
     return ScanAt(nullptr, ns, prefix, start, fn);
   }
 
+  Status ScanBackFrom(std::string_view ns, std::string_view prefix, std::string_view before,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    auto* cf = Family(ns);
+    if (cf == nullptr) return NotFound("kv scan: unknown namespace " + std::string(ns));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    if (before.empty()) {
+      // After the last key with the prefix: the first key past all of them.
+      std::string past(prefix);
+      while (!past.empty() && static_cast<unsigned char>(past.back()) == 0xff) past.pop_back();
+      if (past.empty()) {
+        it->SeekToLast();
+      } else {
+        past.back() = static_cast<char>(static_cast<unsigned char>(past.back()) + 1);
+        it->Seek(past);
+        if (it->Valid()) it->Prev();
+        else if (it->status().ok()) it->SeekToLast();
+      }
+    } else {
+      it->SeekForPrev(rocksdb::Slice(before.data(), before.size()));
+      if (it->Valid() && it->key() == rocksdb::Slice(before.data(), before.size())) it->Prev();
+    }
+    for (; it->Valid(); it->Prev()) {
+      std::string_view k(it->key().data(), it->key().size());
+      if (k.substr(0, prefix.size()) != prefix) {
+        if (k < prefix) break;  // below every key with the prefix
+        continue;               // `before` is above them: move down to them
+      }
+      if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+    }
+    if (!it->status().ok()) return Internal("kv scan in " + std::string(ns) + ": " + it->status().ToString());
+    return Status::Ok();
+  }
+
   std::unique_ptr<KvSnapshot> Snapshot() const override {
     return std::make_unique<View>(this);
   }

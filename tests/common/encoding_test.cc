@@ -171,6 +171,48 @@ TEST(KvStoreTest, ASnapshotSeesNoLaterWrite) {
   std::filesystem::remove_all(dir);
 }
 
+// A backward scan walks one prefix's keys from the top, or from below a
+// bound, and never strays into neighbouring prefixes, in both stores.
+void ExpectBackwardScans(KvStore& kv) {
+  KvBatch b;
+  for (const char* k : {"h/a", "h/b/1", "h/b/2", "h/b/3", "h/b0", "h/c/9", "h/b\xff"}) b.Put("tokens", k, k);
+  b.Put("tokens", std::string("h/b/\xff\xff"), "top");
+  ASSERT_TRUE(kv.Write(b, false).ok());
+  auto back = [&kv](std::string_view prefix, std::string_view before, size_t max = 100) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(kv.ScanBackFrom("tokens", prefix, before, [&](std::string_view k, std::string_view) {
+                    out.emplace_back(k);
+                    return out.size() < max;
+                  }).ok());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(back("h/b/", ""), (V{"h/b/\xff\xff", "h/b/3", "h/b/2", "h/b/1"}));
+  EXPECT_EQ(back("h/b/", "h/b/3"), (V{"h/b/2", "h/b/1"}));       // `before` itself is left out
+  EXPECT_EQ(back("h/b/", "h/b/25"), (V{"h/b/2", "h/b/1"}));      // a bound between keys
+  EXPECT_EQ(back("h/b/", "h/z"), (V{"h/b/\xff\xff", "h/b/3", "h/b/2", "h/b/1"}));  // above the prefix
+  EXPECT_EQ(back("h/b/", "h/b/1"), V{});
+  EXPECT_EQ(back("h/b/", "", 2), (V{"h/b/\xff\xff", "h/b/3"}));  // stops when told
+  EXPECT_EQ(back("h/c/", ""), V{"h/c/9"});
+  EXPECT_EQ(back("h/d/", ""), V{});
+  EXPECT_EQ(back("", "h/b/1"), V{"h/a"});
+  EXPECT_EQ(back("h/b\xff", ""), V{"h/b\xff"});  // a prefix ending in 0xff
+}
+
+TEST(KvStoreTest, BackwardScansReadOnePrefixFromTheTop) {
+  auto memory = NewMemoryKvStore();
+  ExpectBackwardScans(*memory);
+  const std::string dir = ::testing::TempDir() + "/kv-back-" + std::to_string(::getpid());
+  {
+    auto rocks = OpenRocksDbKvStore(dir, {"tokens"});
+    ASSERT_TRUE(rocks.ok()) << rocks.status().ToString();
+    ExpectBackwardScans(**rocks);
+    EXPECT_EQ((*rocks)->ScanBackFrom("nope", "", "", [](std::string_view, std::string_view) { return true; }).code(),
+              StatusCode::kNotFound);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // A purge under a live snapshot would report success and leave the deleted
 // value in the compacted files (a compaction keeps what a snapshot can see):
 // it waits for the snapshot instead.

@@ -48,6 +48,11 @@ class FaultyKvStore final : public KvStore {
     WaitWhileScansBlocked();
     return inner_->ScanFrom(ns, prefix, start, fn);
   }
+  Status ScanBackFrom(std::string_view ns, std::string_view prefix, std::string_view before,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    WaitWhileScansBlocked();
+    return inner_->ScanBackFrom(ns, prefix, before, fn);
+  }
   // Snapshots of the inner store whose scans, like this store's, wait while
   // block_scans_ is set (setting scan_blocked_).
   std::unique_ptr<KvSnapshot> Snapshot() const override {
