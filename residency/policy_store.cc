@@ -1,5 +1,6 @@
 #include "residency/policy_store.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <set>
@@ -49,23 +50,37 @@ std::string AuditIndexKey(uint64_t v) { return "history/audit/" + VersionSuffix(
 // A bundle import's record, one per imported version.
 std::string ImportKey(uint64_t v) { return "history/policy/" + VersionSuffix(v); }
 
-StatusOr<std::vector<ChangeRecord>> ReadHistory(const KvStore& kv, const std::string& prefix,
-                                                size_t limit) {
-  std::vector<ChangeRecord> out;
-  Status parse_error;
-  GL_RETURN_IF_ERROR(kv.Scan(kResidencyNamespace, prefix, [&](std::string_view, std::string_view v) {
+// The page of `prefix`'s history records (keys prefix + VersionSuffix(v))
+// that `query` selects. Reads at most query.limit + 1 records.
+StatusOr<ChangePage> ReadHistory(const KvStore& kv, const std::string& prefix, const ChangeQuery& query) {
+  ChangePage page;
+  if (query.limit == 0) return page;
+  std::vector<std::string> raw;  // as read: ascending forward, descending back
+  auto collect = [&](std::string_view, std::string_view v) {
+    raw.emplace_back(v);
+    return raw.size() <= query.limit;  // one beyond the page tells whether there are more
+  };
+  if (query.after) {
+    if (*query.after == UINT64_MAX || (query.before && *query.before <= *query.after + 1)) return page;
+    const std::string stop = query.before ? prefix + VersionSuffix(*query.before) : std::string();
+    GL_RETURN_IF_ERROR(kv.ScanFrom(kResidencyNamespace, prefix, prefix + VersionSuffix(*query.after + 1),
+                                   [&](std::string_view k, std::string_view v) {
+                                     return (stop.empty() || k < stop) && collect(k, v);
+                                   }));
+  } else {
+    const std::string before = query.before ? prefix + VersionSuffix(*query.before) : std::string();
+    GL_RETURN_IF_ERROR(kv.ScanBackFrom(kResidencyNamespace, prefix, before, collect));
+  }
+  page.more = raw.size() > query.limit;
+  if (page.more) raw.pop_back();
+  if (!query.after) std::reverse(raw.begin(), raw.end());
+  for (const std::string& v : raw) {
     StatusOr<nlohmann::json> j = ParseJson(v, "residency history");
     StatusOr<ChangeRecord> r = j.ok() ? ChangeRecordFromJson(*j) : StatusOr<ChangeRecord>(j.status());
-    if (!r.ok()) {
-      parse_error = DataLoss("residency history " + prefix + ": malformed record");
-      return false;
-    }
-    out.push_back(std::move(r).value());
-    return true;
-  }));
-  GL_RETURN_IF_ERROR(parse_error);
-  if (out.size() > limit) out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(limit));
-  for (ChangeRecord& r : out) {
+    if (!r.ok()) return DataLoss("residency history " + prefix + ": malformed record");
+    page.changes.push_back(std::move(r).value());
+  }
+  for (ChangeRecord& r : page.changes) {
     if (r.audit_index) continue;  // kept in the record itself by earlier versions of the store
     GL_ASSIGN_OR_RETURN(std::optional<std::string> index, kv.Get(kResidencyNamespace, AuditIndexKey(r.version)));
     if (!index) continue;  // a change stored before changes were audited
@@ -75,7 +90,7 @@ StatusOr<std::vector<ChangeRecord>> ReadHistory(const KvStore& kv, const std::st
       return DataLoss("residency history " + prefix + ": malformed audit index of version " + std::to_string(r.version));
     r.audit_index = parsed;
   }
-  return out;
+  return page;
 }
 
 }  // namespace
@@ -289,12 +304,17 @@ StatusOr<std::optional<Tenant>> PolicyStore::GetTenant(std::string_view id, uint
   return std::optional<Tenant>(std::move(t).value());
 }
 
-StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant,
-                                                         size_t limit) const {
+StatusOr<ChangePage> PolicyStore::TenantChanges(std::string_view tenant, const ChangeQuery& query) const {
   if (!IsValidTenantId(tenant)) return InvalidArgument("tenant history: bad tenant id");
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
-  return ReadHistory(*kv_, "history/tenant/" + std::string(tenant) + "/", limit);
+  return ReadHistory(*kv_, "history/tenant/" + std::string(tenant) + "/", query);
+}
+
+StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant,
+                                                         size_t limit) const {
+  GL_ASSIGN_OR_RETURN(ChangePage page, TenantChanges(tenant, ChangeQuery{.limit = limit}));
+  return std::move(page.changes);
 }
 
 StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view region,
@@ -302,7 +322,9 @@ StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view 
   if (!IsValidRegionId(region)) return InvalidArgument("region history: bad region id");
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
-  return ReadHistory(*kv_, "history/region/" + std::string(region) + "/", limit);
+  GL_ASSIGN_OR_RETURN(ChangePage page,
+                      ReadHistory(*kv_, "history/region/" + std::string(region) + "/", ChangeQuery{.limit = limit}));
+  return std::move(page.changes);
 }
 
 StatusOr<PolicyDocument> PolicyStore::Export() const {

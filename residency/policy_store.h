@@ -81,6 +81,24 @@ struct Precondition {
   bool if_none_exists = false;
 };
 
+// Which of an entity's changes to read (PolicyStore::TenantChanges): those
+// whose version lies strictly between `after` and `before` (each bound
+// optional), at most `limit` of them: the oldest in that range when `after`
+// is given (reading forward from it), else the newest (reading back).
+struct ChangeQuery {
+  std::optional<uint64_t> after = std::nullopt;
+  std::optional<uint64_t> before = std::nullopt;
+  size_t limit = 1000;
+};
+
+struct ChangePage {
+  std::vector<ChangeRecord> changes;  // oldest first
+  // The range holds changes beyond this page in the direction read: older
+  // ones (ask again with `before` = the first version here), or, when
+  // reading forward, newer ones (`after` = the last version here).
+  bool more = false;
+};
+
 class PolicyStore {
  public:
   // Loads the stored policy and installs it in `engine`. kDataLoss when a
@@ -106,6 +124,9 @@ class PolicyStore {
   // the same lock as the tenant, so the two always belong together.
   StatusOr<std::optional<Tenant>> GetTenant(std::string_view id, uint64_t* version = nullptr) const;
 
+  // A page of the tenant's changes (ChangeQuery). Reads at most
+  // query.limit + 1 records, however long the history.
+  StatusOr<ChangePage> TenantChanges(std::string_view tenant, const ChangeQuery& query) const;
   // The tenant's changes, oldest first, at most `limit` of the newest.
   StatusOr<std::vector<ChangeRecord>> History(std::string_view tenant, size_t limit = 1000) const;
   StatusOr<std::vector<ChangeRecord>> RegionHistory(std::string_view region,

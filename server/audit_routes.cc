@@ -15,17 +15,6 @@ constexpr size_t kMaxEventsPerRequest = 1000;
 constexpr uint64_t kMaxEntriesPerPage = 1000;
 constexpr size_t kMaxPersonalBytes = 16 * 1024;
 
-StatusOr<uint64_t> QueryNumber(const RequestContext& ctx, const std::string& name) {
-  auto it = ctx.request.query.find(name);
-  if (it == ctx.request.query.end()) return InvalidArgument("query parameter '" + name + "' is required");
-  uint64_t v = 0;
-  const std::string& s = it->second;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size())
-    return InvalidArgument("query parameter '" + name + "' must be a non-negative integer");
-  return v;
-}
-
 nlohmann::json EntryJson(const audit::StoredEntry& e) {
   nlohmann::json j = {{"index", e.index}, {"leaf_hash", Base64Encode(e.leaf_hash)}, {"entry", Base64Encode(e.bytes)}};
   v1::AuditEntry entry;

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <charconv>
 #include <future>
 #include <set>
 
@@ -122,6 +123,23 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body) {
   r.status = status;
   r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
+}
+
+StatusOr<uint64_t> QueryNumber(const RequestContext& ctx, const std::string& name) {
+  auto it = ctx.request.query.find(name);
+  if (it == ctx.request.query.end()) return InvalidArgument("query parameter '" + name + "' is required");
+  uint64_t v = 0;
+  const std::string& s = it->second;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size())
+    return InvalidArgument("query parameter '" + name + "' must be a non-negative integer");
+  return v;
+}
+
+StatusOr<std::optional<uint64_t>> OptionalQueryNumber(const RequestContext& ctx, const std::string& name) {
+  if (!ctx.request.query.count(name)) return std::optional<uint64_t>();
+  GL_ASSIGN_OR_RETURN(uint64_t v, QueryNumber(ctx, name));
+  return std::optional<uint64_t>(v);
 }
 
 std::string ChooseRequestId(const std::string* header) {

@@ -98,6 +98,12 @@ enum class Access {
 // A JSON response with `status`.
 HttpResponse JsonResponse(int status, const nlohmann::json& body);
 
+// The query parameter `name` as a non-negative decimal integer;
+// kInvalidArgument naming it when it is absent or malformed.
+StatusOr<uint64_t> QueryNumber(const RequestContext& ctx, const std::string& name);
+// The same, std::nullopt when absent.
+StatusOr<std::optional<uint64_t>> OptionalQueryNumber(const RequestContext& ctx, const std::string& name);
+
 class Dispatcher {
  public:
   struct Options {

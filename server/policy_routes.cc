@@ -77,6 +77,21 @@ StatusOr<residency::Precondition> ReadPrecondition(const HttpRequest& req) {
   return pre;
 }
 
+constexpr uint64_t kMaxChangesPerPage = 1000;
+
+// ?after=&before=&limit= of a history read (residency::ChangeQuery): limit
+// 1..1000, by default 1000.
+StatusOr<residency::ChangeQuery> ReadChangeQuery(const RequestContext& ctx) {
+  residency::ChangeQuery q;
+  GL_ASSIGN_OR_RETURN(q.after, OptionalQueryNumber(ctx, "after"));
+  GL_ASSIGN_OR_RETURN(q.before, OptionalQueryNumber(ctx, "before"));
+  GL_ASSIGN_OR_RETURN(std::optional<uint64_t> limit, OptionalQueryNumber(ctx, "limit"));
+  if (limit && (*limit == 0 || *limit > kMaxChangesPerPage))
+    return InvalidArgument("query parameter 'limit' must be 1-" + std::to_string(kMaxChangesPerPage));
+  q.limit = limit.value_or(kMaxChangesPerPage);
+  return q;
+}
+
 // The entry of a region or tenant change. `tag` is the EntityTag of its new
 // JSON form, the SHA-256 of its canonical rendering (what the store keeps
 // and a bundle signs), so an auditor can tell from the hash-chained log
@@ -162,10 +177,14 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}/history", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
-               GL_ASSIGN_OR_RETURN(auto history, policy()->History(ctx.tenant));
+               GL_ASSIGN_OR_RETURN(auto query, ReadChangeQuery(ctx));
+               GL_ASSIGN_OR_RETURN(auto page, policy()->TenantChanges(ctx.tenant, query));
                nlohmann::json changes = nlohmann::json::array();
-               for (const auto& c : history) changes.push_back(residency::ChangeRecordToJson(c));
-               return JsonResponse(200, {{"tenant", ctx.tenant}, {"changes", changes}});
+               for (const auto& c : page.changes) changes.push_back(residency::ChangeRecordToJson(c));
+               nlohmann::json j = {{"tenant", ctx.tenant}, {"changes", changes}, {"more", page.more}};
+               if (page.more && query.after) j["next_after"] = page.changes.back().version;
+               else if (page.more) j["next_before"] = page.changes.front().version;
+               return JsonResponse(200, j);
              });
   // Each change is one synced write of its audit entry and its records,
   // under the store's lock, and the reads wait for that lock, so none of

@@ -132,6 +132,61 @@ TEST_F(PolicyApiTest, EachTenantChangeIsListedInItsHistoryWithItsAuditEntry) {
   EXPECT_EQ(Json(Admin("GET", "/v1/tenants/acme/history"))["changes"].size(), 2u);
 }
 
+// A history longer than a page is read back from the newest with
+// next_before, or forward from a known version with next_after, and the
+// pages together are the whole history, each change once.
+TEST_F(PolicyApiTest, AHistoryLongerThanAPageIsReadPageByPage) {
+  std::vector<uint64_t> versions;
+  for (int i = 0; i < 7; ++i) {
+    const std::string status = i % 2 == 0 ? "suspended" : "active";
+    RawResponse put = Admin("PUT", "/v1/tenants/pagedco", R"({"home_region":"eu-west-1","status":")" + status + R"("})");
+    ASSERT_EQ(put.status / 100, 2) << put.body;
+    versions.push_back(Json(put)["policy_version"]);
+    // Another tenant's change between each, so the versions are not consecutive.
+    ASSERT_EQ(Admin("PUT", "/v1/tenants/otherco", R"({"home_region":"eu-west-1","status":")" + status + R"("})").status / 100, 2);
+  }
+  auto page = [&](const std::string& query) {
+    RawResponse r = Admin("GET", "/v1/tenants/pagedco/history" + query);
+    EXPECT_EQ(r.status, 200) << query << " " << r.body;
+    return Json(r);
+  };
+  auto versions_of = [](const nlohmann::json& p) {
+    std::vector<uint64_t> out;
+    for (const auto& c : p["changes"]) out.push_back(c["version"]);
+    return out;
+  };
+  // Backward, three at a time.
+  std::vector<uint64_t> seen;
+  std::string query = "?limit=3";
+  for (int pages = 0; pages < 10; ++pages) {
+    nlohmann::json p = page(query);
+    auto v = versions_of(p);
+    seen.insert(seen.begin(), v.begin(), v.end());
+    if (!p["more"].get<bool>()) {
+      EXPECT_FALSE(p.contains("next_before"));
+      break;
+    }
+    EXPECT_EQ(p["next_before"], v.front());
+    query = "?limit=3&before=" + std::to_string(p["next_before"].get<uint64_t>());
+  }
+  EXPECT_EQ(seen, versions);
+  // Forward from the second change, four at a time.
+  nlohmann::json first = page("?after=" + std::to_string(versions[1]) + "&limit=4");
+  EXPECT_EQ(versions_of(first), std::vector<uint64_t>(versions.begin() + 2, versions.begin() + 6));
+  ASSERT_EQ(first["more"], true);
+  nlohmann::json second = page("?after=" + std::to_string(first["next_after"].get<uint64_t>()) + "&limit=4");
+  EXPECT_EQ(versions_of(second), std::vector<uint64_t>{versions[6]});
+  EXPECT_EQ(second["more"], false);
+  // Without parameters: the newest 1000, oldest first, as before.
+  EXPECT_EQ(versions_of(page("")), versions);
+  // Bad paging parameters are refused and name the parameter.
+  for (const char* bad : {"?limit=0", "?limit=1001", "?before=-1", "?after=x", "?limit=2&limit=3"}) {
+    RawResponse r = Admin("GET", "/v1/tenants/pagedco/history" + std::string(bad));
+    EXPECT_EQ(r.status, 400) << bad << " " << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/problem+json") << bad;
+  }
+}
+
 TEST_F(PolicyApiTest, HistoryOfAnUnknownTenantIsEmptyAndABadIdIsRefused) {
   RawResponse unknown = Admin("GET", "/v1/tenants/nobody/history");
   ASSERT_EQ(unknown.status, 200) << unknown.body;

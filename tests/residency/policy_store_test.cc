@@ -206,6 +206,67 @@ TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
   EXPECT_EQ(region_history->size(), 1u);
 }
 
+// A long history is read in pages, back from the newest or forward from a
+// version, each page reading only its own records; other tenants' changes
+// (interleaved versions, a neighbouring id) never appear.
+TEST(PolicyStoreTest, HistoryIsReadInPagesBackwardAndForward) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
+  std::vector<uint64_t> versions = {f.store->History("acme")->back().version};
+  for (int i = 0; i < 6; ++i) {
+    Tenant neighbour = T("acme-2", R"({"home_region":"eu-west-1","status":"active"})");
+    if (i % 2 == 1) neighbour.status = TenantStatus::kSuspended;
+    ASSERT_TRUE(f.store->PutTenant("admin", neighbour, testing::Audited(kv)).ok());
+    Tenant acme = Acme();
+    if (i % 2 == 0) acme.status = TenantStatus::kSuspended;
+    auto rec = f.store->PutTenant("admin", acme, testing::Audited(kv));
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    versions.push_back(rec->version);
+  }
+  ASSERT_EQ(versions.size(), 7u);
+  auto read = [&](ChangeQuery q, bool* more) {
+    auto page = f.store->TenantChanges("acme", q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<uint64_t> out;
+    if (!page.ok()) return out;
+    for (const auto& c : page->changes) {
+      EXPECT_EQ(c.id, "acme");
+      out.push_back(c.version);
+    }
+    *more = page->more;
+    return out;
+  };
+  using V = std::vector<uint64_t>;
+  bool more = false;
+  // Back from the newest: 3, 3, then the first change alone.
+  EXPECT_EQ(read({.limit = 3}, &more), (V{versions[4], versions[5], versions[6]}));
+  EXPECT_TRUE(more);
+  EXPECT_EQ(read({.before = versions[4], .limit = 3}, &more), (V{versions[1], versions[2], versions[3]}));
+  EXPECT_TRUE(more);
+  EXPECT_EQ(read({.before = versions[1], .limit = 3}, &more), V{versions[0]});
+  EXPECT_FALSE(more);
+  // Forward from a version, and from before the first.
+  EXPECT_EQ(read({.after = 0, .limit = 4}, &more), (V{versions[0], versions[1], versions[2], versions[3]}));
+  EXPECT_TRUE(more);
+  EXPECT_EQ(read({.after = versions[3], .limit = 4}, &more), (V{versions[4], versions[5], versions[6]}));
+  EXPECT_FALSE(more);
+  EXPECT_EQ(read({.after = versions[6], .limit = 4}, &more), V{});
+  EXPECT_FALSE(more);
+  // Both bounds: strictly between them, in either direction.
+  EXPECT_EQ(read({.after = versions[1], .before = versions[5], .limit = 2}, &more), (V{versions[2], versions[3]}));
+  EXPECT_TRUE(more);
+  EXPECT_EQ(read({.after = versions[1], .before = versions[5], .limit = 3}, &more),
+            (V{versions[2], versions[3], versions[4]}));
+  EXPECT_FALSE(more);
+  EXPECT_EQ(read({.after = versions[2], .before = versions[2] + 1}, &more), V{});
+  EXPECT_EQ(read({.after = UINT64_MAX}, &more), V{});
+  EXPECT_EQ(read({.limit = 0}, &more), V{});
+  // The neighbour's own history is its six changes.
+  EXPECT_EQ(f.store->History("acme-2")->size(), 6u);
+}
+
 TEST(PolicyStoreTest, ReopeningRebuildsTheSameSnapshot) {
   auto kv = NewMemoryKvStore();
   ManualClock clock;
