@@ -143,8 +143,9 @@ const std::vector<OptionSpec>& Specs() {
       {"tls-key", "PEM private key for --tls-cert", "", Text(&ServerConfig::tls_key)},
       {"tls-client-ca", "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)", "", Text(&ServerConfig::tls_client_ca)},
       {"max-connections",
-       "Open HTTP connections before a new one is answered 503 and closed (0: as many as the descriptor limit "
-       "allows, (limit - 256) / 2)",
+       "Open HTTP connections before a new one is answered 503 and closed; 16 more are admitted for one GET "
+       "/healthz each (the oldest silent one closed to make room), so liveness probes pass during a connection "
+       "flood (0: as many as the descriptor limit allows, (limit - 256) / 2)",
        "0", Count(&ServerConfig::max_connections, "max-connections", 0, 1'000'000)},
       {"max-connections-per-client",
        "Open HTTP connections from one client address before a new one from it is answered 503 and closed (0: no "

@@ -3,7 +3,6 @@
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,11 +26,15 @@
 
 #include "common/log.h"
 #include "server/http_parser.h"
+#include "server/internal/http_wire.h"
 
 namespace geoledger::server {
 namespace {
 
 using namespace Pistache;
+using internal::Outgoing;
+using internal::RaiseListenBacklog;
+using internal::Serialize;
 
 constexpr char kConnData[] = "geoledger.conn";
 
@@ -47,75 +50,19 @@ constexpr uint64_t kMaxOutstandingAnswers = 32;
 // the same way: answers are held in memory until the client reads them.
 constexpr size_t kMaxPendingBytes = 4 << 20;
 
-// Connections the kernel may hold established but not yet accepted.
-// Pistache 0.0.5 listens with 128 whatever Endpoint::Options::backlog says
-// (Endpoint::init does not pass it on): a burst of connects beyond that
-// (gateway workers opening their pools at once, after a restart) overflowed,
-// and each dropped SYN cost its client a 1 s retransmission (measured: 260
-// of 500 connects). The kernel caps it at net.core.somaxconn (4096 by
-// default).
-constexpr int kListenBacklog = 4096;
-
-// Sets the backlog of this process's listening TCP socket on `port` (a
-// second listen(2) on a listening socket only changes its backlog). The
-// library keeps its descriptor to itself, so it is found by its port.
-bool RaiseListenBacklog(uint16_t port) {
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return false;
-  bool raised = false;
-  while (dirent* e = ::readdir(dir)) {
-    char* end = nullptr;
-    long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_storage local{};
-    len = sizeof local;
-    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
-    uint16_t bound = 0;
-    if (local.ss_family == AF_INET) bound = ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
-    else if (local.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
-    if (bound == port && ::listen(static_cast<int>(fd), kListenBacklog) == 0) raised = true;
-  }
-  ::closedir(dir);
-  return raised;
-}
-
-struct Outgoing {
-  HttpResponse response;
-  bool keep_alive;
-  Http::Version version;
-  bool head = false;  // answer to HEAD: headers only (RFC 9110 §9.3.2)
-};
-
-// The bytes of one response, as Pistache 0.0.5's ResponseWriter would write
-// them: status line, Content-Type, our headers, Connection, Content-Length.
-// Header values never split the header block.
-std::string Serialize(const Outgoing& out, bool keep_alive) {
-  const HttpResponse& r = out.response;
-  std::string wire;
-  wire.reserve(160 + r.body.size() + 48 * r.headers.size());
-  wire += out.version == Http::Version::Http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  wire += std::to_string(r.status);
-  wire += ' ';
-  wire += Http::codeString(static_cast<Http::Code>(r.status));
-  wire += "\r\n";
-  auto header = [&wire](std::string_view name, std::string_view value) {
-    wire += name;
-    wire += ": ";
-    for (char c : value)
-      if (c != '\r' && c != '\n') wire += c;
-    wire += "\r\n";
-  };
-  if (!r.content_type.empty()) header("Content-Type", r.content_type);
-  for (const auto& [name, value] : r.headers) header(name, value);
-  header("Connection", keep_alive ? "Keep-Alive" : "Close");
-  header("Content-Length", std::to_string(r.body.size()));
-  wire += "\r\n";
-  if (!out.head) wire += r.body;
-  return wire;
-}
+// Connections admitted beyond --max-connections for liveness probes only:
+// each may ask GET (or HEAD) /healthz once and is closed after the answer;
+// any other request on it gets the cap's 503. A connection flood would
+// otherwise fail the probes of an orchestrator, which would restart a
+// process that is alive and serving the connections it holds. When all of
+// these places hold connections that have sent nothing, the oldest of them
+// is closed to make room (ProbePlaces), so a flood of silent connections
+// cannot keep a probe, which asks at once, out.
+constexpr size_t kProbeConnections = 16;
+// Beyond the cap plus this many (connections being closed to make room
+// included), a connection is refused as soon as it is accepted: the
+// descriptors stay bounded whatever the flood.
+constexpr size_t kOverCapConnections = kProbeConnections + 240;
 
 // Open connections per client address, kept only while a per-client cap is
 // set. Thread-safe.
@@ -138,6 +85,21 @@ class ClientTally {
 };
 
 struct ConnState;
+
+// The connections admitted beyond the cap that have not yet sent their
+// request (kProbeConnections). Thread-safe.
+class ProbePlaces {
+ public:
+  enum class Admission { kRefused, kAdmitted, kAdmittedInPlaceOfAnother };
+  // Takes a place for `conn`, closing the oldest silent holder when all are
+  // taken. kRefused (nothing taken) when that holder cannot be closed here
+  // (TLS: no descriptor of ours).
+  Admission Admit(const std::shared_ptr<ConnState>& conn);
+
+ private:
+  std::mutex mu_;
+  std::deque<std::weak_ptr<ConnState>> silent_;  // guarded by mu_; oldest first
+};
 
 // Writes what a socket did not take at once, as it drains: one thread for the
 // server, waiting on an epoll set of the connections that have bytes left
@@ -237,6 +199,10 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   HttpRequestParser parser;
   bool clock_in_body = false;  // Pistache's parser was moved to its body step for this request
   bool closing = false;        // a fatal answer was sent; further input is ignored
+  bool probe_only = false;     // admitted beyond the cap for one /healthz (kProbeConnections)
+  // Admitted beyond the cap and silent so far: cleared by the reactor thread
+  // at the first request, or by ProbePlaces when it closes the connection.
+  std::atomic<bool> awaiting_probe{false};
 
   // A sequence number for the next request. Reactor thread only.
   uint64_t TakeRequest() {
@@ -331,6 +297,16 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   void Abandon() {
     std::lock_guard<std::mutex> lock(mu);
     if (armed) Shut({});
+  }
+
+  // Whether HangUp can close this connection (not with TLS, which writes
+  // through the library's descriptor only).
+  bool CanHangUp() const { return fd >= 0; }
+  // Closes a connection that has sent nothing, without an answer
+  // (ProbePlaces); its reactor sees the hang-up and releases it. Any thread.
+  void HangUp() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!shut && fd >= 0) Shut({});
   }
 
  private:
@@ -614,6 +590,29 @@ void Drainer::Loop() {
   }
 }
 
+ProbePlaces::Admission ProbePlaces::Admit(const std::shared_ptr<ConnState>& conn) {
+  std::shared_ptr<ConnState> evicted;  // released after the lock
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(silent_, [](const std::weak_ptr<ConnState>& w) {
+      auto c = w.lock();
+      return !c || !c->awaiting_probe.load();
+    });
+    if (silent_.size() >= kProbeConnections) {
+      evicted = silent_.front().lock();
+      if (evicted == nullptr || !evicted->CanHangUp()) return Admission::kRefused;
+      silent_.pop_front();
+    }
+    conn->awaiting_probe.store(true);
+    silent_.push_back(conn);
+  }
+  // Its reactor sees the hang-up and releases it; a request that arrived
+  // meanwhile (the flag already cleared) is left to be answered.
+  if (!evicted) return Admission::kAdmitted;
+  if (evicted->awaiting_probe.exchange(false)) evicted->HangUp();
+  return Admission::kAdmittedInPlaceOfAnother;
+}
+
 struct FrontendLimits {
   Dispatcher* dispatcher;
   size_t max_header_bytes;
@@ -625,6 +624,7 @@ struct FrontendLimits {
   std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
   std::shared_ptr<ClientTally> clients =  // kept only with a per-client cap
       max_connections_per_client > 0 ? std::make_shared<ClientTally>() : nullptr;
+  std::shared_ptr<ProbePlaces> probe_places = std::make_shared<ProbePlaces>();
 };
 
 // Pistache 0.0.5's idle sweep (every 500 ms) reads each connection's
@@ -657,9 +657,17 @@ class Frontend final : public Http::Handler {
                                             limits_->open, limits_->clients, limits_->drainer);
     peer->putData(kConnData, conn);
     if (limits_->metrics != nullptr) limits_->metrics->ConnectionAccepted();
-    if (limits_->max_connections > 0 && limits_->open->load() > limits_->max_connections) {
-      if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
-      Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1);
+    const size_t open = limits_->open->load();
+    if (limits_->max_connections > 0 && open > limits_->max_connections) {
+      using Admission = ProbePlaces::Admission;
+      const Admission a = open > limits_->max_connections + kOverCapConnections
+                              ? Admission::kRefused
+                              : limits_->probe_places->Admit(conn);
+      if (a == Admission::kRefused) return RefuseOverCap(peer, conn);
+      conn->probe_only = true;
+      // The connection closed to make room counts as refused.
+      if (a == Admission::kAdmittedInPlaceOfAnother && limits_->metrics != nullptr)
+        limits_->metrics->ConnectionRefused();
     } else if (limits_->max_connections_per_client > 0 && conn->client_open > limits_->max_connections_per_client) {
       if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefusedPerClient();
       Fail(peer, conn, 503, "too many open connections from this client address; retry", /*retry_after_s=*/1);
@@ -703,6 +711,12 @@ class Frontend final : public Http::Handler {
       }
       if (conn->TooFarBehind())
         return Fail(peer, conn, 503, "too many pipelined requests without reading the answers");
+      if (conn->probe_only) {
+        // Closed to make room for a newer one: its request is not answered.
+        if (!conn->awaiting_probe.exchange(false)) return;
+        if ((in.method != "GET" && in.method != "HEAD") || in.path != "/healthz") return RefuseOverCap(peer, conn);
+        keep_alive = false;  // one probe per admitted connection
+      }
       in.peer = conn->peer_host;
       Serve(std::move(in), keep_alive, http10, peer, conn);
       // The request is in: the client's header and body timeouts no longer
@@ -751,6 +765,11 @@ class Frontend final : public Http::Handler {
   // never answered 408, and a client that stalls in it loses the connection
   // at the keep-alive timeout instead.
   static bool HoldsRequestClock(ConnState& conn) { return conn.Outstanding() > 0; }
+
+  void RefuseOverCap(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn) {
+    if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
+    Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1);
+  }
 
   void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
             const std::string& detail, int retry_after_s = 0) {
