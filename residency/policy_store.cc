@@ -317,13 +317,16 @@ StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant
   return std::move(page.changes);
 }
 
-StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view region,
-                                                               size_t limit) const {
+StatusOr<ChangePage> PolicyStore::RegionChanges(std::string_view region, const ChangeQuery& query) const {
   if (!IsValidRegionId(region)) return InvalidArgument("region history: bad region id");
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
-  GL_ASSIGN_OR_RETURN(ChangePage page,
-                      ReadHistory(*kv_, "history/region/" + std::string(region) + "/", ChangeQuery{.limit = limit}));
+  return ReadHistory(*kv_, "history/region/" + std::string(region) + "/", query);
+}
+
+StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view region,
+                                                               size_t limit) const {
+  GL_ASSIGN_OR_RETURN(ChangePage page, RegionChanges(region, ChangeQuery{.limit = limit}));
   return std::move(page.changes);
 }
 

@@ -81,7 +81,8 @@ struct Precondition {
   bool if_none_exists = false;
 };
 
-// Which of an entity's changes to read (PolicyStore::TenantChanges): those
+// Which of an entity's changes to read (PolicyStore::TenantChanges and
+// RegionChanges): those
 // whose version lies strictly between `after` and `before` (each bound
 // optional), at most `limit` of them: the oldest in that range when `after`
 // is given (reading forward from it), else the newest (reading back).
@@ -124,9 +125,10 @@ class PolicyStore {
   // the same lock as the tenant, so the two always belong together.
   StatusOr<std::optional<Tenant>> GetTenant(std::string_view id, uint64_t* version = nullptr) const;
 
-  // A page of the tenant's changes (ChangeQuery). Reads at most
-  // query.limit + 1 records, however long the history.
+  // A page of the tenant's or the region's changes (ChangeQuery). Reads at
+  // most query.limit + 1 records, however long the history.
   StatusOr<ChangePage> TenantChanges(std::string_view tenant, const ChangeQuery& query) const;
+  StatusOr<ChangePage> RegionChanges(std::string_view region, const ChangeQuery& query) const;
   // The tenant's changes, oldest first, at most `limit` of the newest.
   StatusOr<std::vector<ChangeRecord>> History(std::string_view tenant, size_t limit = 1000) const;
   StatusOr<std::vector<ChangeRecord>> RegionHistory(std::string_view region,

@@ -92,6 +92,18 @@ StatusOr<residency::ChangeQuery> ReadChangeQuery(const RequestContext& ctx) {
   return q;
 }
 
+// A history page's answer: {<kind>: id, changes, more, next_before or
+// next_after (with more, for the direction read)}.
+nlohmann::json ChangePageJson(const char* kind, const std::string& id, const residency::ChangeQuery& query,
+                              const residency::ChangePage& page) {
+  nlohmann::json changes = nlohmann::json::array();
+  for (const auto& c : page.changes) changes.push_back(residency::ChangeRecordToJson(c));
+  nlohmann::json j = {{kind, id}, {"changes", std::move(changes)}, {"more", page.more}};
+  if (page.more && query.after) j["next_after"] = page.changes.back().version;
+  else if (page.more) j["next_before"] = page.changes.front().version;
+  return j;
+}
+
 // The entry of a region or tenant change. `tag` is the EntityTag of its new
 // JSON form, the SHA-256 of its canonical rendering (what the store keeps
 // and a bundle signs), so an auditor can tell from the hash-chained log
@@ -179,12 +191,13 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto query, ReadChangeQuery(ctx));
                GL_ASSIGN_OR_RETURN(auto page, policy()->TenantChanges(ctx.tenant, query));
-               nlohmann::json changes = nlohmann::json::array();
-               for (const auto& c : page.changes) changes.push_back(residency::ChangeRecordToJson(c));
-               nlohmann::json j = {{"tenant", ctx.tenant}, {"changes", changes}, {"more", page.more}};
-               if (page.more && query.after) j["next_after"] = page.changes.back().version;
-               else if (page.more) j["next_before"] = page.changes.front().version;
-               return JsonResponse(200, j);
+               return JsonResponse(200, ChangePageJson("tenant", ctx.tenant, query, page));
+             });
+  d.AddRoute("GET", "/v1/regions/{region}/history", Access::kScoped, "admin",
+             [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
+               GL_ASSIGN_OR_RETURN(auto query, ReadChangeQuery(ctx));
+               GL_ASSIGN_OR_RETURN(auto page, policy()->RegionChanges(ctx.params["region"], query));
+               return JsonResponse(200, ChangePageJson("region", ctx.params["region"], query, page));
              });
   // Each change is one synced write of its audit entry and its records,
   // under the store's lock, and the reads wait for that lock, so none of
@@ -194,6 +207,7 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
   d.MarkBlockingRoute("GET", "/v1/regions/{region}");
   d.MarkBlockingRoute("GET", "/v1/tenants/{tenant}");
   d.MarkBlockingRoute("GET", "/v1/tenants/{tenant}/history");
+  d.MarkBlockingRoute("GET", "/v1/regions/{region}/history");
 }
 
 }  // namespace geoledger::server

@@ -187,6 +187,33 @@ TEST_F(PolicyApiTest, AHistoryLongerThanAPageIsReadPageByPage) {
   }
 }
 
+// A region's changes are listed the same way, each with its audit entry.
+TEST_F(PolicyApiTest, EachRegionChangeIsListedInItsHistory) {
+  RawResponse put = Admin("PUT", "/v1/regions/eu-west-1", R"({"country":"IE","name":"Dublin"})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  const uint64_t index = Json(put)["audit_index"];
+  const uint64_t version = Json(put)["policy_version"];
+  RawResponse h = Admin("GET", "/v1/regions/eu-west-1/history");
+  ASSERT_EQ(h.status, 200) << h.body;
+  const nlohmann::json j = Json(h);
+  EXPECT_EQ(j["region"], "eu-west-1");
+  EXPECT_EQ(j["more"], false);
+  ASSERT_EQ(j["changes"].size(), 2u) << h.body;  // created by LoadResidencyPolicy, then renamed
+  EXPECT_EQ(j["changes"][0]["created"], true);
+  EXPECT_EQ(j["changes"][1]["version"], version);
+  EXPECT_EQ(j["changes"][1]["audit_index"], index);
+  EXPECT_EQ(j["changes"][1]["kind"], "region");
+  EXPECT_EQ(AuditEntries(*server_, reader_, index, index + 1)[0]["resource"], "region/eu-west-1");
+  const nlohmann::json newest = Json(Admin("GET", "/v1/regions/eu-west-1/history?limit=1"));
+  ASSERT_EQ(newest["changes"].size(), 1u);
+  EXPECT_EQ(newest["changes"][0]["version"], version);
+  EXPECT_EQ(newest["more"], true);
+  EXPECT_EQ(newest["next_before"], version);
+  EXPECT_TRUE(Json(Admin("GET", "/v1/regions/nowhere-9/history"))["changes"].empty());
+  EXPECT_EQ(Admin("GET", "/v1/regions/Not%20Valid/history").status, 400);
+  EXPECT_EQ(Admin("GET", "/v1/regions/eu-west-1/history?limit=0").status, 400);
+}
+
 TEST_F(PolicyApiTest, HistoryOfAnUnknownTenantIsEmptyAndABadIdIsRefused) {
   RawResponse unknown = Admin("GET", "/v1/tenants/nobody/history");
   ASSERT_EQ(unknown.status, 200) << unknown.body;
