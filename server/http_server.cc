@@ -55,14 +55,16 @@ constexpr size_t kMaxPendingBytes = 4 << 20;
 // any other request on it gets the cap's 503. A connection flood would
 // otherwise fail the probes of an orchestrator, which would restart a
 // process that is alive and serving the connections it holds. When all of
-// these places hold connections that have sent nothing, the oldest of them
-// is closed to make room (ProbePlaces), so a flood of silent connections
-// cannot keep a probe, which asks at once, out.
+// these places hold connections that have not sent a whole request, the
+// oldest of them is closed to make room (ProbePlaces), so a flood of silent
+// connections cannot keep a probe, which asks at once, out.
 constexpr size_t kProbeConnections = 16;
 // Beyond the cap plus this many (connections being closed to make room
-// included), a connection is refused as soon as it is accepted: the
-// descriptors stay bounded whatever the flood.
-constexpr size_t kOverCapConnections = kProbeConnections + 240;
+// included), a connection is refused as soon as it is accepted. Each
+// connection holds two descriptors (the library's and our duplicate), and
+// the default cap, (limit - 256) / 2, leaves 256 for these and the rest of
+// the process.
+constexpr size_t kOverCapConnections = 64;
 
 // Open connections per client address, kept only while a per-client cap is
 // set. Thread-safe.
@@ -91,9 +93,9 @@ struct ConnState;
 class ProbePlaces {
  public:
   enum class Admission { kRefused, kAdmitted, kAdmittedInPlaceOfAnother };
-  // Takes a place for `conn`, closing the oldest silent holder when all are
-  // taken. kRefused (nothing taken) when that holder cannot be closed here
-  // (TLS: no descriptor of ours).
+  // Takes a place for `conn`, closing the oldest silent holder that can be
+  // closed here when all are taken (kAdmittedInPlaceOfAnother once it is).
+  // kRefused (nothing taken) when none can (TLS: no descriptor of ours).
   Admission Admit(const std::shared_ptr<ConnState>& conn);
 
  private:
@@ -591,26 +593,35 @@ void Drainer::Loop() {
 }
 
 ProbePlaces::Admission ProbePlaces::Admit(const std::shared_ptr<ConnState>& conn) {
-  std::shared_ptr<ConnState> evicted;  // released after the lock
+  std::vector<std::shared_ptr<ConnState>> held;  // released after the lock
+  std::shared_ptr<ConnState> evicted;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::erase_if(silent_, [](const std::weak_ptr<ConnState>& w) {
-      auto c = w.lock();
-      return !c || !c->awaiting_probe.load();
-    });
+    for (auto it = silent_.begin(); it != silent_.end();) {
+      auto c = it->lock();
+      if (c && c->awaiting_probe.load()) {
+        held.push_back(std::move(c));
+        ++it;
+      } else {
+        it = silent_.erase(it);
+      }
+    }
     if (silent_.size() >= kProbeConnections) {
-      evicted = silent_.front().lock();
-      if (evicted == nullptr || !evicted->CanHangUp()) return Admission::kRefused;
-      silent_.pop_front();
+      auto closable = std::find_if(held.begin(), held.end(), [](const auto& c) { return c->CanHangUp(); });
+      if (closable == held.end()) return Admission::kRefused;
+      evicted = *closable;
+      silent_.erase(silent_.begin() + (closable - held.begin()));
     }
     conn->awaiting_probe.store(true);
     silent_.push_back(conn);
   }
-  // Its reactor sees the hang-up and releases it; a request that arrived
-  // meanwhile (the flag already cleared) is left to be answered.
-  if (!evicted) return Admission::kAdmitted;
-  if (evicted->awaiting_probe.exchange(false)) evicted->HangUp();
-  return Admission::kAdmittedInPlaceOfAnother;
+  // Its reactor sees the hang-up and releases it. One whose request arrived
+  // meanwhile (its reactor cleared the flag first) is left to be answered.
+  if (evicted && evicted->awaiting_probe.exchange(false)) {
+    evicted->HangUp();
+    return Admission::kAdmittedInPlaceOfAnother;
+  }
+  return Admission::kAdmitted;
 }
 
 struct FrontendLimits {
@@ -774,6 +785,7 @@ class Frontend final : public Http::Handler {
   void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
             const std::string& detail, int retry_after_s = 0) {
     conn->closing = true;
+    conn->awaiting_probe.store(false);  // answered: no longer a silent probe place to close
     HttpResponse r = limits_->dispatcher->Reject(status, detail, conn->peer_host);
     if (retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
     conn->Complete(conn->TakeRequest(), Outgoing{std::move(r), /*keep_alive=*/false, Http::Version::Http11}, peer);

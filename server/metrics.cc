@@ -112,7 +112,8 @@ std::string HttpMetrics::Render() const {
                "(a gateway's upstream pool) do not keep connections alive.",
                connections_accepted_.load(std::memory_order_relaxed));
   AppendMetric(out, "geoledger_http_connections_refused_total", "counter",
-               "Connections answered 503 and closed because --max-connections were open.",
+               "Connections answered 503 and closed because --max-connections were open, or closed silent to make room "
+               "for a liveness probe.",
                connections_refused_.load(std::memory_order_relaxed));
   AppendMetric(out, "geoledger_http_connections_refused_per_client_total", "counter",
                "Connections answered 503 and closed because --max-connections-per-client were open from "
