@@ -115,6 +115,16 @@ class KvStore {
   virtual Status PurgeDeleted(std::string_view ns) = 0;
 };
 
+// The smallest key above every key that starts with `prefix`; empty when
+// there is none (the prefix is empty or all 0xff bytes). For stores'
+// backward scans.
+inline std::string PrefixSuccessor(std::string_view prefix) {
+  std::string past(prefix);
+  while (!past.empty() && static_cast<unsigned char>(past.back()) == 0xff) past.pop_back();
+  if (!past.empty()) past.back() = static_cast<char>(static_cast<unsigned char>(past.back()) + 1);
+  return past;
+}
+
 // The namespaces every store is opened with. Components add theirs here.
 inline const std::vector<std::string>& KnownNamespaces() {
   static const std::vector<std::string> kNamespaces = {"meta", "tokens", "audit", "keys", "residency"};

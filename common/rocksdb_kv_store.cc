@@ -96,28 +96,18 @@ class RocksDbKvStore final : public KvStore {
     auto* cf = Family(ns);
     if (cf == nullptr) return NotFound("kv scan: unknown namespace " + std::string(ns));
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
-    if (before.empty()) {
-      // After the last key with the prefix: the first key past all of them.
-      std::string past(prefix);
-      while (!past.empty() && static_cast<unsigned char>(past.back()) == 0xff) past.pop_back();
-      if (past.empty()) {
-        it->SeekToLast();
-      } else {
-        past.back() = static_cast<char>(static_cast<unsigned char>(past.back()) + 1);
-        it->Seek(past);
-        if (it->Valid()) it->Prev();
-        else if (it->status().ok()) it->SeekToLast();
-      }
+    // Start below the lower of `before` and the first key past the prefix's.
+    const std::string past = PrefixSuccessor(prefix);
+    const std::string_view bound = before.empty() || (!past.empty() && std::string_view(past) < before) ? past : before;
+    if (bound.empty()) {
+      it->SeekToLast();
     } else {
-      it->SeekForPrev(rocksdb::Slice(before.data(), before.size()));
-      if (it->Valid() && it->key() == rocksdb::Slice(before.data(), before.size())) it->Prev();
+      it->SeekForPrev(rocksdb::Slice(bound.data(), bound.size()));
+      if (it->Valid() && it->key() == rocksdb::Slice(bound.data(), bound.size())) it->Prev();
     }
     for (; it->Valid(); it->Prev()) {
       std::string_view k(it->key().data(), it->key().size());
-      if (k.substr(0, prefix.size()) != prefix) {
-        if (k < prefix) break;  // below every key with the prefix
-        continue;               // `before` is above them: move down to them
-      }
+      if (k.substr(0, prefix.size()) != prefix) break;  // below every key with the prefix
       if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
     }
     if (!it->status().ok()) return Internal("kv scan in " + std::string(ns) + ": " + it->status().ToString());

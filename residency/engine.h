@@ -21,7 +21,10 @@
 // once that is the only reference left, outside the mutex. A snapshot that is
 // no longer active can gain no reference (only the active one is handed
 // out), so once its count is one it stays one. A thread cache still holding
-// one after the engine is destroyed frees it itself.
+// one after the engine is destroyed frees it itself. (A builder from
+// EditCurrent shares the active snapshot's shards; one dropped after a full
+// replacement frees those it alone still holds on its own thread. The
+// policy store builds and installs under its lock, so none outlives one.)
 //
 // Thread-safety: every method is safe to call concurrently.
 #pragma once

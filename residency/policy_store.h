@@ -82,10 +82,10 @@ struct Precondition {
 };
 
 // Which of an entity's changes to read (PolicyStore::TenantChanges and
-// RegionChanges): those
-// whose version lies strictly between `after` and `before` (each bound
-// optional), at most `limit` of them: the oldest in that range when `after`
-// is given (reading forward from it), else the newest (reading back).
+// RegionChanges): those whose version lies strictly between `after` and
+// `before` (each bound optional), at most `limit` of them: the oldest in that
+// range when `after` is given (reading forward from it), else the newest
+// (reading back).
 struct ChangeQuery {
   std::optional<uint64_t> after = std::nullopt;
   std::optional<uint64_t> before = std::nullopt;
