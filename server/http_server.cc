@@ -721,11 +721,12 @@ class Frontend final : public Http::Handler {
           break;
       }
       if (conn->TooFarBehind())
-        return Fail(peer, conn, 503, "too many pipelined requests without reading the answers");
+        return Fail(peer, conn, 503, "too many pipelined requests without reading the answers", 0, &in, http10);
       if (conn->probe_only) {
         // Closed to make room for a newer one: its request is not answered.
         if (!conn->awaiting_probe.exchange(false)) return;
-        if ((in.method != "GET" && in.method != "HEAD") || in.path != "/healthz") return RefuseOverCap(peer, conn);
+        if ((in.method != "GET" && in.method != "HEAD") || in.path != "/healthz")
+          return RefuseOverCap(peer, conn, &in, http10);
         keep_alive = false;  // one probe per admitted connection
       }
       in.peer = conn->peer_host;
@@ -777,18 +778,27 @@ class Frontend final : public Http::Handler {
   // at the keep-alive timeout instead.
   static bool HoldsRequestClock(ConnState& conn) { return conn.Outstanding() > 0; }
 
-  void RefuseOverCap(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn) {
+  // `in`: the parsed request refused, if any (see Fail).
+  void RefuseOverCap(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn,
+                     const HttpRequest* in = nullptr, bool http10 = false) {
     if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
-    Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1);
+    Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1, in, http10);
   }
 
+  // Answers a problem document with `status` and closes the connection. `in`
+  // is the parsed request refused: its answer follows its version and, for
+  // HEAD, carries no body. Without one (bytes that never made a request, or
+  // none yet) the answer is HTTP/1.1 with a body.
   void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
-            const std::string& detail, int retry_after_s = 0) {
+            const std::string& detail, int retry_after_s = 0, const HttpRequest* in = nullptr, bool http10 = false) {
     conn->closing = true;
     conn->awaiting_probe.store(false);  // answered: no longer a silent probe place to close
     HttpResponse r = limits_->dispatcher->Reject(status, detail, conn->peer_host);
     if (retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
-    conn->Complete(conn->TakeRequest(), Outgoing{std::move(r), /*keep_alive=*/false, Http::Version::Http11}, peer);
+    Outgoing out{std::move(r), /*keep_alive=*/false,
+                 in != nullptr && http10 ? Http::Version::Http10 : Http::Version::Http11};
+    out.head = in != nullptr && in->method == "HEAD";
+    conn->Complete(conn->TakeRequest(), std::move(out), peer);
   }
 
   void Serve(HttpRequest in, bool keep_alive, bool http10, const std::shared_ptr<Tcp::Peer>& peer,

@@ -611,6 +611,19 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503ButLivenessProbesAreAns
   ASSERT_NO_FATAL_FAILURE(ExpectAProbeConnectionRefusedOnItsRequest(server->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
   ASSERT_NO_FATAL_FAILURE(ExpectAProbeConnectionRefusedOnItsRequest(
       server->port(), "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+  {
+    // A refused HEAD gets its 503 without a body, in its own HTTP version.
+    RawConnection head(server->port());
+    ASSERT_TRUE(head.connected());
+    ASSERT_TRUE(head.Send("HEAD /metrics HTTP/1.0\r\n\r\n"));
+    bool closed = false;
+    const std::string got = ReadUntilClosed(head.fd(), std::chrono::seconds(10), 65536, &closed);
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(got.compare(0, 13, "HTTP/1.0 503 "), 0) << got;
+    const size_t end = got.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << got;
+    EXPECT_EQ(got.size(), end + 4) << "a body followed the HEAD answer: " << got;
+  }
   auto metrics = [&kept] {
     RawResponse m;
     EXPECT_TRUE(kept[0]->Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -656,7 +669,7 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503ButLivenessProbesAreAns
   for (int t = 0; t < 500 && count_closed() < 5; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(count_closed(), 5);
   EXPECT_FALSE(closed_by_server(*silent.back()));
-  EXPECT_EQ(sample("geoledger_http_connections_refused_total"), 7) << metrics();
+  EXPECT_EQ(sample("geoledger_http_connections_refused_total"), 8) << metrics();
   // The closed ones are released: the kept three and fifteen silent ones
   // (the probe's place is free again) are open.
   for (int t = 0; t < 500 && sample("geoledger_http_connections_open") != 3 + 15; ++t)
