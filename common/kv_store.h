@@ -115,14 +115,15 @@ class KvStore {
   virtual Status PurgeDeleted(std::string_view ns) = 0;
 };
 
-// The smallest key above every key that starts with `prefix`; empty when
-// there is none (the prefix is empty or all 0xff bytes). For stores'
-// backward scans.
-inline std::string PrefixSuccessor(std::string_view prefix) {
+// Where a backward scan (KvStore::ScanBackFrom) starts: the exclusive upper
+// bound, the lower of `before` and the smallest key above every key that
+// starts with `prefix`; empty when there is none (scan from the last key).
+inline std::string BackwardScanBound(std::string_view prefix, std::string_view before) {
   std::string past(prefix);
   while (!past.empty() && static_cast<unsigned char>(past.back()) == 0xff) past.pop_back();
   if (!past.empty()) past.back() = static_cast<char>(static_cast<unsigned char>(past.back()) + 1);
-  return past;
+  if (before.empty() || (!past.empty() && std::string_view(past) < before)) return past;
+  return std::string(before);
 }
 
 // The namespaces every store is opened with. Components add theirs here.

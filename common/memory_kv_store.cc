@@ -53,10 +53,8 @@ class MemoryKvStore final : public KvStore {
       auto nit = data_.find(std::string(ns));
       if (nit == data_.end()) return Status::Ok();
       const auto& m = nit->second;
-      // Start below the lower of `before` and the first key past the prefix's.
-      const std::string past = PrefixSuccessor(prefix);
-      const std::string_view bound = before.empty() || (!past.empty() && std::string_view(past) < before) ? past : before;
-      auto it = bound.empty() ? m.end() : m.lower_bound(std::string(bound));
+      const std::string bound = BackwardScanBound(prefix, before);
+      auto it = bound.empty() ? m.end() : m.lower_bound(bound);
       while (it != m.begin()) {
         --it;
         if (it->first.compare(0, prefix.size(), prefix) != 0) break;  // below every key with the prefix

@@ -96,9 +96,7 @@ class RocksDbKvStore final : public KvStore {
     auto* cf = Family(ns);
     if (cf == nullptr) return NotFound("kv scan: unknown namespace " + std::string(ns));
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
-    // Start below the lower of `before` and the first key past the prefix's.
-    const std::string past = PrefixSuccessor(prefix);
-    const std::string_view bound = before.empty() || (!past.empty() && std::string_view(past) < before) ? past : before;
+    const std::string bound = BackwardScanBound(prefix, before);
     if (bound.empty()) {
       it->SeekToLast();
     } else {

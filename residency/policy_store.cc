@@ -37,8 +37,13 @@ std::string Key(std::string_view prefix, std::string_view id) {
   return std::string(prefix) + std::string(id);
 }
 
+// The keys of one entity's history records start with this.
+std::string HistoryPrefix(std::string_view kind, std::string_view id) {
+  return "history/" + std::string(kind) + "/" + std::string(id) + "/";
+}
+
 std::string HistoryKey(std::string_view kind, std::string_view id, uint64_t v) {
-  return "history/" + std::string(kind) + "/" + std::string(id) + "/" + VersionSuffix(v);
+  return HistoryPrefix(kind, id) + VersionSuffix(v);
 }
 
 // The index of version v's audit entry, one key per version: history
@@ -304,11 +309,15 @@ StatusOr<std::optional<Tenant>> PolicyStore::GetTenant(std::string_view id, uint
   return std::optional<Tenant>(std::move(t).value());
 }
 
-StatusOr<ChangePage> PolicyStore::TenantChanges(std::string_view tenant, const ChangeQuery& query) const {
-  if (!IsValidTenantId(tenant)) return InvalidArgument("tenant history: bad tenant id");
+StatusOr<ChangePage> PolicyStore::Changes(std::string_view kind, std::string_view id, const ChangeQuery& query) const {
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
-  return ReadHistory(*kv_, "history/tenant/" + std::string(tenant) + "/", query);
+  return ReadHistory(*kv_, HistoryPrefix(kind, id), query);
+}
+
+StatusOr<ChangePage> PolicyStore::TenantChanges(std::string_view tenant, const ChangeQuery& query) const {
+  if (!IsValidTenantId(tenant)) return InvalidArgument("tenant history: bad tenant id");
+  return Changes("tenant", tenant, query);
 }
 
 StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant,
@@ -319,9 +328,7 @@ StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant
 
 StatusOr<ChangePage> PolicyStore::RegionChanges(std::string_view region, const ChangeQuery& query) const {
   if (!IsValidRegionId(region)) return InvalidArgument("region history: bad region id");
-  std::lock_guard<std::mutex> lock(mu_);
-  GL_RETURN_IF_ERROR(CheckUsable());
-  return ReadHistory(*kv_, "history/region/" + std::string(region) + "/", query);
+  return Changes("region", region, query);
 }
 
 StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view region,

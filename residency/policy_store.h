@@ -183,6 +183,9 @@ class PolicyStore {
   // Under mu_: kUnavailable once an audited write failed after it was handed
   // to the store (its outcome is known only after a reopen).
   Status CheckUsable() const;
+  // TenantChanges and RegionChanges once the id is checked: a page of the
+  // history records of `kind` `id`. Takes mu_.
+  StatusOr<ChangePage> Changes(std::string_view kind, std::string_view id, const ChangeQuery& query) const;
   // Under mu_: an incremental change may be built on the active version.
   Status CheckEditable() const;
   Status CheckNewerLocked(uint64_t version) const;
