@@ -5,26 +5,25 @@
 // Install it; installation is one atomic swap, so a decision sees either the
 // whole old policy or the whole new one, never a mix.
 //
-// Reading without locks: each reader thread keeps a thread-local
-// shared_ptr to the snapshot it last used, tagged with the engine's id and
-// the publication generation. A decision does one acquire load of the
-// engine's generation counter; when it matches the cached tag (the steady
-// state) the cached snapshot is used directly, with no lock and no reference
-// count traffic. Only after a publication does a thread take the engine's
-// mutex once to copy the new pointer. A thread's cache keeps its last
-// snapshot alive until that thread next decides (on any engine) or exits.
+// Reading without locks (epoch-based reclamation): each thread that reads
+// an engine owns a slot in the engine's slot list. A read pins the active
+// snapshot: it publishes, in its slot, the publication generation it started
+// in, then loads the active snapshot's address; when the read ends the slot
+// goes back to quiescent. A decision is one such read: a few loads and
+// stores to the thread's own slot, with no lock and no reference-count
+// traffic. A thread that is not reading holds nothing, so an idle thread
+// never keeps a replaced policy in memory.
 //
 // Releasing replaced snapshots: freeing a large one takes long (about 0.17 s
 // for a million tenants), so no decision thread may be the one that drops
-// the last reference. Install keeps each replaced snapshot on a retired list
-// (one reference), and the engine's release thread frees a retired snapshot
-// once that is the only reference left, outside the mutex. A snapshot that is
-// no longer active can gain no reference (only the active one is handed
-// out), so once its count is one it stays one. A thread cache still holding
-// one after the engine is destroyed frees it itself. (A builder from
-// EditCurrent shares the active snapshot's shards; one dropped after a full
-// replacement frees those it alone still holds on its own thread. The
-// policy store builds and installs under its lock, so none outlives one.)
+// the last reference. Install keeps each replaced snapshot on a retired list,
+// tagged with the generation that replaced it, and the engine's release
+// thread frees it once every slot is quiescent or published a later
+// generation (no read can still see it) and no Current() copy holds it.
+// (A builder from EditCurrent shares the active snapshot's shards; one
+// dropped after a full replacement frees those it alone still holds on its
+// own thread. The policy store builds and installs under its lock, so none
+// outlives one.)
 //
 // Thread-safety: every method is safe to call concurrently.
 #pragma once
@@ -45,9 +44,31 @@
 #include "residency/snapshot.h"
 
 namespace geoledger::residency {
+namespace internal {
+struct ReaderSlot;
+}  // namespace internal
 
 class Engine {
  public:
+  // A pinned read of the active snapshot (above): the snapshot stays valid
+  // while the Read lives. Reads nest, on one engine or several. Keep it on
+  // the stack of the thread that made it, and short: while it lives, no
+  // snapshot replaced after it began can be freed.
+  class Read {
+   public:
+    ~Read();
+    Read(const Read&) = delete;
+    Read& operator=(const Read&) = delete;
+    const Snapshot& operator*() const { return *snapshot_; }
+    const Snapshot* operator->() const { return snapshot_; }
+
+   private:
+    friend class Engine;
+    Read(internal::ReaderSlot* slot, const Snapshot* snapshot) : slot_(slot), snapshot_(snapshot) {}
+    internal::ReaderSlot* slot_;
+    const Snapshot* snapshot_;
+  };
+
   struct Options {
     RuleOptions rules;
     // Jurisdiction table; null means the built-in one.
@@ -86,12 +107,10 @@ class Engine {
   void DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
                    std::span<Decision> out) const;
 
-  // The snapshot this thread decides against: lock-free as above. The
-  // reference stays valid until this thread's next call to Reader, Decide or
-  // DecideBatch on this engine; a caller that decides and then looks
-  // something up (which of a request's values the policy knows) uses it for
-  // both, so the two never straddle a policy change.
-  const Snapshot& Reader() const { return Acquire(); }
+  // Pins the active snapshot (lock-free, above). A caller that decides and
+  // then looks something up (which of a request's values the policy knows)
+  // uses one Read for both, so the two never straddle a policy change.
+  Read Pin() const;
 
   // The active snapshot (takes the mutex; one reference-count increment).
   std::shared_ptr<const Snapshot> Current() const;
@@ -99,29 +118,41 @@ class Engine {
   // True once a policy with at least one tenant or region is active (/readyz).
   bool loaded() const;
 
-  // Frees, on the calling thread, every retired snapshot that only the
-  // engine still holds; returns how many remain retired (still held by a
-  // thread's cache or a Current() copy). The release thread calls it.
+  // Frees, on the calling thread, every retired snapshot that no read can
+  // still see and only the engine holds; returns how many remain retired
+  // (still seen by a read, or held by a Current() copy). The release thread
+  // calls it.
   size_t ReleaseRetired();
   const Jurisdictions& jurisdictions() const { return *jurisdictions_; }
 
  private:
+  struct Retired {
+    std::shared_ptr<const Snapshot> snapshot;
+    uint64_t replaced_at;  // the generation that replaced it
+  };
+
   explicit Engine(Options options);
-  const Snapshot& Acquire() const;
+  // This thread's slot on this engine, registered on first use.
+  internal::ReaderSlot* Slot() const;
+  internal::ReaderSlot* RegisterSlot() const;
   void ReleaseLoop();
 
-  const uint64_t id_;  // distinguishes engines in thread-local caches
+  const uint64_t id_;  // distinguishes engines in thread-local slot lists
   const RuleOptions rules_;
   std::shared_ptr<const Jurisdictions> jurisdictions_;
   std::shared_ptr<StringPool> pool_;
 
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> current_;  // guarded by mu_
-  // Replaced snapshots, one reference each, until only that one is left.
-  std::vector<std::shared_ptr<const Snapshot>> retired_;  // guarded by mu_
+  // current_'s address, for reads (stored under mu_, before generation_).
+  std::atomic<const Snapshot*> active_{nullptr};
+  // Replaced snapshots, one reference each, until no read can see them.
+  std::vector<Retired> retired_;  // guarded by mu_
+  // Every thread's slot; a thread that exits leaves its slot for the next.
+  mutable std::vector<std::shared_ptr<internal::ReaderSlot>> slots_;  // guarded by mu_
   bool stopping_ = false;                                  // guarded by mu_
   std::condition_variable retired_cv_;                    // signals retired_ and stopping_
-  // Bumped (release) after current_ changes; readers compare it (acquire).
+  // Bumped (release) after active_ changes; reads publish it (acquire).
   std::atomic<uint64_t> generation_{1};
   std::thread releaser_;  // absent without release_in_background
 };

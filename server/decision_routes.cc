@@ -112,7 +112,7 @@ audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, cons
 // knows it; otherwise none (see kNotRecorded).
 std::string RecordedTenant(const RequestContext& ctx, const residency::Engine& engine) {
   if (ctx.tenant.empty() || (ctx.principal && ctx.principal->tenant == ctx.tenant)) return ctx.tenant;
-  return engine.Reader().HasTenant(ctx.tenant) ? ctx.tenant : std::string();
+  return engine.Pin()->HasTenant(ctx.tenant) ? ctx.tenant : std::string();
 }
 
 nlohmann::json DecisionJson(const residency::Decision& d, const std::string& decision_id) {
@@ -214,20 +214,22 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   std::vector<residency::DecisionRequest> views;
   views.reserve(inputs->size());
   for (const auto& in : *inputs) views.push_back(in.View());
-  // One snapshot for the whole batch and for what its audit entries record.
-  const residency::Snapshot& snapshot = deps.engine()->Reader();
-  std::vector<residency::Decision> decisions(views.size());
-  snapshot.DecideBatch(views, NowSeconds(), decisions);
-
   auto answers = std::make_shared<nlohmann::json>(nlohmann::json::array());
   std::vector<audit::AuditEvent> events;
-  events.reserve(decisions.size());
+  events.reserve(views.size());
   uint32_t ttl = UINT32_MAX;
-  for (size_t i = 0; i < decisions.size(); ++i) {
-    std::string id = NewDecisionId();
-    events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id, snapshot));
-    answers->push_back(DecisionJson(decisions[i], id));
-    ttl = std::min(ttl, decisions[i].ttl_s);
+  {
+    // One snapshot for the whole batch and for what its audit entries
+    // record, pinned only while they are made.
+    const auto snapshot = deps.engine()->Pin();
+    std::vector<residency::Decision> decisions(views.size());
+    snapshot->DecideBatch(views, NowSeconds(), decisions);
+    for (size_t i = 0; i < decisions.size(); ++i) {
+      std::string id = NewDecisionId();
+      events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id, *snapshot));
+      answers->push_back(DecisionJson(decisions[i], id));
+      ttl = std::min(ttl, decisions[i].ttl_s);
+    }
   }
   auto render = [answers, batch, ttl](const std::vector<uint64_t>* indexes) {
     if (indexes)
@@ -300,10 +302,15 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
     *w.out = *v;
   }
   // A token bound to another tenant came in as ctx.gateway_refusal (above).
-  const residency::Snapshot& snapshot = deps.engine()->Reader();
-  const residency::Decision d = snapshot.Decide(in.View(), NowSeconds());
+  residency::Decision d;
   std::string id = NewDecisionId();
-  AuditThenAnswer(deps, One(DecisionEvent(ctx, in, d, id, snapshot)), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
+  std::vector<audit::AuditEvent> events;
+  {
+    const auto snapshot = deps.engine()->Pin();  // the decision and what its entry records
+    d = snapshot->Decide(in.View(), NowSeconds());
+    events = One(DecisionEvent(ctx, in, d, id, *snapshot));
+  }
+  AuditThenAnswer(deps, std::move(events), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
     return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);
   });
 }
