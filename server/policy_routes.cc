@@ -93,11 +93,15 @@ StatusOr<residency::ChangeQuery> ReadChangeQuery(const RequestContext& ctx) {
 }
 
 // A history page's answer: {<kind>: id, changes, more, next_before or
-// next_after (with more, for the direction read)}.
+// next_after (with more, for the direction read)}. Without `with_actors`,
+// the changes do not name the tokens that made them.
 nlohmann::json ChangePageJson(const char* kind, const std::string& id, const residency::ChangeQuery& query,
-                              const residency::ChangePage& page) {
+                              const residency::ChangePage& page, bool with_actors) {
   nlohmann::json changes = nlohmann::json::array();
-  for (const auto& c : page.changes) changes.push_back(residency::ChangeRecordToJson(c));
+  for (const auto& c : page.changes) {
+    changes.push_back(residency::ChangeRecordToJson(c));
+    if (!with_actors) changes.back().erase("actor");
+  }
   nlohmann::json j = {{kind, id}, {"changes", std::move(changes)}, {"more", page.more}};
   if (page.more && query.after) j["next_after"] = page.changes.back().version;
   else if (page.more) j["next_before"] = page.changes.front().version;
@@ -191,13 +195,17 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto query, ReadChangeQuery(ctx));
                GL_ASSIGN_OR_RETURN(auto page, policy()->TenantChanges(ctx.tenant, query));
-               return JsonResponse(200, ChangePageJson("tenant", ctx.tenant, query, page));
+               return JsonResponse(200, ChangePageJson("tenant", ctx.tenant, query, page, /*with_actors=*/true));
              });
   d.AddRoute("GET", "/v1/regions/{region}/history", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto query, ReadChangeQuery(ctx));
                GL_ASSIGN_OR_RETURN(auto page, policy()->RegionChanges(ctx.params["region"], query));
-               return JsonResponse(200, ChangePageJson("region", ctx.params["region"], query, page));
+               // Regions are shared, and only unbound tokens change them: a
+               // tenant's token reads what changed and when, not which of the
+               // operator's tokens changed it.
+               const bool with_actors = ctx.principal->tenant.empty();
+               return JsonResponse(200, ChangePageJson("region", ctx.params["region"], query, page, with_actors));
              });
   // Each change is one synced write of its audit entry and its records,
   // under the store's lock, and the reads wait for that lock, so none of

@@ -209,6 +209,18 @@ TEST_F(PolicyApiTest, EachRegionChangeIsListedInItsHistory) {
   EXPECT_EQ(newest["changes"][0]["version"], version);
   EXPECT_EQ(newest["more"], true);
   EXPECT_EQ(newest["next_before"], version);
+  EXPECT_FALSE(j["changes"][1]["actor"].get<std::string>().empty());
+  // A tenant-bound admin token reads a region's changes without the names
+  // of the operator's tokens that made them.
+  std::string acme_admin = server_->CreateToken("acme-admin", {"admin"}, "acme");
+  ASSERT_FALSE(acme_admin.empty());
+  RawResponse seen = server_->Authed(acme_admin, "GET", "/v1/regions/eu-west-1/history");
+  ASSERT_EQ(seen.status, 200) << seen.body;
+  const nlohmann::json redacted = Json(seen);
+  ASSERT_EQ(redacted["changes"].size(), 2u) << seen.body;
+  for (const auto& c : redacted["changes"]) EXPECT_FALSE(c.contains("actor")) << seen.body;
+  EXPECT_EQ(redacted["changes"][1]["audit_index"], index);
+  EXPECT_EQ(redacted["changes"][1]["changes"], j["changes"][1]["changes"]);
   EXPECT_TRUE(Json(Admin("GET", "/v1/regions/nowhere-9/history"))["changes"].empty());
   EXPECT_EQ(Admin("GET", "/v1/regions/Not%20Valid/history").status, 400);
   EXPECT_EQ(Admin("GET", "/v1/regions/eu-west-1/history?limit=0").status, 400);
