@@ -704,6 +704,13 @@ class Frontend final : public Http::Handler {
       bool keep_alive = false, http10 = false;
       switch (conn->parser.Next(&in, &keep_alive, &http10)) {
         case HttpRequestParser::Result::kNeedMore:
+          if (conn->probe_only && conn->parser.in_body()) {
+            // A probe place serves one GET or HEAD of /healthz, which has no
+            // body: a request with one is refused before any of it is
+            // read, and without "100 Continue".
+            if (!conn->awaiting_probe.exchange(false)) return;
+            return RefuseOverCap(peer, conn);
+          }
           if (conn->parser.TakeContinue()) conn->Continue(peer);
           if (conn->parser.in_body() && !conn->clock_in_body) {
             clock->feed(kBodyStepHead.data(), kBodyStepHead.size());

@@ -612,6 +612,19 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503ButLivenessProbesAreAns
   ASSERT_NO_FATAL_FAILURE(ExpectAProbeConnectionRefusedOnItsRequest(
       server->port(), "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
   {
+    // A request with a body is refused once its head is in: no "100
+    // Continue", and the body is not waited for.
+    RawConnection body(server->port());
+    ASSERT_TRUE(body.connected());
+    ASSERT_TRUE(body.Send("POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                          "Expect: 100-continue\r\n\r\n"));
+    bool closed = false;
+    const std::string got = ReadUntilClosed(body.fd(), std::chrono::seconds(10), 65536, &closed);
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(got.compare(0, 13, "HTTP/1.1 503 "), 0) << got;
+    EXPECT_EQ(got.find("100 Continue"), std::string::npos) << got;
+  }
+  {
     // A refused HEAD gets its 503 without a body, in its own HTTP version.
     RawConnection head(server->port());
     ASSERT_TRUE(head.connected());
@@ -669,7 +682,8 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503ButLivenessProbesAreAns
   for (int t = 0; t < 500 && count_closed() < 5; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(count_closed(), 5);
   EXPECT_FALSE(closed_by_server(*silent.back()));
-  EXPECT_EQ(sample("geoledger_http_connections_refused_total"), 8) << metrics();
+  // Four refused requests above, and five silent connections closed.
+  EXPECT_EQ(sample("geoledger_http_connections_refused_total"), 4 + 5) << metrics();
   // The closed ones are released: the kept three and fifteen silent ones
   // (the probe's place is free again) are open.
   for (int t = 0; t < 500 && sample("geoledger_http_connections_open") != 3 + 15; ++t)
