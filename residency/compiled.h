@@ -8,6 +8,7 @@
 #include <bitset>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -29,19 +30,23 @@ inline uint16_t CountryKey(std::string_view code) {
 
 struct CompiledRegion {
   RegionIndex index = 0;
-  std::string_view id;           // interned: valid for the engine's lifetime
+  std::string id;
   uint16_t country = 0;          // CountryKey
   bool eea = false;
   const Adequacy* adequacy = nullptr;  // owned by the Jurisdictions table
-  std::string_view adequacy_basis;     // interned "gdpr:art45:<CC>"
+  std::string_view adequacy_basis;     // "gdpr:art45:<CC>", in the Jurisdictions table
 };
+
+// A legal basis string, shared by every compiled tenant that declares it
+// (StringPool, snapshot.h).
+using SharedString = std::shared_ptr<const std::string>;
 
 struct CompiledSafeguard {
   uint16_t country = 0;
   Mechanism mechanism = Mechanism::kScc;
   Day valid_from = 0;
   Day valid_until = INT32_MAX;   // inclusive
-  std::string_view legal_basis;  // interned "gdpr:art46:scc:<ref>" etc.
+  SharedString legal_basis;      // "gdpr:art46:scc:<ref>" etc.
 };
 
 // A dated certification, for one jurisdiction whose adequacy decision
@@ -50,7 +55,7 @@ struct CompiledCertification {
   uint16_t country = 0;
   Day valid_from = 0;
   Day valid_until = 0;           // inclusive
-  std::string_view legal_basis;  // interned "gdpr:art45:<CC>:dpf:<ref>"
+  SharedString legal_basis;      // "gdpr:art45:<CC>:dpf:<ref>"
 };
 
 // What a tenant declared for transfers outside the EEA.

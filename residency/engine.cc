@@ -189,15 +189,11 @@ Engine::Read Engine::Pin() const {
   return Read(slot, active_.load(std::memory_order_seq_cst));
 }
 
-Decision Engine::Decide(std::string_view tenant, std::string_view category,
-                        std::string_view operation, std::string_view region,
-                        int64_t unix_seconds) const {
-  return Pin()->Decide(tenant, category, operation, region, unix_seconds);
-}
-
-void Engine::DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
-                         std::span<Decision> out) const {
-  Pin()->DecideBatch(requests, unix_seconds, out);
+OwnedDecision Engine::Decide(std::string_view tenant, std::string_view category,
+                             std::string_view operation, std::string_view region,
+                             int64_t unix_seconds) const {
+  const Read read = Pin();
+  return OwnedDecision(read->Decide(tenant, category, operation, region, unix_seconds));
 }
 
 std::shared_ptr<const Snapshot> Engine::Current() const {

@@ -94,18 +94,16 @@ class Engine {
   // version is not newer than the active one (rollback).
   Status Install(std::shared_ptr<const Snapshot> snapshot);
 
-  // Lock-free (see above); string_views in the result stay valid for the
-  // engine's lifetime. `unix_seconds` is the decision time (UTC).
-  Decision Decide(std::string_view tenant, std::string_view category,
-                  std::string_view operation, std::string_view region,
-                  int64_t unix_seconds) const;
-  Decision Decide(const DecisionRequest& r, int64_t unix_seconds) const {
+  // One decision (a read, above) whose strings are copied out, so they
+  // stay valid after the read. `unix_seconds` is the decision time (UTC).
+  // Callers that decide and use the answer within a Read decide on its
+  // snapshot instead, without the copies.
+  OwnedDecision Decide(std::string_view tenant, std::string_view category,
+                       std::string_view operation, std::string_view region,
+                       int64_t unix_seconds) const;
+  OwnedDecision Decide(const DecisionRequest& r, int64_t unix_seconds) const {
     return Decide(r.tenant, r.category, r.operation, r.region, unix_seconds);
   }
-  // Answers every request against one snapshot, so a batch never straddles
-  // a policy change. `out` must be as long as `requests`.
-  void DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
-                   std::span<Decision> out) const;
 
   // Pins the active snapshot (lock-free, above). A caller that decides and
   // then looks something up (which of a request's values the policy knows)

@@ -58,7 +58,7 @@ Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
     if (terms != nullptr) {
       for (const CompiledCertification& c : terms->certifications) {
         if (c.country != target.country || today < c.valid_from || today > c.valid_until) continue;
-        return Allow(c.legal_basis, in, o, std::min(decision_until, c.valid_until));
+        return Allow(*c.legal_basis, in, o, std::min(decision_until, c.valid_until));
       }
     }
   }
@@ -70,7 +70,7 @@ Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
         if (!derogation) derogation = &s;
         continue;
       }
-      return Allow(s.legal_basis, in, o, s.valid_until);
+      return Allow(*s.legal_basis, in, o, s.valid_until);
     }
   }
   if (derogation) {
@@ -81,7 +81,7 @@ Decision TransferBasis(const RuleInput& in, const RuleOptions& o) {
     // asks for one at a time (read, transfer, support access).
     if (IsResidencyOperation(in.operation) || in.operation == Operation::kProcess)
       return Deny(Reason::kDerogationNotSystematic, in, o);
-    return Allow(derogation->legal_basis, in, o, derogation->valid_until);
+    return Allow(*derogation->legal_basis, in, o, derogation->valid_until);
   }
   return Deny(Reason::kNoTransferBasis, in, o);
 }

@@ -3,11 +3,12 @@
 // reason code are written out in compliance-docs/residency-rules.md; keep the
 // two in step.
 //
-// Decide allocates nothing: every string in a Decision is static or interned
-// for the lifetime of the engine that produced it.
+// Decide allocates nothing: every string in a Decision is static or points
+// into the policy snapshot that produced it.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "residency/compiled.h"
@@ -37,6 +38,9 @@ inline constexpr std::string_view kBasisEea = "eea";
 inline constexpr std::string_view kBasisTenantPinning = "tenant-pinning";
 inline constexpr std::string_view kBasisNotPersonalData = "not-personal-data";
 
+// The strings of a Decision are static or point into the snapshot that made
+// it: valid while that snapshot lives, which a caller of the engine ensures
+// by holding its Engine::Read. OwnedDecision keeps them beyond.
 struct Decision {
   bool allow = false;
   Reason reason = Reason::kTenantUnknown;
@@ -48,6 +52,20 @@ struct Decision {
   std::string_view route_region;
   uint64_t policy_version = 0;
   uint32_t ttl_s = 0;  // how long a gateway may cache this answer
+};
+
+// A Decision that owns its strings.
+struct OwnedDecision {
+  OwnedDecision() = default;
+  explicit OwnedDecision(const Decision& d)
+      : allow(d.allow), reason(d.reason), legal_basis(d.legal_basis), route_region(d.route_region),
+        policy_version(d.policy_version), ttl_s(d.ttl_s) {}
+  bool allow = false;
+  Reason reason = Reason::kTenantUnknown;
+  std::string legal_basis;
+  std::string route_region;
+  uint64_t policy_version = 0;
+  uint32_t ttl_s = 0;
 };
 
 struct RuleOptions {

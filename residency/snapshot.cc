@@ -126,11 +126,24 @@ std::string SafeguardBasis(const Safeguard& s) {
 
 // ---- StringPool -------------------------------------------------------------
 
-std::string_view StringPool::Intern(std::string_view s) {
+SharedString StringPool::Intern(std::string_view s) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = strings_.find(s);
-  if (it == strings_.end()) it = strings_.emplace(s).first;
-  return *it;  // node-based set: the address is stable
+  if (it != strings_.end()) {
+    if (SharedString live = it->second.lock()) return live;
+  } else {
+    if (strings_.size() >= sweep_at_) {
+      // Drop the entries of strings no compiled tenant holds any more; the
+      // next sweep waits until the pool has doubled again, so interning
+      // stays amortised O(1).
+      std::erase_if(strings_, [](const auto& e) { return e.second.expired(); });
+      sweep_at_ = std::max<size_t>(1024, strings_.size() * 2);
+    }
+    it = strings_.emplace(std::string(s), std::weak_ptr<const std::string>()).first;
+  }
+  auto made = std::make_shared<const std::string>(s);
+  it->second = made;
+  return made;
 }
 
 size_t StringPool::size() const {
@@ -240,13 +253,12 @@ Status SnapshotBuilder::PutRegion(const Region& region) {
   if (!existing && current.regions.size() >= kMaxRegions)
     return FailedPrecondition("region " + region.id + ": the policy already has " + std::to_string(kMaxRegions) +
                               " regions, the most it can hold");
-  StringPool& pool = *snap_->pool_;
   CompiledRegion r;
-  r.id = pool.Intern(region.id);
+  r.id = region.id;
   r.country = CountryKey(region.country);
   r.eea = j.IsEea(region.country);
   r.adequacy = j.FindAdequacy(region.country);
-  if (r.adequacy) r.adequacy_basis = pool.Intern(r.adequacy->legal_basis);
+  if (r.adequacy) r.adequacy_basis = r.adequacy->legal_basis;
   RegionTable& table = MutableRegions();
   if (existing) {
     r.index = *existing;

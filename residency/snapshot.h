@@ -29,13 +29,16 @@
 
 namespace geoledger::residency {
 
-// Interns the strings decisions point at (region ids, legal bases), so a
-// Decision's string_views outlive the snapshot that produced them. Shared by
-// every snapshot of one engine; grows only with distinct strings.
+// Shares equal legal-basis strings between compiled tenants (a million
+// tenants that name the same contract hold one copy). A string lives while a
+// compiled tenant holds it: the pool keeps only weak references, and drops
+// those of freed strings as it grows, so a policy that keeps changing its
+// references does not grow it. Shared by every snapshot of one engine.
 // Thread-safe.
 class StringPool {
  public:
-  std::string_view Intern(std::string_view s);
+  SharedString Intern(std::string_view s);
+  // Entries, live or not yet dropped.
   size_t size() const;
 
  private:
@@ -44,7 +47,9 @@ class StringPool {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   mutable std::mutex mu_;
-  std::unordered_set<std::string, Hash, std::equal_to<>> strings_;  // guarded by mu_
+  // Keyed by a copy: the key must outlive the string it names.
+  std::unordered_map<std::string, std::weak_ptr<const std::string>, Hash, std::equal_to<>> strings_;  // guarded by mu_
+  size_t sweep_at_ = 1024;  // guarded by mu_; the size at which expired entries are next dropped
 };
 
 namespace internal {
@@ -79,7 +84,8 @@ class Snapshot {
   void DecideBatch(std::span<const DecisionRequest> requests, int64_t unix_seconds,
                    std::span<Decision> out) const;
 
-  // The index and jurisdiction of `id`, or nullptr.
+  // The index and jurisdiction of `id`, or nullptr. Valid while the
+  // snapshot lives.
   const CompiledRegion* FindRegion(std::string_view id) const;
   bool HasTenant(std::string_view id) const;
 

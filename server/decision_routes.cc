@@ -160,11 +160,11 @@ std::string HeaderSafe(std::string_view basis) {
   return out;
 }
 
-HttpResponse GatewayAnswer(const residency::Decision& d, const std::string& decision_id,
+HttpResponse GatewayAnswer(const residency::OwnedDecision& d, const std::string& decision_id,
                            std::optional<uint64_t> audit_index) {
   HttpResponse r;  // no body: Dispatcher::Finish sends every gateway answer without one
   r.status = d.allow ? 200 : 403;
-  if (d.allow) r.headers.emplace_back("X-Residency-Region", std::string(d.route_region));
+  if (d.allow) r.headers.emplace_back("X-Residency-Region", d.route_region);
   else r.headers.emplace_back("X-Residency-Reason", std::string(residency::ReasonCode(d.reason)));
   r.headers.emplace_back("X-Residency-Decision-Id", decision_id);
   r.headers.emplace_back("X-Residency-Policy-Version", std::to_string(d.policy_version));
@@ -302,13 +302,14 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
     *w.out = *v;
   }
   // A token bound to another tenant came in as ctx.gateway_refusal (above).
-  residency::Decision d;
+  residency::OwnedDecision d;  // answered after the read: its strings are copied
   std::string id = NewDecisionId();
   std::vector<audit::AuditEvent> events;
   {
     const auto snapshot = deps.engine()->Pin();  // the decision and what its entry records
-    d = snapshot->Decide(in.View(), NowSeconds());
-    events = One(DecisionEvent(ctx, in, d, id, *snapshot));
+    const residency::Decision decided = snapshot->Decide(in.View(), NowSeconds());
+    events = One(DecisionEvent(ctx, in, decided, id, *snapshot));
+    d = residency::OwnedDecision(decided);
   }
   AuditThenAnswer(deps, std::move(events), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
     return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);

@@ -68,7 +68,8 @@ void RefuseAudited(const RequestContext& ctx, audit::Ledger* ledger, Reply reply
 
 bool PersonalDataAllowedHere(const KeyRouteDeps& deps, const std::string& tenant, std::string* reason) {
   int64_t now_s = SystemClock::Get().UnixMillis() / 1000;
-  residency::Decision d = deps.engine()->Decide(tenant, "personal", "store", deps.region, now_s);
+  const auto read = deps.engine()->Pin();
+  const residency::Decision d = read->Decide(tenant, "personal", "store", deps.region, now_s);
   if (!d.allow) *reason = std::string(residency::ReasonCode(d.reason));
   return d.allow;
 }

@@ -81,7 +81,7 @@ void DecideAll(const World& w, const PolicyDocument& doc) {
     for (Category c : kAllCategories)
       for (size_t o = 0; o < kOperationCount; ++o)
         for (const std::string& region : regions) {
-          Decision d = (*engine)->Decide(id, CategoryName(c), OperationName(static_cast<Operation>(o)), region, now);
+          OwnedDecision d = (*engine)->Decide(id, CategoryName(c), OperationName(static_cast<Operation>(o)), region, now);
           if (!d.allow) continue;
           Check(t != nullptr && t->status == TenantStatus::kActive);
           Check(region != "~nowhere" && d.route_region == region);

@@ -22,7 +22,7 @@ TEST(EngineTest, EmptyEngineDeniesEverything) {
   auto engine = testing::NewEngine();
   EXPECT_EQ(engine->version(), 0u);
   EXPECT_FALSE(engine->loaded());
-  const Decision d = engine->Decide("t", "anonymous", "read", "eu-west-1", kNow);
+  const OwnedDecision d = engine->Decide("t", "anonymous", "read", "eu-west-1", kNow);
   EXPECT_FALSE(d.allow);
   EXPECT_EQ(ReasonCode(d.reason), "tenant-unknown");
 }
@@ -84,28 +84,63 @@ TEST(EngineTest, IncrementalChangesShareUntouchedTenantsAndKeepRegionIndexes) {
   EXPECT_EQ(engine->Current()->tenant_count(), 1000u);
   EXPECT_EQ(ReasonCode(engine->Decide("t7", "personal", "store", "eu-west-1", kNow).reason),
             "tenant-suspended");
-  const Decision d = engine->Decide("t8", "personal", "store", "eu-west-1", kNow);
+  const OwnedDecision d = engine->Decide("t8", "personal", "store", "eu-west-1", kNow);
   EXPECT_TRUE(d.allow);
   EXPECT_EQ(d.policy_version, 2u);
   EXPECT_FALSE(engine->Decide("t8", "personal", "store", "eu-central-1", kNow).allow);
 }
 
-TEST(EngineTest, DecisionStringsOutliveTheSnapshotThatMadeThem) {
+// A Decision's strings point into its snapshot: valid while the read that
+// made it is open, however many policies replace it meanwhile. Engine::Decide
+// copies them out.
+TEST(EngineTest, DecisionStringsLiveAsLongAsTheirReadOrAreCopied) {
   auto engine = testing::NewEngine();
   SnapshotBuilder b = engine->NewPolicy(1);
   ASSERT_TRUE(b.PutRegion(R("eu-west-1", "IE")).ok());
   ASSERT_TRUE(b.PutRegion(R("in-1", "IN")).ok());
   ASSERT_TRUE(b.PutTenant(T("acme", R"({"home_region":"eu-west-1","status":"active",
       "allowed_regions":{"personal":["in-1"]},
-      "safeguards":[{"jurisdiction":"IN","mechanism":"scc","reference":"X","valid_from":"2020-01-01"}]})")).ok());
+      "safeguards":[{"jurisdiction":"IN","mechanism":"scc","reference":"a-reference-longer-than-sso","valid_from":"2020-01-01"}]})")).ok());
   ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
-  const Decision d = engine->Decide("acme", "personal", "store", "in-1", kNow);
-  ASSERT_TRUE(d.allow);
-  // Replace the policy entirely; the old snapshot is released.
-  ASSERT_TRUE(engine->Install(engine->NewPolicy(2).Build()).ok());
-  EXPECT_FALSE(engine->Decide("acme", "personal", "store", "in-1", kNow).allow);
-  EXPECT_EQ(d.route_region, "in-1");
-  EXPECT_EQ(d.legal_basis, "gdpr:art46:scc:X");
+  const OwnedDecision owned = engine->Decide("acme", "personal", "store", "in-1", kNow);
+  ASSERT_TRUE(owned.allow);
+  {
+    const Engine::Read read = engine->Pin();
+    const Decision d = read->Decide("acme", "personal", "store", "in-1", kNow);
+    ASSERT_TRUE(d.allow);
+    // Replace the policy entirely, and give the release thread time.
+    ASSERT_TRUE(engine->Install(engine->NewPolicy(2).Build()).ok());
+    EXPECT_FALSE(engine->Decide("acme", "personal", "store", "in-1", kNow).allow);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(d.route_region, "in-1");
+    EXPECT_EQ(d.legal_basis, "gdpr:art46:scc:a-reference-longer-than-sso");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(owned.route_region, "in-1");
+  EXPECT_EQ(owned.legal_basis, "gdpr:art46:scc:a-reference-longer-than-sso");
+}
+
+// Equal legal bases are shared; one that no compiled tenant holds any more
+// is freed, and its entry dropped as the pool grows, so a policy whose
+// references keep changing does not grow it without bound.
+TEST(StringPoolTest, SharesEqualStringsAndForgetsFreedOnes) {
+  StringPool pool;
+  SharedString a = pool.Intern("gdpr:art46:scc:one");
+  SharedString b = pool.Intern("gdpr:art46:scc:one");
+  EXPECT_EQ(a.get(), b.get());
+  std::weak_ptr<const std::string> gone = a;
+  a.reset();
+  b.reset();
+  EXPECT_TRUE(gone.expired());
+  EXPECT_EQ(*pool.Intern("gdpr:art46:scc:one"), "gdpr:art46:scc:one") << "interned afresh";
+  SharedString kept = pool.Intern("gdpr:art46:scc:kept");
+  size_t largest = 0;
+  for (int i = 0; i < 100000; ++i) {
+    SharedString s = pool.Intern("gdpr:art46:scc:ref-" + std::to_string(i));
+    largest = std::max(largest, pool.size());
+  }
+  EXPECT_LE(largest, 2048u);
+  EXPECT_EQ(pool.Intern("gdpr:art46:scc:kept").get(), kept.get());
 }
 
 std::unique_ptr<Engine> EngineWithoutReleaseThread() {
@@ -345,7 +380,7 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
     for (bool first = true; (first || writers_done.load() < 2) && !failed; first = false) {
       const std::string target = "r" + std::to_string(rng() % kRegions);
       // Single decisions.
-      const Decision d = engine->Decide(ids[rng() % kTenants], "personal", "store", target, kNow);
+      const OwnedDecision d = engine->Decide(ids[rng() % kTenants], "personal", "store", target, kNow);
       const std::string expected = RegionFor(d.policy_version);
       if (d.policy_version < last_version || d.allow != (target == expected) ||
           (!d.allow && d.route_region != expected) || (d.allow && d.route_region != target)) {
@@ -354,12 +389,15 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
         return;
       }
       last_version = d.policy_version;
-      // A batch is answered against one snapshot.
+      // A batch is answered against one snapshot, whose strings stay valid
+      // while it is read, however many policies replace it meanwhile.
       for (int i = 0; i < kTenants; ++i) batch[i] = {ids[i], "personal", "store", target};
-      engine->DecideBatch(batch, kNow, out);
+      const Engine::Read read = engine->Pin();
+      read->DecideBatch(batch, kNow, out);
       for (const Decision& b : out) {
+        const std::string region = RegionFor(b.policy_version);
         if (b.policy_version != out[0].policy_version || b.allow != out[0].allow ||
-            b.allow != (target == RegionFor(b.policy_version))) {
+            b.allow != (target == region) || b.route_region != (b.allow ? target : region)) {
           failed = true;
           ADD_FAILURE() << "batch straddled versions or saw a torn policy";
           return;

@@ -69,7 +69,7 @@ TEST(PolicyStoreTest, EachChangeBumpsTheVersionAndIsDecidedAtOnce) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->version, 3u);
   EXPECT_EQ(f.engine->version(), 3u);
-  const Decision d = f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow);
+  const OwnedDecision d = f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow);
   EXPECT_TRUE(d.allow);
   EXPECT_EQ(d.policy_version, 3u);
 }

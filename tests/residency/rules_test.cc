@@ -203,7 +203,7 @@ Engine* RulesTableTest::engine_ = nullptr;
 
 TEST_P(RulesTableTest, DecisionMatchesTheRulesDocument) {
   const Case& c = GetParam();
-  const Decision d = engine_->Decide(c.tenant, c.category, c.operation, c.region, At(c.date));
+  const OwnedDecision d = engine_->Decide(c.tenant, c.category, c.operation, c.region, At(c.date));
   EXPECT_EQ(d.allow, c.allow);
   EXPECT_EQ(ReasonCode(d.reason), c.reason);
   EXPECT_EQ(d.legal_basis, c.basis);
@@ -227,7 +227,7 @@ TEST(RulesTest, TableHasAtLeastFiftyCases) { EXPECT_GE(std::size(kCases), 50u); 
 TEST(RulesTest, AllowIsNotCachedPastTheEndOfItsSafeguard) {
   auto engine = RulesEngine();
   // SCC-IN-2025 ends on 2026-12-31 (inclusive): 30 s before midnight.
-  Decision d = engine->Decide("acme", "personal", "process", "in-1", At("2026-12-31", 23, 59, 30));
+  OwnedDecision d = engine->Decide("acme", "personal", "process", "in-1", At("2026-12-31", 23, 59, 30));
   ASSERT_TRUE(d.allow);
   EXPECT_EQ(d.ttl_s, 30u);
   // A dated DPF declaration ends on 2026-02-28 (inclusive).
@@ -467,7 +467,7 @@ TEST(RulesModelTest, EngineAgreesWithAnIndependentModelOfTheRulesDocument) {
       for (auto& o : ops)
         for (auto& r : rids)
           for (int64_t now : times) {
-            const Decision d = engine->Decide(tid, c, o, r, now);
+            const OwnedDecision d = engine->Decide(tid, c, o, r, now);
             const RefDecision e = RefDecide(tenants, regions, tid, c, o, r, now);
             ++checked;
             if (d.allow != e.allow || ReasonCode(d.reason) != e.reason || d.legal_basis != e.basis ||
