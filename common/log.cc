@@ -9,7 +9,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <ctime>
+#include <mutex>
+#include <shared_mutex>
 
 namespace geoledger::log {
 namespace {
@@ -88,6 +91,14 @@ Sink& TheSink() {
   return *sink;
 }
 
+// Lines up to PIPE_BUF bytes go out in one write(2) each and stay whole
+// beside each other, so they share this lock; a longer one can go out in
+// parts, so it holds the lock alone until it is out (or cut).
+std::shared_mutex& LineOrder() {
+  static auto* order = new std::shared_mutex();  // never destroyed, as the sink
+  return *order;
+}
+
 std::string Timestamp() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
@@ -125,8 +136,15 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
   std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   out.push_back('\n');
-  // One write(2) per line keeps concurrent lines whole.
-  if (!TheSink().Put(out)) g_dropped.fetch_add(1, std::memory_order_relaxed);
+  bool whole = false;
+  if (out.size() <= PIPE_BUF) {
+    std::shared_lock<std::shared_mutex> lock(LineOrder());
+    whole = TheSink().Put(out);
+  } else {
+    std::unique_lock<std::shared_mutex> lock(LineOrder());
+    whole = TheSink().Put(out);
+  }
+  if (!whole) g_dropped.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint64_t DroppedLines() { return g_dropped.load(std::memory_order_relaxed); }

@@ -1,9 +1,10 @@
 // Structured logs: one JSON object per line on stderr.
 //
 // Fields are passed explicitly; never pass a secret, a token or personal data.
-// Thread-safe: each line is written with one write(2) (a pipe keeps lines up
-// to 4 KiB whole among concurrent writers; a longer one that the reader is
-// slow to take can be interleaved, or, if it stalls, cut and ended).
+// Thread-safe, and lines are never interleaved: each line up to PIPE_BUF
+// (4 KiB) is written with one write(2), which a pipe keeps whole; a longer
+// one is written while no other line is (if the reader stalls in it for
+// about 50 ms, it is cut and ended, and counted as dropped).
 //
 // Logging never waits for a reader. When stderr is a pipe or a socket (a log
 // shipper, journald) that is not being drained, a line that does not fit is
