@@ -93,11 +93,14 @@ Sink& TheSink() {
 
 // Lines up to PIPE_BUF bytes go out in one write(2) each and stay whole
 // beside each other, so they share this lock; a longer one can go out in
-// parts, so it holds the lock alone until it is out (or cut).
-std::shared_mutex& LineOrder() {
-  static auto* order = new std::shared_mutex();  // never destroyed, as the sink
+// parts, so it holds the lock alone until it is out (or cut). A short line
+// waits at most kShortLineWait for a long one, which only a slow reader
+// makes take long: then it is dropped, as it would be on the full pipe.
+std::shared_timed_mutex& LineOrder() {
+  static auto* order = new std::shared_timed_mutex();  // never destroyed, as the sink
   return *order;
 }
+constexpr auto kShortLineWait = std::chrono::milliseconds(1);
 
 std::string Timestamp() {
   auto now = std::chrono::system_clock::now();
@@ -138,10 +141,10 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
   out.push_back('\n');
   bool whole = false;
   if (out.size() <= PIPE_BUF) {
-    std::shared_lock<std::shared_mutex> lock(LineOrder());
-    whole = TheSink().Put(out);
+    std::shared_lock<std::shared_timed_mutex> lock(LineOrder(), kShortLineWait);
+    whole = lock.owns_lock() && TheSink().Put(out);
   } else {
-    std::unique_lock<std::shared_mutex> lock(LineOrder());
+    std::unique_lock<std::shared_timed_mutex> lock(LineOrder());
     whole = TheSink().Put(out);
   }
   if (!whole) g_dropped.fetch_add(1, std::memory_order_relaxed);

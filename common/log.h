@@ -4,7 +4,8 @@
 // Thread-safe, and lines are never interleaved: each line up to PIPE_BUF
 // (4 KiB) is written with one write(2), which a pipe keeps whole; a longer
 // one is written while no other line is (if the reader stalls in it for
-// about 50 ms, it is cut and ended, and counted as dropped).
+// about 50 ms, it is cut and ended, and counted as dropped; a short line
+// that waits more than 1 ms for it is dropped and counted).
 //
 // Logging never waits for a reader. When stderr is a pipe or a socket (a log
 // shipper, journald) that is not being drained, a line that does not fit is
