@@ -47,33 +47,77 @@ class Sink {
     }
   }
 
+  // Writes `line` (true when all of it went out), never in the middle of
+  // another thread's line. A file or terminal takes each write(2) whole. A
+  // pipe does so for writes up to PIPE_BUF: such lines share the lock, and
+  // a longer one, which can go out in parts, holds it alone. A stream
+  // socket can take any write in parts, so each line holds it alone. A
+  // line waits for the lock at most kShortLineWait (up to PIPE_BUF) or
+  // kLongLineWait, which only a slow reader makes it reach, and is then
+  // dropped, as it would be on the full pipe or socket.
+  //
+  // A line cut short (its reader stopped taking it) is ended with a newline
+  // before the next line goes out; until that newline fits, lines are
+  // dropped, so no line ever continues a cut one.
+  bool Write(const std::string& line) {
+    constexpr auto kShortLineWait = std::chrono::milliseconds(1);
+    constexpr auto kLongLineWait = std::chrono::milliseconds(50);
+    const bool short_line = line.size() <= PIPE_BUF;
+    const auto wait = short_line ? kShortLineWait : kLongLineWait;
+    if (kind_ == Kind::kBlocking) return EndCutLine() && Put(line);
+    if (kind_ == Kind::kPipe && short_line && !cut_.load(std::memory_order_acquire)) {
+      std::shared_lock<std::shared_timed_mutex> lock(order_, wait);
+      if (!lock.owns_lock()) return false;
+      // Whole or not at all (PIPE_BUF), so it cannot leave a cut line.
+      if (!cut_.load(std::memory_order_acquire)) return Put(line);
+    }
+    std::unique_lock<std::shared_timed_mutex> lock(order_, wait);
+    return lock.owns_lock() && EndCutLine() && Put(line);
+  }
+
+ private:
+  enum class Kind { kBlocking, kSocket, kPipe };
+
   // True when the whole line went out.
   bool Put(const std::string& line) {
     size_t off = 0;
-    // A line longer than the pipe's atomic size can go out in parts; the
-    // rest gets a short, bounded wait so that lines are not torn.
-    for (int waits = 0; off < line.size();) {
+    // A line can go out in parts (a long one on a pipe, any on a socket);
+    // the rest waits for room, for at most kCutAfter in all, so that lines
+    // are not torn by a reader that is merely slow.
+    constexpr auto kCutAfter = std::chrono::milliseconds(50);
+    std::chrono::steady_clock::time_point cut_at{};
+    while (off < line.size()) {
       ssize_t n = Send(line.data() + off, line.size() - off);
       if (n > 0) {
         off += static_cast<size_t>(n);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && off > 0 && waits++ < 10) {
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && off > 0) {
+        const auto now = std::chrono::steady_clock::now();
+        if (cut_at == std::chrono::steady_clock::time_point{}) cut_at = now + kCutAfter;
         pollfd p{kind_ == Kind::kPipe ? fd_ : STDERR_FILENO, POLLOUT, 0};
-        (void)::poll(&p, 1, 5);
-        continue;
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(cut_at - now).count();
+        if (left > 0 && ::poll(&p, 1, static_cast<int>(left)) > 0) continue;
       }
       // Part of the line went out: end it, so the next line starts on a
-      // line of its own (best effort; the torn line counts as dropped).
-      if (off > 0) (void)Send("\n", 1);
+      // line of its own (now, or before the next line; the cut line counts
+      // as dropped).
+      if (off > 0 && Send("\n", 1) != 1) cut_.store(true, std::memory_order_release);
       return false;
     }
     return true;
   }
 
- private:
-  enum class Kind { kBlocking, kSocket, kPipe };
+  // Ends a cut line, if one is waiting for its newline. False when it is
+  // still waiting.
+  bool EndCutLine() {
+    if (!cut_.load(std::memory_order_acquire)) return true;
+    if (Send("\n", 1) != 1) return false;
+    cut_.store(false, std::memory_order_release);
+    return true;
+  }
+
   ssize_t Send(const char* data, size_t size) {
     switch (kind_) {
       case Kind::kSocket: return ::send(STDERR_FILENO, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -84,6 +128,8 @@ class Sink {
   }
   Kind kind_ = Kind::kBlocking;
   int fd_ = -1;
+  std::shared_timed_mutex order_;  // see Write
+  std::atomic<bool> cut_{false};   // a cut line's newline has not gone out
 };
 
 Sink& TheSink() {
@@ -91,16 +137,6 @@ Sink& TheSink() {
   return *sink;
 }
 
-// Lines up to PIPE_BUF bytes go out in one write(2) each and stay whole
-// beside each other, so they share this lock; a longer one can go out in
-// parts, so it holds the lock alone until it is out (or cut). A short line
-// waits at most kShortLineWait for a long one, which only a slow reader
-// makes take long: then it is dropped, as it would be on the full pipe.
-std::shared_timed_mutex& LineOrder() {
-  static auto* order = new std::shared_timed_mutex();  // never destroyed, as the sink
-  return *order;
-}
-constexpr auto kShortLineWait = std::chrono::milliseconds(1);
 
 std::string Timestamp() {
   auto now = std::chrono::system_clock::now();
@@ -139,15 +175,7 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
   std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   out.push_back('\n');
-  bool whole = false;
-  if (out.size() <= PIPE_BUF) {
-    std::shared_lock<std::shared_timed_mutex> lock(LineOrder(), kShortLineWait);
-    whole = lock.owns_lock() && TheSink().Put(out);
-  } else {
-    std::unique_lock<std::shared_timed_mutex> lock(LineOrder());
-    whole = TheSink().Put(out);
-  }
-  if (!whole) g_dropped.fetch_add(1, std::memory_order_relaxed);
+  if (!TheSink().Write(out)) g_dropped.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint64_t DroppedLines() { return g_dropped.load(std::memory_order_relaxed); }

@@ -1,11 +1,12 @@
 // Structured logs: one JSON object per line on stderr.
 //
 // Fields are passed explicitly; never pass a secret, a token or personal data.
-// Thread-safe, and lines are never interleaved: each line up to PIPE_BUF
-// (4 KiB) is written with one write(2), which a pipe keeps whole; a longer
-// one is written while no other line is (if the reader stalls in it for
-// about 50 ms, it is cut and ended, and counted as dropped; a short line
-// that waits more than 1 ms for it is dropped and counted).
+// Thread-safe, and lines of different threads are never mixed: on a pipe,
+// lines up to PIPE_BUF (4 KiB) go out in one write(2) each, which the pipe
+// keeps whole, and a longer one while no other line is written; on a
+// socket, one line at a time. A line whose reader has not taken all of it
+// within 50 ms is cut there, ended, and counted as dropped; one that waits for another thread's line more than
+// 1 ms (50 ms for a long one) is dropped and counted.
 //
 // Logging never waits for a reader. When stderr is a pipe or a socket (a log
 // shipper, journald) that is not being drained, a line that does not fit is
