@@ -28,7 +28,8 @@ using internal::ReaderSlot;
 std::atomic<uint64_t> g_next_engine_id{1};
 
 // This thread's slots, most recently used first. When the thread exits its
-// slots become free for other threads.
+// slots become free for other threads. (No read may be made from a
+// thread_local destructor that can run after this one.)
 struct ThreadSlots {
   struct Entry {
     uint64_t engine_id;
@@ -109,6 +110,11 @@ void Engine::ReleaseLoop() {
     }
     remaining = ReleaseRetired();
   }
+}
+
+size_t Engine::reader_slots() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return slots_.size();
 }
 
 SnapshotBuilder Engine::NewPolicy(uint64_t version) const {

@@ -11,8 +11,9 @@
 // in, then loads the active snapshot's address; when the read ends the slot
 // goes back to quiescent. A decision is one such read: a few loads and
 // stores to the thread's own slot, with no lock and no reference-count
-// traffic. A thread that is not reading holds nothing, so an idle thread
-// never keeps a replaced policy in memory.
+// traffic (a thread's first read of an engine registers its slot, under the
+// engine's mutex, once). A thread that is not reading holds nothing, so an
+// idle thread never keeps a replaced policy in memory.
 //
 // Releasing replaced snapshots: freeing a large one takes long (about 0.17 s
 // for a million tenants), so no decision thread may be the one that drops
@@ -121,6 +122,9 @@ class Engine {
   // (still seen by a read, or held by a Current() copy). The release thread
   // calls it.
   size_t ReleaseRetired();
+  // Reader slots (above): at most the threads that have read this engine
+  // at once, as a thread that exits leaves its slot to the next.
+  size_t reader_slots() const;
   const Jurisdictions& jurisdictions() const { return *jurisdictions_; }
 
  private:

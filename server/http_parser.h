@@ -55,6 +55,10 @@ class HttpRequestParser {
   bool idle() const { return buf_.empty() && state_ == State::kHead; }
   // True while the head of a request is complete and its body is awaited.
   bool in_body() const { return state_ != State::kHead; }
+  // While in_body(): the request's method, path, query and headers (no
+  // body yet), and whether it spoke HTTP/1.0.
+  const HttpRequest& head() const { return req_; }
+  bool head_http10() const { return http10_; }
   // True once per request, while its body is awaited, when the client sent
   // "Expect: 100-continue" over HTTP/1.1 and may be waiting for a
   // "100 Continue" before it sends the body (RFC 9110 §10.1.1).

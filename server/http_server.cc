@@ -709,7 +709,7 @@ class Frontend final : public Http::Handler {
             // body: a request with one is refused before any of it is
             // read, and without "100 Continue".
             if (!conn->awaiting_probe.exchange(false)) return;
-            return RefuseOverCap(peer, conn);
+            return RefuseOverCap(peer, conn, &conn->parser.head(), conn->parser.head_http10());
           }
           if (conn->parser.TakeContinue()) conn->Continue(peer);
           if (conn->parser.in_body() && !conn->clock_in_body) {

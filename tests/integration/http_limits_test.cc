@@ -623,6 +623,13 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503ButLivenessProbesAreAns
     EXPECT_TRUE(closed);
     EXPECT_EQ(got.compare(0, 13, "HTTP/1.1 503 "), 0) << got;
     EXPECT_EQ(got.find("100 Continue"), std::string::npos) << got;
+    // Answered in the request's own HTTP version.
+    RawConnection http10(server->port());
+    ASSERT_TRUE(http10.connected());
+    ASSERT_TRUE(http10.Send("POST /v1/decisions HTTP/1.0\r\nContent-Length: 100000\r\n\r\n"));
+    const std::string got10 = ReadUntilClosed(http10.fd(), std::chrono::seconds(10), 65536, &closed);
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(got10.compare(0, 13, "HTTP/1.0 503 "), 0) << got10;
   }
   {
     // A refused HEAD gets its 503 without a body, in its own HTTP version.
@@ -682,8 +689,8 @@ TEST(HttpConnectionCapTest, ConnectionsBeyondTheCapGet503ButLivenessProbesAreAns
   for (int t = 0; t < 500 && count_closed() < 5; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(count_closed(), 5);
   EXPECT_FALSE(closed_by_server(*silent.back()));
-  // Four refused requests above, and five silent connections closed.
-  EXPECT_EQ(sample("geoledger_http_connections_refused_total"), 4 + 5) << metrics();
+  // Five refused requests above, and five silent connections closed.
+  EXPECT_EQ(sample("geoledger_http_connections_refused_total"), 5 + 5) << metrics();
   // The closed ones are released: the kept three and fifteen silent ones
   // (the probe's place is free again) are open.
   for (int t = 0; t < 500 && sample("geoledger_http_connections_open") != 3 + 15; ++t)

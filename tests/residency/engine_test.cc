@@ -97,26 +97,28 @@ TEST(EngineTest, DecisionStringsLiveAsLongAsTheirReadOrAreCopied) {
   auto engine = testing::NewEngine();
   SnapshotBuilder b = engine->NewPolicy(1);
   ASSERT_TRUE(b.PutRegion(R("eu-west-1", "IE")).ok());
-  ASSERT_TRUE(b.PutRegion(R("in-1", "IN")).ok());
+  // Strings longer than a std::string holds in itself, so that a freed one
+  // is not read back from a copy.
+  ASSERT_TRUE(b.PutRegion(R("in-mumbai-region-1", "IN")).ok());
   ASSERT_TRUE(b.PutTenant(T("acme", R"({"home_region":"eu-west-1","status":"active",
-      "allowed_regions":{"personal":["in-1"]},
+      "allowed_regions":{"personal":["in-mumbai-region-1"]},
       "safeguards":[{"jurisdiction":"IN","mechanism":"scc","reference":"a-reference-longer-than-sso","valid_from":"2020-01-01"}]})")).ok());
   ASSERT_TRUE(engine->Install(std::move(b).Build()).ok());
-  const OwnedDecision owned = engine->Decide("acme", "personal", "store", "in-1", kNow);
+  const OwnedDecision owned = engine->Decide("acme", "personal", "store", "in-mumbai-region-1", kNow);
   ASSERT_TRUE(owned.allow);
   {
     const Engine::Read read = engine->Pin();
-    const Decision d = read->Decide("acme", "personal", "store", "in-1", kNow);
+    const Decision d = read->Decide("acme", "personal", "store", "in-mumbai-region-1", kNow);
     ASSERT_TRUE(d.allow);
     // Replace the policy entirely, and give the release thread time.
     ASSERT_TRUE(engine->Install(engine->NewPolicy(2).Build()).ok());
-    EXPECT_FALSE(engine->Decide("acme", "personal", "store", "in-1", kNow).allow);
+    EXPECT_FALSE(engine->Decide("acme", "personal", "store", "in-mumbai-region-1", kNow).allow);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    EXPECT_EQ(d.route_region, "in-1");
+    EXPECT_EQ(d.route_region, "in-mumbai-region-1");
     EXPECT_EQ(d.legal_basis, "gdpr:art46:scc:a-reference-longer-than-sso");
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(owned.route_region, "in-1");
+  EXPECT_EQ(owned.route_region, "in-mumbai-region-1");
   EXPECT_EQ(owned.legal_basis, "gdpr:art46:scc:a-reference-longer-than-sso");
 }
 
@@ -218,27 +220,72 @@ TEST(EngineTest, AnOpenReadKeepsItsSnapshotUntilItEnds) {
   EXPECT_TRUE(first.expired());
 }
 
-// A read on another thread, begun before a replacement, holds it back; the
-// replacement of a snapshot no read saw is freed at once.
+// A read holds back only the snapshots it could see: those replaced after it
+// began. One begun before two replacements holds both; one begun between
+// them holds only the second.
 TEST(EngineTest, AReadOnAnotherThreadHoldsBackOnlyWhatItCouldSee) {
   auto engine = EngineWithoutReleaseThread();
   InstallOneRegion(*engine, 1);
-  std::weak_ptr<const Snapshot> first = engine->Current();
-  std::atomic<bool> pinned{false}, finish{false};
-  std::thread reader([&] {
-    const Engine::Read read = engine->Pin();
-    pinned = true;
-    while (!finish) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    EXPECT_EQ(read->version(), 1u);
-  });
-  while (!pinned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::weak_ptr<const Snapshot> v1 = engine->Current();
+  // A thread that pins when told and holds its read until told again.
+  struct Reader {
+    std::atomic<bool> pin{false}, pinned{false}, finish{false};
+    std::thread thread;
+    uint64_t seen = 0;
+  };
+  auto start = [&engine](Reader& r) {
+    r.thread = std::thread([&r, &engine] {
+      while (!r.pin) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      const Engine::Read read = engine->Pin();
+      r.pinned = true;
+      while (!r.finish) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      r.seen = read->version();
+    });
+  };
+  auto pin = [](Reader& r) {
+    r.pin = true;
+    while (!r.pinned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  Reader early, later;
+  start(early);
+  start(later);
+  pin(early);
   ASSERT_TRUE(engine->Install(engine->NewPolicy(2).Build()).ok());
-  EXPECT_EQ(engine->ReleaseRetired(), 1u);
-  EXPECT_FALSE(first.expired());
-  finish = true;
-  reader.join();
+  std::weak_ptr<const Snapshot> v2 = engine->Current();
+  pin(later);
+  InstallOneRegion(*engine, 3);
+  EXPECT_EQ(engine->ReleaseRetired(), 2u);
+  early.finish = true;
+  early.thread.join();
+  EXPECT_EQ(early.seen, 1u);
+  EXPECT_EQ(engine->ReleaseRetired(), 1u) << "version 2 was replaced after the later read began";
+  EXPECT_TRUE(v1.expired());
+  EXPECT_FALSE(v2.expired());
+  later.finish = true;
+  later.thread.join();
+  EXPECT_EQ(later.seen, 2u);
   EXPECT_EQ(engine->ReleaseRetired(), 0u);
-  EXPECT_TRUE(first.expired());
+  EXPECT_TRUE(v2.expired());
+}
+
+// A thread that exits leaves its slot to the next one.
+TEST(EngineTest, ThreadsThatComeAndGoReuseReaderSlots) {
+  auto engine = EngineWithoutReleaseThread();
+  InstallOneRegion(*engine, 1);
+  for (int i = 0; i < 20; ++i) {
+    std::thread([&engine] {
+      EXPECT_EQ(engine->Decide("t", "anonymous", "read", "eu-west-1", kNow).policy_version, 1u);
+    }).join();
+  }
+  EXPECT_EQ(engine->reader_slots(), 1u);
+  // This thread takes the slot they left; one that reads beside it gets
+  // its own.
+  const Engine::Read read = engine->Pin();
+  EXPECT_EQ(engine->reader_slots(), 1u);
+  std::thread([&engine] {
+    EXPECT_EQ(engine->Decide("t", "anonymous", "read", "eu-west-1", kNow).policy_version, 1u);
+  }).join();
+  EXPECT_EQ(engine->reader_slots(), 2u);
 }
 
 // A Current() copy is a reference of its own.
