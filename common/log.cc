@@ -137,7 +137,6 @@ Sink& TheSink() {
   return *sink;
 }
 
-
 std::string Timestamp() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();

@@ -5,8 +5,9 @@
 // lines up to PIPE_BUF (4 KiB) go out in one write(2) each, which the pipe
 // keeps whole, and a longer one while no other line is written; on a
 // socket, one line at a time. A line whose reader has not taken all of it
-// within 50 ms is cut there, ended, and counted as dropped; one that waits for another thread's line more than
-// 1 ms (50 ms for a long one) is dropped and counted.
+// within 50 ms is cut there, ended, and counted as dropped; one that waits
+// for another thread's line more than 1 ms (50 ms for a long one) is
+// dropped and counted.
 //
 // Logging never waits for a reader. When stderr is a pipe or a socket (a log
 // shipper, journald) that is not being drained, a line that does not fit is
