@@ -99,6 +99,7 @@ nlohmann::json ChangeRecordToJson(const ChangeRecord& r) {
                       {"kind", r.kind},       {"id", r.id},               {"created", r.created},
                       {"changes", std::move(changes)}};
   if (r.audit_index) j["audit_index"] = *r.audit_index;
+  if (r.actor_tenant) j["actor_tenant"] = *r.actor_tenant;
   return j;
 }
 
@@ -115,6 +116,7 @@ StatusOr<ChangeRecord> ChangeRecordFromJson(const nlohmann::json& j) {
       r.changes.push_back({c.at("field").get<std::string>(), c.at("from").get<std::string>(),
                            c.at("to").get<std::string>()});
     if (j.contains("audit_index")) r.audit_index = j.at("audit_index").get<uint64_t>();
+    if (j.contains("actor_tenant")) r.actor_tenant = j.at("actor_tenant").get<std::string>();
     return r;
   } catch (const nlohmann::json::exception&) {
     return DataLoss("residency history: malformed record");

@@ -23,6 +23,15 @@ struct FieldChange {
   bool operator==(const FieldChange&) const = default;
 };
 
+// Who makes a change through PolicyStore::PutRegion or PutTenant: a token's
+// name, and the tenant it is bound to ("" for an unbound token).
+struct Actor {
+  Actor(const char* name) : name(name) {}  // NOLINT: an unbound token's name
+  Actor(std::string_view name, std::string_view tenant = {}) : name(name), tenant(tenant) {}  // NOLINT
+  std::string name;
+  std::string tenant;
+};
+
 // One policy change as stored in the history and returned to the server.
 struct ChangeRecord {
   uint64_t version = 0;        // policy version the change produced
@@ -37,6 +46,10 @@ struct ChangeRecord {
   // fills it in from the version's index key when it reads them; absent for
   // changes stored before changes were audited.
   std::optional<uint64_t> audit_index;
+  // The tenant the actor's token is bound to ("" for an unbound token), for
+  // changes made through PutRegion and PutTenant; absent for bundle changes
+  // and for changes stored before it was recorded.
+  std::optional<std::string> actor_tenant;
 };
 
 // The differences between `before` (absent for a new entity) and `after`.

@@ -227,7 +227,7 @@ Status PolicyStore::CheckEditable() const {
   return Status::Ok();
 }
 
-StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Region& region,
+StatusOr<ChangeRecord> PolicyStore::PutRegion(const Actor& actor, const Region& region,
                                               const AuditChange& audit, const Precondition& pre) {
   GL_RETURN_IF_ERROR(RegionFromJson(region.id, RegionToJson(region), engine_->jurisdictions()).status());
   std::lock_guard<std::mutex> lock(mu_);
@@ -237,8 +237,8 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Regi
   GL_RETURN_IF_ERROR(CheckPrecondition(pre, "region " + region.id,
                                        before ? std::optional<std::string>(EntityTag(RegionToJson(*before)))
                                               : std::nullopt));
-  ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "region", region.id,
-                   !before, DiffRegion(before, region), std::nullopt};
+  ChangeRecord rec{version_, clock_->UnixMillis(), actor.name, "region", region.id,
+                   !before, DiffRegion(before, region), std::nullopt, actor.tenant};
   if (rec.changes.empty()) return rec;
   GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
@@ -252,7 +252,7 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(std::string_view actor, const Regi
   return rec;
 }
 
-StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tenant& tenant,
+StatusOr<ChangeRecord> PolicyStore::PutTenant(const Actor& actor, const Tenant& tenant,
                                               const AuditChange& audit, const Precondition& pre) {
   const Jurisdictions& j = engine_->jurisdictions();
   GL_RETURN_IF_ERROR(TenantFromJson(tenant.id, TenantToJson(tenant), j).status());
@@ -272,8 +272,8 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(std::string_view actor, const Tena
   GL_RETURN_IF_ERROR(CheckPrecondition(pre, "tenant " + tenant.id,
                                        before ? std::optional<std::string>(EntityTag(TenantToJson(*before)))
                                               : std::nullopt));
-  ChangeRecord rec{version_, clock_->UnixMillis(), std::string(actor), "tenant", tenant.id,
-                   !before, DiffTenant(before, tenant), std::nullopt};
+  ChangeRecord rec{version_, clock_->UnixMillis(), actor.name, "tenant", tenant.id,
+                   !before, DiffTenant(before, tenant), std::nullopt, actor.tenant};
   if (rec.changes.empty()) return rec;
   GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
@@ -383,7 +383,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
 
   const Jurisdictions& j = engine_->jurisdictions();
   const int64_t now = clock_->UnixMillis();
-  ChangeRecord summary{doc.version, now, std::string(actor), "bundle", "", false, {}, std::nullopt};
+  ChangeRecord summary{doc.version, now, std::string(actor), "bundle", "", false, {}, std::nullopt, std::nullopt};
   KvBatch batch;
   // History records, written with the import's audit entry, which names their index.
   std::vector<std::pair<std::string, ChangeRecord>> history;
@@ -396,7 +396,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
     std::optional<Region> before;
     if (auto it = regions_.find(r.id); it != regions_.end()) before = it->second;
     ChangeRecord rec{doc.version, now, std::string(actor), "region", r.id, !before,
-                     DiffRegion(before, r), std::nullopt};
+                     DiffRegion(before, r), std::nullopt, std::nullopt};
     if (rec.changes.empty()) continue;
     batch.Put(kResidencyNamespace, Key(kRegionPrefix, r.id), DumpJson(RegionToJson(r)));
     history.emplace_back(HistoryKey("region", r.id, doc.version), std::move(rec));
@@ -404,7 +404,7 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
   }
   for (const auto& [id, r] : regions_) {
     if (kept_regions.count(id)) continue;
-    ChangeRecord rec{doc.version, now, std::string(actor), "region", id, false, {{"region", "set", "deleted"}}, std::nullopt};
+    ChangeRecord rec{doc.version, now, std::string(actor), "region", id, false, {{"region", "set", "deleted"}}, std::nullopt, std::nullopt};
     batch.Delete(kResidencyNamespace, Key(kRegionPrefix, id));
     history.emplace_back(HistoryKey("region", id, doc.version), std::move(rec));
     ++regions_removed;
@@ -432,14 +432,14 @@ StatusOr<ChangeRecord> PolicyStore::Replace(std::string_view actor, const Policy
       stored.erase(it);
     }
     ChangeRecord rec{doc.version, now, std::string(actor), "tenant", t.id, !before,
-                     DiffTenant(before, t), std::nullopt};
+                     DiffTenant(before, t), std::nullopt, std::nullopt};
     batch.Put(kResidencyNamespace, Key(kTenantPrefix, t.id), rendered);
     history.emplace_back(HistoryKey("tenant", t.id, doc.version), std::move(rec));
     ++tenants_set;
   }
   for (const auto& [id, value] : stored) {  // tenants the bundle no longer has
     ChangeRecord rec{doc.version, now, std::string(actor), "tenant", id, false,
-                     {{"tenant", "set", "deleted"}}, std::nullopt};
+                     {{"tenant", "set", "deleted"}}, std::nullopt, std::nullopt};
     batch.Delete(kResidencyNamespace, Key(kTenantPrefix, id));
     history.emplace_back(HistoryKey("tenant", id, doc.version), std::move(rec));
     ++tenants_removed;

@@ -113,11 +113,11 @@ class PolicyStore {
   // changes nothing is returned with no changes, without calling `audit`.
   // kPreconditionFailed, changing nothing, when `pre` does not hold for the
   // region as it is (checked under the store's lock, with the change).
-  StatusOr<ChangeRecord> PutRegion(std::string_view actor, const Region& region, const AuditChange& audit,
+  StatusOr<ChangeRecord> PutRegion(const Actor& actor, const Region& region, const AuditChange& audit,
                                    const Precondition& pre = {});
   // Creates or replaces a tenant, the same way; kInvalidArgument when it
   // names a region that does not exist.
-  StatusOr<ChangeRecord> PutTenant(std::string_view actor, const Tenant& tenant, const AuditChange& audit,
+  StatusOr<ChangeRecord> PutTenant(const Actor& actor, const Tenant& tenant, const AuditChange& audit,
                                    const Precondition& pre = {});
 
   StatusOr<std::optional<Region>> GetRegion(std::string_view id) const;

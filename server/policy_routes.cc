@@ -93,14 +93,19 @@ StatusOr<residency::ChangeQuery> ReadChangeQuery(const RequestContext& ctx) {
 }
 
 // A history page's answer: {<kind>: id, changes, more, next_before or
-// next_after (with more, for the direction read)}. Without `with_actors`,
-// the changes do not name the tokens that made them.
+// next_after (with more, for the direction read)}. A token bound to a
+// tenant sees the actor (the token's name) only of changes made by tokens
+// bound to the same tenant: not the names of the operator's tokens, nor of
+// another tenant's.
 nlohmann::json ChangePageJson(const char* kind, const std::string& id, const residency::ChangeQuery& query,
-                              const residency::ChangePage& page, bool with_actors) {
+                              const residency::ChangePage& page, const Principal& reader) {
   nlohmann::json changes = nlohmann::json::array();
   for (const auto& c : page.changes) {
     changes.push_back(residency::ChangeRecordToJson(c));
-    if (!with_actors) changes.back().erase("actor");
+    if (!reader.tenant.empty() && c.actor_tenant != reader.tenant) {
+      changes.back().erase("actor");
+      changes.back().erase("actor_tenant");
+    }
   }
   nlohmann::json j = {{kind, id}, {"changes", std::move(changes)}, {"more", page.more}};
   if (page.more && query.after) j["next_after"] = page.changes.back().version;
@@ -159,7 +164,7 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                nlohmann::json entity = residency::RegionToJson(region);
                const std::string tag = residency::EntityTag(entity);
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
-               auto change = policy()->PutRegion(ctx.principal->name, region, audit.Hook(), pre);
+               auto change = policy()->PutRegion({ctx.principal->name, ctx.principal->tenant}, region, audit.Hook(), pre);
                if (!change.ok()) return change.status();
                return Changed(*change, std::move(entity), tag);
              });
@@ -177,7 +182,7 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                nlohmann::json entity = residency::TenantToJson(tenant);
                const std::string tag = residency::EntityTag(entity);
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
-               auto change = policy()->PutTenant(ctx.principal->name, tenant, audit.Hook(), pre);
+               auto change = policy()->PutTenant({ctx.principal->name, ctx.principal->tenant}, tenant, audit.Hook(), pre);
                if (!change.ok()) return change.status();
                return Changed(*change, std::move(entity), tag);
              });
@@ -195,17 +200,13 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto query, ReadChangeQuery(ctx));
                GL_ASSIGN_OR_RETURN(auto page, policy()->TenantChanges(ctx.tenant, query));
-               return JsonResponse(200, ChangePageJson("tenant", ctx.tenant, query, page, /*with_actors=*/true));
+               return JsonResponse(200, ChangePageJson("tenant", ctx.tenant, query, page, *ctx.principal));
              });
   d.AddRoute("GET", "/v1/regions/{region}/history", Access::kScoped, "admin",
              [policy](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_ASSIGN_OR_RETURN(auto query, ReadChangeQuery(ctx));
                GL_ASSIGN_OR_RETURN(auto page, policy()->RegionChanges(ctx.params["region"], query));
-               // Regions are shared, and only unbound tokens change them: a
-               // tenant's token reads what changed and when, not which of the
-               // operator's tokens changed it.
-               const bool with_actors = ctx.principal->tenant.empty();
-               return JsonResponse(200, ChangePageJson("region", ctx.params["region"], query, page, with_actors));
+               return JsonResponse(200, ChangePageJson("region", ctx.params["region"], query, page, *ctx.principal));
              });
   // Each change is one synced write of its audit entry and its records,
   // under the store's lock, and the reads wait for that lock, so none of

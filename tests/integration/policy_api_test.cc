@@ -226,6 +226,41 @@ TEST_F(PolicyApiTest, EachRegionChangeIsListedInItsHistory) {
   EXPECT_EQ(Admin("GET", "/v1/regions/eu-west-1/history?limit=0").status, 400);
 }
 
+// A tenant's token reads who made its tenant's changes only when that was
+// one of the tenant's own tokens; the operator reads every actor, with the
+// tenant its token is bound to.
+TEST_F(PolicyApiTest, TenantHistoryNamesOnlyTheTenantsOwnTokensToItsTokens) {
+  std::string acme_admin = server_->CreateToken("acme-admin", {"admin"}, "acme");
+  ASSERT_FALSE(acme_admin.empty());
+  RawResponse own = server_->Authed(acme_admin, "PUT", "/v1/tenants/acme",
+                                    R"({"home_region":"eu-west-1","status":"suspended"})");
+  ASSERT_EQ(own.status, 200) << own.body;
+  RawResponse op = Admin("PUT", "/v1/tenants/acme", R"({"home_region":"eu-west-1","status":"active"})");
+  ASSERT_EQ(op.status, 200) << op.body;
+  const uint64_t own_version = Json(own)["policy_version"], op_version = Json(op)["policy_version"];
+
+  auto change = [](const nlohmann::json& history, uint64_t version) {
+    for (const auto& c : history["changes"])
+      if (c["version"] == version) return c;
+    ADD_FAILURE() << "no change at version " << version << " in " << history.dump();
+    return nlohmann::json();
+  };
+  RawResponse seen = server_->Authed(acme_admin, "GET", "/v1/tenants/acme/history");
+  ASSERT_EQ(seen.status, 200) << seen.body;
+  const nlohmann::json by_tenant = Json(seen);
+  EXPECT_EQ(change(by_tenant, own_version)["actor"], "acme-admin") << seen.body;
+  EXPECT_EQ(change(by_tenant, own_version)["actor_tenant"], "acme") << seen.body;
+  EXPECT_FALSE(change(by_tenant, op_version).contains("actor")) << seen.body;
+  EXPECT_FALSE(change(by_tenant, op_version).contains("actor_tenant")) << seen.body;
+  EXPECT_FALSE(change(by_tenant, op_version)["changes"].empty());
+
+  const nlohmann::json by_operator = Json(Admin("GET", "/v1/tenants/acme/history"));
+  EXPECT_EQ(change(by_operator, own_version)["actor"], "acme-admin");
+  EXPECT_EQ(change(by_operator, own_version)["actor_tenant"], "acme");
+  EXPECT_FALSE(change(by_operator, op_version)["actor"].get<std::string>().empty());
+  EXPECT_EQ(change(by_operator, op_version)["actor_tenant"], "");
+}
+
 TEST_F(PolicyApiTest, HistoryOfAnUnknownTenantIsEmptyAndABadIdIsRefused) {
   RawResponse unknown = Admin("GET", "/v1/tenants/nobody/history");
   ASSERT_EQ(unknown.status, 200) << unknown.body;

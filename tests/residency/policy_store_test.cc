@@ -610,7 +610,7 @@ TEST(PolicyStoreTest, HistoryTakesTheIndexFromItsVersionOrFromAnEarlierRecordIts
   ASSERT_TRUE(raw.ok() && raw->has_value());
   EXPECT_EQ((*raw)->find("audit_index"), std::string::npos) << **raw;
   // A record in the earlier layout, with its own index.
-  ChangeRecord earlier{1, 5, "admin", "tenant", "acme", false, {{"status", "active", "suspended"}}, 12};
+  ChangeRecord earlier{1, 5, "admin", "tenant", "acme", false, {{"status", "active", "suspended"}}, 12, std::nullopt};
   KvBatch batch;
   batch.Put(kResidencyNamespace, "history/tenant/acme/" + std::string(19, '0') + "1",
             DumpJson(ChangeRecordToJson(earlier)));
