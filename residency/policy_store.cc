@@ -320,21 +320,9 @@ StatusOr<ChangePage> PolicyStore::TenantChanges(std::string_view tenant, const C
   return Changes("tenant", tenant, query);
 }
 
-StatusOr<std::vector<ChangeRecord>> PolicyStore::History(std::string_view tenant,
-                                                         size_t limit) const {
-  GL_ASSIGN_OR_RETURN(ChangePage page, TenantChanges(tenant, ChangeQuery{.limit = limit}));
-  return std::move(page.changes);
-}
-
 StatusOr<ChangePage> PolicyStore::RegionChanges(std::string_view region, const ChangeQuery& query) const {
   if (!IsValidRegionId(region)) return InvalidArgument("region history: bad region id");
   return Changes("region", region, query);
-}
-
-StatusOr<std::vector<ChangeRecord>> PolicyStore::RegionHistory(std::string_view region,
-                                                               size_t limit) const {
-  GL_ASSIGN_OR_RETURN(ChangePage page, RegionChanges(region, ChangeQuery{.limit = limit}));
-  return std::move(page.changes);
 }
 
 StatusOr<PolicyDocument> PolicyStore::Export() const {

@@ -129,10 +129,6 @@ class PolicyStore {
   // most query.limit + 1 records, however long the history.
   StatusOr<ChangePage> TenantChanges(std::string_view tenant, const ChangeQuery& query) const;
   StatusOr<ChangePage> RegionChanges(std::string_view region, const ChangeQuery& query) const;
-  // The tenant's changes, oldest first, at most `limit` of the newest.
-  StatusOr<std::vector<ChangeRecord>> History(std::string_view tenant, size_t limit = 1000) const;
-  StatusOr<std::vector<ChangeRecord>> RegionHistory(std::string_view region,
-                                                    size_t limit = 1000) const;
 
   // The whole policy (for bundle export), as of one version. Reads the
   // tenants from a KvStore snapshot, without the store's lock: changes made

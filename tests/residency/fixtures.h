@@ -62,6 +62,21 @@ inline AuditChange Audited(KvStore* kv) {
 }
 inline AuditChange Audited(const std::unique_ptr<KvStore>& kv) { return Audited(kv.get()); }
 
+// The newest `limit` changes of a tenant or a region, oldest first (one
+// page of PolicyStore::TenantChanges or RegionChanges).
+inline StatusOr<std::vector<ChangeRecord>> ChangesOf(StatusOr<ChangePage> page) {
+  if (!page.ok()) return page.status();
+  return std::move(page->changes);
+}
+inline StatusOr<std::vector<ChangeRecord>> TenantHistory(const PolicyStore& store, std::string_view tenant,
+                                                         size_t limit = 1000) {
+  return ChangesOf(store.TenantChanges(tenant, ChangeQuery{.limit = limit}));
+}
+inline StatusOr<std::vector<ChangeRecord>> RegionHistory(const PolicyStore& store, std::string_view region,
+                                                         size_t limit = 1000) {
+  return ChangesOf(store.RegionChanges(region, ChangeQuery{.limit = limit}));
+}
+
 inline std::unique_ptr<Engine> NewEngine() {
   auto e = Engine::Create({});
   EXPECT_TRUE(e.ok()) << e.status().ToString();

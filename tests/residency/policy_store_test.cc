@@ -84,7 +84,7 @@ TEST(PolicyStoreTest, UnchangedPutWritesNothing) {
   EXPECT_TRUE(again->changes.empty());
   EXPECT_EQ(again->version, 3u);
   EXPECT_EQ(f.store->version(), 3u);
-  auto history = f.store->History("acme");
+  auto history = testing::TenantHistory(*f.store, "acme");
   ASSERT_TRUE(history.ok());
   EXPECT_EQ(history->size(), 1u);
 }
@@ -132,7 +132,7 @@ TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
   auto got = f.store->GetTenant("acme");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->safeguards, t.safeguards);
-  auto history = f.store->History("acme");
+  auto history = testing::TenantHistory(*f.store, "acme");
   ASSERT_TRUE(history.ok()) << history.status().ToString();
   ASSERT_EQ(history->size(), 2u);
   EXPECT_EQ((*history)[1].actor, "bob");
@@ -159,7 +159,7 @@ TEST(PolicyStoreTest, ReplaceRecordsTheRemovalOfARegionInItsHistory) {
   auto gone = f.store->GetRegion("eu-central-1");
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
-  auto history = f.store->RegionHistory("eu-central-1");
+  auto history = testing::RegionHistory(*f.store, "eu-central-1");
   ASSERT_TRUE(history.ok()) << history.status().ToString();
   ASSERT_EQ(history->size(), 2u);
   EXPECT_EQ(history->back().version, 10u);
@@ -186,7 +186,7 @@ TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
   EXPECT_EQ(rec->changes[0], (FieldChange{"status", "active", "suspended"}));
   EXPECT_EQ(rec->changes[1], (FieldChange{"safeguards", "", "US/scc/SCC-1/2025-01-01.."}));
 
-  auto history = f.store->History("acme");
+  auto history = testing::TenantHistory(*f.store, "acme");
   ASSERT_TRUE(history.ok()) << history.status().ToString();
   ASSERT_EQ(history->size(), 2u);
   EXPECT_EQ((*history)[0].version, 3u);
@@ -196,12 +196,12 @@ TEST(PolicyStoreTest, HistoryListsFieldLevelChangesWithActorAndTime) {
   EXPECT_EQ((*history)[1].actor, "bob-token");
   EXPECT_EQ((*history)[1].unix_millis - (*history)[0].unix_millis, 5000);
   EXPECT_EQ((*history)[1].changes, rec->changes);
-  auto limited = f.store->History("acme", 1);
+  auto limited = testing::TenantHistory(*f.store, "acme", 1);
   ASSERT_TRUE(limited.ok());
   ASSERT_EQ(limited->size(), 1u);
   EXPECT_EQ((*limited)[0].version, 4u);
-  EXPECT_TRUE(f.store->History("nobody")->empty());
-  auto region_history = f.store->RegionHistory("eu-west-1");
+  EXPECT_TRUE(testing::TenantHistory(*f.store, "nobody")->empty());
+  auto region_history = testing::RegionHistory(*f.store, "eu-west-1");
   ASSERT_TRUE(region_history.ok());
   EXPECT_EQ(region_history->size(), 1u);
 }
@@ -214,7 +214,7 @@ TEST(PolicyStoreTest, HistoryIsReadInPagesBackwardAndForward) {
   ManualClock clock;
   Fixture f(kv.get(), &clock);
   ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
-  std::vector<uint64_t> versions = {f.store->History("acme")->back().version};
+  std::vector<uint64_t> versions = {testing::TenantHistory(*f.store, "acme")->back().version};
   for (int i = 0; i < 6; ++i) {
     Tenant neighbour = T("acme-2", R"({"home_region":"eu-west-1","status":"active"})");
     if (i % 2 == 1) neighbour.status = TenantStatus::kSuspended;
@@ -264,7 +264,7 @@ TEST(PolicyStoreTest, HistoryIsReadInPagesBackwardAndForward) {
   EXPECT_EQ(read({.after = UINT64_MAX}, &more), V{});
   EXPECT_EQ(read({.limit = 0}, &more), V{});
   // The neighbour's own history is its six changes.
-  EXPECT_EQ(f.store->History("acme-2")->size(), 6u);
+  EXPECT_EQ(testing::TenantHistory(*f.store, "acme-2")->size(), 6u);
 }
 
 TEST(PolicyStoreTest, ReopeningRebuildsTheSameSnapshot) {
@@ -316,7 +316,7 @@ TEST(PolicyStoreTest, ReplaceRefusesOlderVersionsAndRecordsHistory) {
   EXPECT_EQ(f.engine->version(), 10u);
   EXPECT_FALSE(f.engine->Decide("acme", "personal", "store", "eu-west-1", kNow).allow);
   EXPECT_TRUE(f.engine->Decide("beta", "personal", "store", "eu-west-1", kNow).allow);
-  auto acme_history = f.store->History("acme");
+  auto acme_history = testing::TenantHistory(*f.store, "acme");
   ASSERT_TRUE(acme_history.ok());
   ASSERT_EQ(acme_history->size(), 2u);
   EXPECT_EQ(acme_history->back().changes[0].to, "deleted");
@@ -350,7 +350,7 @@ TEST(PolicyStoreTest, RocksDbPersistsAcrossReopen) {
     EXPECT_EQ(f.engine->version(), 3u);
     EXPECT_TRUE(f.engine->Decide("acme", "personal", "backup", "eu-central-1", kNow).allow);
     EXPECT_FALSE(f.engine->Decide("acme", "special", "backup", "eu-central-1", kNow).allow);
-    auto history = f.store->History("acme");
+    auto history = testing::TenantHistory(*f.store, "acme");
     ASSERT_TRUE(history.ok());
     EXPECT_EQ(history->size(), 1u);
   }
@@ -398,7 +398,7 @@ TEST(PolicyStoreTest, AChangeWhoseAuditEntryCannotBeWrittenChangesNothing) {
   auto us = f.store->GetRegion("us-east-1");
   ASSERT_TRUE(us.ok());
   EXPECT_FALSE(us->has_value());
-  auto history = f.store->History("acme");
+  auto history = testing::TenantHistory(*f.store, "acme");
   ASSERT_TRUE(history.ok());
   EXPECT_EQ(history->size(), 1u);
   // Reopened from the store: the same policy.
@@ -447,13 +447,13 @@ TEST(PolicyStoreTest, HistoryRecordsKeepTheIndexOfTheirAuditEntry) {
   auto engine2 = testing::NewEngine();
   auto reopened = PolicyStore::Open(kv.get(), engine2.get(), &clock);
   ASSERT_TRUE(reopened.ok());
-  auto acme = (*reopened)->History("acme");
+  auto acme = testing::TenantHistory(*(*reopened), "acme");
   ASSERT_TRUE(acme.ok());
   ASSERT_EQ(acme->size(), 2u);
   EXPECT_EQ((*acme)[0].audit_index, 12u);
   EXPECT_EQ((*acme)[1].audit_index, 20u);
   EXPECT_EQ((*acme)[1].version, 9u);
-  auto west = (*reopened)->RegionHistory("eu-west-1");
+  auto west = testing::RegionHistory(*(*reopened), "eu-west-1");
   ASSERT_TRUE(west.ok());
   ASSERT_EQ(west->size(), 1u);
   EXPECT_EQ((*west)[0].audit_index, 10u);
@@ -482,7 +482,7 @@ TEST(PolicyStoreTest, AChangeWhoseAuditedWriteFailsIsNotActiveAndTheStoreWaitsFo
   EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
   kv.fail_ = false;
   // Every request is refused until a reopen; the engine keeps deciding.
-  EXPECT_EQ(f.store->History("acme").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(testing::TenantHistory(*f.store, "acme").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(f.store->GetTenant("acme").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(f.store->GetRegion("eu-west-1").status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(f.store->Export().status().code(), StatusCode::kUnavailable);
@@ -493,7 +493,7 @@ TEST(PolicyStoreTest, AChangeWhoseAuditedWriteFailsIsNotActiveAndTheStoreWaitsFo
   Fixture reopened(&kv, &clock);
   ASSERT_TRUE(reopened.store);
   EXPECT_EQ(reopened.store->version(), v);
-  auto history = reopened.store->History("acme");
+  auto history = testing::TenantHistory(*reopened.store, "acme");
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 1u);
   EXPECT_NE(history->back().audit_index, std::optional<uint64_t>(7));
@@ -522,7 +522,7 @@ TEST(PolicyStoreTest, AChangeWhoseSyncFailedIsActiveOnlyAfterAReopenAndKeepsItsE
   ASSERT_TRUE(reopened.store);
   EXPECT_EQ(reopened.store->version(), v + 1);
   EXPECT_FALSE(reopened.engine->Decide("acme", "personal", "store", "eu-central-1", kNow).allow);
-  auto history = reopened.store->History("acme");
+  auto history = testing::TenantHistory(*reopened.store, "acme");
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 2u);
   EXPECT_EQ(history->back().audit_index, std::optional<uint64_t>(41));
@@ -615,7 +615,7 @@ TEST(PolicyStoreTest, HistoryTakesTheIndexFromItsVersionOrFromAnEarlierRecordIts
   batch.Put(kResidencyNamespace, "history/tenant/acme/" + std::string(19, '0') + "1",
             DumpJson(ChangeRecordToJson(earlier)));
   ASSERT_TRUE(kv->Write(batch, true).ok());
-  auto history = f.store->History("acme");
+  auto history = testing::TenantHistory(*f.store, "acme");
   ASSERT_TRUE(history.ok()) << history.status().ToString();
   ASSERT_EQ(history->size(), 2u);
   EXPECT_EQ((*history)[0].audit_index, std::optional<uint64_t>(12));
@@ -624,7 +624,7 @@ TEST(PolicyStoreTest, HistoryTakesTheIndexFromItsVersionOrFromAnEarlierRecordIts
   KvBatch bad;
   bad.Put(kResidencyNamespace, "history/audit/" + std::string(19, '0') + std::to_string(created->version), "3x");
   ASSERT_TRUE(kv->Write(bad, true).ok());
-  EXPECT_EQ(f.store->History("acme").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(testing::TenantHistory(*f.store, "acme").status().code(), StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -91,7 +91,7 @@ class PolicyChangeAuditTest : public ::testing::Test {
   // Every tenant history record names an entry for that change, and every
   // tenant entry in the log has its history record.
   void ExpectEntriesAndHistoryAgree() {
-    auto history = store_->History("acme");
+    auto history = residency::testing::TenantHistory(*store_, "acme");
     ASSERT_TRUE(history.ok()) << history.status().ToString();
     size_t tenant_entries = 0;
     for (uint64_t i = 0; i < ledger_->size(); ++i)
