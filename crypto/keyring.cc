@@ -77,25 +77,37 @@ StatusOr<TenantKeyInfo> Keyring::Info(std::string_view tenant) const {
   return info;
 }
 
-StatusOr<uint32_t> Keyring::EnsureTenantLocked(std::string_view tenant) {
-  GL_ASSIGN_OR_RETURN(auto state, LoadState(*kv_, tenant));
-  if (state) return state->current_version();
-  KvBatch batch;
+Status Keyring::NewTenantWrites(std::string_view tenant, KvBatch& batch) const {
   GL_RETURN_IF_ERROR(PutNewKek(batch, root_wrap_, options_.region, tenant, 1, clock_->UnixMillis()));
   v1::TenantKeyState fresh;
   fresh.set_current_version(1);
   fresh.set_min_decryption_version(1);
   fresh.set_created_unix_ms(clock_->UnixMillis());
   batch.Put(kNs, StateKey(tenant), fresh.SerializeAsString());
+  return Status::Ok();
+}
+
+StatusOr<uint32_t> Keyring::EnsureTenantLocked(std::string_view tenant) {
+  GL_ASSIGN_OR_RETURN(auto state, LoadState(*kv_, tenant));
+  if (state) return state->current_version();
+  KvBatch batch;
+  GL_RETURN_IF_ERROR(NewTenantWrites(tenant, batch));
   GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
   return 1u;
 }
 
-StatusOr<uint32_t> Keyring::Rotate(std::string_view tenant) {
+StatusOr<uint32_t> Keyring::Rotate(std::string_view tenant, const CommitChange& commit) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   std::lock_guard<std::mutex> lock(write_mu_);
   GL_ASSIGN_OR_RETURN(auto state, LoadState(*kv_, tenant));
-  if (!state) return EnsureTenantLocked(tenant);
+  if (!state) {
+    KvBatch batch;
+    GL_RETURN_IF_ERROR(NewTenantWrites(tenant, batch));
+    KeyChange change;
+    change.version = 1;
+    GL_RETURN_IF_ERROR(commit(change, std::move(batch)));
+    return 1u;
+  }
   uint32_t next = state->current_version() + 1;
   KvBatch batch;
   GL_RETURN_IF_ERROR(PutNewKek(batch, root_wrap_, options_.region, tenant, next, clock_->UnixMillis()));
@@ -114,11 +126,13 @@ StatusOr<uint32_t> Keyring::Rotate(std::string_view tenant) {
     rewrap->set_started_unix_ms(clock_->UnixMillis());
   }
   batch.Put(kNs, StateKey(tenant), state->SerializeAsString());
-  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+  KeyChange change;
+  change.version = next;
+  GL_RETURN_IF_ERROR(commit(change, std::move(batch)));
   return next;
 }
 
-Status Keyring::RetireBelow(std::string_view tenant, uint32_t min_version) {
+StatusOr<bool> Keyring::RetireBelow(std::string_view tenant, uint32_t min_version, const CommitChange& commit) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   std::unique_lock<std::mutex> lock(write_mu_);
   GL_ASSIGN_OR_RETURN(auto state, LoadState(*kv_, tenant));
@@ -126,7 +140,7 @@ Status Keyring::RetireBelow(std::string_view tenant, uint32_t min_version) {
   if (min_version == 0 || min_version > state->current_version())
     return FailedPrecondition("keyring: min_decryption_version must be between 1 and the current version " +
                               std::to_string(state->current_version()));
-  if (min_version <= state->min_decryption_version()) return Status::Ok();  // already retired
+  if (min_version <= state->min_decryption_version()) return false;  // already retired
   uint64_t still_needed = 0;
   v1::SubjectKeyRecord record;
   GL_RETURN_IF_ERROR(kv_->Scan(kNs, SubjectPrefix(tenant), [&](std::string_view, std::string_view value) {
@@ -142,7 +156,9 @@ Status Keyring::RetireBelow(std::string_view tenant, uint32_t min_version) {
   for (uint32_t v = state->min_decryption_version(); v < min_version; ++v) batch.Delete(kNs, KekKey(tenant, v));
   state->set_min_decryption_version(min_version);
   batch.Put(kNs, StateKey(tenant), state->SerializeAsString());
-  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+  KeyChange change;
+  change.version = min_version;
+  GL_RETURN_IF_ERROR(commit(change, std::move(batch)));
   {
     std::lock_guard<std::mutex> cache_lock(cache_mu_);
     for (uint32_t v = 1; v < min_version; ++v) kek_cache_.erase({std::string(tenant), v});
@@ -150,10 +166,11 @@ Status Keyring::RetireBelow(std::string_view tenant, uint32_t min_version) {
   // The purge needs no keyring state, and may wait for a storage snapshot
   // (a policy bundle export): new subject keys need not wait with it.
   lock.unlock();
-  return kv_->PurgeDeleted(kNs);
+  GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
+  return true;
 }
 
-StatusOr<RewrapProgress> Keyring::RewrapStep(std::string_view tenant) {
+StatusOr<RewrapProgress> Keyring::RewrapStep(std::string_view tenant, const CommitChange& finish) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   std::lock_guard<std::mutex> lock(write_mu_);
   GL_ASSIGN_OR_RETURN(auto state, LoadState(*kv_, tenant));
@@ -226,9 +243,18 @@ StatusOr<RewrapProgress> Keyring::RewrapStep(std::string_view tenant) {
     progress.done = true;
   }
   progress.rewrapped = rewrap->rewrapped();
-  // The rewrapped keys and the advanced cursor land together, or neither.
+  // The rewrapped keys and the advanced cursor land together, or neither;
+  // the last step also with the entry that records the finished rewrap.
   batch.Put(kNs, StateKey(tenant), state->SerializeAsString());
-  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+  if (!progress.done) {
+    GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+    return progress;
+  }
+  KeyChange change;
+  change.version = target;
+  change.rewrapped = progress.rewrapped;
+  GL_RETURN_IF_ERROR(finish(change, std::move(batch)));
+  progress.finished_now = true;
   return progress;
 }
 

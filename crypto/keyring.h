@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -75,6 +76,7 @@ struct RewrapProgress {
   uint64_t rewrapped_now = 0;  // by this step
   uint64_t rewrapped = 0;      // by the whole rewrap so far
   bool done = false;           // nothing left below target_version
+  bool finished_now = false;   // this step finished the rewrap (through `finish`)
 };
 
 // subject_key_created (here and in SealedRecord): the subject's data key was
@@ -101,6 +103,25 @@ struct SealedRecord {
   bool subject_key_created = false;
 };
 
+// A change to the keys (Keyring::Shred, Rotate, RetireBelow and the last
+// step of a rewrap), as its audit entry records it.
+struct KeyChange {
+  std::string key_id;      // Shred: the shredded subject key's id (raw)
+  uint32_t version = 0;    // Rotate: the new KEK version; a rewrap: its target
+  uint64_t rewrapped = 0;  // a rewrap: the subject keys it moved
+};
+
+// Commits a key change together with the audit entry that records it: the
+// caller writes `batch` (the change's puts and deletes, namespace "keys") in
+// the same atomic, synchronous write as the entry (audit::Ledger::Append's
+// attached writes) and returns OK once both are durable. So no key change is
+// ever stored without its entry: on an error the keyring treats the change
+// as not made; either nothing was written, or (when the write's outcome is
+// unknown) the change and its entry were stored together or not at all.
+// Called with the keyring's write lock held; it may wait for a group commit,
+// but must not call back into the keyring's writes.
+using CommitChange = std::function<Status(const KeyChange& change, KvBatch batch)>;
+
 class Keyring {
  public:
   // `kv` (namespace "keys") and `clock` must outlive the keyring. The root
@@ -112,15 +133,21 @@ class Keyring {
   // kNotFound when the tenant has no keys yet.
   StatusOr<TenantKeyInfo> Info(std::string_view tenant) const;
   // Adds KEK version current+1 (version 1 for a new tenant) and, when subject
-  // keys exist, starts a rewrap to it (replacing an unfinished one).
-  StatusOr<uint32_t> Rotate(std::string_view tenant);
-  // Retires (deletes) every KEK version below `min_version`.
+  // keys exist, starts a rewrap to it (replacing an unfinished one);
+  // committed through `commit` (KeyChange::version).
+  StatusOr<uint32_t> Rotate(std::string_view tenant, const CommitChange& commit);
+  // Retires (deletes) every KEK version below `min_version`, committed
+  // through `commit`. Returns whether anything changed: false, without
+  // calling `commit`, when they are retired already.
   // kFailedPrecondition while a subject key is still wrapped under one of
   // them (finish the rewrap first) or when min_version > current_version.
-  Status RetireBelow(std::string_view tenant, uint32_t min_version);
+  StatusOr<bool> RetireBelow(std::string_view tenant, uint32_t min_version, const CommitChange& commit);
   // Moves up to rewrap_batch subject keys of `tenant` to the rewrap target.
-  // done=true (and nothing written) when no rewrap is pending.
-  StatusOr<RewrapProgress> RewrapStep(std::string_view tenant);
+  // The step that finishes the rewrap is committed through `finish`
+  // (KeyChange::version and ::rewrapped), the others are plain synchronous
+  // writes. done=true (and nothing written) when no rewrap is pending;
+  // finished_now=true when this step finished it.
+  StatusOr<RewrapProgress> RewrapStep(std::string_view tenant, const CommitChange& finish);
   // Tenants with an unfinished rewrap (after a restart too).
   StatusOr<std::vector<std::string>> TenantsWithPendingRewrap() const;
 
@@ -136,9 +163,10 @@ class Keyring {
   // (and the creation is announced again by the key's next use) while
   // another key write holds the keyring.
   Status ConfirmCreationAudited(std::string_view tenant, std::string_view pseudonym, std::string_view key_id);
-  // Crypto-shreds the subject's data key. kNotFound when it has none (never
-  // had one, or already shredded). Returns the shredded key's id.
-  StatusOr<std::string> Shred(std::string_view tenant, std::string_view pseudonym);
+  // Crypto-shreds the subject's data key, committed through `commit`
+  // (KeyChange::key_id). kNotFound when it has none (never had one, or
+  // already shredded). Returns the shredded key's id.
+  StatusOr<std::string> Shred(std::string_view tenant, std::string_view pseudonym, const CommitChange& commit);
 
   // ---- data keys for other services ----
   // A fresh random data key for the subject, wrapped under the subject's
@@ -176,6 +204,8 @@ class Keyring {
   StatusOr<SubjectKey> LoadSubjectKey(std::string_view tenant, std::string_view pseudonym) const;
   // Requires write_mu_. Creates the tenant's KEK v1 when missing.
   StatusOr<uint32_t> EnsureTenantLocked(std::string_view tenant);
+  // The writes that create a tenant's KEK v1 and its state.
+  Status NewTenantWrites(std::string_view tenant, KvBatch& batch) const;
   StatusOr<SubjectKey> EnsureSubjectKeyLocked(std::string_view tenant, std::string_view pseudonym);
   // Loads without the write lock; takes it only to create.
   StatusOr<SubjectKey> EnsureSubjectKeyFast(std::string_view tenant, std::string_view pseudonym);

@@ -103,7 +103,8 @@ StatusOr<std::pair<std::string, bool>> Keyring::EnsureSubjectKey(std::string_vie
   return std::make_pair(key.key_id, key.creation_unaudited);
 }
 
-StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view pseudonym) {
+StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view pseudonym,
+                                     const CommitChange& commit) {
   GL_RETURN_IF_ERROR(CheckTenant(tenant));
   GL_RETURN_IF_ERROR(CheckPseudonym(pseudonym));
   std::unique_lock<std::mutex> lock(write_mu_);
@@ -119,7 +120,9 @@ StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view p
   KvBatch batch;
   batch.Delete(kNs, key);
   batch.Put(kNs, TombstoneKey(tenant, pseudonym, record.key_id()), tombstone.SerializeAsString());
-  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+  KeyChange change;
+  change.key_id = record.key_id();
+  GL_RETURN_IF_ERROR(commit(change, std::move(batch)));
   // The wrapped key must also leave the database files, not just the index.
   // The purge needs no keyring state, and may wait for a storage snapshot
   // (a policy bundle export): new subject keys need not wait with it.

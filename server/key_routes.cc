@@ -87,6 +87,23 @@ bool RefusedHere(const RequestContext& ctx, const KeyRouteDeps& deps, const Subj
   return true;
 }
 
+// A keyring commit (crypto::CommitChange) that stores the change in the
+// same atomic, synchronous write as its audit entry, `event(change)`, and
+// keeps the entry's index in `*index`. A ledger that refuses the append
+// (queue full, closed, unhealthy) refuses the change with it.
+crypto::CommitChange WithAuditEntry(audit::Ledger* ledger,
+                                    std::function<audit::AuditEvent(const crypto::KeyChange&)> event,
+                                    uint64_t* index) {
+  return [ledger, event = std::move(event), index](const crypto::KeyChange& change, KvBatch batch) -> Status {
+    auto writes = std::make_shared<KvBatch>(std::move(batch));
+    GL_ASSIGN_OR_RETURN(auto logged, ledger->Append({event(change)}, [writes](uint64_t, KvBatch& out) {
+      out.Append(std::move(*writes));
+    }));
+    if (index != nullptr) *index = logged.at(0);
+    return Status::Ok();
+  };
+}
+
 nlohmann::json InfoJson(const std::string& tenant, const crypto::TenantKeyInfo& info) {
   return {{"tenant", tenant},
           {"current_version", info.current_version},
@@ -148,23 +165,31 @@ bool RewrapWorker::RunOnce() {
         std::lock_guard<std::mutex> lock(mu_);
         if (stop_) return true;
       }
-      auto step = keyring_->RewrapStep(tenant);
+      // The step that finishes the rewrap is stored with its key.rewrapped
+      // entry; when the ledger refuses it, the step is retried later.
+      auto step = keyring_->RewrapStep(
+          tenant, WithAuditEntry(
+                      ledger_,
+                      [&tenant](const crypto::KeyChange& c) {
+                        audit::AuditEvent e;
+                        e.tenant = tenant;
+                        e.actor = "geoledgerd";
+                        e.action = "key.rewrapped";
+                        e.resource = "tenant-key/" + tenant + "/v" + std::to_string(c.version);
+                        e.outcome = "ok";
+                        e.details = {{"version", std::to_string(c.version)}, {"rewrapped", std::to_string(c.rewrapped)}};
+                        return e;
+                      },
+                      nullptr));
       if (!step.ok()) {
         log::Error("key rewrap failed; will retry", {{"tenant", tenant}, {"error", step.status().ToString()}});
         return false;
       }
       rewrapped_.fetch_add(step->rewrapped_now);
       if (!step->done) continue;
-      audit::AuditEvent e;
-      e.tenant = tenant;
-      e.actor = "geoledgerd";
-      e.action = "key.rewrapped";
-      e.resource = "tenant-key/" + tenant + "/v" + std::to_string(step->target_version);
-      e.outcome = "ok";
-      e.details = {{"version", std::to_string(step->target_version)}, {"rewrapped", std::to_string(step->rewrapped)}};
-      auto logged = ledger_->Append({e});
-      if (!logged.ok()) log::Error("key rewrap finished but could not be audit-logged", {{"tenant", tenant}});
-      log::Info("key rewrap finished", {{"tenant", tenant}, {"version", step->target_version}, {"rewrapped", step->rewrapped}});
+      if (step->finished_now)
+        log::Info("key rewrap finished",
+                  {{"tenant", tenant}, {"version", step->target_version}, {"rewrapped", step->rewrapped}});
       pending_.fetch_sub(1);
       break;
     }
@@ -240,25 +265,41 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
 
   d.AddRoute("POST", "/v1/keys/shred", Access::kScoped, "keys", [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
     GL_ASSIGN_OR_RETURN(auto r, ReadSubject(ctx, *deps.pseudonymizer, {"tenant", "subject"}));
-    GL_ASSIGN_OR_RETURN(std::string key_id, deps.keyring()->Shred(r.tenant, r.pseudonym));
-    GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append({KeyEvent(ctx, r.tenant, "key.shredded",
-                                                                     "subject-key/" + HexEncode(key_id), "ok", r.pseudonym)}));
-    return JsonResponse(200, {{"shredded_key_id", HexEncode(key_id)}, {"audit_index", logged[0]}});
+    uint64_t audit_index = 0;
+    GL_ASSIGN_OR_RETURN(std::string key_id,
+                        deps.keyring()->Shred(r.tenant, r.pseudonym,
+                                              WithAuditEntry(
+                                                  deps.ledger(),
+                                                  [&](const crypto::KeyChange& c) {
+                                                    return KeyEvent(ctx, r.tenant, "key.shredded",
+                                                                    "subject-key/" + HexEncode(c.key_id), "ok",
+                                                                    r.pseudonym);
+                                                  },
+                                                  &audit_index)));
+    return JsonResponse(200, {{"shredded_key_id", HexEncode(key_id)}, {"audit_index", audit_index}});
   });
 
   d.AddRoute("POST", "/v1/tenants/{tenant}/keys/rotate", Access::kScoped, "keys",
              [deps](RequestContext& ctx) -> StatusOr<HttpResponse> {
                GL_RETURN_IF_ERROR(OnlyFields(ctx.body.is_null() ? nlohmann::json::object() : ctx.body,
                                              std::initializer_list<const char*>{}));
-               GL_ASSIGN_OR_RETURN(uint32_t version, deps.keyring()->Rotate(ctx.tenant));
-               GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append({ServiceEvent(
-                                                    ctx, "key.rotated", "tenant-key/" + ctx.tenant + "/v" + std::to_string(version),
-                                                    "ok", {{"version", std::to_string(version)}})}));
+               uint64_t audit_index = 0;
+               GL_ASSIGN_OR_RETURN(uint32_t version,
+                                   deps.keyring()->Rotate(
+                                       ctx.tenant, WithAuditEntry(
+                                                       deps.ledger(),
+                                                       [&](const crypto::KeyChange& c) {
+                                                         const std::string v = std::to_string(c.version);
+                                                         return ServiceEvent(ctx, "key.rotated",
+                                                                             "tenant-key/" + ctx.tenant + "/v" + v, "ok",
+                                                                             {{"version", v}});
+                                                       },
+                                                       &audit_index)));
                deps.rewrap()->Wake();
                GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
                nlohmann::json j = InfoJson(ctx.tenant, info);
                j["version"] = version;
-               j["audit_index"] = logged[0];
+               j["audit_index"] = audit_index;
                return JsonResponse(200, j);
              });
 
@@ -269,13 +310,21 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
                if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > 0xffffffffu)
                  return InvalidArgument("'min_decryption_version' must be a positive integer");
                uint32_t min_version = static_cast<uint32_t>(v.get<uint64_t>());
-               GL_RETURN_IF_ERROR(deps.keyring()->RetireBelow(ctx.tenant, min_version));
-               GL_ASSIGN_OR_RETURN(auto logged, deps.ledger()->Append({ServiceEvent(
-                                                    ctx, "key.retired", "tenant-key/" + ctx.tenant, "ok",
-                                                    {{"min_decryption_version", std::to_string(min_version)}})}));
+               uint64_t audit_index = 0;
+               GL_ASSIGN_OR_RETURN(bool retired,
+                                   deps.keyring()->RetireBelow(
+                                       ctx.tenant, min_version,
+                                       WithAuditEntry(
+                                           deps.ledger(),
+                                           [&](const crypto::KeyChange& c) {
+                                             return ServiceEvent(ctx, "key.retired", "tenant-key/" + ctx.tenant, "ok",
+                                                                 {{"min_decryption_version", std::to_string(c.version)}});
+                                           },
+                                           &audit_index)));
                GL_ASSIGN_OR_RETURN(auto info, deps.keyring()->Info(ctx.tenant));
                nlohmann::json j = InfoJson(ctx.tenant, info);
-               j["audit_index"] = logged[0];
+               // Versions retired already: nothing changed, nothing audited.
+               if (retired) j["audit_index"] = audit_index;
                return JsonResponse(200, j);
              });
 

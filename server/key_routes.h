@@ -10,7 +10,8 @@
 // Key events are audit-logged: key.created, key.datakey.issued,
 // key.unwrap.refused, key.datakey.refused, key.shredded, key.rotated,
 // key.retired and (by the RewrapWorker) key.rewrapped. No entry holds key
-// material; subjects appear only as pseudonyms.
+// material; subjects appear only as pseudonyms. Shred, rotate, retire and a
+// rewrap's last batch are stored in the same write as their entries.
 #pragma once
 
 #include <atomic>
@@ -30,7 +31,8 @@ namespace geoledger::server {
 
 // Moves subject keys to the newest tenant key version in the background,
 // batch by batch (each batch durable with its cursor, so a restart resumes),
-// and audit-logs key.rewrapped when a tenant is done. Thread-safe.
+// and writes the batch that finishes a tenant with its key.rewrapped entry
+// (refused by the ledger, the batch is retried later). Thread-safe.
 class RewrapWorker {
  public:
   // `keyring` and `ledger` must outlive the worker (Stop it first).

@@ -41,6 +41,11 @@ class KeyringStorageTest : public ::testing::Test {
     ASSERT_TRUE(ring.ok());
     ring_ = std::move(*ring);
   }
+  // Key changes go straight to the store here (the server writes them with
+  // their audit entries).
+  CommitChange Commit() {
+    return [this](const KeyChange&, KvBatch batch) { return kv_->Write(batch, /*sync=*/true); };
+  }
   std::string dir_;
   SecretBytes root_;
   std::unique_ptr<KvStore> kv_;
@@ -58,8 +63,8 @@ TEST_F(KeyringStorageTest, RawScanFindsNoPlaintextKeyMarkerOrSubjectId) {
     plaintext_keys.push_back(Reveal(issued->plaintext));
     ASSERT_TRUE(ring_->Seal("acme", Pseudonym(subject), "profile", marker + " of " + subject).ok());
   }
-  ASSERT_TRUE(ring_->Rotate("acme").ok());
-  ASSERT_TRUE(ring_->RewrapStep("acme").ok());
+  ASSERT_TRUE(ring_->Rotate("acme", Commit()).ok());
+  ASSERT_TRUE(ring_->RewrapStep("acme", Commit()).ok());
   Reopen();  // closes RocksDB: memtables flushed, the files are all there is
   for (const auto& k : plaintext_keys) EXPECT_TRUE(testing::FilesContaining(dir_, k).empty()) << "a plaintext data key is on disk";
   EXPECT_TRUE(testing::FilesContaining(dir_, marker).empty());
@@ -76,7 +81,7 @@ TEST_F(KeyringStorageTest, ShreddedKeyLeavesTheDatabaseFilesEvenWrapped) {
   ASSERT_TRUE(record.ok() && record->has_value());
   Reopen();  // the wrapped key is now in an SST file
   ASSERT_FALSE(testing::FilesContaining(dir_, **record).empty());
-  ASSERT_TRUE(ring_->Shred("acme", alice).ok());
+  ASSERT_TRUE(ring_->Shred("acme", alice, Commit()).ok());
   EXPECT_TRUE(testing::FilesContaining(dir_, **record).empty()) << "the shredded key is still in a database file";
   Reopen();
   EXPECT_TRUE(testing::FilesContaining(dir_, **record).empty());

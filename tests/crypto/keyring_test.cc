@@ -8,6 +8,7 @@
 #include <chrono>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/kv_store.h"
@@ -38,11 +39,24 @@ class KeyringTest : public ::testing::Test {
     EXPECT_TRUE(k.ok()) << k.status().ToString();
     return k.ok() ? std::move(*k) : nullptr;
   }
+  // Commits key changes straight to the store, as the server does with
+  // their audit entries, and records them; refuses them while
+  // refuse_commits_ is set (a ledger that takes no entries).
+  CommitChange Commit() {
+    return [this](const KeyChange& change, KvBatch batch) -> Status {
+      if (refuse_commits_) return Unavailable("audit: the ledger refuses appends");
+      for (const auto& op : batch.ops()) EXPECT_EQ(op.ns, "keys");
+      committed_.push_back(change);
+      return failing_->Write(batch, /*sync=*/true);
+    };
+  }
   std::unique_ptr<KvStore> kv_;
   std::unique_ptr<FaultyKvStore> failing_;
   SecretBytes root_;
   ManualClock clock_;
   std::unique_ptr<Keyring> ring_;
+  bool refuse_commits_ = false;
+  std::vector<KeyChange> committed_;
   const std::string alice_ = Pseudonym("alice"), bob_ = Pseudonym("bob");
 };
 
@@ -92,9 +106,9 @@ TEST_F(KeyringTest, ASubjectKeysCreationIsReportedUntilConfirmedAudited) {
   auto bob = ring_->EnsureSubjectKey("acme", bob_);
   ASSERT_TRUE(bob.ok());
   EXPECT_TRUE(bob->second);
-  ASSERT_TRUE(ring_->Rotate("acme").ok());
+  ASSERT_TRUE(ring_->Rotate("acme", Commit()).ok());
   for (int i = 0; i < 10; ++i) {
-    auto step = ring_->RewrapStep("acme");
+    auto step = ring_->RewrapStep("acme", Commit());
     ASSERT_TRUE(step.ok()) << step.status().ToString();
     if (step->done) break;
   }
@@ -103,7 +117,7 @@ TEST_F(KeyringTest, ASubjectKeysCreationIsReportedUntilConfirmedAudited) {
   EXPECT_FALSE(ring_->EnsureSubjectKey("acme", alice_)->second);
 
   // After a shred the subject's next key is a new creation.
-  ASSERT_TRUE(ring_->Shred("acme", alice_).ok());
+  ASSERT_TRUE(ring_->Shred("acme", alice_, Commit()).ok());
   ASSERT_TRUE(ring_->ConfirmCreationAudited("acme", alice_, first->key_id).ok());  // gone: nothing to do
   auto fresh = ring_->Seal("acme", alice_, "orders/5", "e");
   ASSERT_TRUE(fresh.ok());
@@ -229,7 +243,7 @@ TEST_F(KeyringTest, RotationKeepsOldDataReadableAndRewrapMovesEveryKey) {
   auto sealed = ring_->Seal("acme", alice_, "orders/1", "before rotation");
   auto issued = ring_->IssueDataKey("acme", bob_);
   ASSERT_TRUE(sealed.ok() && issued.ok());
-  auto v2 = ring_->Rotate("acme");
+  auto v2 = ring_->Rotate("acme", Commit());
   ASSERT_TRUE(v2.ok()) << v2.status().ToString();
   EXPECT_EQ(*v2, 2u);
   auto info = ring_->Info("acme");
@@ -239,8 +253,8 @@ TEST_F(KeyringTest, RotationKeepsOldDataReadableAndRewrapMovesEveryKey) {
   // Old data reads before the rewrap...
   EXPECT_EQ(*ring_->Open("acme", alice_, "orders/1", sealed->ciphertext), "before rotation");
   // ...a version still in use cannot be retired...
-  EXPECT_EQ(ring_->RetireBelow("acme", 2).code(), StatusCode::kFailedPrecondition);
-  auto step = ring_->RewrapStep("acme");
+  EXPECT_EQ(ring_->RetireBelow("acme", 2, Commit()).status().code(), StatusCode::kFailedPrecondition);
+  auto step = ring_->RewrapStep("acme", Commit());
   ASSERT_TRUE(step.ok()) << step.status().ToString();
   EXPECT_TRUE(step->done);
   EXPECT_EQ(step->rewrapped, 2u);
@@ -248,7 +262,7 @@ TEST_F(KeyringTest, RotationKeepsOldDataReadableAndRewrapMovesEveryKey) {
   EXPECT_FALSE(info->rewrap_active);
   EXPECT_EQ(info->pending, 0u);
   // ...and after the rewrap and retirement of version 1 everything still reads.
-  ASSERT_TRUE(ring_->RetireBelow("acme", 2).ok());
+  ASSERT_TRUE(ring_->RetireBelow("acme", 2, Commit()).ok());
   info = ring_->Info("acme");
   EXPECT_EQ(info->min_decryption_version, 2u);
   EXPECT_EQ(info->versions, std::vector<uint32_t>{2});
@@ -258,7 +272,7 @@ TEST_F(KeyringTest, RotationKeepsOldDataReadableAndRewrapMovesEveryKey) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(Reveal(back->plaintext), Reveal(issued->plaintext));
   EXPECT_FALSE(kv_->Get("keys", std::string("t/acme/v/") + std::string("\0\0\0\1", 4))->has_value());
-  EXPECT_EQ(ring_->RetireBelow("acme", 3).code(), StatusCode::kFailedPrecondition);  // beyond current
+  EXPECT_EQ(ring_->RetireBelow("acme", 3, Commit()).status().code(), StatusCode::kFailedPrecondition);  // beyond current
 }
 
 TEST_F(KeyringTest, RewrapInterruptedHalfwayResumesAfterRestartAndLosesNothing) {
@@ -269,11 +283,11 @@ TEST_F(KeyringTest, RewrapInterruptedHalfwayResumesAfterRestartAndLosesNothing) 
     ASSERT_TRUE(s.ok());
     ciphertexts.push_back(s->ciphertext);
   }
-  ASSERT_TRUE(ring_->Rotate("acme").ok());
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring_->RewrapStep("acme").ok());
+  ASSERT_TRUE(ring_->Rotate("acme", Commit()).ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring_->RewrapStep("acme", Commit()).ok());
   EXPECT_EQ(ring_->Info("acme")->pending, 55u);
   failing_->fail_ = true;  // the disk dies in the middle of the fifth batch
-  EXPECT_FALSE(ring_->RewrapStep("acme").ok());
+  EXPECT_FALSE(ring_->RewrapStep("acme", Commit()).ok());
   ring_.reset();  // the process goes away
   failing_->fail_ = false;
 
@@ -284,7 +298,7 @@ TEST_F(KeyringTest, RewrapInterruptedHalfwayResumesAfterRestartAndLosesNothing) 
   EXPECT_EQ(restarted->Info("acme")->rewrapped, 40u);
   int steps = 0;
   for (;; ++steps) {
-    auto step = restarted->RewrapStep("acme");
+    auto step = restarted->RewrapStep("acme", Commit());
     ASSERT_TRUE(step.ok()) << step.status().ToString();
     if (step->done) break;
     ASSERT_LT(steps, 20);
@@ -294,7 +308,7 @@ TEST_F(KeyringTest, RewrapInterruptedHalfwayResumesAfterRestartAndLosesNothing) 
   EXPECT_EQ(info->pending, 0u);
   EXPECT_EQ(info->rewrapped, 95u);
   EXPECT_TRUE(restarted->TenantsWithPendingRewrap()->empty());
-  ASSERT_TRUE(restarted->RetireBelow("acme", 2).ok());
+  ASSERT_TRUE(restarted->RetireBelow("acme", 2, Commit()).ok());
   for (int i = 0; i < 95; ++i) {
     auto r = restarted->Open("acme", Pseudonym("s" + std::to_string(i)), "r", ciphertexts[i]);
     ASSERT_TRUE(r.ok()) << i << " " << r.status().ToString();
@@ -306,14 +320,14 @@ TEST_F(KeyringTest, AfterShreddingEveryPathSaysErased) {
   auto sealed = ring_->Seal("acme", alice_, "orders/1", "to be forgotten");
   auto issued = ring_->IssueDataKey("acme", alice_);
   ASSERT_TRUE(sealed.ok() && issued.ok());
-  auto shredded = ring_->Shred("acme", alice_);
+  auto shredded = ring_->Shred("acme", alice_, Commit());
   ASSERT_TRUE(shredded.ok()) << shredded.status().ToString();
   EXPECT_EQ(*shredded, sealed->key_id);
   auto open = ring_->Open("acme", alice_, "orders/1", sealed->ciphertext);
   EXPECT_EQ(open.status().code(), StatusCode::kErased) << open.status().ToString();
   EXPECT_NE(open.status().message().find("erased"), std::string::npos);
   EXPECT_EQ(ring_->UnwrapDataKey("acme", alice_, issued->wrapped).status().code(), StatusCode::kErased);
-  EXPECT_EQ(ring_->Shred("acme", alice_).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ring_->Shred("acme", alice_, Commit()).status().code(), StatusCode::kNotFound);
   auto fresh = Make("eu-west-1");
   EXPECT_EQ(fresh->Open("acme", alice_, "orders/1", sealed->ciphertext).status().code(), StatusCode::kErased);
   // New data for the same subject gets a new key; the old data stays erased.
@@ -333,6 +347,66 @@ TEST_F(KeyringTest, FailedWriteCreatesNoKey) {
   EXPECT_FALSE(ring_->IssueDataKey("acme", alice_).ok());
   failing_->fail_ = false;
   EXPECT_EQ(ring_->Info("acme").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(KeyringTest, AKeyChangeIsStoredOnlyThroughItsCommit) {
+  auto sealed = ring_->Seal("acme", alice_, "orders/1", "kept");
+  ASSERT_TRUE(sealed.ok());
+  // Refused by its commit (the ledger takes no entry), a change leaves the
+  // keys as they were.
+  refuse_commits_ = true;
+  EXPECT_EQ(ring_->Shred("acme", alice_, Commit()).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(*ring_->Open("acme", alice_, "orders/1", sealed->ciphertext), "kept");
+  EXPECT_EQ(ring_->Rotate("acme", Commit()).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ring_->Info("acme")->current_version, 1u);
+  EXPECT_FALSE(ring_->Info("acme")->rewrap_active);
+  EXPECT_EQ(ring_->Rotate("globex", Commit()).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ring_->Info("globex").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(committed_.empty());
+
+  refuse_commits_ = false;
+  auto v2 = ring_->Rotate("acme", Commit());
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  ASSERT_EQ(committed_.size(), 1u);
+  EXPECT_EQ(committed_.back().version, 2u);
+
+  // The step that finishes a rewrap is committed with it; refused, the
+  // rewrap stays pending and the next step does it again.
+  refuse_commits_ = true;
+  EXPECT_EQ(ring_->RewrapStep("acme", Commit()).status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(ring_->Info("acme")->rewrap_active);
+  EXPECT_EQ(ring_->Info("acme")->pending, 1u);
+  refuse_commits_ = false;
+  auto step = ring_->RewrapStep("acme", Commit());
+  ASSERT_TRUE(step.ok()) << step.status().ToString();
+  EXPECT_TRUE(step->done);
+  EXPECT_TRUE(step->finished_now);
+  ASSERT_EQ(committed_.size(), 2u);
+  EXPECT_EQ(committed_.back().version, 2u);
+  EXPECT_EQ(committed_.back().rewrapped, 1u);
+  auto idle = ring_->RewrapStep("acme", Commit());  // nothing pending: nothing to commit
+  ASSERT_TRUE(idle.ok());
+  EXPECT_TRUE(idle->done);
+  EXPECT_FALSE(idle->finished_now);
+  EXPECT_EQ(committed_.size(), 2u);
+
+  refuse_commits_ = true;
+  EXPECT_EQ(ring_->RetireBelow("acme", 2, Commit()).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ring_->Info("acme")->min_decryption_version, 1u);
+  refuse_commits_ = false;
+  auto retired = ring_->RetireBelow("acme", 2, Commit());
+  ASSERT_TRUE(retired.ok()) << retired.status().ToString();
+  EXPECT_TRUE(*retired);
+  EXPECT_EQ(committed_.back().version, 2u);
+  auto again = ring_->RetireBelow("acme", 2, Commit());  // retired already: no change, no commit
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(committed_.size(), 3u);
+
+  auto shredded = ring_->Shred("acme", alice_, Commit());
+  ASSERT_TRUE(shredded.ok()) << shredded.status().ToString();
+  EXPECT_EQ(committed_.back().key_id, *shredded);
+  EXPECT_EQ(ring_->Open("acme", alice_, "orders/1", sealed->ciphertext).status().code(), StatusCode::kErased);
 }
 
 }  // namespace

@@ -162,6 +162,24 @@ TEST_F(KeysApiTest, RotationRewrapsInTheBackgroundAndOldKeysStillUnwrap) {
   RawResponse retired = Post("/v1/tenants/acme/keys/retire", {{"min_decryption_version", 2}});
   ASSERT_EQ(retired.status, 200) << retired.body;
   EXPECT_EQ(Json(retired)["versions"], nlohmann::json::array({2}));
+  const uint64_t retired_index = Json(retired)["audit_index"];
+  auto retired_entry = Entry(retired_index);
+  EXPECT_EQ(retired_entry["action"], "key.retired");
+  EXPECT_EQ(retired_entry["details"]["min_decryption_version"], "2");
+  // The finished rewrap is on record between the rotation and the retirement.
+  int rewrapped_entries = 0;
+  for (uint64_t i = Json(rotated)["audit_index"].get<uint64_t>() + 1; i < retired_index; ++i) {
+    auto e = Entry(i);
+    if (e["action"] != "key.rewrapped") continue;
+    ++rewrapped_entries;
+    EXPECT_EQ(e["details"]["version"], "2");
+    EXPECT_EQ(e["details"]["rewrapped"], "5");
+  }
+  EXPECT_EQ(rewrapped_entries, 1);
+  // Retired already: nothing changes, and nothing is audited.
+  RawResponse again = Post("/v1/tenants/acme/keys/retire", {{"min_decryption_version", 2}});
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_FALSE(Json(again).contains("audit_index")) << again.body;
   for (int i = 0; i < 5; ++i) {
     RawResponse r = Unwrap("acme", "subject-" + std::to_string(i), issued[i]["wrapped_key"]);
     EXPECT_EQ(r.status, 200) << r.body;
