@@ -133,6 +133,11 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                      return InvalidArgument("event field 'personal' must be at most " + std::to_string(kMaxPersonalBytes) + " bytes as JSON");
                    if (e.details.count("sealed_record_id"))
                      return InvalidArgument("details key 'sealed_record_id' is set by the service for 'personal'");
+                   // Refused here, before sealing can make a subject key: the
+                   // service's detail must fit within the ledger's 64.
+                   if (e.details.size() >= 64)
+                     return InvalidArgument("with 'personal', details may hold at most 63 strings "
+                                            "(the service adds 'sealed_record_id')");
                    GL_RETURN_IF_ERROR(sealer.allowed(e.tenant));
                  }
                  e.actor = ctx.principal->name;

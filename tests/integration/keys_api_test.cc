@@ -289,6 +289,12 @@ TEST_F(KeysApiTest, ARefusedRequestMakesNoSubjectKey) {
   nlohmann::json elsewhere = {{"tenant", "usonly"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"},
                               {"subject", "heidi"}, {"personal", {{"email", "heidi@example.com"}}}};
   EXPECT_EQ(Post("/v1/audit/events", {{"events", {sealed, elsewhere}}}, writer).status, 403);
+  // 64 details of its own leave no room for the service's sealed_record_id.
+  nlohmann::json crowded = sealed;
+  for (int i = 0; i < 64; ++i) crowded["details"]["k" + std::to_string(i)] = "v";
+  RawResponse full = Post("/v1/audit/events", {{"events", {crowded}}}, writer);
+  EXPECT_EQ(full.status, 400) << full.body;
+  EXPECT_NE(full.body.find("at most 63"), std::string::npos) << full.body;
   EXPECT_EQ(Json(server_->Authed(reader_, "GET", "/v1/audit/entries?start=0&end=0"))["size"], size);
   RawResponse r = Post("/v1/audit/events", {{"events", {sealed}}}, writer);
   ASSERT_EQ(r.status, 200) << r.body;
