@@ -10,6 +10,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "crypto/hash.h"
+#include "server/decision_routes.h"  // kMaxDecisionBatch
 #include "server/problem.h"
 
 namespace geoledger::server {
@@ -432,8 +433,16 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
           named.insert(t->get_ref<const std::string&>());
       };
       add(ctx.body);
-      if (auto reqs = ctx.body.find("requests"); reqs != ctx.body.end() && reqs->is_array())
+      if (auto reqs = ctx.body.find("requests"); reqs != ctx.body.end() && reqs->is_array()) {
+        // Refused before any charge: a body naming tens of thousands of
+        // tenants would otherwise fill the limiter with their buckets (and
+        // crowd out tenants that have none yet) before its handler refuses it.
+        if (reqs->size() > kMaxDecisionBatch)
+          return MakeProblem(ProblemKind::kBadRequest,
+                             "'requests' must be an array of at most " + std::to_string(kMaxDecisionBatch) + " requests",
+                             rid);
         for (const auto& r : *reqs) add(r);
+      }
       for (std::string_view t : named)
         if (auto limited = Limit(tenant_limiter_, std::string(t), true, "tenant", rid)) return *limited;
     }

@@ -113,6 +113,14 @@ TEST(RateLimitTest, TenantsNamedInADecisionBodyAreChargedWhateverElseIsNamed) {
   }
   EXPECT_EQ(post(one("victim")), 200);
   EXPECT_EQ(post(one("victim")), 200);  // its whole burst of 2 is left
+
+  // A batch over the 1000-request bound is refused before any tenant it
+  // names is charged: it cannot spend (or crowd out) their limits.
+  nlohmann::json big = nlohmann::json::array();
+  for (int i = 0; i < 1001; ++i) big.push_back(one("many" + std::to_string(i)));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(post(nlohmann::json{{"requests", big}}), 400) << i;
+  EXPECT_EQ(post(one("many0")), 200);
+  EXPECT_EQ(post(one("many0")), 200);  // its whole burst of 2 is left
 }
 
 }  // namespace
