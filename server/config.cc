@@ -36,7 +36,8 @@ StatusOr<double> ParseRate(const std::string& name, const std::string& v) {
   try {
     size_t used = 0;
     double d = std::stod(v, &used);
-    if (used != v.size() || d < 0 || d > 1e9) throw std::invalid_argument(v);
+    // Written so that NaN, which compares false with everything, fails too.
+    if (used != v.size() || !(d >= 0 && d <= 1e9)) throw std::invalid_argument(v);
     return d;
   } catch (const std::exception&) {
     return InvalidArgument(name + ": expected a number >= 0, got '" + v + "'");

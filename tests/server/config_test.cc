@@ -74,6 +74,10 @@ TEST(ConfigTest, BadValuesAreRefusedWithTheOptionName) {
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--tls-cert", "c.pem"}).ok());
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--tls-client-ca", "ca.pem"}).ok());
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--rate-limit-tenant-rps", "-1"}).ok());
+  for (const char* odd : {"nan", "NaN", "-nan", "inf", "infinity", "1e10"}) {
+    EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--rate-limit-tenant-rps", odd}).ok()) << odd;
+    EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--rate-limit-token-burst", odd}).ok()) << odd;
+  }
   EXPECT_FALSE(Parse({"--data-dir", "/d", "--region", "eu", "--no-such-flag"}).ok());
   // A decision audit queue smaller than the largest batch (1000) would answer
   // such a batch 503 + Retry-After forever.
