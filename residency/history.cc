@@ -81,12 +81,17 @@ std::vector<FieldChange> DiffTenant(const std::optional<Tenant>& before, const T
     for (const auto& s : after.safeguards) new_list.push_back(RenderSafeguard(s));
     if (old_list != new_list) out.push_back({"safeguards.order", Join(old_list), Join(new_list)});
   }
-  auto certifications = [](const Tenant& t) {
-    std::vector<std::string> items;
-    for (const Certification& c : t.certifications) items.push_back(RenderCertification(c));
-    return Join(Sorted(std::move(items)));
-  };
-  Add(&out, "certifications", before ? certifications(*before) : "", certifications(after));
+  // Compared as lists, in declared order: the first dated declaration that
+  // covers a day is the basis a transfer names. Compared field by field, not
+  // as rendered text, which a reference holding ',' or '/' could make equal.
+  if ((before ? before->certifications : std::vector<Certification>{}) != after.certifications) {
+    auto certifications = [](const Tenant& t) {
+      std::vector<std::string> items;
+      for (const Certification& c : t.certifications) items.push_back(RenderCertification(c));
+      return Join(items);
+    };
+    out.push_back({"certifications", before ? certifications(*before) : "", certifications(after)});
+  }
   Add(&out, "adequacy_opt_out", before ? Join(Sorted(before->adequacy_opt_out)) : "",
       Join(Sorted(after.adequacy_opt_out)));
   return out;

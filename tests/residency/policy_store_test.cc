@@ -144,6 +144,57 @@ TEST(PolicyStoreTest, ReorderingSafeguardsIsAChangeAndTheFirstOneDecides) {
   EXPECT_EQ(f.store->version(), before + 1);
 }
 
+// Rule 14 takes the first dated DPF declaration that covers the day, so
+// reordering them is a change; and two lists whose rendered text is the same
+// (a reference holding the separators) are still different lists.
+TEST(PolicyStoreTest, ReorderedOrLookalikeCertificationsAreAChange) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(f.store->PutRegion("admin", R("eu-west-1", "IE"), testing::Audited(kv)).ok());
+  ASSERT_TRUE(f.store->PutRegion("admin", R("us-east-1", "US"), testing::Audited(kv)).ok());
+  Tenant t = T("acme", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["us-east-1"]},
+      "certifications":[
+        {"name":"dpf","reference":"Old Corp","valid_from":"2025-01-01","valid_until":"2025-12-31"},
+        {"name":"dpf","reference":"New Corp","valid_from":"2025-06-01","valid_until":"2026-05-31"}]})");
+  ASSERT_TRUE(f.store->PutTenant("admin", t, testing::Audited(kv)).ok());
+  EXPECT_EQ(f.engine->Decide("acme", "personal", "store", "us-east-1", kNow).legal_basis,
+            "gdpr:art45:US:dpf:Old Corp");
+
+  std::swap(t.certifications[0], t.certifications[1]);
+  auto rec = f.store->PutTenant("admin", t, testing::Audited(kv));
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  ASSERT_EQ(rec->changes.size(), 1u);
+  EXPECT_EQ(rec->changes[0].field, "certifications");
+  EXPECT_EQ(rec->changes[0].to,
+            "dpf/New Corp/2025-06-01..2026-05-31,dpf/Old Corp/2025-01-01..2025-12-31");
+  EXPECT_EQ(f.engine->Decide("acme", "personal", "store", "us-east-1", kNow).legal_basis,
+            "gdpr:art45:US:dpf:New Corp");
+
+  // Two declarations, and one whose reference spells out both: the same
+  // text once joined, but not the same policy.
+  Tenant two = T("acme", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["us-east-1"]},
+      "certifications":[
+        {"name":"dpf","reference":"A","valid_from":"2025-01-01","valid_until":"2025-12-31"},
+        {"name":"dpf","reference":"B","valid_from":"2026-01-01","valid_until":"2026-12-31"}]})");
+  ASSERT_TRUE(f.store->PutTenant("admin", two, testing::Audited(kv)).ok());
+  EXPECT_TRUE(f.engine->Decide("acme", "personal", "store", "us-east-1", kNow).allow);
+  Tenant one = T("acme", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["us-east-1"]},
+      "certifications":[
+        {"name":"dpf","reference":"A/2025-01-01..2025-12-31,dpf/B","valid_from":"2026-01-01","valid_until":"2026-12-31"}]})");
+  const uint64_t before = f.store->version();
+  auto lookalike = f.store->PutTenant("admin", one, testing::Audited(kv));
+  ASSERT_TRUE(lookalike.ok()) << lookalike.status().ToString();
+  EXPECT_EQ(f.store->version(), before + 1);
+  ASSERT_EQ(lookalike->changes.size(), 1u);
+  EXPECT_EQ(lookalike->changes[0].field, "certifications");
+  // No declaration covers 2025-06-15 any more.
+  EXPECT_FALSE(f.engine->Decide("acme", "personal", "store", "us-east-1", kNow).allow);
+}
+
 // A bundle that drops a region records that in the region's history, as it
 // does for a dropped tenant.
 TEST(PolicyStoreTest, ReplaceRecordsTheRemovalOfARegionInItsHistory) {
