@@ -272,6 +272,12 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(const Actor& actor, const Tenant& 
   GL_RETURN_IF_ERROR(CheckPrecondition(pre, "tenant " + tenant.id,
                                        before ? std::optional<std::string>(EntityTag(TenantToJson(*before)))
                                               : std::nullopt));
+  // Suspension is the operator's: a token bound to the tenant (which may
+  // administer the tenant's own policy) can neither lift nor impose it.
+  const TenantStatus status_before = before ? before->status : TenantStatus::kActive;
+  if (!actor.tenant.empty() && tenant.status != status_before)
+    return PermissionDenied("a token bound to a tenant cannot change its status (" +
+                            std::string(TenantStatusName(status_before)) + "); an operator's token can");
   ChangeRecord rec{version_, clock_->UnixMillis(), actor.name, "tenant", tenant.id,
                    !before, DiffTenant(before, tenant), std::nullopt, actor.tenant};
   if (rec.changes.empty()) return rec;

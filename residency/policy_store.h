@@ -116,7 +116,8 @@ class PolicyStore {
   StatusOr<ChangeRecord> PutRegion(const Actor& actor, const Region& region, const AuditChange& audit,
                                    const Precondition& pre = {});
   // Creates or replaces a tenant, the same way; kInvalidArgument when it
-  // names a region that does not exist.
+  // names a region that does not exist. kPermissionDenied when an actor bound
+  // to a tenant would change its status (a new tenant's counts as active).
   StatusOr<ChangeRecord> PutTenant(const Actor& actor, const Tenant& tenant, const AuditChange& audit,
                                    const Precondition& pre = {});
 

@@ -16,10 +16,13 @@ HttpResponse Tagged(int status, const nlohmann::json& body, const std::string& t
   return r;
 }
 
+// A PUT that found nothing to change: nothing was written or audited.
+bool Unchanged(const residency::ChangeRecord& change) { return change.changes.empty() && !change.created; }
+
 // Renders a policy change's answer (the entry was written with the change),
 // with the entity's new tag.
 HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entity, const std::string& tag) {
-  const bool changed = !change.changes.empty() || change.created;
+  const bool changed = !Unchanged(change);
   nlohmann::json j = {{change.kind, std::move(entity)}, {"policy_version", change.version}, {"changed", changed}};
   if (changed && change.audit_index) j["audit_index"] = *change.audit_index;  // nothing changed, nothing written
   return Tagged(changed && change.created ? 201 : 200, j, tag);
@@ -166,6 +169,12 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
                auto change = policy()->PutRegion({ctx.principal->name, ctx.principal->tenant}, region, audit.Hook(), pre);
                if (!change.ok()) return change.status();
+               if (Unchanged(*change)) {
+                 // Equal as policy, not necessarily as sent: answer what is stored.
+                 GL_ASSIGN_OR_RETURN(auto stored, policy()->GetRegion(id));
+                 if (stored) entity = residency::RegionToJson(*stored);
+                 return Changed(*change, entity, residency::EntityTag(entity));
+               }
                return Changed(*change, std::move(entity), tag);
              });
   d.AddRoute("GET", "/v1/regions/{region}", Access::kScoped, "admin",
@@ -184,6 +193,13 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
                auto change = policy()->PutTenant({ctx.principal->name, ctx.principal->tenant}, tenant, audit.Hook(), pre);
                if (!change.ok()) return change.status();
+               if (Unchanged(*change)) {
+                 // Equal as policy (allowed regions in another order, say),
+                 // not necessarily as sent: answer what is stored, and its tag.
+                 GL_ASSIGN_OR_RETURN(auto stored, policy()->GetTenant(ctx.tenant));
+                 if (stored) entity = residency::TenantToJson(*stored);
+                 return Changed(*change, entity, residency::EntityTag(entity));
+               }
                return Changed(*change, std::move(entity), tag);
              });
   d.AddRoute("GET", "/v1/tenants/{tenant}", Access::kScoped, "admin",

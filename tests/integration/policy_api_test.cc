@@ -233,9 +233,9 @@ TEST_F(PolicyApiTest, TenantHistoryNamesOnlyTheTenantsOwnTokensToItsTokens) {
   std::string acme_admin = server_->CreateToken("acme-admin", {"admin"}, "acme");
   ASSERT_FALSE(acme_admin.empty());
   RawResponse own = server_->Authed(acme_admin, "PUT", "/v1/tenants/acme",
-                                    R"({"home_region":"eu-west-1","status":"suspended"})");
+                                    R"({"home_region":"eu-west-1","status":"active"})");
   ASSERT_EQ(own.status, 200) << own.body;
-  RawResponse op = Admin("PUT", "/v1/tenants/acme", R"({"home_region":"eu-west-1","status":"active"})");
+  RawResponse op = Admin("PUT", "/v1/tenants/acme", R"({"home_region":"eu-west-1","status":"suspended"})");
   ASSERT_EQ(op.status, 200) << op.body;
   const uint64_t own_version = Json(own)["policy_version"], op_version = Json(op)["policy_version"];
 
@@ -259,6 +259,57 @@ TEST_F(PolicyApiTest, TenantHistoryNamesOnlyTheTenantsOwnTokensToItsTokens) {
   EXPECT_EQ(change(by_operator, own_version)["actor_tenant"], "acme");
   EXPECT_FALSE(change(by_operator, op_version)["actor"].get<std::string>().empty());
   EXPECT_EQ(change(by_operator, op_version)["actor_tenant"], "");
+}
+
+// A tenant's own admin token may edit the tenant's policy, but suspension is
+// the operator's: it can neither lift nor impose it, and a refused PUT
+// changes nothing.
+TEST_F(PolicyApiTest, ATenantsOwnTokenCannotChangeItsStatus) {
+  const std::string acme_admin = server_->CreateToken("acme-admin", {"admin"}, "acme");
+  ASSERT_FALSE(acme_admin.empty());
+  const std::string suspended = R"({"home_region":"eu-west-1","status":"suspended"})";
+  const std::string active = R"({"home_region":"eu-west-1","status":"active"})";
+  const uint64_t size = AuditSize(*server_, reader_);
+  RawResponse self_suspend = server_->Authed(acme_admin, "PUT", "/v1/tenants/acme", suspended);
+  EXPECT_EQ(self_suspend.status, 403) << self_suspend.body;
+  ASSERT_EQ(Admin("PUT", "/v1/tenants/acme", suspended).status, 200);
+  const uint64_t after_operator = AuditSize(*server_, reader_);
+  EXPECT_EQ(after_operator, size + 1);
+  RawResponse lift = server_->Authed(acme_admin, "PUT", "/v1/tenants/acme",
+                                     R"({"home_region":"eu-west-1","status":"active",
+                                         "allowed_regions":{"special":["us-east-1"]}})");
+  EXPECT_EQ(lift.status, 403) << lift.body;
+  EXPECT_NE(Json(lift)["detail"].get<std::string>().find("status"), std::string::npos) << lift.body;
+  EXPECT_EQ(Json(Admin("GET", "/v1/tenants/acme"))["status"], "suspended");
+  EXPECT_EQ(AuditSize(*server_, reader_), after_operator);
+  // Other fields, with the status left as it is, are the tenant's to edit.
+  RawResponse edit = server_->Authed(acme_admin, "PUT", "/v1/tenants/acme",
+                                     R"({"home_region":"eu-west-1","status":"suspended",
+                                         "allowed_regions":{"personal":["eu-west-1"]}})");
+  EXPECT_EQ(edit.status, 200) << edit.body;
+  EXPECT_EQ(Admin("PUT", "/v1/tenants/acme", active).status, 200);
+}
+
+// A PUT equal as policy to what is stored, though not as sent (allowed
+// regions in another order), changes nothing, and its answer is the stored
+// entity with the tag GET and If-Match use.
+TEST_F(PolicyApiTest, AnUnchangedPutAnswersTheStoredEntityAndItsTag) {
+  RawResponse got = Admin("GET", "/v1/tenants/acme");
+  ASSERT_EQ(got.status, 200) << got.body;
+  const std::string tag = got.Header("etag");
+  const uint64_t size = AuditSize(*server_, reader_);
+  RawResponse same = Admin("PUT", "/v1/tenants/acme",
+                           R"({"home_region":"eu-west-1","status":"active",
+                               "allowed_regions":{"personal":["eu-central-1","eu-west-1"]}})");
+  ASSERT_EQ(same.status, 200) << same.body;
+  EXPECT_EQ(Json(same)["changed"], false);
+  EXPECT_EQ(same.Header("etag"), tag);
+  EXPECT_EQ(Json(same)["tenant"]["allowed_regions"], Json(got)["allowed_regions"]) << same.body;
+  EXPECT_EQ(AuditSize(*server_, reader_), size);
+  RawResponse conditional = server_->Authed(server_->admin_token(), "PUT", "/v1/tenants/acme",
+                                            R"({"home_region":"eu-west-1","status":"active"})",
+                                            {{"If-Match", same.Header("etag")}});
+  EXPECT_EQ(conditional.status, 200) << conditional.body;
 }
 
 TEST_F(PolicyApiTest, HistoryOfAnUnknownTenantIsEmptyAndABadIdIsRefused) {
