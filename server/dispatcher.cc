@@ -223,7 +223,10 @@ void Dispatcher::BlockingLoop() {
     RequestContext& ctx = w.exchange->ctx;
     StatusOr<HttpResponse> result = Internal("unhandled exception");
     try {
-      result = routes_[w.route_id].handler(ctx);
+      if (auto refused = ReadBody(routes_[w.route_id], ctx, w.exchange->request))
+        result = std::move(*refused);
+      else
+        result = routes_[w.route_id].handler(ctx);
     } catch (const std::exception& e) {
       log::Error("handler threw", {{"request_id", ctx.request_id}, {"error", e.what()}});
     } catch (...) {
@@ -331,6 +334,57 @@ std::optional<HttpResponse> Dispatcher::Limit(RateLimiter& limiter, const std::s
   return r;
 }
 
+std::optional<HttpResponse> Dispatcher::ReadBody(const Route& route, RequestContext& ctx,
+                                                 const HttpRequest& request) {
+  const std::string& rid = ctx.request_id;
+  // A gateway check reads headers only; whatever body a gateway forwards
+  // (Envoy's with_request_body) is not its business.
+  if (!route.gateway && IsBodyMethod(request.method) && !request.body.empty()) {
+    if (!IsJsonContentType(request.Header("content-type")))
+      return MakeProblem(ProblemKind::kUnsupportedMediaType, "request body must be application/json", rid);
+    const JsonShape shape = ScanJson(request.body);
+    if (shape.depth > options_.max_json_depth)
+      return MakeProblem(ProblemKind::kBadRequest, "JSON nested too deeply", rid);
+    ctx.body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
+    if (ObjectMembers(ctx.body) != shape.keys)
+      return MakeProblem(ProblemKind::kBadRequest, "body names a key twice in one object", rid);
+    // Every tenant the body names ({"tenant": …} of the key routes and of a
+    // single decision, and each of a decision batch's requests[*].tenant)
+    // keys the per-tenant limit too, whatever tenant the path, a header or
+    // the query named: a token that is not bound to a tenant cannot bypass a
+    // tenant's limit by naming another one outside the body, or by batching.
+    // Handlers still validate the fields. A tenant-bound token is charged to
+    // its own tenant only: its handlers refuse any other, and charging that
+    // other tenant would let one tenant's token drain another's limit.
+    if (route.access != Access::kPublic && ctx.body.is_object() && ctx.principal && ctx.principal->tenant.empty()) {
+      std::set<std::string_view> named;
+      auto add = [&](const nlohmann::json& obj) {
+        if (!obj.is_object()) return;
+        auto t = obj.find("tenant");
+        if (t != obj.end() && t->is_string() && IsValidName(t->get_ref<const std::string&>()) &&
+            t->get_ref<const std::string&>() != ctx.tenant)
+          named.insert(t->get_ref<const std::string&>());
+      };
+      add(ctx.body);
+      if (auto reqs = ctx.body.find("requests"); reqs != ctx.body.end() && reqs->is_array()) {
+        // Refused before any charge: a body naming tens of thousands of
+        // tenants would otherwise fill the limiter with their buckets (and
+        // crowd out tenants that have none yet) before its handler refuses it.
+        if (reqs->size() > kMaxDecisionBatch)
+          return MakeProblem(ProblemKind::kBadRequest,
+                             "'requests' must be an array of at most " + std::to_string(kMaxDecisionBatch) + " requests",
+                             rid);
+        for (const auto& r : *reqs) add(r);
+      }
+      for (std::string_view t : named)
+        if (auto limited = Limit(tenant_limiter_, std::string(t), true, "tenant", rid)) return *limited;
+    }
+  }
+
+  return std::nullopt;
+}
+
 std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exchange>& ex) {
   const HttpRequest& request = ex->request;
   RequestContext& ctx = ex->ctx;
@@ -403,59 +457,17 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
       return MakeProblem(ProblemKind::kForbidden, "token lacks scope '" + route.scope + "'", rid);
   }
 
-  // A gateway check reads headers only; whatever body a gateway forwards
-  // (Envoy's with_request_body) is not its business.
-  if (!route.gateway && IsBodyMethod(request.method) && !request.body.empty()) {
-    if (!IsJsonContentType(request.Header("content-type")))
-      return MakeProblem(ProblemKind::kUnsupportedMediaType, "request body must be application/json", rid);
-    const JsonShape shape = ScanJson(request.body);
-    if (shape.depth > options_.max_json_depth)
-      return MakeProblem(ProblemKind::kBadRequest, "JSON nested too deeply", rid);
-    ctx.body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-    if (ctx.body.is_discarded()) return MakeProblem(ProblemKind::kBadRequest, "body is not valid JSON", rid);
-    if (ObjectMembers(ctx.body) != shape.keys)
-      return MakeProblem(ProblemKind::kBadRequest, "body names a key twice in one object", rid);
-    // Every tenant the body names ({"tenant": …} of the key routes and of a
-    // single decision, and each of a decision batch's requests[*].tenant)
-    // keys the per-tenant limit too, whatever tenant the path, a header or
-    // the query named: a token that is not bound to a tenant cannot bypass a
-    // tenant's limit by naming another one outside the body, or by batching.
-    // Handlers still validate the fields. A tenant-bound token is charged to
-    // its own tenant only: its handlers refuse any other, and charging that
-    // other tenant would let one tenant's token drain another's limit.
-    if (route.access != Access::kPublic && ctx.body.is_object() && ctx.principal && ctx.principal->tenant.empty()) {
-      std::set<std::string_view> named;
-      auto add = [&](const nlohmann::json& obj) {
-        if (!obj.is_object()) return;
-        auto t = obj.find("tenant");
-        if (t != obj.end() && t->is_string() && IsValidName(t->get_ref<const std::string&>()) &&
-            t->get_ref<const std::string&>() != ctx.tenant)
-          named.insert(t->get_ref<const std::string&>());
-      };
-      add(ctx.body);
-      if (auto reqs = ctx.body.find("requests"); reqs != ctx.body.end() && reqs->is_array()) {
-        // Refused before any charge: a body naming tens of thousands of
-        // tenants would otherwise fill the limiter with their buckets (and
-        // crowd out tenants that have none yet) before its handler refuses it.
-        if (reqs->size() > kMaxDecisionBatch)
-          return MakeProblem(ProblemKind::kBadRequest,
-                             "'requests' must be an array of at most " + std::to_string(kMaxDecisionBatch) + " requests",
-                             rid);
-        for (const auto& r : *reqs) add(r);
-      }
-      for (std::string_view t : named)
-        if (auto limited = Limit(tenant_limiter_, std::string(t), true, "tenant", rid)) return *limited;
-    }
-  }
-
-  if (route.deferred) {
-    route.deferred(ctx, Reply(ex));
-    return std::nullopt;
-  }
+  // A blocking route's body is parsed on the thread that runs it: a large
+  // one (a policy bundle) must not hold up the HTTP thread's other requests.
   if (route.blocking) {
     if (QueueBlocking(ex, match.route_id)) return std::nullopt;
     return ProblemFromStatus(Unavailable(draining() ? "server is shutting down"
                                                     : "too many slow requests are queued; retry"), rid);
+  }
+  if (auto refused = ReadBody(route, ctx, request)) return refused;
+  if (route.deferred) {
+    route.deferred(ctx, Reply(ex));
+    return std::nullopt;
   }
   StatusOr<HttpResponse> result = route.handler(ctx);
   if (!result.ok()) return ErrorResponse(result.status(), ctx);

@@ -196,6 +196,10 @@ class Dispatcher {
   void BlockingLoop();
   // Runs the pipeline; nullopt when a deferred handler took the request.
   std::optional<HttpResponse> Process(const std::shared_ptr<Reply::Exchange>& ex);
+  // Checks and parses a JSON request body into ctx.body and charges the
+  // tenants it names (for a blocking route, on its blocking thread); the
+  // refusal to answer, if any.
+  std::optional<HttpResponse> ReadBody(const Route& route, RequestContext& ctx, const HttpRequest& request);
   // Finishes the exchange once (metrics, access log, in-flight) and hands
   // the response to its `done`.
   void Complete(Reply::Exchange& ex, HttpResponse response);

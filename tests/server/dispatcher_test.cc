@@ -338,6 +338,28 @@ TEST_F(BlockingDispatcherTest, ABlockingHandlerRunsOffTheCallingThreadWhichKeeps
   EXPECT_EQ(d_->Handle(Req("POST", "/v1/slow", decide_)).status, 403);
 }
 
+// A blocking route's body is checked and parsed on its blocking thread, not
+// on the calling (HTTP) thread: a large one, such as a policy bundle, must
+// not hold up the other requests that thread serves.
+TEST_F(BlockingDispatcherTest, ABlockingRoutesBodyIsParsedOffTheCallingThread) {
+  Build(1, 16);
+  auto running = Slow();  // takes the only blocking thread
+  ASSERT_TRUE(Reaches(started_, 1));
+  auto answer = std::make_shared<std::promise<HttpResponse>>();
+  auto got = answer->get_future();
+  d_->HandleAsync(Req("POST", "/v1/slow", admin_, "{not json"),
+                  [answer](HttpResponse r) { answer->set_value(std::move(r)); });
+  // Parsed here, the bad body would have been answered by now.
+  EXPECT_EQ(got.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  release_promise_.set_value();
+  ASSERT_EQ(got.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  HttpResponse r = got.get();
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("not valid JSON"), std::string::npos) << r.body;
+  ASSERT_EQ(running.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(started_.load(), 1);  // the handler never ran for the bad body
+}
+
 TEST_F(BlockingDispatcherTest, ABoundedQueueAndAStopAnswer503) {
   Build(1, 1);
   auto running = Slow();
