@@ -14,20 +14,27 @@
 #include "audit/merkle.h"
 #include "common/encoding.h"
 #include "crypto/hash.h"
+#include "geoledger/v1/audit.pb.h"
 
 namespace geoledger::cli {
 namespace {
 
 constexpr int kOk = 0, kFailed = 1, kUsage = 2;
 
-bool ReadSmallFile(const std::string& path, std::string* out) {
+// An answer of GET /v1/audit/entries is bounded by the server's page budget
+// (a few MiB) plus one entry; this leaves room for a page saved whole.
+constexpr size_t kMaxEntriesFileBytes = 16 * 1024 * 1024;
+
+bool ReadFileUpTo(const std::string& path, size_t max_bytes, std::string* out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
   std::ostringstream ss;
   ss << in.rdbuf();
   *out = ss.str();
-  return out->size() <= 64 * 1024;
+  return out->size() <= max_bytes;
 }
+
+bool ReadSmallFile(const std::string& path, std::string* out) { return ReadFileUpTo(path, 64 * 1024, out); }
 
 // Loads the verifier key and one checkpoint; prints the reason and returns
 // nullopt (with *rc set) on failure.
@@ -100,31 +107,104 @@ bool LoadProof(const std::string& path, const std::vector<std::string>& ints, bo
   return true;
 }
 
+// The bytes of entry `index` from `path`: an answer of GET /v1/audit/entries
+// whose "entries" hold that index, or one element of that list. Only the
+// base64 "entry" field is taken; every other field there is the server's
+// rendering of those bytes (its "leaf_hash" included) and proves nothing.
+std::optional<std::string> LoadEntryBytes(const std::string& path, uint64_t index, std::FILE* err) {
+  auto fail = [&](const std::string& why) -> std::optional<std::string> {
+    std::fprintf(err, "geoledger: entry file %s: %s\n", path.c_str(), why.c_str());
+    return std::nullopt;
+  };
+  std::string text;
+  if (!ReadFileUpTo(path, kMaxEntriesFileBytes, &text)) return fail("cannot read it (or larger than 16 MiB)");
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return fail("not an answer of GET /v1/audit/entries");
+  nlohmann::json candidates = nlohmann::json::array();
+  if (j.contains("entries") && j["entries"].is_array()) {
+    candidates = j["entries"];
+  } else {
+    candidates.push_back(j);
+  }
+  for (const auto& e : candidates) {
+    if (!e.is_object() || !e.contains("index") || !e["index"].is_number_unsigned() ||
+        e["index"].get<uint64_t>() != index)
+      continue;
+    if (!e.contains("entry") || !e["entry"].is_string()) return fail("entry " + std::to_string(index) + " has no 'entry' bytes");
+    auto bytes = Base64Decode(e["entry"].get<std::string>());
+    if (!bytes) return fail("entry " + std::to_string(index) + ": 'entry' is not base64");
+    return bytes;
+  }
+  return fail("holds no entry " + std::to_string(index) + " (fetch GET /v1/audit/entries?start=" +
+              std::to_string(index) + "&end=" + std::to_string(index + 1) + ")");
+}
+
+// The fields of a verified entry, decoded from the bytes that were hashed,
+// as one JSON line (escaped: the text fields are the log writers' input).
+std::string VerifiedEntryJson(const v1::AuditEntry& entry) {
+  nlohmann::json j = {{"index", entry.index()},       {"timestamp_unix_ms", entry.timestamp_unix_ms()},
+                      {"region", entry.region()},     {"tenant", entry.tenant()},
+                      {"actor", entry.actor()},       {"action", entry.action()},
+                      {"resource", entry.resource()}, {"outcome", entry.outcome()}};
+  if (!entry.subject_pseudonym().empty()) j["subject_pseudonym"] = Base64Encode(entry.subject_pseudonym());
+  nlohmann::json details = nlohmann::json::object();
+  for (const auto& d : entry.details()) details[d.key()] = d.value();
+  j["details"] = details;
+  if (entry.has_sealed()) j["sealed_key_id"] = entry.sealed().key_id();
+  j["prev_entry_hash"] = Base64Encode(entry.prev_entry_hash());
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace
 
-int RunVerifyInclusion(const std::string& proof_path, const std::string& checkpoint_path,
-                       const std::string& public_key_path, std::FILE* out, std::FILE* err) {
-  auto key = LoadKey(public_key_path, err);
+int RunVerifyInclusion(const VerifyInclusionOptions& o, std::FILE* out, std::FILE* err) {
+  auto key = LoadKey(o.public_key_path, err);
   if (!key) return kUsage;
   int rc = kOk;
-  auto cp = LoadCheckpoint(checkpoint_path, *key, err, &rc);
+  auto cp = LoadCheckpoint(o.checkpoint_path, *key, err, &rc);
   if (!cp) return rc;
   std::map<std::string, uint64_t> n;
   std::vector<audit::Hash> proof;
-  audit::Hash leaf{};
-  if (!LoadProof(proof_path, {"index", "tree_size"}, true, &n, &proof, &leaf, err)) return kUsage;
+  audit::Hash proof_leaf{};
+  if (!LoadProof(o.proof_path, {"index", "tree_size"}, true, &n, &proof, &proof_leaf, err)) return kUsage;
+  const uint64_t index = n["index"];
+  auto bytes = LoadEntryBytes(o.entry_path, index, err);
+  if (!bytes) return kUsage;
   if (n["tree_size"] != cp->size) {
     std::fprintf(err, "FAILED: proof is for tree size %llu, the checkpoint for %llu\n",
                  static_cast<unsigned long long>(n["tree_size"]), static_cast<unsigned long long>(cp->size));
     return kFailed;
   }
-  Status st = audit::VerifyInclusion(leaf, n["index"], cp->size, proof, *audit::HashFromBytes(cp->root_hash));
+  // The leaf is hashed here from the entry's bytes: the proof's leaf_hash
+  // comes from the same server as the proof and would let an entry edited
+  // in transit pass.
+  const audit::Hash leaf = audit::LeafHash(*bytes);
+  if (leaf != proof_leaf) {
+    std::fprintf(err, "FAILED: entry %llu hashes to leaf %s, the proof is for leaf %s\n",
+                 static_cast<unsigned long long>(index), Base64Encode(crypto::AsView(leaf)).c_str(),
+                 Base64Encode(crypto::AsView(proof_leaf)).c_str());
+    return kFailed;
+  }
+  Status st = audit::VerifyInclusion(leaf, index, cp->size, proof, *audit::HashFromBytes(cp->root_hash));
   if (!st.ok()) {
     std::fprintf(err, "FAILED: %s\n", st.message().c_str());
     return kFailed;
   }
-  std::fprintf(out, "OK: entry %llu is in the signed tree of size %llu\n",
-               static_cast<unsigned long long>(n["index"]), static_cast<unsigned long long>(cp->size));
+  // A proven leaf that is no entry of this log, or that names another
+  // position, is reported rather than shown as entry `index`.
+  v1::AuditEntry entry;
+  if (!entry.ParseFromString(*bytes)) {
+    std::fprintf(err, "FAILED: entry %llu is in the signed tree but does not parse as an audit entry\n",
+                 static_cast<unsigned long long>(index));
+    return kFailed;
+  }
+  if (entry.index() != index) {
+    std::fprintf(err, "FAILED: entry %llu is in the signed tree but its index field says %llu\n",
+                 static_cast<unsigned long long>(index), static_cast<unsigned long long>(entry.index()));
+    return kFailed;
+  }
+  std::fprintf(out, "OK: entry %llu is in the signed tree of size %llu\n%s\n", static_cast<unsigned long long>(index),
+               static_cast<unsigned long long>(cp->size), VerifiedEntryJson(entry).c_str());
   return kOk;
 }
 

@@ -20,11 +20,22 @@ struct AuditVerifyOptions {
 // Progress goes to `err` on long files.
 int RunAuditVerify(const AuditVerifyOptions& options, std::FILE* out, std::FILE* err);
 
-// `geoledger audit verify-inclusion PROOF --checkpoint FILE --public-key FILE`:
-// PROOF is the JSON answer of GET /v1/audit/proof/inclusion; its tree_size
-// must equal the checkpoint's. Exit codes as above.
-int RunVerifyInclusion(const std::string& proof_path, const std::string& checkpoint_path,
-                       const std::string& public_key_path, std::FILE* out, std::FILE* err);
+struct VerifyInclusionOptions {
+  std::string proof_path;       // the JSON answer of GET /v1/audit/proof/inclusion
+  std::string entry_path;       // a JSON answer of GET /v1/audit/entries holding the proof's index
+                                // (or one element of its "entries")
+  std::string checkpoint_path;  // signed note of the proof's tree size
+  std::string public_key_path;  // C2SP verifier key text
+};
+
+// `geoledger audit verify-inclusion PROOF --entry FILE --checkpoint FILE
+// --public-key FILE`: hashes the entry's bytes (the base64 "entry" field; the
+// other fields of the entries answer are not trusted) into its leaf hash,
+// which must equal the proof's, and checks the proof from it to the signed
+// root. The proof's tree_size must equal the checkpoint's, and the entry must
+// parse with its own index field equal to the proof's index. On success
+// prints the entry's fields decoded from the hashed bytes. Exit codes as above.
+int RunVerifyInclusion(const VerifyInclusionOptions& options, std::FILE* out, std::FILE* err);
 
 // `geoledger audit verify-consistency PROOF --old-checkpoint FILE --checkpoint
 // FILE --public-key FILE`: PROOF is the JSON answer of

@@ -173,11 +173,20 @@ int Main(int argc, char** argv) {
   verify->add_option("--checkpoint", verify_opts.checkpoint_path,
                      "A signed checkpoint obtained separately; it must match the export's end and root");
   std::string proof_path, cp_path, old_cp_path, key_path;
+  VerifyInclusionOptions inclusion_opts;
   CLI::App* verify_inclusion = audit_cmd->add_subcommand(
-      "verify-inclusion", "Verify an inclusion proof (GET /v1/audit/proof/inclusion answer) against a checkpoint");
-  verify_inclusion->add_option("PROOF", proof_path, "File with the proof JSON")->required();
-  verify_inclusion->add_option("--checkpoint", cp_path, "Signed checkpoint of the proof's tree size")->required();
-  verify_inclusion->add_option("--public-key", key_path, "The log's verifier key text")->required();
+      "verify-inclusion",
+      "Verify that an entry is in a signed checkpoint's tree: hashes the entry itself and checks the "
+      "GET /v1/audit/proof/inclusion answer from it to the signed root");
+  verify_inclusion->add_option("PROOF", inclusion_opts.proof_path, "File with the proof JSON")->required();
+  verify_inclusion
+      ->add_option("--entry", inclusion_opts.entry_path,
+                   "File with a GET /v1/audit/entries answer holding the proof's index; only the entry's "
+                   "base64 bytes are used, hashed here")
+      ->required();
+  verify_inclusion->add_option("--checkpoint", inclusion_opts.checkpoint_path, "Signed checkpoint of the proof's tree size")
+      ->required();
+  verify_inclusion->add_option("--public-key", inclusion_opts.public_key_path, "The log's verifier key text")->required();
   CLI::App* verify_consistency = audit_cmd->add_subcommand(
       "verify-consistency", "Verify that a checkpoint extends an older one (GET /v1/audit/proof/consistency answer)");
   verify_consistency->add_option("PROOF", proof_path, "File with the proof JSON")->required();
@@ -199,7 +208,7 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   if (verify->parsed()) return RunAuditVerify(verify_opts, stdout, stderr);
-  if (verify_inclusion->parsed()) return RunVerifyInclusion(proof_path, cp_path, key_path, stdout, stderr);
+  if (verify_inclusion->parsed()) return RunVerifyInclusion(inclusion_opts, stdout, stderr);
   if (verify_consistency->parsed())
     return RunVerifyConsistency(proof_path, old_cp_path, cp_path, key_path, stdout, stderr);
   if (whoami->parsed()) return CallApi(g, "GET", "/v1/whoami", std::nullopt);

@@ -9,6 +9,7 @@
 
 #include "audit/export.h"
 #include "audit/ledger.h"
+#include "audit/merkle.h"
 #include "common/encoding.h"
 #include "crypto/signer.h"
 
@@ -73,6 +74,16 @@ class AuditVerifyTest : public ::testing::Test {
     std::fclose(err);
     return rc;
   }
+  int RunInclusion(VerifyInclusionOptions o) {
+    std::FILE* out = std::tmpfile();
+    std::FILE* err = std::tmpfile();
+    int rc = RunVerifyInclusion(o, out, err);
+    out_ = Slurp(out);
+    err_ = Slurp(err);
+    std::fclose(out);
+    std::fclose(err);
+    return rc;
+  }
   std::string dir_, note_, export_, out_, err_;
   std::unique_ptr<KvStore> kv_;
   std::optional<crypto::Ed25519Signer> signer_;
@@ -85,20 +96,77 @@ std::string ProofJson(const std::vector<std::string>& hashes, nlohmann::json j) 
   return j.dump();
 }
 
+// A GET /v1/audit/entries answer holding one entry with these bytes; the
+// rendered fields say what `resource` says, whatever the bytes hold.
+std::string EntriesJson(uint64_t index, const std::string& bytes, const std::string& leaf_hash,
+                        const std::string& resource) {
+  nlohmann::json e = {{"index", index}, {"leaf_hash", Base64Encode(leaf_hash)}, {"entry", Base64Encode(bytes)},
+                      {"resource", resource}};
+  return nlohmann::json{{"entries", {e}}, {"size", 30}}.dump();
+}
+
 TEST_F(AuditVerifyTest, InclusionProofVerifiesAgainstTheCheckpoint) {
   auto entries = ledger_->Entries(7, 8);
   auto proof = ledger_->InclusionProof(7, 30);
   ASSERT_TRUE(entries.ok() && proof.ok());
-  Write("inc.json", ProofJson(*proof, {{"index", 7}, {"tree_size", 30}, {"leaf_hash", Base64Encode((*entries)[0].leaf_hash)}}));
-  std::FILE* out = std::tmpfile();
-  std::FILE* err = std::tmpfile();
-  EXPECT_EQ(RunVerifyInclusion(P("inc.json"), P("checkpoint.txt"), P("key.txt"), out, err), 0) << Slurp(err);
-  EXPECT_NE(Slurp(out).find("OK: entry 7 is in the signed tree of size 30"), std::string::npos);
+  const std::string& leaf = (*entries)[0].leaf_hash;
+  Write("inc.json", ProofJson(*proof, {{"index", 7}, {"tree_size", 30}, {"leaf_hash", Base64Encode(leaf)}}));
+  Write("entry.json", EntriesJson(7, (*entries)[0].bytes, leaf, "r7"));
+  EXPECT_EQ(RunInclusion({P("inc.json"), P("entry.json"), P("checkpoint.txt"), P("key.txt")}), 0) << err_;
+  EXPECT_NE(out_.find("OK: entry 7 is in the signed tree of size 30"), std::string::npos) << out_;
+  EXPECT_NE(out_.find(R"("resource":"r7")"), std::string::npos) << out_;
+  // One element of the list is enough.
+  Write("one.json", nlohmann::json::parse(EntriesJson(7, (*entries)[0].bytes, leaf, "r7"))["entries"][0].dump());
+  EXPECT_EQ(RunInclusion({P("inc.json"), P("one.json"), P("checkpoint.txt"), P("key.txt")}), 0) << err_;
   // Claiming another index for the same leaf fails.
-  Write("wrong.json", ProofJson(*proof, {{"index", 8}, {"tree_size", 30}, {"leaf_hash", Base64Encode((*entries)[0].leaf_hash)}}));
-  EXPECT_EQ(RunVerifyInclusion(P("wrong.json"), P("checkpoint.txt"), P("key.txt"), out, err), 1);
-  std::fclose(out);
-  std::fclose(err);
+  Write("wrong.json", ProofJson(*proof, {{"index", 8}, {"tree_size", 30}, {"leaf_hash", Base64Encode(leaf)}}));
+  Write("entry8.json", EntriesJson(8, (*entries)[0].bytes, leaf, "r7"));
+  EXPECT_EQ(RunInclusion({P("wrong.json"), P("entry8.json"), P("checkpoint.txt"), P("key.txt")}), 1);
+  EXPECT_EQ(out_.find("OK"), std::string::npos) << out_;
+}
+
+TEST_F(AuditVerifyTest, EntryEditedInTransitFailsDespiteAGenuineProof) {
+  auto entries = ledger_->Entries(7, 8);
+  auto proof = ledger_->InclusionProof(7, 30);
+  ASSERT_TRUE(entries.ok() && proof.ok());
+  const std::string& leaf = (*entries)[0].leaf_hash;
+  Write("inc.json", ProofJson(*proof, {{"index", 7}, {"tree_size", 30}, {"leaf_hash", Base64Encode(leaf)}}));
+  // The entry's resource rewritten from r7 to r8 (same length), its leaf hash
+  // left as the server gave it.
+  std::string edited = (*entries)[0].bytes;
+  size_t at = edited.find("r7");
+  ASSERT_NE(at, std::string::npos);
+  edited[at + 1] = '8';
+  Write("edited.json", EntriesJson(7, edited, leaf, "r8"));
+  EXPECT_EQ(RunInclusion({P("inc.json"), P("edited.json"), P("checkpoint.txt"), P("key.txt")}), 1);
+  EXPECT_NE(err_.find("FAILED: entry 7 hashes to leaf"), std::string::npos) << err_;
+  EXPECT_EQ(out_.find("OK"), std::string::npos) << out_;
+  // A proof whose leaf hash was rewritten to match the edited entry does not
+  // lead to the signed root.
+  Write("forged.json", ProofJson(*proof, {{"index", 7}, {"tree_size", 30},
+                                          {"leaf_hash", Base64Encode(crypto::AsView(audit::LeafHash(edited)))}}));
+  EXPECT_EQ(RunInclusion({P("forged.json"), P("edited.json"), P("checkpoint.txt"), P("key.txt")}), 1);
+  EXPECT_EQ(out_.find("OK"), std::string::npos) << out_;
+  // Only the bytes count: rendered fields edited around genuine bytes verify,
+  // and what is printed is decoded from the bytes.
+  Write("relabelled.json", EntriesJson(7, (*entries)[0].bytes, leaf, "r8"));
+  EXPECT_EQ(RunInclusion({P("inc.json"), P("relabelled.json"), P("checkpoint.txt"), P("key.txt")}), 0) << err_;
+  EXPECT_NE(out_.find(R"("resource":"r7")"), std::string::npos) << out_;
+}
+
+TEST_F(AuditVerifyTest, InclusionWithoutTheEntryIsRefused) {
+  auto entries = ledger_->Entries(6, 8);
+  auto proof = ledger_->InclusionProof(7, 30);
+  ASSERT_TRUE(entries.ok() && proof.ok());
+  Write("inc.json", ProofJson(*proof, {{"index", 7}, {"tree_size", 30}, {"leaf_hash", Base64Encode((*entries)[1].leaf_hash)}}));
+  // A page that does not hold entry 7, a missing file, bytes that are not base64.
+  Write("entry6.json", EntriesJson(6, (*entries)[0].bytes, (*entries)[0].leaf_hash, "r6"));
+  EXPECT_EQ(RunInclusion({P("inc.json"), P("entry6.json"), P("checkpoint.txt"), P("key.txt")}), 2);
+  EXPECT_NE(err_.find("holds no entry 7"), std::string::npos) << err_;
+  EXPECT_EQ(RunInclusion({P("inc.json"), P("missing.json"), P("checkpoint.txt"), P("key.txt")}), 2);
+  Write("bad.json", R"({"entries":[{"index":7,"entry":"***"}]})");
+  EXPECT_EQ(RunInclusion({P("inc.json"), P("bad.json"), P("checkpoint.txt"), P("key.txt")}), 2);
+  EXPECT_EQ(out_.find("OK"), std::string::npos) << out_;
 }
 
 TEST_F(AuditVerifyTest, ConsistencyProofLinksAnOlderCheckpoint) {

@@ -91,6 +91,60 @@ TEST_F(AuditApiTest, EventsAreIndexedAndTheCheckpointVerifiesWithThePublishedKey
   EXPECT_EQ(entries.dump().find("alice@example.com"), std::string::npos);
 }
 
+// `geoledger audit verify-inclusion` on the server's own answers: it hashes
+// the entry it is given, so bytes edited on the way fail against a genuine
+// proof.
+TEST_F(AuditApiTest, InclusionVerifiesOfflineWithTheCliVerifierFromTheEntryItself) {
+  ASSERT_EQ(Post({{"events", {{{"tenant", "acme"}, {"action", "record.read"}, {"resource", "orders/7"}, {"outcome", "allowed"}}}}}).status,
+            200);
+  std::string dir = server_->data_dir();
+  std::string admin = server_->admin_token();
+  ASSERT_EQ(server_->Terminate(), 0);  // the final checkpoint covers all 4 entries
+  auto s = TestServer::Start({}, dir);
+  ASSERT_TRUE(s->started()) << s->log();
+  std::string work = MakeTempDir();
+  DirGuard guard{work};
+  auto save = [&](const std::string& name, const std::string& path) {
+    RawResponse r = s->Authed(admin, "GET", path);
+    EXPECT_EQ(r.status, 200) << path << " " << r.body;
+    std::ofstream(work + "/" + name, std::ios::binary) << r.body;
+    return r.body;
+  };
+  save("key.txt", "/v1/audit/public-key");
+  save("checkpoint.txt", "/v1/audit/checkpoint");
+  save("proof.json", "/v1/audit/proof/inclusion?index=3&tree_size=4");
+  std::string page = save("entries.json", "/v1/audit/entries?start=0&end=4");
+  auto run = [&](const std::string& entry_file, std::string* out) {
+    std::FILE* o = std::tmpfile();
+    std::FILE* e = std::tmpfile();
+    int rc = cli::RunVerifyInclusion({work + "/proof.json", work + "/" + entry_file, work + "/checkpoint.txt",
+                                      work + "/key.txt"},
+                                     o, e);
+    std::rewind(o);
+    char buf[2048] = {0};
+    size_t n = std::fread(buf, 1, sizeof buf - 1, o);
+    *out = std::string(buf, n);
+    std::fclose(o);
+    std::fclose(e);
+    return rc;
+  };
+  std::string out;
+  EXPECT_EQ(run("entries.json", &out), 0);
+  EXPECT_NE(out.find("OK: entry 3 is in the signed tree of size 4"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("resource":"orders/7")"), std::string::npos) << out;
+  // The same answer with the entry's bytes edited (orders/7 -> orders/8).
+  auto j = nlohmann::json::parse(page);
+  std::string bytes = *Base64Decode(j["entries"][3]["entry"].get<std::string>());
+  size_t at = bytes.find("orders/7");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 7] = '8';
+  j["entries"][3]["entry"] = Base64Encode(bytes);
+  j["entries"][3]["resource"] = "orders/8";
+  std::ofstream(work + "/edited.json", std::ios::binary) << j.dump();
+  EXPECT_EQ(run("edited.json", &out), 1);
+  EXPECT_EQ(out.find("OK"), std::string::npos) << out;
+}
+
 TEST_F(AuditApiTest, ConsistencyProofLinksTwoCheckpoints) {
   ASSERT_EQ(Post({{"events", {{{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"}}}}}).status, 200);
   auto vk = audit::ParseVerifierKey(server_->Request("GET", "/v1/audit/public-key").body);
