@@ -75,23 +75,49 @@ Status Ledger::Load() {
   // set bit of `size`: O(log n) reads, no scan.
   GL_ASSIGN_OR_RETURN(Frontier frontier, Frontier::Load(size, Getter()));
   GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, kCheckpointKey));
+  std::optional<Checkpoint> cp;
+  if (note) {
+    auto opened = OpenCheckpoint(*note, origin_, signer_->public_key());
+    if (!opened.ok()) return DataLoss("audit: stored checkpoint does not verify: " + opened.status().message());
+    if (opened->size > size)
+      return DataLoss("audit: entries " + std::to_string(size) + " to " + std::to_string(opened->size - 1) +
+                      " are missing: the signed checkpoint covers " + std::to_string(opened->size) +
+                      " entries but the stored tree has " + std::to_string(size));
+    cp = std::move(*opened);
+  } else if (size > 0) {
+    return DataLoss("audit: entries exist but no signed checkpoint");
+  }
+  if (size > 0) {
+    // The next entry chains to the head's hash: one that is not the last
+    // entry's would link the log to an entry it does not hold.
+    GL_ASSIGN_OR_RETURN(auto last, kv_->Get(kNs, EntryKey(size - 1)));
+    if (!last) return DataLoss("audit: entry " + std::to_string(size - 1) + " missing");
+    if (ToString(crypto::Sha256(*last)) != last_hash)
+      return DataLoss("audit: entry " + std::to_string(size - 1) +
+                      ": its SHA-256 is not the tree head's last hash (the entry or the head was altered)");
+  }
+  if (cp) {
+    // The stored tree must still be the signed one: its root at the
+    // checkpoint's size, from the stored subtrees of that border (and the
+    // entries under the ones too small to be stored), O(log n) reads. The
+    // frontier already holds that border when the checkpoint is the head's.
+    Hash root = frontier.Root();
+    if (cp->size != size) {
+      GL_ASSIGN_OR_RETURN(root, RootFromSubtrees(cp->size, Getter()));
+    }
+    if (ToString(root) != cp->root_hash)
+      return DataLoss("audit: the stored tree of size " + std::to_string(cp->size) +
+                      " does not have the signed checkpoint's root (a stored subtree or entry was altered)");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   durable_.size = size;
   durable_.last_hash = last_hash;
   stats_.size = size;
-  if (note) {
-    auto cp = OpenCheckpoint(*note, origin_, signer_->public_key());
-    if (!cp.ok()) return DataLoss("audit: stored checkpoint does not verify: " + cp.status().message());
-    if (cp->size > size)
-      return DataLoss("audit: entries " + std::to_string(size) + " to " + std::to_string(cp->size - 1) +
-                      " are missing: the signed checkpoint covers " + std::to_string(cp->size) +
-                      " entries but the stored tree has " + std::to_string(size));
+  if (cp) {
     checkpoint_note_ = *note;
     durable_.checkpoint_size = cp->size;
     tip_checkpoint_root_ = cp->root_hash;
     stats_.checkpoint_size = cp->size;
-  } else if (size > 0) {
-    return DataLoss("audit: entries exist but no signed checkpoint");
   }
   tip_ = durable_;
   tip_frontier_ = std::move(frontier);

@@ -115,7 +115,12 @@ class Ledger {
   // Opens the ledger in `kv` (namespace "audit"): loads the tree head in
   // O(log n) reads, checks it against the last signed checkpoint and starts
   // the writer. `kv`, `signer` and `clock` must outlive the ledger.
-  // kDataLoss when the stored tree disagrees with the signed checkpoint.
+  // kDataLoss when the stored tree disagrees with the signed checkpoint: the
+  // checkpoint does not verify, covers more entries than the head, or its
+  // root differs from the one recomputed from the stored subtrees at its
+  // size (the entries under subtrees too small to be stored are hashed);
+  // also when the head's hash is not the SHA-256 of the last entry. Other
+  // entries and subtrees are not read here: Verify() checks them.
   static StatusOr<std::unique_ptr<Ledger>> Open(KvStore* kv, const crypto::Ed25519Signer* signer,
                                                 const Clock* clock, Options options);
   ~Ledger();  // Close()

@@ -108,6 +108,16 @@ class LedgerTamperTest : public ::testing::Test {
     if (r.ok() && report != nullptr) *report = *r;
     return r.status();
   }
+  // Opens the store as the service would, without the full verification.
+  Status OpenOnly() {
+    GL_ASSIGN_OR_RETURN(auto kv, OpenRocksDbKvStore(db(), KnownNamespaces()));
+    return Ledger::Open(kv.get(), &*signer_, &SystemClock::Get(), Opts()).status();
+  }
+  void ExpectOpenFails(const std::string& what) {
+    Status st = OpenOnly();
+    EXPECT_EQ(st.code(), StatusCode::kDataLoss) << st.ToString();
+    EXPECT_NE(st.message().find(what), std::string::npos) << st.message();
+  }
   void ExpectCaught(const std::string& what) {
     Status st = OpenAndVerify();
     EXPECT_EQ(st.code(), StatusCode::kDataLoss) << st.ToString();
@@ -235,6 +245,66 @@ TEST_F(LedgerTamperTest, AlteredStoredSubtreeIsNamedByTheEntriesItCovers) {
     raw.Put(key, v);
   }
   ExpectCaught("stored subtree over entries 16 to 31");
+}
+
+// The open recomputes the signed root from the subtrees on the checkpoint's
+// border; the largest of them covers entries 0 to 63.
+TEST_F(LedgerTamperTest, AlteredSubtreeUnderTheCheckpointFailsOpen) {
+  {
+    RawAuditColumn raw(db());
+    std::string v = raw.Get(SubtreeKey(6, 0));
+    v[5] ^= 0x01;
+    raw.Put(SubtreeKey(6, 0), v);
+  }
+  ExpectOpenFails("the stored tree of size 100 does not have the signed checkpoint's root");
+}
+
+// Entries 96 to 99 are under subtrees too small to be stored: the open
+// hashes them.
+TEST_F(LedgerTamperTest, AlteredRecentEntryFailsOpen) {
+  {
+    RawAuditColumn raw(db());
+    std::string v = raw.Get(EntryKey(97));
+    v[v.size() / 2] ^= 0x01;
+    raw.Put(EntryKey(97), v);
+  }
+  ExpectOpenFails("the stored tree of size 100 does not have the signed checkpoint's root");
+}
+
+TEST_F(LedgerTamperTest, AlteredLastEntryOrHeadHashFailsOpenNamingTheEntry) {
+  std::string original;
+  {
+    RawAuditColumn raw(db());
+    original = raw.Get(EntryKey(kEntries - 1));
+    std::string v = original;
+    v[v.size() / 2] ^= 0x01;
+    raw.Put(EntryKey(kEntries - 1), v);
+  }
+  ExpectOpenFails("entry 99: its SHA-256 is not the tree head's last hash");
+  RawAuditColumn(db()).Put(EntryKey(kEntries - 1), original);
+  ASSERT_TRUE(OpenOnly().ok());
+  // The head rewritten: new entries would chain to an entry the log lacks.
+  RawAuditColumn(db()).Put(internal::kHeadKey, BigEndian64(kEntries) + std::string(32, '\x07'));
+  ExpectOpenFails("entry 99: its SHA-256 is not the tree head's last hash");
+}
+
+// A latest checkpoint behind the head (as between checkpoints) is checked at
+// its own size, from the subtrees of its border.
+TEST_F(LedgerTamperTest, CheckpointBehindTheHeadIsCheckedAtItsSize) {
+  {
+    RawAuditColumn raw(db());
+    raw.Put(internal::kCheckpointKey, raw.Get(CheckpointKey(50)));
+  }
+  ASSERT_TRUE(OpenOnly().ok());
+  {
+    RawAuditColumn raw(db());
+    // Closing signed a checkpoint of the head again; put back the older one.
+    raw.Put(internal::kCheckpointKey, raw.Get(CheckpointKey(50)));
+    std::string v = raw.Get(SubtreeKey(4, 2));  // entries 32 to 47: on 50's border, not on 100's
+    v[0] ^= 0x01;
+    raw.Put(SubtreeKey(4, 2), v);
+  }
+  ExpectOpenFails("the stored tree of size 50 does not have the signed checkpoint's root");
 }
 
 }  // namespace
