@@ -1,5 +1,6 @@
 #include "server/audit_routes.h"
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
@@ -13,6 +14,15 @@ namespace {
 
 constexpr size_t kMaxEventsPerRequest = 1000;
 constexpr uint64_t kMaxEntriesPerPage = 1000;
+// One entry can render to hundreds of KB of JSON (64 details of up to
+// 128+1024 bytes, escaped, a sealed ciphertext, and all of its bytes again
+// as base64 in "entry"), so 1000 of them could be hundreds of MB built on a
+// blocking thread. A page stops once its body passes this budget, always
+// after at least one entry, and says where to continue.
+constexpr size_t kMaxPageBytes = 4 * 1024 * 1024;
+// Entries read from the store at a time while a page is built: the page
+// holds at most this many beyond its budget in memory.
+constexpr uint64_t kEntriesPerRead = 16;
 constexpr size_t kMaxPersonalBytes = 16 * 1024;
 
 nlohmann::json EntryJson(const audit::StoredEntry& e) {
@@ -206,15 +216,33 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                if (end - start > kMaxEntriesPerPage)
                  return InvalidArgument("at most " + std::to_string(kMaxEntriesPerPage) + " entries per request");
                if (end > ledger()->size()) return InvalidArgument("end is beyond the log size " + std::to_string(ledger()->size()));
-               GL_ASSIGN_OR_RETURN(auto entries, ledger()->Entries(start, end));
-               nlohmann::json list = nlohmann::json::array();
-               for (const auto& e : entries) {
-                 // A tenant-bound token sees only its tenant's entries.
-                 nlohmann::json j = EntryJson(e);
-                 if (!ctx.principal->tenant.empty() && j.value("tenant", "") != ctx.principal->tenant) continue;
-                 list.push_back(std::move(j));
+               // The body is built entry by entry, so its size is known as it
+               // grows; `next` is the first index not yet looked at.
+               std::string body = "{\"entries\":[";
+               bool first = true;
+               uint64_t next = start;
+               while (next < end && body.size() < kMaxPageBytes) {
+                 GL_ASSIGN_OR_RETURN(auto entries, ledger()->Entries(next, std::min(end, next + kEntriesPerRead)));
+                 for (const auto& e : entries) {
+                   if (body.size() >= kMaxPageBytes) break;
+                   next = e.index + 1;
+                   // A tenant-bound token sees only its tenant's entries.
+                   nlohmann::json j = EntryJson(e);
+                   if (!ctx.principal->tenant.empty() && j.value("tenant", "") != ctx.principal->tenant) continue;
+                   if (!first) body += ',';
+                   first = false;
+                   body += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                 }
                }
-               return JsonResponse(200, {{"entries", list}, {"size", ledger()->size()}});
+               nlohmann::json tail = {{"size", ledger()->size()}, {"more", next < end}};
+               if (next < end) tail["next_start"] = next;
+               // `tail` dumps as {...}: its members follow the list.
+               std::string rest = tail.dump();
+               body += "],";
+               body.append(rest, 1, std::string::npos);
+               HttpResponse r;
+               r.body = std::move(body);
+               return r;
              });
 
   d.AddRoute("GET", "/v1/audit/checkpoint", Access::kScoped, "audit:read",
@@ -277,8 +305,9 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
              });
   // Up to 100,000 entries read and framed.
   d.MarkBlockingRoute("GET", "/v1/audit/export", /*long_running=*/true);
-  // Up to 1,000 entries read and rendered as JSON (tens of milliseconds):
-  // on an HTTP thread, the gateway checks it serves would wait for them.
+  // Up to 1,000 entries or kMaxPageBytes read and rendered as JSON (tens of
+  // milliseconds): on an HTTP thread, the gateway checks it serves would
+  // wait for them.
   d.MarkBlockingRoute("GET", "/v1/audit/entries");
 }
 

@@ -145,6 +145,53 @@ TEST_F(AuditApiTest, InclusionVerifiesOfflineWithTheCliVerifierFromTheEntryItsel
   EXPECT_EQ(out.find("OK"), std::string::npos) << out;
 }
 
+// Entries of 64 large details render to ~170 KB each: a page of them stops
+// at its byte budget, says where to go on, and the pages together hold every
+// entry once.
+TEST_F(AuditApiTest, LargeEntriesArePagedByBytesAndTheRestFollows) {
+  nlohmann::json details = nlohmann::json::object();
+  for (int d = 0; d < 64; ++d) details[std::string(118, 'k') + std::to_string(10 + d)] = std::string(1000, 'v');
+  for (int request = 0; request < 3; ++request) {
+    nlohmann::json events = nlohmann::json::array();
+    for (int i = 0; i < 12; ++i)
+      events.push_back({{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"}, {"details", details}});
+    ASSERT_EQ(Post({{"events", events}}).status, 200);
+  }
+  const uint64_t size = 3 + 36;
+  constexpr size_t kBudget = 4 * 1024 * 1024;
+  std::vector<uint64_t> seen;
+  uint64_t start = 0;
+  int pages = 0;
+  while (true) {
+    RawResponse r = server_->Authed(reader_, "GET", "/v1/audit/entries?start=" + std::to_string(start) +
+                                                        "&end=" + std::to_string(size));
+    ASSERT_EQ(r.status, 200) << r.body.substr(0, 200);
+    auto page = nlohmann::json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(page.is_object()) << r.body.substr(0, 200);
+    ASSERT_FALSE(page["entries"].empty());
+    EXPECT_EQ(page["size"], size);
+    for (const auto& e : page["entries"]) seen.push_back(e["index"]);
+    ++pages;
+    if (!page["more"].get<bool>()) {
+      EXPECT_FALSE(page.contains("next_start"));
+      break;
+    }
+    // Past the budget by at most the last entry it took.
+    EXPECT_GE(r.body.size(), kBudget);
+    EXPECT_LT(r.body.size(), kBudget + page["entries"].back().dump().size() + 64);
+    ASSERT_EQ(page["next_start"], seen.back() + 1);
+    start = page["next_start"];
+    ASSERT_LT(pages, 10);
+  }
+  EXPECT_EQ(pages, 2);
+  ASSERT_EQ(seen.size(), size);
+  for (uint64_t i = 0; i < size; ++i) EXPECT_EQ(seen[i], i);
+  // A page within the budget says so and names no next start.
+  auto small = Get("/v1/audit/entries?start=0&end=3");
+  EXPECT_EQ(small["more"], false);
+  EXPECT_FALSE(small.contains("next_start"));
+}
+
 TEST_F(AuditApiTest, ConsistencyProofLinksTwoCheckpoints) {
   ASSERT_EQ(Post({{"events", {{{"tenant", "acme"}, {"action", "a"}, {"resource", "r"}, {"outcome", "ok"}}}}}).status, 200);
   auto vk = audit::ParseVerifierKey(server_->Request("GET", "/v1/audit/public-key").body);
