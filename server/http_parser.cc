@@ -9,6 +9,11 @@
 namespace geoledger::server {
 namespace {
 
+// CR and LF bytes ignored before one request line: a client may send an
+// empty line or two after a body (RFC 9112 §2.2); one that sends only those
+// is refused rather than read for as long as it keeps sending them.
+constexpr size_t kMaxEmptyLineBytes = 16;
+
 // RFC 9110 §5.6.2 tchar.
 bool IsTchar(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
@@ -76,16 +81,30 @@ std::optional<size_t> ParseDecimal(std::string_view s) {
 
 }  // namespace
 
+void HttpRequestParser::Append(const char* data, size_t len) {
+  buf_.append(data, len);
+  if (state_ == State::kHead) SkipEmptyLines();
+}
+
+// Robustness (RFC 9112 §2.2): empty lines before a request line are ignored.
+// They are dropped as soon as they arrive, not when the next request is
+// parsed, so that idle() holds while only they have come: the frontend keeps
+// such a connection on its keep-alive timeout instead of starting a header
+// timeout that each further empty line would restart.
+void HttpRequestParser::SkipEmptyLines() {
+  size_t skip = 0;
+  while (skip < buf_.size() && (buf_[skip] == '\r' || buf_[skip] == '\n')) ++skip;
+  if (skip == 0) return;
+  buf_.erase(0, skip);
+  scan_from_ = 0;
+  empty_line_bytes_ += skip;
+  if (empty_line_bytes_ > kMaxEmptyLineBytes && failed_ == Result::kNeedMore)
+    Fail(Result::kBadRequest, "too many empty lines before a request");
+}
+
 HttpRequestParser::Result HttpRequestParser::Next(HttpRequest* out, bool* keep_alive, bool* http10) {
   if (failed_ != Result::kNeedMore) return failed_;
   if (state_ == State::kHead) {
-    // Robustness (RFC 9112 §2.2): empty lines before a request line are ignored.
-    size_t skip = 0;
-    while (skip < buf_.size() && (buf_[skip] == '\r' || buf_[skip] == '\n')) ++skip;
-    if (skip > 0) {
-      buf_.erase(0, skip);
-      scan_from_ = 0;
-    }
     // The head ends at the first empty line: "\n\r\n" or "\n\n".
     size_t end = std::string::npos, head_len = 0;
     for (size_t i = scan_from_; i < buf_.size(); ++i) {
@@ -343,6 +362,8 @@ HttpRequestParser::Result HttpRequestParser::Deliver(HttpRequest* out, bool* kee
   continue_wanted_ = false;
   scan_from_ = 0;
   content_length_ = 0;
+  empty_line_bytes_ = 0;
+  SkipEmptyLines();  // those after this request: see idle()
   return Result::kRequest;
 }
 

@@ -41,7 +41,10 @@ class HttpRequestParser {
 
   explicit HttpRequestParser(HttpParserLimits limits) : limits_(limits) {}
 
-  void Append(const char* data, size_t len) { buf_.append(data, len); }
+  // Empty lines before a request line are dropped here (RFC 9112 §2.2), so
+  // that bytes which are only those leave the parser idle(); after more
+  // than a few of them before one request, Next() returns kBadRequest.
+  void Append(const char* data, size_t len);
 
   // The next complete request, if buffered. On kRequest the request's bytes
   // are dropped from the buffer; call again for a pipelined one. Fills
@@ -51,8 +54,9 @@ class HttpRequestParser {
   // "keep-alive"), `http10` whether it spoke HTTP/1.0.
   Result Next(HttpRequest* out, bool* keep_alive, bool* http10);
 
-  // True when no byte of a next request is buffered.
-  bool idle() const { return buf_.empty() && state_ == State::kHead; }
+  // True when no byte of a next request is buffered (empty lines before it
+  // do not count) and no error is pending.
+  bool idle() const { return buf_.empty() && state_ == State::kHead && failed_ == Result::kNeedMore; }
   // True while the head of a request is complete and its body is awaited.
   bool in_body() const { return state_ != State::kHead; }
   // While in_body(): the request's method, path, query and headers (no
@@ -73,6 +77,7 @@ class HttpRequestParser {
  private:
   enum class State { kHead, kLengthBody, kChunkSize, kChunkData, kChunkDataEnd, kTrailers };
 
+  void SkipEmptyLines();
   Result ParseHead(size_t head_len);
   Result Fail(Result r, std::string why) {
     error_ = std::move(why);
@@ -90,6 +95,7 @@ class HttpRequestParser {
 
   State state_ = State::kHead;
   size_t scan_from_ = 0;  // where the search for the end of the head resumes
+  size_t empty_line_bytes_ = 0;  // CR and LF dropped before the next request line
 
   // The request whose head is parsed.
   HttpRequest req_;

@@ -689,16 +689,20 @@ class Frontend final : public Http::Handler {
     auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
     if (conn->closing) return;
     auto clock = getParser(peer);
-    if (conn->parser.idle()) {
+    const bool was_idle = conn->parser.idle();
+    conn->parser.Append(buffer, len);
+    if (was_idle && !conn->parser.idle()) {
       // First bytes of a new request: the header and body timeouts start now,
       // not when the previous response went out, and the keep-alive idle
       // timeout no longer applies; unless an earlier answer is outstanding
-      // (see HoldsRequestClock).
+      // (see HoldsRequestClock). Empty lines before a request are not its
+      // first bytes (the parser drops them): they leave the connection on
+      // its keep-alive timeout, still counted from the last request, so a
+      // client cannot hold a connection by sending one now and then.
       clock->reset();
       conn->clock_in_body = false;
       peer->setIdle(HoldsRequestClock(*conn));
     }
-    conn->parser.Append(buffer, len);
     while (true) {
       HttpRequest in;
       bool keep_alive = false, http10 = false;
@@ -754,8 +758,9 @@ class Frontend final : public Http::Handler {
         peer->setIdle(true);
         return;
       }
-      // Idle unless a pipelined request's bytes are already here; their
-      // header timeout starts now (unless this answer is still outstanding).
+      // Idle unless a pipelined request's bytes are already here (empty
+      // lines after this request are not); their header timeout starts now
+      // (unless this answer is still outstanding).
       peer->setIdle(conn->parser.idle() || HoldsRequestClock(*conn));
     }
   }

@@ -111,6 +111,63 @@ TEST(HttpParserTest, BareLineFeedsAndLeadingEmptyLinesAreAccepted) {
   EXPECT_EQ(p.requests[0].path, "/x");
 }
 
+// Empty lines are dropped as they arrive, so the frontend can tell a
+// connection that sent only those (still idle, on its keep-alive timeout)
+// from one that began a request (on its header timeout).
+TEST(HttpParserTest, EmptyLinesAloneLeaveTheParserIdle) {
+  HttpRequestParser p({4096, 8192});
+  HttpRequest r;
+  bool keep, http10;
+  auto feed = [&](const std::string& s) { p.Append(s.data(), s.size()); };
+  feed("\r\n");
+  EXPECT_TRUE(p.idle());
+  // A body followed by an empty line, in one read.
+  feed("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok\r\n");
+  EXPECT_FALSE(p.idle());
+  ASSERT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
+  EXPECT_EQ(r.body, "ok");
+  EXPECT_TRUE(p.idle());
+  // Empty lines on their own reads, a CRLF split between two.
+  for (const char* bytes : {"\r\n", "\n", "\r", "\n"}) {
+    feed(bytes);
+    EXPECT_TRUE(p.idle()) << bytes;
+    EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kNeedMore);
+  }
+  feed("G");
+  EXPECT_FALSE(p.idle());
+  feed("ET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_EQ(p.Next(&r, &keep, &http10), Result::kRequest);
+  EXPECT_EQ(r.path, "/x");
+  EXPECT_TRUE(p.idle());
+}
+
+// A few empty lines before each request are accepted; a client that sends
+// nothing but empty lines is refused instead of read for as long as it sends.
+TEST(HttpParserTest, ManyEmptyLinesBeforeARequestAreRefused) {
+  std::string few;
+  for (int i = 0; i < 8; ++i) few += "\r\n";
+  const std::string get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  for (size_t piece : {0, 1, 2}) {
+    SCOPED_TRACE(piece);
+    Parsed p = Feed(few + get + few + get + few, piece);
+    EXPECT_EQ(p.last, Result::kNeedMore) << p.error;
+    EXPECT_EQ(p.requests.size(), 2u);
+    p = Feed(few + "\n" + get, piece);
+    EXPECT_EQ(p.last, Result::kBadRequest);
+    EXPECT_EQ(p.requests.size(), 0u);
+    p = Feed(get + few + "\r\n" + get, piece);
+    EXPECT_EQ(p.last, Result::kBadRequest);
+    EXPECT_EQ(p.requests.size(), 1u);
+  }
+  HttpRequestParser p({4096, 8192});
+  std::string many = few + few + "\n";
+  p.Append(many.data(), many.size());
+  EXPECT_FALSE(p.idle());  // the error is for Next() to report
+  HttpRequest r;
+  bool keep, http10;
+  EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kBadRequest);
+}
+
 TEST(HttpParserTest, ChunkedBodiesAreDecodedAcrossAnySplit) {
   std::string req = "POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
                     "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n"

@@ -202,6 +202,48 @@ TEST_F(HttpServerTest, AStalledRequestBehindASlowAnswerNeverGetsA408AheadOfIt) {
   EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(20)));
 }
 
+// An empty line between requests (RFC 9112 §2.2: some clients send one
+// after a body) does not begin a request: the connection stays idle, and the
+// keep-alive timeout, counted from the last request, closes it without an
+// answer. Were the empty line taken for a request's first bytes, the header
+// timeout would answer it 408, and a client sending one every so often would
+// hold the connection for as long as it liked.
+TEST_F(HttpServerTest, EmptyLinesBetweenRequestsLeaveTheConnectionIdle) {
+  HttpServerOptions o;
+  o.header_timeout = std::chrono::milliseconds(1000);
+  o.body_timeout = std::chrono::milliseconds(1000);
+  o.keepalive_timeout = std::chrono::milliseconds(1500);
+  Start(o);
+  // In the read that ends a body.
+  RawConnection after_body(server_->port());
+  ASSERT_TRUE(after_body.connected());
+  ASSERT_TRUE(after_body.Send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: 2\r\n\r\n{}\r\n"));
+  EXPECT_EQ(Read(after_body).status, 200);
+  // On its own read.
+  RawConnection alone(server_->port());
+  ASSERT_TRUE(alone.connected());
+  ASSERT_TRUE(alone.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(Read(alone).status, 200);
+  ASSERT_TRUE(alone.Send("\r\n"));
+  // One every 300 ms, more often than the header timeout, until the
+  // connection closes (at most eight: more would be refused with 400).
+  RawConnection repeated(server_->port());
+  ASSERT_TRUE(repeated.connected());
+  ASSERT_TRUE(repeated.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(Read(repeated).status, 200);
+  for (int i = 0; i < 8; ++i) {
+    if (!repeated.Send("\r\n")) break;
+    pollfd p{repeated.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 300) != 0) break;  // an answer, or the close
+  }
+  for (RawConnection* c : {&after_body, &alone, &repeated}) {
+    RawResponse r;
+    EXPECT_FALSE(c->ReadResponse(&r, std::chrono::seconds(20))) << "answered " << r.status;
+    EXPECT_TRUE(c->WaitForClose(std::chrono::seconds(1)));
+  }
+}
+
 size_t OpenDescriptors() {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
