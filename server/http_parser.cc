@@ -203,8 +203,12 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
     }
   }
 
-  std::string_view content_length, transfer_encoding, connection;
-  bool has_length = false, has_te = false, expect_continue = false;
+  std::string_view content_length, transfer_encoding;
+  // List fields (RFC 9110 §5.3): their field lines count as one
+  // comma-separated list, so a second line adds to the first rather than
+  // replacing it.
+  std::string connection, expect;
+  bool has_length = false, has_te = false;
   int hosts = 0;
   while (NextLine(rest, &line)) {
     if (line.empty()) break;
@@ -227,9 +231,9 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
       has_te = true;
       transfer_encoding = value;
     } else if (lname == "connection") {
-      connection = value;
+      connection.append(",").append(value);
     } else if (lname == "expect") {
-      expect_continue = EqualsIgnoreCase(value, "100-continue");
+      expect.append(",").append(value);
     } else if (lname == "host") {
       ++hosts;
     }
@@ -240,9 +244,12 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(size_t head_len) {
   if (hosts > 1) return Fail(Result::kBadRequest, "more than one Host");
   if (hosts == 0 && !http10_) return Fail(Result::kBadRequest, "an HTTP/1.1 request needs a Host header");
 
-  keep_alive_ = http10_ ? ListHas(connection, "keep-alive") : !ListHas(connection, "close");
-  // RFC 9110 §10.1.1: never to an HTTP/1.0 client.
-  continue_wanted_ = expect_continue && !http10_;
+  // "close" anywhere in the list wins (RFC 9112 §9.6), whatever else it holds.
+  keep_alive_ = !ListHas(connection, "close") && (!http10_ || ListHas(connection, "keep-alive"));
+  // Expectations other than 100-continue are ignored (RFC 9110 §10.1.1
+  // lets a server answer them 417 but does not require it); 100 Continue
+  // never goes to an HTTP/1.0 client.
+  continue_wanted_ = ListHas(expect, "100-continue") && !http10_;
   if (has_te) {
     if (has_length) return Fail(Result::kBadRequest, "both Content-Length and Transfer-Encoding");
     if (http10_ || !EqualsIgnoreCase(transfer_encoding, "chunked"))

@@ -168,6 +168,38 @@ TEST(HttpParserTest, ManyEmptyLinesBeforeARequestAreRefused) {
   EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kBadRequest);
 }
 
+// Connection is a list (RFC 9110 §7.6.1) whatever number of field lines it
+// comes in, and "close" anywhere in it wins (RFC 9112 §9.6).
+TEST(HttpParserTest, ConnectionFieldLinesAreOneListAndCloseWins) {
+  Parsed p = Feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: te\r\n\r\n"
+                  "GET / HTTP/1.1\r\nHost: h\r\nConnection: te\r\nconnection: CLOSE\r\n\r\n"
+                  "GET / HTTP/1.1\r\nHost: h\r\nConnection: te\r\nConnection: keep-alive\r\n\r\n"
+                  "GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+                  "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+                  "GET / HTTP/1.0\r\nConnection: te\r\nConnection: keep-alive\r\n\r\n");
+  ASSERT_EQ(p.last, Result::kNeedMore) << p.error;
+  EXPECT_EQ(p.keep_alive, (std::vector<bool>{false, false, true, false, false, true}));
+}
+
+// Expect is a list too: 100 Continue is wanted when it names 100-continue,
+// in any of its field lines; other expectations are ignored, as a single
+// unknown one is.
+TEST(HttpParserTest, ExpectFieldLinesAreOneList) {
+  for (std::string expect : {"Expect: 100-continue\r\nExpect: something-else\r\n",
+                             "Expect: something-else\r\nExpect: 100-continue\r\n",
+                             "Expect: something-else, 100-Continue\r\n"}) {
+    HttpRequestParser p({4096, 8192});
+    std::string head = "POST / HTTP/1.1\r\nHost: h\r\n" + expect + "Content-Length: 2\r\n\r\n";
+    p.Append(head.data(), head.size());
+    HttpRequest r;
+    bool keep, http10;
+    EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kNeedMore) << expect;
+    EXPECT_TRUE(p.TakeContinue()) << expect;
+    p.Append("ok", 2);
+    EXPECT_EQ(p.Next(&r, &keep, &http10), Result::kRequest) << expect;
+  }
+}
+
 TEST(HttpParserTest, ChunkedBodiesAreDecodedAcrossAnySplit) {
   std::string req = "POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
                     "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n"

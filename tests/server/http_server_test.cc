@@ -244,6 +244,23 @@ TEST_F(HttpServerTest, EmptyLinesBetweenRequestsLeaveTheConnectionIdle) {
   }
 }
 
+// A client that asks to close, in any of its Connection field lines, gets
+// its answer and the close; a request it pipelined behind is not run.
+TEST_F(HttpServerTest, CloseInAnyConnectionFieldLineClosesAfterTheAnswer) {
+  Start(HttpServerOptions{});
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: te\r\n\r\n"
+                     "POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"));
+  RawResponse r = Read(c);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("\"ok\":true"), std::string::npos) << r.body;
+  EXPECT_EQ(r.Header("connection"), "Close");
+  RawResponse pipelined;
+  EXPECT_FALSE(c.ReadResponse(&pipelined, std::chrono::seconds(10))) << "answered " << pipelined.status;
+  EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(1)));
+}
+
 size_t OpenDescriptors() {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
