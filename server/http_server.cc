@@ -174,7 +174,8 @@ class Drainer {
 // state is destroyed: Pistache may close its descriptor on the reactor thread
 // at any time (hang-up, idle timeout), and the number could then be reused by
 // a new connection; ours still names this connection's socket, so a late
-// response can never reach another client.
+// response can never reach another client. A plain TCP connection whose
+// socket cannot be duplicated is not served (see RefuseWithoutDescriptor).
 struct ConnState : std::enable_shared_from_this<ConnState> {
   ConnState(int socket_fd, bool tls, std::string host, HttpParserLimits limits,
             std::shared_ptr<std::atomic<size_t>> open_count, std::shared_ptr<ClientTally> client_tally,
@@ -301,6 +302,10 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     if (armed) Shut({});
   }
 
+  // Whether this connection has a descriptor of our own: with plain TCP
+  // unless duplicating the socket failed (the process is out of
+  // descriptors); never with TLS.
+  bool HasOwnDescriptor() const { return fd >= 0; }
   // Whether HangUp can close this connection (not with TLS, which writes
   // through the library's descriptor only).
   bool CanHangUp() const { return fd >= 0; }
@@ -460,7 +465,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   }
 
   const uint64_t id;  // names this connection to the Drainer
-  const int fd;       // our dup of the socket; -1 with TLS (or when dup failed)
+  const int fd;       // our dup of the socket; -1 with TLS (or when dup failed: then refused)
   const std::shared_ptr<std::atomic<size_t>> open;  // connections whose state is alive, this one included
   const std::shared_ptr<Drainer> drainer;
   std::mutex mu;
@@ -668,6 +673,7 @@ class Frontend final : public Http::Handler {
                                             limits_->open, limits_->clients, limits_->drainer);
     peer->putData(kConnData, conn);
     if (limits_->metrics != nullptr) limits_->metrics->ConnectionAccepted();
+    if (peer->ssl() == nullptr && !conn->HasOwnDescriptor()) return RefuseWithoutDescriptor(peer, conn);
     const size_t open = limits_->open->load();
     if (limits_->max_connections > 0 && open > limits_->max_connections) {
       using Admission = ProbePlaces::Admission;
@@ -789,6 +795,21 @@ class Frontend final : public Http::Handler {
   // never answered 408, and a client that stalls in it loses the connection
   // at the keep-alive timeout instead.
   static bool HoldsRequestClock(ConnState& conn) { return conn.Outstanding() > 0; }
+
+  // A plain TCP connection whose socket could not be duplicated (the process
+  // is out of descriptors) is closed without an answer, counted as refused.
+  // Its answers could only go through the library's write queue, which
+  // names a connection by its descriptor number: one completed after the
+  // connection closed would reach whichever new connection was given that
+  // number. Nothing at all is written, not even the cap's 503, since that
+  // would go the same way. Runs on the reactor thread within onConnection,
+  // where the peer's descriptor is still its own; its reactor sees the
+  // shutdown and releases the peer.
+  void RefuseWithoutDescriptor(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn) {
+    conn->closing = true;
+    if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
+    ::shutdown(peer->fd(), SHUT_RDWR);
+  }
 
   // `in`: the parsed request refused, if any (see Fail).
   void RefuseOverCap(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn,

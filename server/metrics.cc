@@ -113,7 +113,7 @@ std::string HttpMetrics::Render() const {
                connections_accepted_.load(std::memory_order_relaxed));
   AppendMetric(out, "geoledger_http_connections_refused_total", "counter",
                "Connections answered 503 and closed because --max-connections were open, or closed silent to make room "
-               "for a liveness probe.",
+               "for a liveness probe or because the process was out of descriptors.",
                connections_refused_.load(std::memory_order_relaxed));
   AppendMetric(out, "geoledger_http_connections_refused_per_client_total", "counter",
                "Connections answered 503 and closed because --max-connections-per-client were open from "

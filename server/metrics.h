@@ -42,7 +42,8 @@ class HttpMetrics {
   // A connection was accepted. Thread-safe, lock-free. (The open-connections
   // gauge is the HTTP frontend's own count, added as a collector.)
   void ConnectionAccepted() { connections_accepted_.fetch_add(1, std::memory_order_relaxed); }
-  // A connection beyond --max-connections, answered 503 and closed.
+  // A connection beyond --max-connections, answered 503 and closed (or
+  // closed unanswered: to make room for a probe, or out of descriptors).
   void ConnectionRefused() { connections_refused_.fetch_add(1, std::memory_order_relaxed); }
   // A connection beyond --max-connections-per-client from its address.
   void ConnectionRefusedPerClient() { connections_refused_per_client_.fetch_add(1, std::memory_order_relaxed); }

@@ -2,6 +2,7 @@
 // dispatcher of test routes.
 #include "server/http_server.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -297,6 +298,71 @@ TEST_F(HttpServerTest, ALateAnswerNeverReachesTheConnectionThatReusedItsDescript
   RawResponse r = Read(b);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("\"ok\":true"), std::string::npos) << "B got another client's answer: " << r.body;
+}
+
+// Holds every descriptor this process may open but `spare`: lowers the
+// soft RLIMIT_NOFILE to a little above the highest open descriptor and opens
+// /dev/null until none is left, then closes `spare` of those. Undone on
+// destruction.
+class DescriptorsExhausted {
+ public:
+  explicit DescriptorsExhausted(int spare) {
+    if (::getrlimit(RLIMIT_NOFILE, &saved_) != 0) return;
+    int highest = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+      highest = std::max(highest, std::atoi(e.path().filename().c_str()));
+    rlimit low = saved_;
+    low.rlim_cur = static_cast<rlim_t>(highest) + 8;
+    if (low.rlim_cur > saved_.rlim_cur || ::setrlimit(RLIMIT_NOFILE, &low) != 0) return;
+    lowered_ = true;
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) held_.push_back(fd);
+    exhausted_ = errno == EMFILE && held_.size() >= static_cast<size_t>(spare);
+    for (int i = 0; i < spare && !held_.empty(); ++i) {
+      ::close(held_.back());
+      held_.pop_back();
+    }
+  }
+  ~DescriptorsExhausted() {
+    for (int fd : held_) ::close(fd);
+    if (lowered_) (void)::setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  bool exhausted() const { return exhausted_; }
+
+ private:
+  rlimit saved_{};
+  bool lowered_ = false;
+  bool exhausted_ = false;
+  std::vector<int> held_;
+};
+
+// A connection's answers go straight to a duplicate of its descriptor, so a
+// late answer never reaches a newer connection given the same number. When
+// the process has no descriptor left for that duplicate, the connection is
+// closed unanswered and counted as refused: through the library's write
+// queue, which names connections by number, its answers could reach another
+// client. Here the accepted socket takes the process's last descriptor.
+TEST_F(HttpServerTest, AConnectionWithoutADuplicateDescriptorIsClosedUnanswered) {
+  HttpServerOptions o;
+  o.metrics = &metrics_;
+  Start(o);
+  {
+    // One descriptor for this client's socket, one for the server's.
+    DescriptorsExhausted exhausted(2);
+    ASSERT_TRUE(exhausted.exhausted());
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    (void)c.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n");  // may find the connection closed already
+    RawResponse r;
+    EXPECT_FALSE(c.ReadResponse(&r, std::chrono::seconds(10))) << "answered " << r.status;
+    EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(1)));
+  }
+  EXPECT_EQ(MetricSample(metrics_.Render(), "geoledger_http_connections_refused_total"), 1);
+  EXPECT_TRUE(OpenConnectionsReach(metrics_, 0));
+  // With descriptors to spare again, connections are served.
+  RawConnection d(server_->port());
+  ASSERT_TRUE(d.connected());
+  ASSERT_TRUE(d.Send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(Read(d).status, 200);
 }
 
 // Pipelined requests are answered back to back, one write each; with Nagle's
