@@ -23,7 +23,31 @@ StatusOr<std::unique_ptr<Keyring>> Keyring::Open(KvStore* kv, const SecretBytes&
   SecretBytes wrap_key = SecretBytes::CopyFrom(AsView(derived));
   sodium_memzero(derived.data(), derived.size());
   GL_ASSIGN_OR_RETURN(Aead root_wrap, Aead::FromKey(std::move(wrap_key)));
-  return std::unique_ptr<Keyring>(new Keyring(kv, std::move(root_wrap), clock, std::move(options)));
+  std::unique_ptr<Keyring> ring(new Keyring(kv, std::move(root_wrap), clock, std::move(options)));
+  GL_RETURN_IF_ERROR(ring->FinishPurges());
+  return ring;
+}
+
+Status Keyring::FinishPurges() {
+  std::vector<std::string> owed;
+  GL_RETURN_IF_ERROR(kv_->Scan(kNs, kPurgePrefix, [&](std::string_view key, std::string_view) {
+    owed.emplace_back(key);
+    return true;
+  }));
+  if (owed.empty()) return Status::Ok();
+  // A shred or retirement was stored but stopped before its purge (a crash,
+  // a failed compaction): the deleted key may still be in the files.
+  GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
+  KvBatch done;
+  for (const auto& key : owed) done.Delete(kNs, key);
+  return kv_->Write(done, /*sync=*/false);  // lost on a crash: purged once more
+}
+
+Status Keyring::PurgeAfterDelete(std::string_view deleted) {
+  GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
+  KvBatch done;
+  done.Delete(kNs, PurgeKey(deleted));
+  return kv_->Write(done, /*sync=*/false);  // lost on a crash: purged once more
 }
 
 // ---- tenant KEKs -------------------------------------------------------------
@@ -154,6 +178,8 @@ StatusOr<bool> Keyring::RetireBelow(std::string_view tenant, uint32_t min_versio
                               std::to_string(min_version) + "; wait for the rewrap to finish");
   KvBatch batch;
   for (uint32_t v = state->min_decryption_version(); v < min_version; ++v) batch.Delete(kNs, KekKey(tenant, v));
+  const std::string last_retired = KekKey(tenant, min_version - 1);
+  batch.Put(kNs, PurgeKey(last_retired), "");
   state->set_min_decryption_version(min_version);
   batch.Put(kNs, StateKey(tenant), state->SerializeAsString());
   KeyChange change;
@@ -166,7 +192,7 @@ StatusOr<bool> Keyring::RetireBelow(std::string_view tenant, uint32_t min_versio
   // The purge needs no keyring state, and may wait for a storage snapshot
   // (a policy bundle export): new subject keys need not wait with it.
   lock.unlock();
-  GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
+  GL_RETURN_IF_ERROR(PurgeAfterDelete(last_retired));
   return true;
 }
 

@@ -19,7 +19,8 @@
 // Crypto-shredding: Shred deletes the subject's wrapped data key, leaves a
 // tombstone (key id and time, no key material) and compacts the keys
 // namespace so the old wrapped key leaves the live database files. Every
-// later attempt to use that key fails with kErased.
+// later attempt to use that key fails with kErased. A shred (or retirement)
+// stopped between its write and its compaction is compacted by the next Open.
 //
 // Rotation: Rotate adds a KEK version and starts a rewrap of the tenant's
 // subject keys to it. RewrapStep moves one batch, writing the rewrapped keys
@@ -202,6 +203,13 @@ class Keyring {
   StatusOr<std::shared_ptr<const Aead>> Kek(std::string_view tenant, uint32_t version) const;
   // The subject's live data key; kNotFound when it has none.
   StatusOr<SubjectKey> LoadSubjectKey(std::string_view tenant, std::string_view pseudonym) const;
+  // Purges the keys namespace when a stored shred or retirement did not
+  // finish its purge (each leaves a purge key, PurgeKey, until it has); at
+  // Open, before any snapshot can exist.
+  Status FinishPurges();
+  // Makes the value at `deleted` leave the database files, then drops the
+  // purge key its deletion wrote.
+  Status PurgeAfterDelete(std::string_view deleted);
   // Requires write_mu_. Creates the tenant's KEK v1 when missing.
   StatusOr<uint32_t> EnsureTenantLocked(std::string_view tenant);
   // The writes that create a tenant's KEK v1 and its state.

@@ -120,6 +120,7 @@ StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view p
   KvBatch batch;
   batch.Delete(kNs, key);
   batch.Put(kNs, TombstoneKey(tenant, pseudonym, record.key_id()), tombstone.SerializeAsString());
+  batch.Put(kNs, PurgeKey(key), "");
   KeyChange change;
   change.key_id = record.key_id();
   GL_RETURN_IF_ERROR(commit(change, std::move(batch)));
@@ -127,7 +128,7 @@ StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view p
   // The purge needs no keyring state, and may wait for a storage snapshot
   // (a policy bundle export): new subject keys need not wait with it.
   lock.unlock();
-  GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
+  GL_RETURN_IF_ERROR(PurgeAfterDelete(key));
   return record.key_id();
 }
 

@@ -58,9 +58,15 @@ class FaultyKvStore final : public KvStore {
   std::unique_ptr<KvSnapshot> Snapshot() const override {
     return std::make_unique<View>(this, inner_->Snapshot());
   }
-  Status PurgeDeleted(std::string_view ns) override { return inner_->PurgeDeleted(ns); }
+  // Fails with kInternal while fail_purge_ is set, like a compaction that
+  // does not run.
+  Status PurgeDeleted(std::string_view ns) override {
+    if (fail_purge_.load()) return Internal("injected purge failure");
+    return inner_->PurgeDeleted(ns);
+  }
 
   std::atomic<bool> fail_{false}, fail_sync_{false}, block_{false}, block_sync_{false};
+  std::atomic<bool> fail_purge_{false};
   std::atomic<bool> blocked_{false};  // a write has waited on block_
   std::atomic<bool> block_scans_{false};
   mutable std::atomic<bool> scan_blocked_{false};  // a scan has waited on block_scans_

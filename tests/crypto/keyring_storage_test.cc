@@ -7,6 +7,7 @@
 #include "common/kv_store.h"
 #include "crypto/hash.h"
 #include "crypto/keyring.h"
+#include "tests/common/faulty_kv_store.h"
 #include "tests/integration/test_server.h"
 
 namespace geoledger::crypto {
@@ -31,13 +32,15 @@ class KeyringStorageTest : public ::testing::Test {
   }
   void Reopen() {
     ring_.reset();
+    faulty_.reset();
     kv_.reset();
     auto kv = OpenRocksDbKvStore(dir_ + "/db", KnownNamespaces());
     ASSERT_TRUE(kv.ok()) << kv.status().ToString();
     kv_ = std::move(*kv);
+    faulty_ = std::make_unique<FaultyKvStore>(kv_.get());
     KeyringOptions o;
     o.region = "eu-west-1";
-    auto ring = Keyring::Open(kv_.get(), root_, &SystemClock::Get(), o);
+    auto ring = Keyring::Open(faulty_.get(), root_, &SystemClock::Get(), o);
     ASSERT_TRUE(ring.ok());
     ring_ = std::move(*ring);
   }
@@ -49,6 +52,7 @@ class KeyringStorageTest : public ::testing::Test {
   std::string dir_;
   SecretBytes root_;
   std::unique_ptr<KvStore> kv_;
+  std::unique_ptr<FaultyKvStore> faulty_;  // over kv_, the keyring's store
   std::unique_ptr<Keyring> ring_;
 };
 
@@ -89,6 +93,30 @@ TEST_F(KeyringStorageTest, ShreddedKeyLeavesTheDatabaseFilesEvenWrapped) {
   auto other = ring_->Seal("acme", bob, "again", "still here");
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(*ring_->Open("acme", bob, "again", other->ciphertext), "still here");
+}
+
+// A shred whose purge did not run (the process stopped between its write
+// and the compaction, or the compaction failed) is purged by the next start:
+// the deletion leaves a purge key until the wrapped key is out of the files.
+TEST_F(KeyringStorageTest, AShredWhosePurgeDidNotRunIsPurgedAtTheNextOpen) {
+  const std::string alice = Pseudonym("alice");
+  ASSERT_TRUE(ring_->Seal("acme", alice, "profile", "alice's record").ok());
+  auto record = kv_->Get("keys", "s/acme/" + alice);
+  ASSERT_TRUE(record.ok() && record->has_value());
+  Reopen();  // the wrapped key is now in an SST file
+  ASSERT_FALSE(testing::FilesContaining(dir_, **record).empty());
+  faulty_->fail_purge_ = true;
+  EXPECT_EQ(ring_->Shred("acme", alice, Commit()).status().code(), StatusCode::kInternal);
+  EXPECT_FALSE(kv_->Get("keys", "s/acme/" + alice)->has_value());  // the shred itself is stored
+  int owed = 0;
+  ASSERT_TRUE(kv_->Scan("keys", "p/", [&](std::string_view, std::string_view) { return ++owed, true; }).ok());
+  EXPECT_EQ(owed, 1);
+  Reopen();  // a restart
+  EXPECT_TRUE(testing::FilesContaining(dir_, **record).empty()) << "the shredded key is still in a database file";
+  owed = 0;
+  ASSERT_TRUE(kv_->Scan("keys", "p/", [&](std::string_view, std::string_view) { return ++owed, true; }).ok());
+  EXPECT_EQ(owed, 0);
+  EXPECT_EQ(ring_->Shred("acme", alice, Commit()).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
