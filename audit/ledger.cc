@@ -354,6 +354,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   std::vector<Subtree> completed;
   std::vector<std::pair<std::string, std::string>> subtrees;  // written after the entries, in key order
   std::string bytes;
+  uint64_t bytes_since_checkpoint = tip_bytes_since_checkpoint_;
   KvBatch attached;  // the appenders' own writes, after the ledger's keys
   for (size_t b = 0; b < batch.size(); ++b) {
     if (batch[b].attached) {
@@ -369,6 +370,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
       // Fold the new leaf into the right border, persisting each subtree it completes.
       completed.clear();
       GL_RETURN_IF_ERROR(frontier.Append(LeafHash(bytes), &completed));
+      bytes_since_checkpoint += bytes.size();
       kv.PutOwned(kNs, EntryKey(size), std::move(bytes));
       for (const auto& t : completed)
         if (t.id.level >= internal::kLowestStoredLevel)
@@ -383,7 +385,12 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   for (auto& [key, hash] : subtrees) kv.Put(kNs, key, hash);
   std::string note;
   std::string new_root;
-  bool checkpoint = size > cp_size && (force_checkpoint || cp_size == 0);
+  // Also after Options::checkpoint_every_entries entries or _bytes of them,
+  // however fast they come: an export ends at a checkpoint, so every entry
+  // must lie between two that one export can span.
+  bool checkpoint = size > cp_size && (force_checkpoint || cp_size == 0 ||
+                                       size - cp_size >= options_.checkpoint_every_entries ||
+                                       bytes_since_checkpoint >= options_.checkpoint_every_bytes);
   if (checkpoint) {
     new_root = ToString(frontier.Root());
     // Never sign a head that does not extend the previous checkpoint: the
@@ -405,6 +412,7 @@ Status Ledger::Commit(std::vector<Pending>& batch, bool force_checkpoint) {
   tip_.size = size;
   tip_.last_hash = std::move(last_hash);
   tip_frontier_ = std::move(frontier);
+  tip_bytes_since_checkpoint_ = checkpoint ? 0 : bytes_since_checkpoint;
   if (checkpoint) {
     tip_.checkpoint_size = size;
     tip_checkpoint_root_ = std::move(new_root);
@@ -446,27 +454,78 @@ StatusOr<std::vector<StoredEntry>> Ledger::Entries(uint64_t start, uint64_t end)
   return out;
 }
 
+StatusOr<uint64_t> Ledger::CheckpointAtOrBelow(uint64_t size) const {
+  uint64_t found = 0;
+  // "c" be64(size) keys only: "checkpoint" sorts above every bound here.
+  GL_RETURN_IF_ERROR(kv_->ScanBackFrom(kNs, "c", CheckpointKey(size + 1), [&](std::string_view key, std::string_view) {
+    if (key.size() != 9) return true;
+    found = internal::FromBigEndian64(key.substr(1));
+    return false;
+  }));
+  return found;
+}
+
 StatusOr<std::string> Ledger::Export(uint64_t start, std::optional<uint64_t> end) const {
-  uint64_t stop;
+  uint64_t latest;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop = end.value_or(durable_.checkpoint_size);
+    latest = durable_.checkpoint_size;
   }
-  if (stop == 0) return NotFound("audit: nothing to export yet (no checkpoint)");
-  if (start > stop) return InvalidArgument("audit: start must not exceed end");
-  if (stop - start > kMaxExportEntries)
-    return InvalidArgument("audit: at most " + std::to_string(kMaxExportEntries) + " entries per export");
+  if (latest == 0) return NotFound("audit: nothing to export yet (no checkpoint)");
+  uint64_t stop;
+  if (end) {
+    stop = *end;
+    if (start > stop) return InvalidArgument("audit: start must not exceed end");
+    if (stop - start > kMaxExportEntries)
+      return InvalidArgument("audit: at most " + std::to_string(kMaxExportEntries) +
+                             " entries per export (without end, an export stops at the last checkpoint it can reach)");
+  } else {
+    if (start > latest)
+      return InvalidArgument("audit: start is past the latest checkpoint (" + std::to_string(latest) + ")");
+    // The furthest checkpoint one export can reach from `start`.
+    GL_ASSIGN_OR_RETURN(stop, CheckpointAtOrBelow(std::min(latest, start + kMaxExportEntries)));
+    if (stop < start)
+      return InvalidArgument("audit: no signed checkpoint within " + std::to_string(kMaxExportEntries) +
+                             " entries after " + std::to_string(start) + "; give end");
+  }
   GL_ASSIGN_OR_RETURN(auto note, kv_->Get(kNs, CheckpointKey(stop)));
   if (!note) return InvalidArgument("audit: no signed checkpoint at tree size " + std::to_string(stop) +
-                                    "; end must be a checkpointed size (latest: " +
-                                    std::to_string(Stats().checkpoint_size) + ")");
+                                    "; end must be a checkpointed size (latest: " + std::to_string(latest) + ")");
+  // Read in slices, bounded by Options::max_export_bytes: past it, an export without
+  // `end` stops at the furthest checkpoint within the bound instead.
+  std::vector<StoredEntry> entries;
+  uint64_t bytes = 0;
+  for (uint64_t i = start; i < stop;) {
+    uint64_t j = std::min(stop, i + 1024);
+    GL_ASSIGN_OR_RETURN(auto slice, Entries(i, j));
+    for (auto& e : slice) {
+      if (bytes + e.bytes.size() > options_.max_export_bytes) {
+        const uint64_t reached = start + entries.size();  // entries [start, reached) fit
+        GL_ASSIGN_OR_RETURN(uint64_t fits, CheckpointAtOrBelow(reached));
+        const bool some = fits > start;
+        const std::string advice = some ? "; the furthest checkpoint within it is " + std::to_string(fits)
+                                        : "; the entries up to the next checkpoint exceed it";
+        if (end || !some)
+          return InvalidArgument("audit: the export would exceed " + std::to_string(options_.max_export_bytes) +
+                                 " bytes of entries" + advice);
+        stop = fits;
+        entries.resize(stop - start);
+        GL_ASSIGN_OR_RETURN(note, kv_->Get(kNs, CheckpointKey(stop)));
+        if (!note) return Internal("audit: the checkpoint at " + std::to_string(stop) + " vanished");
+        i = j = stop;
+        break;
+      }
+      bytes += e.bytes.size();
+      entries.push_back(std::move(e));
+    }
+    i = j;
+  }
   GL_ASSIGN_OR_RETURN(Frontier prefix, Frontier::Load(start, Getter()));
   std::string prev(crypto::kSha256Bytes, '\0');
   if (start > 0) {
     GL_ASSIGN_OR_RETURN(auto before, Entries(start - 1, start));
     prev = ToString(crypto::Sha256(before[0].bytes));
   }
-  GL_ASSIGN_OR_RETURN(auto entries, Entries(start, stop));
   return BuildExport(origin_, start, prefix.border(), prev, entries, *note);
 }
 

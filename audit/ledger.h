@@ -110,6 +110,14 @@ class Ledger {
     // makes them prompt.
     std::chrono::microseconds lazy_delay{2000};
     size_t lazy_batch_events = 256;
+    // Entry bytes one export may hold (the file is built in memory).
+    uint64_t max_export_bytes = 256ull << 20;
+    // A checkpoint is also signed once this many entries, or entry bytes,
+    // follow the last one, however fast they come: consecutive checkpoints
+    // then stay within one export's reach (kMaxExportEntries,
+    // max_export_bytes), but for a single batch larger than the difference.
+    uint64_t checkpoint_every_entries = 50000;
+    uint64_t checkpoint_every_bytes = 64ull << 20;
   };
 
   // Opens the ledger in `kv` (namespace "audit"): loads the tree head in
@@ -177,8 +185,12 @@ class Ledger {
   StatusOr<std::vector<std::string>> ConsistencyProof(uint64_t first, uint64_t second) const;
 
   // An export file (compliance-docs/audit-log-format.md) of entries
-  // [start, end), where `end` (default: the latest checkpoint) must be a tree
-  // size that was checkpointed. At most kMaxExportEntries entries.
+  // [start, end), where `end` must be a tree size that was checkpointed. At
+  // most kMaxExportEntries entries and Options::max_export_bytes of entry bytes
+  // (kInvalidArgument beyond, naming the furthest checkpoint that fits).
+  // Without `end`: up to the furthest checkpoint within both bounds (the
+  // file's checkpoint names it), so a log is exported from 0 export by
+  // export, each starting where the last ended.
   static constexpr uint64_t kMaxExportEntries = 100000;
   StatusOr<std::string> Export(uint64_t start, std::optional<uint64_t> end) const;
 
@@ -248,6 +260,8 @@ class Ledger {
   // it to the syncer. Called by the writer; on error `batch` is untouched.
   Status Commit(std::vector<Pending>& batch, bool force_checkpoint);
   StatusOr<std::string> SubtreeHash(int level, uint64_t index) const;
+  // The largest checkpointed tree size <= `size` (0 when none).
+  StatusOr<uint64_t> CheckpointAtOrBelow(uint64_t size) const;
   SubtreeHashGetter Getter() const;
   // A subtree below internal::kLowestStoredLevel, hashed from its entries.
   StatusOr<Hash> DerivedSubtreeHash(const NodeId& id) const;
@@ -275,6 +289,7 @@ class Ledger {
   // it starts).
   Head tip_;
   Frontier tip_frontier_;            // right border of the tree of tip_.size leaves
+  uint64_t tip_bytes_since_checkpoint_ = 0;  // entry bytes after tip_.checkpoint_size (writer thread)
   std::string tip_checkpoint_root_;  // root signed at tip_.checkpoint_size
   std::chrono::steady_clock::time_point last_checkpoint_at_;  // writer thread only
   std::thread writer_;

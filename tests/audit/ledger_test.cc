@@ -8,8 +8,11 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
+#include "audit/export.h"
+#include "audit/internal/ledger_keys.h"
 #include "common/encoding.h"
 #include "crypto/hash.h"
 #include "geoledger/v1/audit.pb.h"
@@ -123,6 +126,67 @@ TEST_F(LedgerTest, AppendsAreIndexedChainedAndCheckpointed) {
     EXPECT_EQ(e.leaf_hash, H(std::string(1, '\0') + e.bytes));
     prev = H(e.bytes);
   }
+}
+
+// Checkpoints follow every checkpoint_every_entries entries, and every
+// checkpoint_every_bytes of them, however fast entries come; an export
+// without `end` stops at the furthest checkpoint within its bounds. So a log
+// of any size exports whole, export by export, each verifying on its own.
+TEST_F(LedgerTest, ALogExportsWholeExportByExportEachEndingAtACheckpoint) {
+  Ledger::Options o;
+  o.checkpoint_interval = std::chrono::hours(1);  // only the bounds below sign
+  o.checkpoint_every_entries = 40;
+  o.checkpoint_every_bytes = 6000;
+  o.max_export_bytes = 12000;
+  auto l = Open(o);
+  for (int b = 0; b < 30; ++b) {
+    std::vector<AuditEvent> events;
+    for (int i = 0; i < 10; ++i) events.push_back(Event(b * 10 + i));
+    ASSERT_TRUE(l->Append(events).ok());
+  }
+  ASSERT_TRUE(l->Close().ok());
+  auto entries = l->Entries(0, 300);
+  ASSERT_TRUE(entries.ok());
+  std::vector<uint64_t> checkpoints;
+  ASSERT_TRUE(kv_->Scan("audit", "c", [&](std::string_view key, std::string_view) {
+                   if (key.size() == 9) checkpoints.push_back(internal::FromBigEndian64(key.substr(1)));
+                   return true;
+                 }).ok());
+  ASSERT_GE(checkpoints.size(), 2u);
+  EXPECT_EQ(checkpoints.back(), 300u);
+  for (size_t i = 1; i < checkpoints.size(); ++i) {
+    uint64_t bytes = 0;
+    for (uint64_t k = checkpoints[i - 1]; k < checkpoints[i]; ++k) bytes += (*entries)[k].bytes.size();
+    // One append (10 entries) past either bound at most.
+    EXPECT_LE(checkpoints[i] - checkpoints[i - 1], 40u + 9u) << i;
+    EXPECT_LT(bytes, 6000u + 10 * (*entries)[0].bytes.size() * 2) << i;
+  }
+
+  uint64_t start = 0;
+  int exports = 0;
+  while (start < 300) {
+    auto exported = l->Export(start, std::nullopt);
+    ASSERT_TRUE(exported.ok()) << start << ": " << exported.status().ToString();
+    std::istringstream in(*exported);
+    auto verified = VerifyExport(in, signer_->public_key(), "geoledger/eu-west-1");
+    ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+    ASSERT_GT(verified->tree_size, start);
+    uint64_t bytes = 0;
+    for (uint64_t k = start; k < verified->tree_size; ++k) bytes += (*entries)[k].bytes.size();
+    EXPECT_LE(bytes, 12000u);
+    EXPECT_NE(std::find(checkpoints.begin(), checkpoints.end(), verified->tree_size), checkpoints.end());
+    start = verified->tree_size;
+    ++exports;
+    ASSERT_LT(exports, 100);
+  }
+  EXPECT_GT(exports, 1);
+  // Given an end beyond the byte bound, an export is refused and names the
+  // furthest checkpoint that fits.
+  auto whole = l->Export(0, 300);
+  ASSERT_EQ(whole.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(whole.status().message().find("the furthest checkpoint within it is"), std::string::npos)
+      << whole.status().ToString();
+  EXPECT_EQ(l->Export(301, std::nullopt).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(LedgerTest, ProofsMatchTheReferenceForEverySizeUpTo40) {
