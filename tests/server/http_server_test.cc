@@ -342,6 +342,11 @@ class DescriptorsExhausted {
 // queue, which names connections by number, its answers could reach another
 // client. Here the accepted socket takes the process's last descriptor.
 TEST_F(HttpServerTest, AConnectionWithoutADuplicateDescriptorIsClosedUnanswered) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' runtime opens descriptors of its own (UBSan's memory
+  // checks use a pipe), and fails falsely while none are left.
+  GTEST_SKIP() << "takes every free descriptor, which the sanitizer runtime needs";
+#endif
   HttpServerOptions o;
   o.metrics = &metrics_;
   Start(o);
