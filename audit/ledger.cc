@@ -188,7 +188,11 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, 
   if (events.empty()) return InvalidArgument("audit: no events");
   if (events.size() > options_.max_batch_events)
     return InvalidArgument("audit: at most " + std::to_string(options_.max_batch_events) + " events per append");
+  uint64_t bytes = 0;  // about what the entries take, for the writer's batch bound
   for (const auto& e : events) {
+    bytes += e.tenant.size() + e.actor.size() + e.action.size() + e.resource.size() + e.outcome.size() +
+             e.subject_pseudonym.size() + e.sealed_key_id.size() + e.sealed_ciphertext.size();
+    for (const auto& [k, v] : e.details) bytes += k.size() + v.size();
     if (e.action.empty() || !ValidText(e.action, 128)) return InvalidArgument("audit: action must be 1-128 bytes");
     if (!ValidText(e.tenant, 128) || !ValidText(e.actor, 128) || !ValidText(e.resource, 512) ||
         !ValidText(e.outcome, 128) || !ValidText(e.subject_pseudonym, 64) || e.details.size() > 64 ||
@@ -226,7 +230,7 @@ Status Ledger::AppendAsync(std::vector<AuditEvent> events, AppendCallback done, 
     queued_events_ += events.size();
     queued_prompt_ += prompt ? 1 : 0;
     stats_.queue_depth = queued_events_;
-    queue_.push_back(Pending{std::move(events), std::move(done), prompt, std::move(attached)});
+    queue_.push_back(Pending{std::move(events), std::move(done), prompt, std::move(attached), bytes});
   }
   if (wake) cv_.notify_one();
   return Status::Ok();
@@ -256,8 +260,14 @@ void Ledger::WriterLoop() {
       };
       if (!queue_.empty()) cv_.wait_until(lock, lazy_since_ + options_.lazy_delay, go);
       size_t taken = 0;
-      while (!queue_.empty() && (batch.empty() || taken + queue_.front().events.size() <= options_.max_batch_events)) {
+      uint64_t taken_bytes = 0;
+      // Bounded by bytes too, so that a checkpoint (due at most once per
+      // batch) follows every Options::checkpoint_every_bytes closely.
+      while (!queue_.empty() &&
+             (batch.empty() || (taken + queue_.front().events.size() <= options_.max_batch_events &&
+                                taken_bytes + queue_.front().bytes <= options_.max_batch_bytes))) {
         taken += queue_.front().events.size();
+        taken_bytes += queue_.front().bytes;
         queued_prompt_ -= queue_.front().prompt ? 1 : 0;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -484,7 +494,9 @@ StatusOr<std::string> Ledger::Export(uint64_t start, std::optional<uint64_t> end
       return InvalidArgument("audit: start is past the latest checkpoint (" + std::to_string(latest) + ")");
     // The furthest checkpoint one export can reach from `start`.
     GL_ASSIGN_OR_RETURN(stop, CheckpointAtOrBelow(std::min(latest, start + kMaxExportEntries)));
-    if (stop < start)
+    // None past `start` within reach (a log checkpointed only by time): an
+    // empty export would never advance.
+    if (stop < start || (stop == start && start < latest))
       return InvalidArgument("audit: no signed checkpoint within " + std::to_string(kMaxExportEntries) +
                              " entries after " + std::to_string(start) + "; give end");
   }

@@ -104,6 +104,8 @@ class Ledger {
     std::string region;                        // origin is "geoledger/<region>"
     size_t max_queued_events = 100000;         // back-pressure bound
     size_t max_batch_events = 8192;
+    // Event bytes one write takes (more when a single append is larger).
+    uint64_t max_batch_bytes = 32ull << 20;
     std::chrono::milliseconds checkpoint_interval{1000};
     // Lazy appends wait at most this long to be written, and as long again
     // to be synced; fewer when lazy_batch_events are queued first. Zero
@@ -113,9 +115,12 @@ class Ledger {
     // Entry bytes one export may hold (the file is built in memory).
     uint64_t max_export_bytes = 256ull << 20;
     // A checkpoint is also signed once this many entries, or entry bytes,
-    // follow the last one, however fast they come: consecutive checkpoints
-    // then stay within one export's reach (kMaxExportEntries,
-    // max_export_bytes), but for a single batch larger than the difference.
+    // follow the last one, however fast they come. A checkpoint is due at
+    // most once per batch, so consecutive ones are at most one batch beyond
+    // these apart: within one export's reach (kMaxExportEntries,
+    // max_export_bytes) as long as a single append stays under
+    // max_export_bytes - checkpoint_every_bytes (the HTTP body limit, at
+    // most 64 MiB, keeps it there).
     uint64_t checkpoint_every_entries = 50000;
     uint64_t checkpoint_every_bytes = 64ull << 20;
   };
@@ -230,6 +235,7 @@ class Ledger {
     AppendCallback done;
     bool prompt = true;
     AttachedWrites attached;  // may be empty
+    uint64_t bytes = 0;       // the events' field bytes
   };
   // The log's head after some batch: how many entries, the hash the next
   // entry chains to, and the size of the latest signed checkpoint.

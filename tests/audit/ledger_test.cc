@@ -189,6 +189,45 @@ TEST_F(LedgerTest, ALogExportsWholeExportByExportEachEndingAtACheckpoint) {
   EXPECT_EQ(l->Export(301, std::nullopt).status().code(), StatusCode::kInvalidArgument);
 }
 
+// A write takes queued appends up to max_batch_bytes of event bytes (a
+// single larger append still goes whole), so that the checkpoint due after
+// checkpoint_every_bytes follows closely.
+TEST_F(LedgerTest, AWriteTakesQueuedAppendsUpToItsByteBound) {
+  Ledger::Options o;
+  o.checkpoint_interval = std::chrono::hours(1);
+  o.max_batch_bytes = 2000;
+  auto l = Open(o);
+  ASSERT_TRUE(l->Append({Event(0)}).ok());
+  faulty_->block_ = true;  // the next write waits in the store
+  std::atomic<int> done{0};
+  auto count = [&done](StatusOr<std::vector<uint64_t>> r) {
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    done++;
+  };
+  ASSERT_TRUE(l->AppendAsync({Event(1)}, count).ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!faulty_->blocked_.load() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(faulty_->blocked_.load());
+  for (int i = 0; i < 10; ++i) {
+    AuditEvent big = Event(2 + i);
+    big.details["pad"] = std::string(500, 'x');  // about 560 bytes: three fit in 2000
+    ASSERT_TRUE(l->AppendAsync({big}, count).ok());
+  }
+  AuditEvent huge = Event(12);
+  for (int k = 0; k < 5; ++k) huge.details["pad" + std::to_string(k)] = std::string(1000, 'y');  // alone over the bound
+  ASSERT_TRUE(l->AppendAsync({huge}, count).ok());
+  const uint64_t before = l->Stats().batches;
+  faulty_->block_ = false;
+  while (done.load() < 12 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(done.load(), 12);
+  // The blocked write, four of at most three appends each, and the large one
+  // alone: taken together they would have been two.
+  EXPECT_GE(l->Stats().batches - before, 6u);
+  EXPECT_EQ(l->size(), 13u);
+}
+
 TEST_F(LedgerTest, ProofsMatchTheReferenceForEverySizeUpTo40) {
   auto l = Open();
   for (int i = 0; i < 40; ++i) ASSERT_TRUE(l->Append({Event(i)}).ok());
