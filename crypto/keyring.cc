@@ -43,10 +43,10 @@ Status Keyring::FinishPurges() {
   return kv_->Write(done, /*sync=*/false);  // lost on a crash: purged once more
 }
 
-Status Keyring::PurgeAfterDelete(std::string_view deleted) {
+Status Keyring::PurgeAfterDelete(std::string_view owed) {
   GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
   KvBatch done;
-  done.Delete(kNs, PurgeKey(deleted));
+  done.Delete(kNs, PurgeKey(owed));
   return kv_->Write(done, /*sync=*/false);  // lost on a crash: purged once more
 }
 

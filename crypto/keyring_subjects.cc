@@ -119,8 +119,11 @@ StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view p
   tombstone.set_erased_unix_ms(clock_->UnixMillis());
   KvBatch batch;
   batch.Delete(kNs, key);
-  batch.Put(kNs, TombstoneKey(tenant, pseudonym, record.key_id()), tombstone.SerializeAsString());
-  batch.Put(kNs, PurgeKey(key), "");
+  const std::string tombstone_key = TombstoneKey(tenant, pseudonym, record.key_id());
+  batch.Put(kNs, tombstone_key, tombstone.SerializeAsString());
+  // Named by the tombstone, which names the key id: a later shred of the
+  // same subject's next key owes a purge of its own.
+  batch.Put(kNs, PurgeKey(tombstone_key), "");
   KeyChange change;
   change.key_id = record.key_id();
   GL_RETURN_IF_ERROR(commit(change, std::move(batch)));
@@ -128,7 +131,7 @@ StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view p
   // The purge needs no keyring state, and may wait for a storage snapshot
   // (a policy bundle export): new subject keys need not wait with it.
   lock.unlock();
-  GL_RETURN_IF_ERROR(PurgeAfterDelete(key));
+  GL_RETURN_IF_ERROR(PurgeAfterDelete(tombstone_key));
   return record.key_id();
 }
 

@@ -44,10 +44,11 @@ inline std::string SubjectKey(std::string_view t, std::string_view p) { return S
 inline std::string TombstoneKey(std::string_view t, std::string_view p, std::string_view key_id) {
   return "x/" + std::string(t) + "/" + std::string(p) + std::string(key_id);
 }
-// A purge owed for the deletion of `deleted` (a key above): written with the
-// deletion, removed once the deleted value has left the database files.
+// A purge owed for a deletion, named by a key unique to it (a shred's
+// tombstone, a retirement's last retired version): written with the
+// deletion, removed once the deleted values have left the database files.
 inline constexpr char kPurgePrefix[] = "p/";
-inline std::string PurgeKey(std::string_view deleted) { return kPurgePrefix + std::string(deleted); }
+inline std::string PurgeKey(std::string_view owed) { return kPurgePrefix + std::string(owed); }
 
 // Associated data: a label, then each field as be32(length) || bytes.
 inline void Field(std::string& ad, std::string_view f) {

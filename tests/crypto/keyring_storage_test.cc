@@ -119,5 +119,29 @@ TEST_F(KeyringStorageTest, AShredWhosePurgeDidNotRunIsPurgedAtTheNextOpen) {
   EXPECT_EQ(ring_->Shred("acme", alice, Commit()).status().code(), StatusCode::kNotFound);
 }
 
+// The same for a retirement: the retired tenant key versions leave the files
+// at the next start when the retirement's own compaction did not run.
+TEST_F(KeyringStorageTest, ARetirementWhosePurgeDidNotRunIsPurgedAtTheNextOpen) {
+  const std::string alice = Pseudonym("alice");
+  auto sealed = ring_->Seal("acme", alice, "profile", "alice's record");
+  ASSERT_TRUE(sealed.ok());
+  auto v1 = kv_->Get("keys", std::string("t/acme/v/") + std::string("\0\0\0\1", 4));  // the wrapped KEK v1
+  ASSERT_TRUE(v1.ok() && v1->has_value());
+  ASSERT_TRUE(ring_->Rotate("acme", Commit()).ok());
+  auto step = ring_->RewrapStep("acme", Commit());
+  ASSERT_TRUE(step.ok() && step->done);
+  Reopen();  // KEK v1 is now in an SST file
+  ASSERT_FALSE(testing::FilesContaining(dir_, **v1).empty());
+  faulty_->fail_purge_ = true;
+  EXPECT_EQ(ring_->RetireBelow("acme", 2, Commit()).status().code(), StatusCode::kInternal);
+  EXPECT_EQ(ring_->Info("acme")->min_decryption_version, 2u);  // the retirement itself is stored
+  Reopen();
+  EXPECT_TRUE(testing::FilesContaining(dir_, **v1).empty()) << "a retired key version is still in a database file";
+  int owed = 0;
+  ASSERT_TRUE(kv_->Scan("keys", "p/", [&](std::string_view, std::string_view) { return ++owed, true; }).ok());
+  EXPECT_EQ(owed, 0);
+  EXPECT_EQ(*ring_->Open("acme", alice, "profile", sealed->ciphertext), "alice's record");
+}
+
 }  // namespace
 }  // namespace geoledger::crypto
