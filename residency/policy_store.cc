@@ -228,7 +228,7 @@ Status PolicyStore::CheckEditable() const {
 }
 
 StatusOr<ChangeRecord> PolicyStore::PutRegion(const Actor& actor, const Region& region,
-                                              const AuditChange& audit, const Precondition& pre) {
+                                              const AuditChange& audit, const Precondition& pre, Region* as_stored) {
   GL_RETURN_IF_ERROR(RegionFromJson(region.id, RegionToJson(region), engine_->jurisdictions()).status());
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
@@ -239,7 +239,10 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(const Actor& actor, const Region& 
                                               : std::nullopt));
   ChangeRecord rec{version_, clock_->UnixMillis(), actor.name, "region", region.id,
                    !before, DiffRegion(before, region), std::nullopt, actor.tenant};
-  if (rec.changes.empty()) return rec;
+  if (rec.changes.empty()) {
+    if (as_stored != nullptr && before) *as_stored = *before;
+    return rec;
+  }
   GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutRegion(region));
@@ -249,11 +252,12 @@ StatusOr<ChangeRecord> PolicyStore::PutRegion(const Actor& actor, const Region& 
   GL_RETURN_IF_ERROR(Commit(audit, rec, std::move(batch), {{HistoryKey("region", region.id, rec.version), rec}},
                             std::move(builder).Build()));
   regions_[region.id] = region;
+  if (as_stored != nullptr) *as_stored = region;
   return rec;
 }
 
 StatusOr<ChangeRecord> PolicyStore::PutTenant(const Actor& actor, const Tenant& tenant,
-                                              const AuditChange& audit, const Precondition& pre) {
+                                              const AuditChange& audit, const Precondition& pre, Tenant* as_stored) {
   const Jurisdictions& j = engine_->jurisdictions();
   GL_RETURN_IF_ERROR(TenantFromJson(tenant.id, TenantToJson(tenant), j).status());
   std::lock_guard<std::mutex> lock(mu_);
@@ -280,7 +284,10 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(const Actor& actor, const Tenant& 
                             std::string(TenantStatusName(status_before)) + "); an operator's token can");
   ChangeRecord rec{version_, clock_->UnixMillis(), actor.name, "tenant", tenant.id,
                    !before, DiffTenant(before, tenant), std::nullopt, actor.tenant};
-  if (rec.changes.empty()) return rec;
+  if (rec.changes.empty()) {
+    if (as_stored != nullptr && before) *as_stored = *before;
+    return rec;
+  }
   GL_RETURN_IF_ERROR(CheckEditable());
   SnapshotBuilder builder = engine_->EditCurrent();
   GL_RETURN_IF_ERROR(builder.PutTenant(tenant));
@@ -289,6 +296,7 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(const Actor& actor, const Tenant& 
   batch.Put(kResidencyNamespace, Key(kTenantPrefix, tenant.id), DumpJson(TenantToJson(tenant)));
   GL_RETURN_IF_ERROR(Commit(audit, rec, std::move(batch), {{HistoryKey("tenant", tenant.id, rec.version), rec}},
                             std::move(builder).Build()));
+  if (as_stored != nullptr) *as_stored = tenant;
   return rec;
 }
 

@@ -113,13 +113,16 @@ class PolicyStore {
   // changes nothing is returned with no changes, without calling `audit`.
   // kPreconditionFailed, changing nothing, when `pre` does not hold for the
   // region as it is (checked under the store's lock, with the change).
+  // `as_stored` (optional) receives the region as stored once the call returns:
+  // `region`, or, when nothing changed, the stored one (equal as policy,
+  // perhaps not as sent).
   StatusOr<ChangeRecord> PutRegion(const Actor& actor, const Region& region, const AuditChange& audit,
-                                   const Precondition& pre = {});
+                                   const Precondition& pre = {}, Region* as_stored = nullptr);
   // Creates or replaces a tenant, the same way; kInvalidArgument when it
   // names a region that does not exist. kPermissionDenied when an actor bound
   // to a tenant would change its status (a new tenant's counts as active).
   StatusOr<ChangeRecord> PutTenant(const Actor& actor, const Tenant& tenant, const AuditChange& audit,
-                                   const Precondition& pre = {});
+                                   const Precondition& pre = {}, Tenant* as_stored = nullptr);
 
   StatusOr<std::optional<Region>> GetRegion(std::string_view id) const;
   // `version`, when given, receives the active policy version, read under

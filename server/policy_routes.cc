@@ -167,12 +167,13 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                nlohmann::json entity = residency::RegionToJson(region);
                const std::string tag = residency::EntityTag(entity);
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
-               auto change = policy()->PutRegion({ctx.principal->name, ctx.principal->tenant}, region, audit.Hook(), pre);
+               residency::Region stored;
+               auto change = policy()->PutRegion({ctx.principal->name, ctx.principal->tenant}, region, audit.Hook(),
+                                                 pre, &stored);
                if (!change.ok()) return change.status();
                if (Unchanged(*change)) {
                  // Equal as policy, not necessarily as sent: answer what is stored.
-                 GL_ASSIGN_OR_RETURN(auto stored, policy()->GetRegion(id));
-                 if (stored) entity = residency::RegionToJson(*stored);
+                 entity = residency::RegionToJson(stored);
                  return Changed(*change, entity, residency::EntityTag(entity));
                }
                return Changed(*change, std::move(entity), tag);
@@ -191,13 +192,15 @@ void RegisterPolicyRoutes(Dispatcher& d, std::function<residency::PolicyStore*()
                nlohmann::json entity = residency::TenantToJson(tenant);
                const std::string tag = residency::EntityTag(entity);
                PolicyChangeAudit audit(ledger(), ChangeEvent(ctx, tag));
-               auto change = policy()->PutTenant({ctx.principal->name, ctx.principal->tenant}, tenant, audit.Hook(), pre);
+               residency::Tenant stored;
+               auto change = policy()->PutTenant({ctx.principal->name, ctx.principal->tenant}, tenant, audit.Hook(),
+                                                 pre, &stored);
                if (!change.ok()) return change.status();
                if (Unchanged(*change)) {
                  // Equal as policy (allowed regions in another order, say),
-                 // not necessarily as sent: answer what is stored, and its tag.
-                 GL_ASSIGN_OR_RETURN(auto stored, policy()->GetTenant(ctx.tenant));
-                 if (stored) entity = residency::TenantToJson(*stored);
+                 // not necessarily as sent: answer what is stored, and its
+                 // tag, as read with the change (under the store's lock).
+                 entity = residency::TenantToJson(stored);
                  return Changed(*change, entity, residency::EntityTag(entity));
                }
                return Changed(*change, std::move(entity), tag);
