@@ -11,6 +11,7 @@
 
 #include "audit/checkpoint.h"
 #include "audit/export.h"
+#include "audit/entry_json.h"
 #include "audit/merkle.h"
 #include "common/encoding.h"
 #include "crypto/hash.h"
@@ -142,17 +143,7 @@ std::optional<std::string> LoadEntryBytes(const std::string& path, uint64_t inde
 // The fields of a verified entry, decoded from the bytes that were hashed,
 // as one JSON line (escaped: the text fields are the log writers' input).
 std::string VerifiedEntryJson(const v1::AuditEntry& entry) {
-  nlohmann::json j = {{"index", entry.index()},       {"timestamp_unix_ms", entry.timestamp_unix_ms()},
-                      {"region", entry.region()},     {"tenant", entry.tenant()},
-                      {"actor", entry.actor()},       {"action", entry.action()},
-                      {"resource", entry.resource()}, {"outcome", entry.outcome()}};
-  if (!entry.subject_pseudonym().empty()) j["subject_pseudonym"] = Base64Encode(entry.subject_pseudonym());
-  nlohmann::json details = nlohmann::json::object();
-  for (const auto& d : entry.details()) details[d.key()] = d.value();
-  j["details"] = details;
-  if (entry.has_sealed()) j["sealed_key_id"] = entry.sealed().key_id();
-  j["prev_entry_hash"] = Base64Encode(entry.prev_entry_hash());
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return audit::EntryFieldsJson(entry).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <set>
 
+#include "audit/entry_json.h"
 #include "common/encoding.h"
 #include "crypto/hash.h"
 #include "geoledger/v1/audit.pb.h"
@@ -26,26 +27,16 @@ constexpr uint64_t kEntriesPerRead = 16;
 constexpr size_t kMaxPersonalBytes = 16 * 1024;
 
 nlohmann::json EntryJson(const audit::StoredEntry& e) {
-  nlohmann::json j = {{"index", e.index}, {"leaf_hash", Base64Encode(e.leaf_hash)}, {"entry", Base64Encode(e.bytes)}};
+  nlohmann::json j;
   v1::AuditEntry entry;
   if (entry.ParseFromString(e.bytes)) {
-    j["timestamp_unix_ms"] = entry.timestamp_unix_ms();
-    j["region"] = entry.region();
-    j["tenant"] = entry.tenant();
-    j["actor"] = entry.actor();
-    j["action"] = entry.action();
-    j["resource"] = entry.resource();
-    j["outcome"] = entry.outcome();
-    if (!entry.subject_pseudonym().empty()) j["subject_pseudonym"] = Base64Encode(entry.subject_pseudonym());
-    nlohmann::json details = nlohmann::json::object();
-    for (const auto& d : entry.details()) details[d.key()] = d.value();
-    j["details"] = details;
-    if (entry.has_sealed()) {
-      j["sealed_key_id"] = entry.sealed().key_id();
-      j["sealed_ciphertext"] = Base64Encode(entry.sealed().ciphertext());
-    }
-    j["prev_entry_hash"] = Base64Encode(entry.prev_entry_hash());
+    j = audit::EntryFieldsJson(entry);
+    if (entry.has_sealed()) j["sealed_ciphertext"] = Base64Encode(entry.sealed().ciphertext());
   }
+  // The stored position, whatever the bytes say.
+  j["index"] = e.index;
+  j["leaf_hash"] = Base64Encode(e.leaf_hash);
+  j["entry"] = Base64Encode(e.bytes);
   return j;
 }
 
