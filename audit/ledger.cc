@@ -524,7 +524,7 @@ StatusOr<std::string> Ledger::Export(uint64_t start, std::optional<uint64_t> end
         entries.resize(stop - start);
         GL_ASSIGN_OR_RETURN(note, kv_->Get(kNs, CheckpointKey(stop)));
         if (!note) return Internal("audit: the checkpoint at " + std::to_string(stop) + " vanished");
-        i = j = stop;
+        j = stop;  // ends the outer loop
         break;
       }
       bytes += e.bytes.size();

@@ -37,16 +37,13 @@ Status Keyring::FinishPurges() {
   if (owed.empty()) return Status::Ok();
   // A shred or retirement was stored but stopped before its purge (a crash,
   // a failed compaction): the deleted key may still be in the files.
-  GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
-  KvBatch done;
-  for (const auto& key : owed) done.Delete(kNs, key);
-  return kv_->Write(done, /*sync=*/false);  // lost on a crash: purged once more
+  return PurgeAndDrop(owed);
 }
 
-Status Keyring::PurgeAfterDelete(std::string_view owed) {
+Status Keyring::PurgeAndDrop(const std::vector<std::string>& purge_keys) {
   GL_RETURN_IF_ERROR(kv_->PurgeDeleted(kNs));
   KvBatch done;
-  done.Delete(kNs, PurgeKey(owed));
+  for (const auto& key : purge_keys) done.Delete(kNs, key);
   return kv_->Write(done, /*sync=*/false);  // lost on a crash: purged once more
 }
 
@@ -192,7 +189,7 @@ StatusOr<bool> Keyring::RetireBelow(std::string_view tenant, uint32_t min_versio
   // The purge needs no keyring state, and may wait for a storage snapshot
   // (a policy bundle export): new subject keys need not wait with it.
   lock.unlock();
-  GL_RETURN_IF_ERROR(PurgeAfterDelete(last_retired));
+  GL_RETURN_IF_ERROR(PurgeAndDrop({PurgeKey(last_retired)}));
   return true;
 }
 

@@ -207,9 +207,9 @@ class Keyring {
   // finish its purge (each leaves a purge key, PurgeKey, until it has); at
   // Open, before any snapshot can exist.
   Status FinishPurges();
-  // Purges the keys namespace, then drops the purge key PurgeKey(`owed`)
-  // that the deletion wrote.
-  Status PurgeAfterDelete(std::string_view owed);
+  // Purges the keys namespace, then drops `purge_keys` (the PurgeKeys the
+  // deletions wrote), which are owed no longer.
+  Status PurgeAndDrop(const std::vector<std::string>& purge_keys);
   // Requires write_mu_. Creates the tenant's KEK v1 when missing.
   StatusOr<uint32_t> EnsureTenantLocked(std::string_view tenant);
   // The writes that create a tenant's KEK v1 and its state.

@@ -131,7 +131,7 @@ StatusOr<std::string> Keyring::Shred(std::string_view tenant, std::string_view p
   // The purge needs no keyring state, and may wait for a storage snapshot
   // (a policy bundle export): new subject keys need not wait with it.
   lock.unlock();
-  GL_RETURN_IF_ERROR(PurgeAfterDelete(tombstone_key));
+  GL_RETURN_IF_ERROR(PurgeAndDrop({PurgeKey(tombstone_key)}));
   return record.key_id();
 }
 

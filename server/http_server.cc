@@ -304,11 +304,9 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
 
   // Whether this connection has a descriptor of our own: with plain TCP
   // unless duplicating the socket failed (the process is out of
-  // descriptors); never with TLS.
-  bool HasOwnDescriptor() const { return fd >= 0; }
-  // Whether HangUp can close this connection (not with TLS, which writes
+  // descriptors); never with TLS. Only then can HangUp close it (TLS writes
   // through the library's descriptor only).
-  bool CanHangUp() const { return fd >= 0; }
+  bool HasOwnDescriptor() const { return fd >= 0; }
   // Closes a connection that has sent nothing, without an answer
   // (ProbePlaces); its reactor sees the hang-up and releases it. Any thread.
   void HangUp() {
@@ -612,7 +610,7 @@ ProbePlaces::Admission ProbePlaces::Admit(const std::shared_ptr<ConnState>& conn
       }
     }
     if (silent_.size() >= kProbeConnections) {
-      auto closable = std::find_if(held.begin(), held.end(), [](const auto& c) { return c->CanHangUp(); });
+      auto closable = std::find_if(held.begin(), held.end(), [](const auto& c) { return c->HasOwnDescriptor(); });
       if (closable == held.end()) return Admission::kRefused;
       evicted = *closable;
       silent_.erase(silent_.begin() + (closable - held.begin()));
