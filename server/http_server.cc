@@ -66,6 +66,17 @@ constexpr size_t kProbeConnections = 16;
 // the process.
 constexpr size_t kOverCapConnections = 64;
 
+// A connection closed after an answer (a refusal, or a request that asked
+// to close) is closed in stages (RFC 9112 §9.6): the server stops writing,
+// so the client reads the answer and then the end of the stream, but goes
+// on reading and dropping what the client still sends, until the client
+// closes, kLingerBytes have been dropped or kLingerTime has passed. Closing
+// at once with the client's bytes unread would reset the connection, and a
+// reset can discard the answer before the client reads it: a client still
+// sending a body refused by its Content-Length would lose its 413.
+constexpr std::chrono::seconds kLingerTime{5};
+constexpr size_t kLingerBytes = 4 << 20;
+
 // Open connections per client address, kept only while a per-client cap is
 // set. Thread-safe.
 class ClientTally {
@@ -108,9 +119,12 @@ class ProbePlaces {
 // (our own descriptors, so it keeps working after Pistache has let go of a
 // connection whose client half-closed). It holds each such connection until
 // its bytes are out, or until `patience` passes without the client taking
-// any (then the connection is shut).
+// any (then the connection is shut). It also holds each connection that
+// lingers after its last answer (kLingerTime) and ends the linger when the
+// time is up.
 //
-// Locking: a ConnState calls Arm/Rearm/Disarm under its own mutex; the
+// Locking: a ConnState calls Arm/Rearm/Disarm/Linger/Unlinger under its own
+// mutex; the
 // drainer's thread calls into a ConnState without holding the drainer's.
 class Drainer {
  public:
@@ -127,13 +141,18 @@ class Drainer {
   void Rearm(uint64_t id, int fd, bool progress);
   // Stops watching; the connection is released by the caller's reference.
   void Disarm(uint64_t id, int fd);
+  // Holds a connection that lingers (kLingerTime): once the time is up, its
+  // EndLinger runs. False when the drainer is stopped.
+  bool Linger(uint64_t id, std::shared_ptr<ConnState> conn);
+  // Stops holding a lingering connection (it ended first).
+  void Unlinger(uint64_t id);
   // Connections with bytes still waiting for their socket.
   size_t Watching() {
     std::lock_guard<std::mutex> lock(mu_);
     return watched_.size();
   }
   // Stops the thread, and shuts and releases every connection still
-  // watched (their waiting bytes are lost). Idempotent.
+  // watched (their waiting bytes are lost) or lingering. Idempotent.
   void Stop();
 
  private:
@@ -148,6 +167,7 @@ class Drainer {
   int wake_fd_ = -1;
   std::mutex mu_;
   std::unordered_map<uint64_t, Watched> watched_;  // guarded by mu_
+  std::unordered_map<uint64_t, Watched> lingering_;  // guarded by mu_
   bool stopped_ = false;                           // guarded by mu_
   std::thread thread_;
 };
@@ -202,6 +222,10 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   HttpRequestParser parser;
   bool clock_in_body = false;  // Pistache's parser was moved to its body step for this request
   bool closing = false;        // a fatal answer was sent; further input is ignored
+  // Set with `shut` (any thread), read by the reactor thread: input that
+  // arrives on a connection shut for writing (a lingering one) is dropped,
+  // never served.
+  std::atomic<bool> shut_seen{false};
   bool probe_only = false;     // admitted beyond the cap for one /healthz (kProbeConnections)
   // Admitted beyond the cap and silent so far: cleared by the reactor thread
   // at the first request, or by ProbePlaces when it closes the connection.
@@ -253,6 +277,10 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     std::lock_guard<std::mutex> lock(mu);
     peer_closed = true;
     continue_wanted = false;
+    if (lingering) {  // the client closed: the staged close is over
+      lingering = false;
+      drainer->Unlinger(id);
+    }
     if (next_to_send == next_request && in_transport == 0 && pending.empty() && !shut) Shut({});
   }
 
@@ -291,7 +319,8 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
     }
     armed = false;
     drainer->Disarm(id, fd);
-    if (close_when_drained || (peer_closed && next_to_send == next_request)) return Shut({});
+    if (close_when_drained) return Shut({}, /*linger=*/true);
+    if (peer_closed && next_to_send == next_request) return Shut({});
     MaybeContinue({}, none, no_close);
   }
 
@@ -300,6 +329,20 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   void Abandon() {
     std::lock_guard<std::mutex> lock(mu);
     if (armed) Shut({});
+  }
+
+  // The lingering time is up (the Drainer). Drainer thread.
+  void EndLinger() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (lingering) EndLingerLocked();
+  }
+
+  // The client sent `n` bytes after the connection began to close; they are
+  // dropped. Reactor thread.
+  void Dropped(size_t n) {
+    std::lock_guard<std::mutex> lock(mu);
+    dropped += n;
+    if (lingering && dropped > kLingerBytes) EndLingerLocked();
   }
 
   // Whether this connection has a descriptor of our own: with plain TCP
@@ -315,6 +358,15 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   }
 
  private:
+  // Under mu: the staged close ends; the transport sees the hang-up and
+  // releases the peer. Bytes the client sends from now on reset the
+  // connection.
+  void EndLingerLocked() {
+    lingering = false;
+    drainer->Unlinger(id);
+    ::shutdown(fd, SHUT_RDWR);
+  }
+
   // Under mu: see Outstanding.
   uint64_t OutstandingLocked() const { return next_request - next_to_send + in_transport + pending.size(); }
 
@@ -404,7 +456,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       size_t off = 0;
       if (!SendNow(wire, off)) return Shut(weak);  // the peer is gone
       if (off == wire.size()) {
-        if (close) Shut(weak);
+        if (close) Shut(weak, /*linger=*/true);
         return;
       }
       return QueueRest(std::move(wire), off, close, weak);
@@ -443,12 +495,17 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
 
   // Under mu. shutdown(2) makes the transport see a hang-up and release the
   // peer itself; nothing more is written on this connection, and bytes still
-  // waiting are dropped. Without our own descriptor (TLS) this runs only from
-  // a transport write's continuation, on the reactor thread, where the
-  // peer's descriptor is still its own. The caller holds a reference to this
-  // state, so the Drainer's, released here, is never the last.
-  void Shut(const std::weak_ptr<Tcp::Peer>& weak) {
+  // waiting are dropped. `linger`: the last answer went out whole and the
+  // client may still be sending, so only writing stops, and the connection
+  // lingers (kLingerTime) unless the client already closed its side. Without
+  // our own descriptor (TLS) this runs only from a transport write's
+  // continuation, on the reactor thread, where the peer's descriptor is
+  // still its own, and never lingers (the linger's end would have to shut the
+  // library's descriptor from another thread). The caller holds a reference
+  // to this state, so the Drainer's, released here, is never the last.
+  void Shut(const std::weak_ptr<Tcp::Peer>& weak, bool linger = false) {
     shut = true;
+    shut_seen.store(true, std::memory_order_release);
     pending.clear();
     pending_off = pending_bytes = 0;
     if (armed) {
@@ -456,7 +513,12 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       drainer->Disarm(id, fd);
     }
     if (fd >= 0) {
-      ::shutdown(fd, SHUT_RDWR);
+      if (linger && !peer_closed && dropped <= kLingerBytes && drainer->Linger(id, shared_from_this())) {
+        lingering = true;
+        ::shutdown(fd, SHUT_WR);
+      } else {
+        ::shutdown(fd, SHUT_RDWR);
+      }
     } else if (auto p = weak.lock()) {
       ::shutdown(p->fd(), SHUT_RDWR);
     }
@@ -480,6 +542,8 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   bool armed = false;                  // guarded by mu: the Drainer watches this connection
   bool continue_wanted = false;        // guarded by mu: a "100 Continue" waits for earlier answers
   bool shut = false;                   // guarded by mu
+  bool lingering = false;              // guarded by mu: shut for writing only, the Drainer holds it (kLingerTime)
+  size_t dropped = 0;                  // guarded by mu: bytes received after the connection began to close
   bool peer_closed = false;            // guarded by mu: see PeerClosed
 };
 
@@ -533,6 +597,22 @@ void Drainer::Disarm(uint64_t id, int fd) {
   watched_.erase(it);
 }
 
+bool Drainer::Linger(uint64_t id, std::shared_ptr<ConnState> conn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return false;
+  lingering_[id] = Watched{std::move(conn), std::chrono::steady_clock::now() + kLingerTime};
+  return true;
+}
+
+void Drainer::Unlinger(uint64_t id) {
+  std::shared_ptr<ConnState> released;  // dropped after the lock (never the last: the caller holds one)
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = lingering_.find(id);
+  if (it == lingering_.end()) return;
+  released = std::move(it->second.conn);
+  lingering_.erase(it);
+}
+
 void Drainer::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -550,10 +630,11 @@ void Drainer::Stop() {
     else
       thread_.join();
   }
-  std::unordered_map<uint64_t, Watched> released;
+  std::unordered_map<uint64_t, Watched> released, lingered;
   {
     std::lock_guard<std::mutex> lock(mu_);
     released.swap(watched_);
+    lingered.swap(lingering_);
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
     if (wake_fd_ >= 0) ::close(wake_fd_);
     epoll_fd_ = wake_fd_ = -1;
@@ -561,6 +642,7 @@ void Drainer::Stop() {
   // Outside the lock (Abandon's Disarm takes it): the clients see the
   // connection close instead of waiting for bytes that never come.
   for (auto& [id, w] : released) w.conn->Abandon();
+  for (auto& [id, w] : lingered) w.conn->EndLinger();
 }
 
 void Drainer::Loop() {
@@ -569,7 +651,7 @@ void Drainer::Loop() {
   while (true) {
     // Deadlines are checked at least every 250 ms.
     const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, 250);
-    std::vector<std::shared_ptr<ConnState>> writable, expired;
+    std::vector<std::shared_ptr<ConnState>> writable, expired, lingered;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopped_) return;
@@ -589,9 +671,18 @@ void Drainer::Loop() {
         for (const auto& [id, w] : watched_)
           if (w.deadline <= now && std::find(ready_ids.begin(), ready_ids.end(), id) == ready_ids.end())
             expired.push_back(w.conn);
+      for (auto it = lingering_.begin(); it != lingering_.end();) {
+        if (it->second.deadline > now) {
+          ++it;
+          continue;
+        }
+        lingered.push_back(std::move(it->second.conn));
+        it = lingering_.erase(it);
+      }
     }
     for (const auto& c : writable) c->Drain();
     for (const auto& c : expired) c->Abandon();
+    for (const auto& c : lingered) c->EndLinger();
   }
 }
 
@@ -691,7 +782,10 @@ class Frontend final : public Http::Handler {
 
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
     auto conn = std::static_pointer_cast<ConnState>(peer->getData(kConnData));
-    if (conn->closing) return;
+    // A connection that is closing serves nothing more: a request that
+    // asked to close, a refusal, or an answer the dispatcher closed with
+    // (while draining) came before.
+    if (conn->closing || conn->shut_seen.load(std::memory_order_acquire)) return conn->Dropped(len);
     auto clock = getParser(peer);
     const bool was_idle = conn->parser.idle();
     conn->parser.Append(buffer, len);

@@ -18,7 +18,11 @@
 //  * enforces separate limits for the request line plus headers (431) and
 //    the body (413, decided from Content-Length before the body arrives),
 //    answered as problem documents, after which the connection is closed;
-//  * answers malformed requests with a 400 problem document and a close.
+//  * answers malformed requests with a 400 problem document and a close;
+//  * closes a plain TCP connection after its last answer in stages: it stops
+//    writing, then reads and drops what the client still sends for a
+//    bounded time and size, so the client is not reset before it reads the
+//    answer.
 //
 // Known limit of the library, not fixed here: with TLS, Pistache performs the
 // handshake with a blocking SSL_accept on its single accept thread, bounded

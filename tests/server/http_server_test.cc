@@ -81,8 +81,15 @@ class HttpServerTest : public ::testing::Test {
       r.body.assign(1 << 20, 'b');
       return r;
     });
-    dispatcher_->AddRoute("POST", "/post", Access::kPublic, "", [](RequestContext&) -> StatusOr<HttpResponse> {
+    dispatcher_->AddRoute("POST", "/post", Access::kPublic, "", [this](RequestContext&) -> StatusOr<HttpResponse> {
+      posted_++;
       return JsonResponse(200, {{"posted", true}});
+    });
+    // Answered with a close, as the dispatcher answers while draining.
+    dispatcher_->AddRoute("GET", "/closing", Access::kPublic, "", [](RequestContext&) -> StatusOr<HttpResponse> {
+      HttpResponse r = JsonResponse(200, {{"closing", true}});
+      r.close_connection = true;
+      return r;
     });
     auto server = HttpServer::Start(o, dispatcher_.get());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -139,6 +146,7 @@ class HttpServerTest : public ::testing::Test {
   std::promise<void> release_promise_;
   std::shared_future<void> release_ = release_promise_.get_future().share();
   std::atomic<int> held_{0};
+  std::atomic<int> posted_{0};
   HttpMetrics metrics_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<HttpServer> server_;
@@ -260,6 +268,117 @@ TEST_F(HttpServerTest, CloseInAnyConnectionFieldLineClosesAfterTheAnswer) {
   RawResponse pipelined;
   EXPECT_FALSE(c.ReadResponse(&pipelined, std::chrono::seconds(10))) << "answered " << pipelined.status;
   EXPECT_TRUE(c.WaitForClose(std::chrono::seconds(1)));
+}
+
+// Sends `total` bytes of filler on `fd`, waiting (up to 10 s each time) for
+// the socket to take them. Returns 0, or the errno of the send that failed.
+int SendFiller(int fd, size_t total) {
+  const std::string chunk(64 * 1024, 'x');
+  for (size_t sent = 0; sent < total;) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 10'000) != 1) return ETIMEDOUT;
+    const ssize_t n = ::send(fd, chunk.data(), std::min(chunk.size(), total - sent), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    sent += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+// Reads what follows on `fd` until the end of the stream (0), an error (its
+// negated errno) or 10 s without a byte (-ETIMEDOUT).
+int ReadToEnd(int fd) {
+  char buf[4096];
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10'000) != 1) return -ETIMEDOUT;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) return 0;
+    if (n < 0 && errno != EINTR) return -errno;
+  }
+}
+
+// A client refused by its Content-Length while it goes on sending the body
+// must still read the refusal. The server stops writing after the 413 but
+// reads and drops what the client still sends (RFC 9112 §9.6); closing with
+// those bytes unread would reset the connection, and a reset can discard
+// the answer before the client reads it. Here the client sends 1 MiB after
+// the refusal arrived, half-closes, and then reads the 413 and an orderly
+// end of the stream, not a reset.
+TEST_F(HttpServerTest, ARefusedClientStillSendingItsBodyReadsTheAnswerAndAnOrderlyClose) {
+  HttpServerOptions o;
+  o.max_body_bytes = 64 * 1024;
+  Start(o);
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 4194304\r\n\r\n"));
+  pollfd answered{c.fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&answered, 1, 10'000), 1) << "no answer";
+  EXPECT_EQ(SendFiller(c.fd(), 1 << 20), 0);
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  RawResponse r = Read(c);
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(ReadToEnd(c.fd()), 0);
+}
+
+// The same for a request that asked to close, with more pipelined behind it.
+TEST_F(HttpServerTest, AClientThatAskedToCloseAndSendsMoreReadsTheAnswerAndAnOrderlyClose) {
+  Start(HttpServerOptions{});
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  pollfd answered{c.fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&answered, 1, 10'000), 1) << "no answer";
+  EXPECT_EQ(SendFiller(c.fd(), 1 << 20), 0);
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  RawResponse r = Read(c);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(ReadToEnd(c.fd()), 0);
+}
+
+// A request that arrives while a connection lingers after an answer that
+// closed it is dropped, never served.
+TEST_F(HttpServerTest, ARequestSentWhileTheConnectionLingersIsNeverServed) {
+  HttpServerOptions o;
+  o.metrics = &metrics_;
+  Start(o);
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /closing HTTP/1.1\r\nHost: x\r\n\r\n"));
+  RawResponse r = Read(c);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("connection"), "Close");
+  ASSERT_TRUE(c.Send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"));
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  EXPECT_EQ(ReadToEnd(c.fd()), 0);
+  // Released once the server has read the client's end, after the request.
+  ASSERT_TRUE(OpenConnectionsReach(metrics_, 0));
+  EXPECT_EQ(posted_.load(), 0);
+}
+
+// The staged close is bounded: a client that goes on sending is cut off
+// once the server has dropped a few MiB, and one that neither sends nor
+// closes has its connection released after the lingering time.
+TEST_F(HttpServerTest, ALingeringCloseIsBoundedInBytesAndInTime) {
+  HttpServerOptions o;
+  o.max_body_bytes = 64 * 1024;
+  o.metrics = &metrics_;
+  Start(o);
+  const std::string refused =
+      "POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n";
+  RawConnection flood(server_->port());
+  ASSERT_TRUE(flood.connected());
+  ASSERT_TRUE(flood.Send(refused));
+  EXPECT_EQ(Read(flood).status, 413);
+  EXPECT_NE(SendFiller(flood.fd(), size_t{1} << 30), 0) << "1 GiB after the refusal was all taken";
+
+  RawConnection silent(server_->port());
+  ASSERT_TRUE(silent.connected());
+  ASSERT_TRUE(silent.Send(refused));
+  EXPECT_EQ(Read(silent).status, 413);
+  EXPECT_TRUE(silent.WaitForClose(std::chrono::seconds(10)));  // the server's end of writing
+  EXPECT_TRUE(OpenConnectionsReach(metrics_, 0));               // released, with `silent` still open
 }
 
 size_t OpenDescriptors() {
