@@ -113,7 +113,8 @@ StatusOr<uint32_t> Keyring::EnsureTenantLocked(std::string_view tenant) {
   if (state) return state->current_version();
   KvBatch batch;
   GL_RETURN_IF_ERROR(NewTenantWrites(tenant, batch));
-  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+  // Not synced here, as a subject key's creation (EnsureSubjectKeyLocked).
+  GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
   return 1u;
 }
 

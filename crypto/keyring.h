@@ -154,7 +154,10 @@ class Keyring {
 
   // ---- subject data keys ----
   // Creates the subject's data key if it has none. Returns its key id and
-  // whether its creation is still to be audited (see IssuedDataKey).
+  // whether its creation is still to be audited (see IssuedDataKey). A key
+  // made here (as by IssueDataKey and Seal) is written without a sync: it is
+  // durable once a later synced write or Sync of the same KvStore returns,
+  // which callers wait for before they acknowledge any use of it.
   StatusOr<std::pair<std::string, bool>> EnsureSubjectKey(std::string_view tenant,
                                                           std::string_view pseudonym);
   // Records that the creation of the subject's data key `key_id` (raw) is
@@ -210,7 +213,8 @@ class Keyring {
   // Purges the keys namespace, then drops `purge_keys` (the PurgeKeys the
   // deletions wrote), which are owed no longer.
   Status PurgeAndDrop(const std::vector<std::string>& purge_keys);
-  // Requires write_mu_. Creates the tenant's KEK v1 when missing.
+  // Requires write_mu_. Creates the tenant's KEK v1 when missing (not
+  // synced: see EnsureSubjectKey).
   StatusOr<uint32_t> EnsureTenantLocked(std::string_view tenant);
   // The writes that create a tenant's KEK v1 and its state.
   Status NewTenantWrites(std::string_view tenant, KvBatch& batch) const;

@@ -1,17 +1,21 @@
 // A KvStore for tests that wraps another and fails or stalls its writes and
 // syncs on demand, like a disk that dies or hangs, and stalls its scans on
 // demand, like a long read (header-only: every *_test.cc is its own
-// binary). Reads go straight through.
+// binary). Reads go straight through. Constructed with `journal`, it also
+// keeps every write in order and can tell what a crash would leave
+// (Recover), as a write-ahead log that recovers a prefix of its writes.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "common/kv_store.h"
 
@@ -20,7 +24,8 @@ namespace geoledger {
 class FaultyKvStore final : public KvStore {
  public:
   // `inner` must outlive this store.
-  explicit FaultyKvStore(KvStore* inner) : inner_(inner) {}
+  // With `journal`, `inner` must start empty (Recover replays from nothing).
+  explicit FaultyKvStore(KvStore* inner, bool journal = false) : inner_(inner), journal_(journal) {}
   StatusOr<std::optional<std::string>> Get(std::string_view ns, std::string_view key) const override {
     return inner_->Get(ns, key);
   }
@@ -33,7 +38,14 @@ class FaultyKvStore final : public KvStore {
     }
     if (fail_.load()) return Internal("injected write failure");
     writes_++;
-    return inner_->Write(batch, sync);
+    if (sync) synced_writes_++;
+    std::lock_guard<std::mutex> lock(journal_mu_);  // the journal's order is the inner store's
+    Status st = inner_->Write(batch, sync);
+    if (journal_ && st.ok()) {
+      journaled_.push_back(batch);
+      if (sync) durable_ = journaled_.size();
+    }
+    return st;
   }
   // Waits while block_ or block_sync_ is set, then fails with kInternal while
   // fail_ or fail_sync_ is set; otherwise counts the sync and passes it on.
@@ -41,7 +53,19 @@ class FaultyKvStore final : public KvStore {
     while (block_.load() || block_sync_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (fail_.load() || fail_sync_.load()) return Internal("injected fsync failure");
     syncs_++;
-    return inner_->Sync();
+    std::lock_guard<std::mutex> lock(journal_mu_);
+    Status st = inner_->Sync();
+    if (st.ok()) durable_ = journaled_.size();  // every write made before it
+    return st;
+  }
+  // With a journal: a new store holding what a crash now would leave, the
+  // writes up to the last synced write or sync, in order.
+  std::unique_ptr<KvStore> Recover() const {
+    std::lock_guard<std::mutex> lock(journal_mu_);
+    auto out = NewMemoryKvStore();
+    for (size_t i = 0; i < durable_; ++i)
+      if (!out->Write(journaled_[i], /*sync=*/true).ok()) return nullptr;
+    return out;
   }
   Status ScanFrom(std::string_view ns, std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
@@ -71,6 +95,7 @@ class FaultyKvStore final : public KvStore {
   std::atomic<bool> block_scans_{false};
   mutable std::atomic<bool> scan_blocked_{false};  // a scan has waited on block_scans_
   std::atomic<int> writes_{0}, syncs_{0};
+  std::atomic<int> synced_writes_{0};  // of writes_, those with sync=true
 
  private:
   class View final : public KvSnapshot {
@@ -94,6 +119,10 @@ class FaultyKvStore final : public KvStore {
   }
 
   KvStore* inner_;
+  const bool journal_;
+  mutable std::mutex journal_mu_;
+  std::vector<KvBatch> journaled_;  // guarded by journal_mu_
+  size_t durable_ = 0;              // guarded by journal_mu_: journaled_[0, durable_) survive a crash
 };
 
 }  // namespace geoledger

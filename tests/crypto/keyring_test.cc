@@ -342,6 +342,55 @@ TEST_F(KeyringTest, AfterShreddingEveryPathSaysErased) {
   EXPECT_EQ(*ring_->Open("acme", bob_, "orders/1", bob->ciphertext), "kept");
 }
 
+// A new subject's key, and a new tenant's KEK, are written without a sync
+// of their own: they are made on HTTP threads (sealing an audit event,
+// issuing a data key), where a sync per new subject held up every other
+// request of the thread. They become durable with the store's next sync,
+// which every acknowledged use waits for (the audit entry that seals under
+// the key or announces the data key): a crash before it loses them together
+// with that use, one after it keeps them.
+TEST_F(KeyringTest, ANewSubjectKeyIsWrittenWithoutASyncAndIsDurableWithTheNextOne) {
+  auto kv = NewMemoryKvStore();
+  FaultyKvStore journaled(kv.get(), /*journal=*/true);
+  KeyringOptions o;
+  o.region = "eu-west-1";
+  auto ring = Keyring::Open(&journaled, root_, &clock_, o);
+  ASSERT_TRUE(ring.ok()) << ring.status().ToString();
+  const int synced_before = journaled.synced_writes_.load();
+  auto sealed = (*ring)->Seal("fresh", alice_, "r1", "hello");
+  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  EXPECT_TRUE(sealed->subject_key_created);
+  auto issued = (*ring)->IssueDataKey("fresh", bob_);
+  ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+  EXPECT_EQ(journaled.synced_writes_.load(), synced_before);
+  EXPECT_EQ(journaled.syncs_.load(), 0);
+
+  auto Reopen = [&](KvStore* store) {
+    auto r = Keyring::Open(store, root_, &clock_, o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(*r) : nullptr;
+  };
+  {  // A crash now: neither key was used in anything acknowledged, and both are gone.
+    auto lost = journaled.Recover();
+    ASSERT_NE(lost, nullptr);
+    auto after = Reopen(lost.get());
+    ASSERT_NE(after, nullptr);
+    EXPECT_FALSE(after->Open("fresh", alice_, "r1", sealed->ciphertext).ok());
+    EXPECT_FALSE(after->UnwrapDataKey("fresh", bob_, issued->wrapped).ok());
+  }
+  ASSERT_TRUE(journaled.Sync().ok());  // the ledger's sync of the entries that use them
+  auto kept = journaled.Recover();
+  ASSERT_NE(kept, nullptr);
+  auto after = Reopen(kept.get());
+  ASSERT_NE(after, nullptr);
+  auto plain = after->Open("fresh", alice_, "r1", sealed->ciphertext);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(*plain, "hello");
+  auto back = after->UnwrapDataKey("fresh", bob_, issued->wrapped);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(Reveal(back->plaintext), Reveal(issued->plaintext));
+}
+
 TEST_F(KeyringTest, FailedWriteCreatesNoKey) {
   failing_->fail_ = true;
   EXPECT_FALSE(ring_->IssueDataKey("acme", alice_).ok());
