@@ -198,6 +198,9 @@ void RegisterAuditRoutes(Dispatcher& d, std::function<audit::Ledger*()> ledger,
                              return JsonResponse(200, {{"indexes", indexes}});
                            });
                      });
+  // A large batch (up to 1000 events, each sealed under its subject's key,
+  // made if new) is parsed and prepared off the HTTP thread.
+  d.OffloadLargeBodies("POST", "/v1/audit/events", kInlineBodyBytes);
 
   d.AddRoute("GET", "/v1/audit/entries", Access::kScoped, "audit:read",
              [ledger](RequestContext& ctx) -> StatusOr<HttpResponse> {

@@ -332,6 +332,8 @@ std::string NewDecisionId() {
 void RegisterDecisionRoutes(Dispatcher& d, DecisionRouteDeps deps) {
   d.AddDeferredRoute("POST", "/v1/decisions", Access::kScoped, "decide",
                      [deps](RequestContext& ctx, Reply reply) { Decisions(deps, ctx, std::move(reply)); });
+  // A batch of up to 1000 decisions is parsed and decided off the HTTP thread.
+  d.OffloadLargeBodies("POST", "/v1/decisions", kInlineBodyBytes);
   d.AddGatewayRoute("/v1/gateway/check", Access::kScoped, "decide",
                     [deps](RequestContext& ctx, Reply reply) { GatewayCheck(deps, ctx, std::move(reply)); });
 }

@@ -166,79 +166,99 @@ Dispatcher::Dispatcher(Options options, const Clock* clock, HttpMetrics* metrics
       metrics_(metrics),
       tenant_limiter_(options.tenant_limit, clock),
       token_limiter_(options.token_limit, clock) {
-  for (size_t i = 0; i < options_.blocking_threads; ++i)
-    blocking_threads_.emplace_back([this] {
-      pthread_setname_np(pthread_self(), "gl-blocking");
-      BlockingLoop();
-    });
+  blocking_.max_queued = options_.max_queued_blocking;
+  bulk_.max_queued = options_.max_queued_bulk;
+  StartPool(blocking_, options_.blocking_threads);
+  StartPool(bulk_, options_.bulk_threads);
 }
 
 Dispatcher::~Dispatcher() { StopBlockingWorkers(); }
 
+void Dispatcher::StartPool(Pool& pool, size_t n) {
+  pool.size = n;
+  for (size_t i = 0; i < n; ++i)
+    pool.threads.emplace_back([this, &pool] {
+      pthread_setname_np(pthread_self(), pool.thread_name);
+      PoolLoop(pool);
+    });
+}
+
 void Dispatcher::StopBlockingWorkers() {
+  StopPool(blocking_);
+  StopPool(bulk_);
+}
+
+void Dispatcher::StopPool(Pool& pool) {
   std::deque<BlockingWork> queued;
   {
-    std::lock_guard<std::mutex> lock(blocking_mu_);
-    blocking_stopping_ = true;
-    queued.swap(blocking_queue_);
+    std::lock_guard<std::mutex> lock(pool.mu);
+    pool.stopping = true;
+    queued.swap(pool.queue);
   }
-  blocking_cv_.notify_all();
+  pool.cv.notify_all();
   for (auto& w : queued) Reply(std::move(w.exchange))(Unavailable("server is shutting down"));
-  for (auto& t : blocking_threads_)
+  for (auto& t : pool.threads)
     if (t.joinable()) t.join();
 }
 
-bool Dispatcher::QueueBlocking(const std::shared_ptr<Reply::Exchange>& ex, int route_id) {
+bool Dispatcher::Queue(Pool& pool, const std::shared_ptr<Reply::Exchange>& ex, int route_id) {
   {
-    std::lock_guard<std::mutex> lock(blocking_mu_);
-    if (blocking_stopping_ || blocking_queue_.size() >= options_.max_queued_blocking) return false;
-    blocking_queue_.push_back({ex, route_id});
+    std::lock_guard<std::mutex> lock(pool.mu);
+    if (pool.stopping || pool.queue.size() >= pool.max_queued) return false;
+    pool.queue.push_back({ex, route_id});
   }
-  blocking_cv_.notify_one();
+  pool.cv.notify_one();
   return true;
 }
 
-void Dispatcher::BlockingLoop() {
+void Dispatcher::PoolLoop(Pool& pool) {
+  const size_t threads = pool.size;
   while (true) {
     BlockingWork w;
     bool long_running = false;
     {
-      std::unique_lock<std::mutex> lock(blocking_mu_);
+      std::unique_lock<std::mutex> lock(pool.mu);
       // The oldest queued request this thread may take: a long-running one
       // only while another thread stays free for the rest.
-      auto next = blocking_queue_.end();
-      blocking_cv_.wait(lock, [&] {
-        const size_t threads = options_.blocking_threads;
-        const bool long_ok = long_running_ + 1 < threads || threads == 1;
-        next = std::find_if(blocking_queue_.begin(), blocking_queue_.end(),
+      auto next = pool.queue.end();
+      pool.cv.wait(lock, [&] {
+        const bool long_ok = pool.long_running + 1 < threads || threads == 1;
+        next = std::find_if(pool.queue.begin(), pool.queue.end(),
                             [&](const BlockingWork& q) { return long_ok || !routes_[q.route_id].long_running; });
-        return blocking_stopping_ || next != blocking_queue_.end();
+        return pool.stopping || next != pool.queue.end();
       });
-      if (next == blocking_queue_.end()) return;  // stopping: StopBlockingWorkers answered the queue
+      if (next == pool.queue.end()) return;  // stopping: StopPool answered the queue
       w = std::move(*next);
-      blocking_queue_.erase(next);
+      pool.queue.erase(next);
       long_running = routes_[w.route_id].long_running;
-      long_running_ += long_running ? 1 : 0;
+      pool.long_running += long_running ? 1 : 0;
     }
+    const Route& route = routes_[w.route_id];
     RequestContext& ctx = w.exchange->ctx;
-    StatusOr<HttpResponse> result = Internal("unhandled exception");
+    std::optional<StatusOr<HttpResponse>> result;  // none: a deferred handler took the request
     try {
-      if (auto refused = ReadBody(routes_[w.route_id], ctx, w.exchange->request))
+      if (auto refused = ReadBody(route, ctx, w.exchange->request))
         result = std::move(*refused);
+      else if (route.deferred)
+        route.deferred(ctx, Reply(w.exchange));  // `w` keeps `ctx` alive while it runs
       else
-        result = routes_[w.route_id].handler(ctx);
+        result = route.handler(ctx);
     } catch (const std::exception& e) {
       log::Error("handler threw", {{"request_id", ctx.request_id}, {"error", e.what()}});
+      result = Internal("unhandled exception");
     } catch (...) {
       log::Error("handler threw", {{"request_id", ctx.request_id}});
+      result = Internal("unhandled exception");
     }
-    Reply(std::move(w.exchange))(std::move(result));
+    // A deferred handler that threw after taking its Reply has answered (500)
+    // through the Reply's destructor; the exchange is answered once.
+    if (result) Reply(std::move(w.exchange))(std::move(*result));
     if (long_running) {
       {
-        std::lock_guard<std::mutex> lock(blocking_mu_);
-        --long_running_;
+        std::lock_guard<std::mutex> lock(pool.mu);
+        --pool.long_running;
       }
-      blocking_cv_.notify_all();  // a long-running request may wait for this slot
+      pool.cv.notify_all();  // a long-running request may wait for this slot
     }
   }
 }
@@ -278,6 +298,12 @@ void Dispatcher::MarkBlockingRoute(const std::string& method, const std::string&
   if (!route.handler) std::abort();  // deferred routes never block
   route.blocking = true;
   route.long_running = long_running;
+}
+
+void Dispatcher::OffloadLargeBodies(const std::string& method, const std::string& pattern, size_t bytes) {
+  Route& route = FindRoute(method, pattern);
+  if (route.blocking || route.gateway) std::abort();  // registration bug: those never run here
+  route.bulk_above = bytes;
 }
 
 HttpResponse Dispatcher::Handle(const HttpRequest& request) {
@@ -460,9 +486,15 @@ std::optional<HttpResponse> Dispatcher::Process(const std::shared_ptr<Reply::Exc
   // A blocking route's body is parsed on the thread that runs it: a large
   // one (a policy bundle) must not hold up the HTTP thread's other requests.
   if (route.blocking) {
-    if (QueueBlocking(ex, match.route_id)) return std::nullopt;
+    if (Queue(blocking_, ex, match.route_id)) return std::nullopt;
     return ProblemFromStatus(Unavailable(draining() ? "server is shutting down"
                                                     : "too many slow requests are queued; retry"), rid);
+  }
+  // So is a large body to a route that takes those off the HTTP thread.
+  if (request.body.size() > route.bulk_above && bulk_.size > 0) {
+    if (Queue(bulk_, ex, match.route_id)) return std::nullopt;
+    return ProblemFromStatus(Unavailable(draining() ? "server is shutting down"
+                                                    : "too many large requests are queued; retry"), rid);
   }
   if (auto refused = ReadBody(route, ctx, request)) return refused;
   if (route.deferred) {

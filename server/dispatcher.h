@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -104,6 +105,11 @@ StatusOr<uint64_t> QueryNumber(const RequestContext& ctx, const std::string& nam
 // The same, std::nullopt when absent.
 StatusOr<std::optional<uint64_t>> OptionalQueryNumber(const RequestContext& ctx, const std::string& name);
 
+// The body size up to which routes that take larger bodies off the HTTP
+// threads (Dispatcher::OffloadLargeBodies) still handle a request there: a
+// few dozen audit events or decisions, a millisecond or two of work.
+inline constexpr size_t kInlineBodyBytes = 16 * 1024;
+
 class Dispatcher {
  public:
   struct Options {
@@ -116,6 +122,11 @@ class Dispatcher {
     // before the next one is answered 503.
     size_t blocking_threads = 2;
     size_t max_queued_blocking = 256;
+    // Threads that run the requests with a large body to routes that take
+    // them off the HTTP threads (see OffloadLargeBodies), and how many such
+    // requests may wait for them before the next one is answered 503.
+    size_t bulk_threads = 2;
+    size_t max_queued_bulk = 64;
   };
   // `clock` and `metrics` must outlive the dispatcher. Until SetTokenStore is
   // called, every non-public route answers 503 (the service is not ready).
@@ -149,9 +160,17 @@ class Dispatcher {
   // requests cannot hold up the short ones (policy and token writes) behind
   // them; with a single blocking thread they share it.
   void MarkBlockingRoute(const std::string& method, const std::string& pattern, bool long_running = false);
-  // Answers the blocking requests still queued with 503, waits for the ones
-  // running and stops the threads. Later blocking requests get 503. Call
-  // before anything their handlers use goes away. Idempotent.
+  // Requests to this route (immediate or deferred, not blocking) whose body
+  // is larger than `bytes` run, from their body's parsing on, on one of the
+  // dispatcher's bulk threads: a large batch (a thousand audit events to
+  // seal, or decisions) is CPU work of tens of milliseconds, which on an HTTP
+  // thread would hold up every connection it serves, gateway checks among
+  // them. Smaller ones stay on the HTTP thread, with no hand-off. Call after
+  // adding the route, before serving.
+  void OffloadLargeBodies(const std::string& method, const std::string& pattern, size_t bytes);
+  // Answers the blocking and bulk requests still queued with 503, waits for
+  // the ones running and stops the threads. Later such requests get 503.
+  // Call before anything their handlers use goes away. Idempotent.
   void StopBlockingWorkers();
 
   // Handles one request and calls `done` exactly once with the response, on
@@ -181,19 +200,37 @@ class Dispatcher {
     bool gateway = false;
     bool blocking = false;
     bool long_running = false;  // blocking, and may take long (see MarkBlockingRoute)
+    size_t bulk_above = SIZE_MAX;  // bodies larger than this run on a bulk thread
   };
   struct BlockingWork {
     std::shared_ptr<Reply::Exchange> exchange;
     int route_id;
   };
+  // Threads that run handlers off the HTTP threads, behind a bounded queue:
+  // the blocking routes' pool, and the bulk pool for large bodies.
+  struct Pool {
+    explicit Pool(const char* name) : thread_name(name) {}
+    const char* const thread_name;
+    size_t size = 0;  // threads, set before they start
+    size_t max_queued = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<BlockingWork> queue;  // guarded by mu
+    bool stopping = false;           // guarded by mu
+    size_t long_running = 0;         // guarded by mu: long-running handlers running
+    std::vector<std::thread> threads;
+  };
   Route& FindRoute(const std::string& method, const std::string& pattern);
   // Appends `route` for the router's route `router_id` (the next id) and
   // gives it its metrics series, labelled with the router's method and pattern.
   void Register(int router_id, Route route);
-  // Queues `ex` for a blocking-route thread; false when the queue is full
-  // or the workers are stopping.
-  bool QueueBlocking(const std::shared_ptr<Reply::Exchange>& ex, int route_id);
-  void BlockingLoop();
+  // Starts `n` threads for `pool`.
+  void StartPool(Pool& pool, size_t n);
+  // Queues `ex` for a thread of `pool`; false when the queue is full or the
+  // workers are stopping.
+  bool Queue(Pool& pool, const std::shared_ptr<Reply::Exchange>& ex, int route_id);
+  void PoolLoop(Pool& pool);
+  void StopPool(Pool& pool);
   // Runs the pipeline; nullopt when a deferred handler took the request.
   std::optional<HttpResponse> Process(const std::shared_ptr<Reply::Exchange>& ex);
   // Checks and parses a JSON request body into ctx.body and charges the
@@ -221,12 +258,8 @@ class Dispatcher {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> in_flight_{0};
 
-  std::mutex blocking_mu_;
-  std::condition_variable blocking_cv_;
-  std::deque<BlockingWork> blocking_queue_;  // guarded by blocking_mu_
-  bool blocking_stopping_ = false;           // guarded by blocking_mu_
-  size_t long_running_ = 0;                  // guarded by blocking_mu_: long-running handlers running
-  std::vector<std::thread> blocking_threads_;
+  Pool blocking_{"gl-blocking"};
+  Pool bulk_{"gl-bulk"};
 };
 
 // A request id: X-Request-Id when it is 1–128 of [A-Za-z0-9._:-], else a

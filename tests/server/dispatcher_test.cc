@@ -416,5 +416,122 @@ TEST_F(BlockingDispatcherTest, LongRunningRequestsLeaveAThreadForTheOthers) {
   EXPECT_EQ(only.get().status, 200);
 }
 
+// Large bodies to a route that offloads them (a batch of audit events or
+// decisions) are parsed and handled on a bulk thread, so the HTTP thread
+// that received them goes on serving its other connections; small ones are
+// handled where they arrive.
+class BulkDispatcherTest : public DispatcherTest {
+ protected:
+  void Build(size_t threads, size_t max_queued) {
+    Dispatcher::Options o;
+    o.access_log = false;
+    o.bulk_threads = threads;
+    o.max_queued_bulk = max_queued;
+    d_ = std::make_unique<Dispatcher>(o, &clock_, &metrics_);
+    d_->SetTokenStore(tokens_.get());
+    // Answers from a thread of its own once the test releases it, as a
+    // route answered once its audit entries are durable; a body holding
+    // "throw" makes the handler throw after taking its reply.
+    d_->AddDeferredRoute("POST", "/v1/batch", Access::kScoped, "admin", [this](RequestContext& ctx, Reply reply) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        handler_threads_.push_back(std::this_thread::get_id());
+      }
+      started_++;
+      if (ctx.body.dump().find("throw") != std::string::npos) throw std::runtime_error("handler failed");
+      std::thread([this, reply = std::move(reply)]() mutable {
+        bool released = release_.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+        reply(JsonResponse(released ? 200 : 504, {{"batch", true}}));
+      }).detach();
+    });
+    d_->OffloadLargeBodies("POST", "/v1/batch", 100);
+    // Holds its bulk thread until the test releases it.
+    d_->AddRoute("POST", "/v1/hold", Access::kScoped, "admin", [this](RequestContext&) -> StatusOr<HttpResponse> {
+      held_++;
+      bool released = release_.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+      return JsonResponse(released ? 200 : 504, {});
+    });
+    d_->OffloadLargeBodies("POST", "/v1/hold", 100);
+  }
+  std::future<HttpResponse> Post(const std::string& path, const std::string& body) {
+    auto answer = std::make_shared<std::promise<HttpResponse>>();
+    auto got = answer->get_future();
+    d_->HandleAsync(Req("POST", path, admin_, body), [answer](HttpResponse r) { answer->set_value(std::move(r)); });
+    return got;
+  }
+  static std::string Body(size_t pad, const std::string& word = "x") {
+    return nlohmann::json{{"word", word}, {"pad", std::string(pad, 'p')}}.dump();
+  }
+  std::thread::id HandlerThread(size_t i) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return handler_threads_.at(i);
+  }
+  // Waits (bounded) until `n` reaches `want`.
+  static bool Reaches(const std::atomic<int>& n, int want) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (n.load() < want && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return n.load() >= want;
+  }
+  std::promise<void> release_promise_;
+  std::shared_future<void> release_ = release_promise_.get_future().share();
+  std::atomic<int> started_{0}, held_{0};
+  std::mutex mu_;
+  std::vector<std::thread::id> handler_threads_;  // guarded by mu_
+};
+
+TEST_F(BulkDispatcherTest, ALargeBodyIsHandledOffTheCallingThreadAndASmallOneOnIt) {
+  Build(2, 16);
+  auto small = Post("/v1/batch", Body(10));
+  ASSERT_EQ(started_.load(), 1);  // ran here, before HandleAsync returned
+  EXPECT_EQ(HandlerThread(0), std::this_thread::get_id());
+  auto large = Post("/v1/batch", Body(1000));
+  ASSERT_TRUE(Reaches(started_, 2));
+  EXPECT_NE(HandlerThread(1), std::this_thread::get_id());
+  // A malformed large body is refused on the bulk thread, without the handler.
+  auto bad = Post("/v1/batch", "{not json" + std::string(1000, ' '));
+  ASSERT_EQ(bad.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(bad.get().status, 400);
+  release_promise_.set_value();
+  for (auto* f : {&small, &large}) {
+    ASSERT_EQ(f->wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(f->get().status, 200);
+  }
+  EXPECT_EQ(started_.load(), 2);
+  // A handler that throws on a bulk thread is answered 500, once.
+  auto thrown = Post("/v1/batch", Body(1000, "throw"));
+  ASSERT_EQ(thrown.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(thrown.get().status, 500);
+  for (int i = 0; i < 10000 && d_->in_flight() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(d_->in_flight(), 0);
+}
+
+TEST_F(BulkDispatcherTest, ABoundedQueueAndAStopAnswer503) {
+  Build(1, 1);
+  auto running = Post("/v1/hold", Body(1000));
+  ASSERT_TRUE(Reaches(held_, 1));  // the one bulk thread has taken it
+  auto queued = Post("/v1/hold", Body(1000));
+  auto refused = Post("/v1/hold", Body(1000));
+  ASSERT_EQ(refused.wait_for(std::chrono::seconds(0)), std::future_status::ready) << "the queue holds one";
+  HttpResponse r = refused.get();
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("too many large requests"), std::string::npos) << r.body;
+  auto small = Post("/v1/batch", Body(10));  // still served where it arrives
+  EXPECT_EQ(started_.load(), 1);
+  std::thread stopper([&] { d_->StopBlockingWorkers(); });
+  ASSERT_EQ(queued.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(queued.get().status, 503);  // answered at the stop, never run
+  release_promise_.set_value();
+  stopper.join();
+  EXPECT_EQ(running.get().status, 200);  // the running one finished
+  ASSERT_EQ(small.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(small.get().status, 200);
+  EXPECT_EQ(held_.load(), 1);
+  // The small one's answer was handed over on its own thread: let it finish
+  // with the dispatcher.
+  for (int i = 0; i < 10000 && d_->in_flight() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(d_->in_flight(), 0);
+}
+
 }  // namespace
 }  // namespace geoledger::server
