@@ -60,10 +60,11 @@ StatusOr<Keyring::SubjectKey> Keyring::EnsureSubjectKeyLocked(std::string_view t
   record.set_creation_unaudited(true);
   KvBatch batch;
   batch.Put(kNs, keyring_internal::SubjectKey(tenant, pseudonym), record.SerializeAsString());
-  // Not synced here: this runs on an HTTP thread (sealing an audit event,
-  // issuing a data key), where a sync per new subject held up every
-  // connection of that thread, gateway checks among them, for as long as a
-  // request's new subjects took to sync one by one. Nothing under the new
+  // Not synced here: this runs where a request is handled (sealing an audit
+  // event, issuing a data key), for a small one on an HTTP thread, where a
+  // sync per new subject held up every connection of that thread, gateway
+  // checks among them, for as long as the request's new subjects took to
+  // sync one by one. Nothing under the new
   // key is acknowledged before a later sync of the same store: the audit
   // entry that seals under it, or announces the data key, is answered only
   // once durable. The store's log keeps its writes in order and recovers a

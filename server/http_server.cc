@@ -74,8 +74,13 @@ constexpr size_t kOverCapConnections = 64;
 // at once with the client's bytes unread would reset the connection, and a
 // reset can discard the answer before the client reads it: a client still
 // sending a body refused by its Content-Length would lose its 413.
+// Connections refused for a cap (too many open) close at once, and at most
+// kMaxLingering connections linger at a time (beyond, they close at once):
+// a lingering connection holds two descriptors and counts as open, so
+// lingering must never be what keeps the cap reached.
 constexpr std::chrono::seconds kLingerTime{5};
 constexpr size_t kLingerBytes = 4 << 20;
+constexpr size_t kMaxLingering = 64;
 
 // Open connections per client address, kept only while a per-client cap is
 // set. Thread-safe.
@@ -142,7 +147,8 @@ class Drainer {
   // Stops watching; the connection is released by the caller's reference.
   void Disarm(uint64_t id, int fd);
   // Holds a connection that lingers (kLingerTime): once the time is up, its
-  // EndLinger runs. False when the drainer is stopped.
+  // EndLinger runs. False when the drainer is stopped or already holds
+  // kMaxLingering of them.
   bool Linger(uint64_t id, std::shared_ptr<ConnState> conn);
   // Stops holding a lingering connection (it ended first).
   void Unlinger(uint64_t id);
@@ -222,10 +228,13 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   HttpRequestParser parser;
   bool clock_in_body = false;  // Pistache's parser was moved to its body step for this request
   bool closing = false;        // a fatal answer was sent; further input is ignored
-  // Set with `shut` (any thread), read by the reactor thread: input that
-  // arrives on a connection shut for writing (a lingering one) is dropped,
-  // never served.
+  // Set once the answer that closes the connection is being sent, and with
+  // `shut` (any thread); read by the reactor thread: input that arrives
+  // after it (a lingering connection's) is dropped, never served.
   std::atomic<bool> shut_seen{false};
+  // Cleared when the connection must close at once, without lingering (a
+  // refusal for a cap, or one Pistache no longer reads). Any thread.
+  std::atomic<bool> may_linger{true};
   bool probe_only = false;     // admitted beyond the cap for one /healthz (kProbeConnections)
   // Admitted beyond the cap and silent so far: cleared by the reactor thread
   // at the first request, or by ProbePlaces when it closes the connection.
@@ -435,6 +444,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       // answers still waiting for the socket are out.
       if (pending.empty()) return Shut(weak);
       close_when_drained = true;
+      may_linger.store(false);  // nobody reads what the client sends now
       return;
     }
     WriteWire(Serialize(out, keep), !keep, weak, queued, close_after);
@@ -446,6 +456,9 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // closed once `wire` is out.
   void WriteWire(std::string wire, bool close, const std::weak_ptr<Tcp::Peer>& weak,
                  std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
+    // Before the bytes go out: a request the client sends once it has read
+    // this answer must find the connection closing.
+    if (close) shut_seen.store(true, std::memory_order_release);
     if (fd >= 0) {
       if (!pending.empty()) {  // behind bytes still waiting: keep the order
         pending_bytes += wire.size();
@@ -513,7 +526,8 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
       drainer->Disarm(id, fd);
     }
     if (fd >= 0) {
-      if (linger && !peer_closed && dropped <= kLingerBytes && drainer->Linger(id, shared_from_this())) {
+      if (linger && !peer_closed && dropped <= kLingerBytes && may_linger.load() &&
+          drainer->Linger(id, shared_from_this())) {
         lingering = true;
         ::shutdown(fd, SHUT_WR);
       } else {
@@ -599,7 +613,7 @@ void Drainer::Disarm(uint64_t id, int fd) {
 
 bool Drainer::Linger(uint64_t id, std::shared_ptr<ConnState> conn) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopped_) return false;
+  if (stopped_ || lingering_.size() >= kMaxLingering) return false;
   lingering_[id] = Watched{std::move(conn), std::chrono::steady_clock::now() + kLingerTime};
   return true;
 }
@@ -771,12 +785,14 @@ class Frontend final : public Http::Handler {
                               : limits_->probe_places->Admit(conn);
       if (a == Admission::kRefused) return RefuseOverCap(peer, conn);
       conn->probe_only = true;
+      conn->may_linger.store(false);  // a place beyond the cap is freed at once
       // The connection closed to make room counts as refused.
       if (a == Admission::kAdmittedInPlaceOfAnother && limits_->metrics != nullptr)
         limits_->metrics->ConnectionRefused();
     } else if (limits_->max_connections_per_client > 0 && conn->client_open > limits_->max_connections_per_client) {
       if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefusedPerClient();
-      Fail(peer, conn, 503, "too many open connections from this client address; retry", /*retry_after_s=*/1);
+      Fail(peer, conn, 503, "too many open connections from this client address; retry", /*retry_after_s=*/1,
+           nullptr, false, /*linger=*/false);
     }
   }
 
@@ -840,6 +856,12 @@ class Frontend final : public Http::Handler {
       }
       in.peer = conn->peer_host;
       Serve(std::move(in), keep_alive, http10, peer, conn);
+      // Its answer (made on this thread) closed the connection: what the
+      // client pipelined behind it is not served.
+      if (conn->shut_seen.load(std::memory_order_acquire)) {
+        conn->closing = true;
+        return;
+      }
       // The request is in: the client's header and body timeouts no longer
       // apply to it, however long its answer takes (an export, a shred, a
       // queued policy write). Until the next request's first byte the
@@ -907,16 +929,23 @@ class Frontend final : public Http::Handler {
   void RefuseOverCap(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn,
                      const HttpRequest* in = nullptr, bool http10 = false) {
     if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
-    Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1, in, http10);
+    Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1, in, http10, /*linger=*/false);
   }
 
   // Answers a problem document with `status` and closes the connection. `in`
   // is the parsed request refused: its answer follows its version and, for
   // HEAD, carries no body. Without one (bytes that never made a request, or
   // none yet) the answer is HTTP/1.1 with a body.
+  // `linger`: the close is staged (kLingerTime); not for a refusal for a
+  // cap, which must free its place at once.
   void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
-            const std::string& detail, int retry_after_s = 0, const HttpRequest* in = nullptr, bool http10 = false) {
+            const std::string& detail, int retry_after_s = 0, const HttpRequest* in = nullptr, bool http10 = false,
+            bool linger = true) {
     conn->closing = true;
+    if (!linger) conn->may_linger.store(false);
+    // Only the keep-alive timeout applies from now on: the header and body
+    // timeouts would have Pistache write its 408 after this answer.
+    peer->setIdle(true);
     conn->awaiting_probe.store(false);  // answered: no longer a silent probe place to close
     HttpResponse r = limits_->dispatcher->Reject(status, detail, conn->peer_host);
     if (retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(retry_after_s));

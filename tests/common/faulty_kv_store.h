@@ -39,9 +39,10 @@ class FaultyKvStore final : public KvStore {
     if (fail_.load()) return Internal("injected write failure");
     writes_++;
     if (sync) synced_writes_++;
+    if (!journal_) return inner_->Write(batch, sync);
     std::lock_guard<std::mutex> lock(journal_mu_);  // the journal's order is the inner store's
     Status st = inner_->Write(batch, sync);
-    if (journal_ && st.ok()) {
+    if (st.ok()) {
       journaled_.push_back(batch);
       if (sync) durable_ = journaled_.size();
     }
@@ -53,6 +54,7 @@ class FaultyKvStore final : public KvStore {
     while (block_.load() || block_sync_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (fail_.load() || fail_sync_.load()) return Internal("injected fsync failure");
     syncs_++;
+    if (!journal_) return inner_->Sync();
     std::lock_guard<std::mutex> lock(journal_mu_);
     Status st = inner_->Sync();
     if (st.ok()) durable_ = journaled_.size();  // every write made before it
