@@ -338,6 +338,9 @@ void RegisterKeyRoutes(Dispatcher& d, KeyRouteDeps deps) {
   // a synced write.
   d.MarkBlockingRoute("POST", "/v1/keys/shred", /*long_running=*/true);
   d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/rotate");
+  // Counts the tenant's subject keys by reading every one of them (a million
+  // for a large tenant): never on an HTTP thread.
+  d.MarkBlockingRoute("GET", "/v1/tenants/{tenant}/keys", /*long_running=*/true);
   d.MarkBlockingRoute("POST", "/v1/tenants/{tenant}/keys/retire", /*long_running=*/true);
 }
 
