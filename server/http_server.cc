@@ -4,10 +4,12 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -368,11 +370,24 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
 
  private:
   // Under mu: the staged close ends; the transport sees the hang-up and
-  // releases the peer. Bytes the client sends from now on reset the
-  // connection.
+  // releases the peer. Once the client has every byte of the answers
+  // (nothing unacknowledged in the socket's send queue), the socket's last
+  // close resets the connection (a zero SO_LINGER). An orderly close would
+  // not do: once reading is shut the kernel no longer reopens the receive
+  // window, and a client whose window was full when it happened would wait
+  // with its bytes unsent, the connection half-closed, for the orphaned
+  // socket's FIN-WAIT-2 timeout (60 s) instead of learning at once that
+  // nothing more is read. While answer bytes are still on their way (a slow
+  // reader, or a stop during a drain) the close stays orderly: a reset would
+  // discard them.
   void EndLingerLocked() {
     lingering = false;
     drainer->Unlinger(id);
+    int unsent = -1;
+    if (::ioctl(fd, SIOCOUTQ, &unsent) == 0 && unsent == 0) {
+      const linger reset{1, 0};
+      (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
     ::shutdown(fd, SHUT_RDWR);
   }
 
