@@ -298,6 +298,22 @@ int ReadToEnd(int fd) {
   }
 }
 
+// Sends `request` on a new connection to the server on `port`; once its
+// answer starts arriving, sends 1 MiB more and half-closes, then expects to
+// read an answer with `status` and an orderly end of the stream, not a reset.
+void ExpectAnswerThenOrderlyClose(uint16_t port, const std::string& request, int status) {
+  RawConnection c(port);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(request));
+  pollfd answered{c.fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&answered, 1, 10'000), 1) << "no answer";
+  EXPECT_EQ(SendFiller(c.fd(), 1 << 20), 0);
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  RawResponse r = Read(c);
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_EQ(ReadToEnd(c.fd()), 0);
+}
+
 // A client refused by its Content-Length while it goes on sending the body
 // must still read the refusal. The server stops writing after the 413 but
 // reads and drops what the client still sends (RFC 9112 §9.6); closing with
@@ -309,32 +325,16 @@ TEST_F(HttpServerTest, ARefusedClientStillSendingItsBodyReadsTheAnswerAndAnOrder
   HttpServerOptions o;
   o.max_body_bytes = 64 * 1024;
   Start(o);
-  RawConnection c(server_->port());
-  ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 4194304\r\n\r\n"));
-  pollfd answered{c.fd(), POLLIN, 0};
-  ASSERT_EQ(::poll(&answered, 1, 10'000), 1) << "no answer";
-  EXPECT_EQ(SendFiller(c.fd(), 1 << 20), 0);
-  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
-  RawResponse r = Read(c);
-  EXPECT_EQ(r.status, 413) << r.body;
-  EXPECT_EQ(ReadToEnd(c.fd()), 0);
+  ExpectAnswerThenOrderlyClose(server_->port(),
+                               "POST /post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 4194304\r\n\r\n",
+                               413);
 }
 
 // The same for a request that asked to close, with more pipelined behind it.
 TEST_F(HttpServerTest, AClientThatAskedToCloseAndSendsMoreReadsTheAnswerAndAnOrderlyClose) {
   Start(HttpServerOptions{});
-  RawConnection c(server_->port());
-  ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-  pollfd answered{c.fd(), POLLIN, 0};
-  ASSERT_EQ(::poll(&answered, 1, 10'000), 1) << "no answer";
-  EXPECT_EQ(SendFiller(c.fd(), 1 << 20), 0);
-  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
-  RawResponse r = Read(c);
-  EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(ReadToEnd(c.fd()), 0);
+  ExpectAnswerThenOrderlyClose(server_->port(), "GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200);
 }
 
 // A request that arrives while a connection lingers after an answer that
