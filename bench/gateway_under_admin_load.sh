@@ -9,7 +9,9 @@
 #                   that thread serves;
 #   audit-subjects  POST /v1/audit/events, AUDIT_BATCH events a request, each
 #                   with `personal` details about a new subject: every event
-#                   makes a subject data key on the HTTP thread that seals it.
+#                   makes a subject data key while it is sealed (on the HTTP
+#                   thread for a small request, on a bulk thread for one
+#                   over 16 KiB).
 #
 # One invocation starts geoledgerd (--dev, fresh data dir, rate limits off),
 # loads a small policy and a decide-scoped token, then runs the same paced wrk
