@@ -64,13 +64,13 @@ StatusOr<Keyring::SubjectKey> Keyring::EnsureSubjectKeyLocked(std::string_view t
   // event, issuing a data key), for a small one on an HTTP thread, where a
   // sync per new subject held up every connection of that thread, gateway
   // checks among them, for as long as the request's new subjects took to
-  // sync one by one. Nothing under the new
-  // key is acknowledged before a later sync of the same store: the audit
-  // entry that seals under it, or announces the data key, is answered only
-  // once durable. The store's log keeps its writes in order and recovers a
-  // prefix of them, so a durable entry sealed under the key has the key (and
-  // its tenant's KEK, written before it) durable too; one lost in a crash
-  // took no acknowledged use with it.
+  // sync one by one. Nothing under the new key is acknowledged before a
+  // later sync of the same store: the audit entry that seals under it, or
+  // announces the data key, is answered only once durable. The store's log
+  // keeps its writes in order and recovers a prefix of them, so a durable
+  // entry sealed under the key has the key (and its tenant's KEK, written
+  // before it) durable too; one lost in a crash took no acknowledged use
+  // with it.
   GL_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
   return created;
 }

@@ -131,8 +131,8 @@ class ProbePlaces {
 // time is up.
 //
 // Locking: a ConnState calls Arm/Rearm/Disarm/Linger/Unlinger under its own
-// mutex; the
-// drainer's thread calls into a ConnState without holding the drainer's.
+// mutex; the drainer's thread calls into a ConnState without holding the
+// drainer's.
 class Drainer {
  public:
   explicit Drainer(std::chrono::milliseconds patience);
@@ -229,18 +229,18 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // Reactor thread only:
   HttpRequestParser parser;
   bool clock_in_body = false;  // Pistache's parser was moved to its body step for this request
-  bool closing = false;        // a fatal answer was sent; further input is ignored
-  // Set once the answer that closes the connection is being sent, and with
-  // `shut` (any thread); read by the reactor thread: input that arrives
-  // after it (a lingering connection's) is dropped, never served.
-  std::atomic<bool> shut_seen{false};
-  // Cleared when the connection must close at once, without lingering (a
-  // refusal for a cap, or one Pistache no longer reads). Any thread.
-  std::atomic<bool> may_linger{true};
   bool probe_only = false;     // admitted beyond the cap for one /healthz (kProbeConnections)
   // Admitted beyond the cap and silent so far: cleared by the reactor thread
   // at the first request, or by ProbePlaces when it closes the connection.
   std::atomic<bool> awaiting_probe{false};
+  // Read by the reactor thread: input that arrives once it is set is
+  // dropped, never served. Set there by a request that asked to close or a
+  // refusal, and by any thread once the answer that closes the connection
+  // is being sent (before its bytes go out) or the connection is shut.
+  std::atomic<bool> closing{false};
+  // Cleared when the connection must close at once, without lingering (a
+  // refusal for a cap, or one Pistache no longer reads). Any thread.
+  std::atomic<bool> may_linger{true};
 
   // A sequence number for the next request. Reactor thread only.
   uint64_t TakeRequest() {
@@ -473,7 +473,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
                  std::vector<Async::Promise<ssize_t>>& queued, std::vector<bool>& close_after) {
     // Before the bytes go out: a request the client sends once it has read
     // this answer must find the connection closing.
-    if (close) shut_seen.store(true, std::memory_order_release);
+    if (close) closing.store(true, std::memory_order_release);
     if (fd >= 0) {
       if (!pending.empty()) {  // behind bytes still waiting: keep the order
         pending_bytes += wire.size();
@@ -533,7 +533,7 @@ struct ConnState : std::enable_shared_from_this<ConnState> {
   // to this state, so the Drainer's, released here, is never the last.
   void Shut(const std::weak_ptr<Tcp::Peer>& weak, bool linger = false) {
     shut = true;
-    shut_seen.store(true, std::memory_order_release);
+    closing.store(true, std::memory_order_release);
     pending.clear();
     pending_off = pending_bytes = 0;
     if (armed) {
@@ -806,8 +806,8 @@ class Frontend final : public Http::Handler {
         limits_->metrics->ConnectionRefused();
     } else if (limits_->max_connections_per_client > 0 && conn->client_open > limits_->max_connections_per_client) {
       if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefusedPerClient();
-      Fail(peer, conn, 503, "too many open connections from this client address; retry", /*retry_after_s=*/1,
-           nullptr, false, /*linger=*/false);
+      conn->may_linger.store(false);  // a refusal for a cap frees its place at once
+      Fail(peer, conn, 503, "too many open connections from this client address; retry", /*retry_after_s=*/1);
     }
   }
 
@@ -816,7 +816,7 @@ class Frontend final : public Http::Handler {
     // A connection that is closing serves nothing more: a request that
     // asked to close, a refusal, or an answer the dispatcher closed with
     // (while draining) came before.
-    if (conn->closing || conn->shut_seen.load(std::memory_order_acquire)) return conn->Dropped(len);
+    if (conn->closing.load(std::memory_order_acquire)) return conn->Dropped(len);
     auto clock = getParser(peer);
     const bool was_idle = conn->parser.idle();
     conn->parser.Append(buffer, len);
@@ -873,10 +873,7 @@ class Frontend final : public Http::Handler {
       Serve(std::move(in), keep_alive, http10, peer, conn);
       // Its answer (made on this thread) closed the connection: what the
       // client pipelined behind it is not served.
-      if (conn->shut_seen.load(std::memory_order_acquire)) {
-        conn->closing = true;
-        return;
-      }
+      if (conn->closing.load(std::memory_order_acquire)) return;
       // The request is in: the client's header and body timeouts no longer
       // apply to it, however long its answer takes (an export, a shred, a
       // queued policy write). Until the next request's first byte the
@@ -944,20 +941,19 @@ class Frontend final : public Http::Handler {
   void RefuseOverCap(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn,
                      const HttpRequest* in = nullptr, bool http10 = false) {
     if (limits_->metrics != nullptr) limits_->metrics->ConnectionRefused();
-    Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1, in, http10, /*linger=*/false);
+    conn->may_linger.store(false);  // a refusal for a cap frees its place at once
+    Fail(peer, conn, 503, "too many open connections; retry", /*retry_after_s=*/1, in, http10);
   }
 
   // Answers a problem document with `status` and closes the connection. `in`
   // is the parsed request refused: its answer follows its version and, for
   // HEAD, carries no body. Without one (bytes that never made a request, or
   // none yet) the answer is HTTP/1.1 with a body.
-  // `linger`: the close is staged (kLingerTime); not for a refusal for a
-  // cap, which must free its place at once.
+  // The close is staged (kLingerTime) unless the caller cleared
+  // conn->may_linger.
   void Fail(const std::shared_ptr<Tcp::Peer>& peer, const std::shared_ptr<ConnState>& conn, int status,
-            const std::string& detail, int retry_after_s = 0, const HttpRequest* in = nullptr, bool http10 = false,
-            bool linger = true) {
+            const std::string& detail, int retry_after_s = 0, const HttpRequest* in = nullptr, bool http10 = false) {
     conn->closing = true;
-    if (!linger) conn->may_linger.store(false);
     // Only the keep-alive timeout applies from now on: the header and body
     // timeouts would have Pistache write its 408 after this answer.
     peer->setIdle(true);
