@@ -26,4 +26,16 @@ inline Day DayOf(int64_t unix_seconds) {
   return static_cast<Day>(d);
 }
 
+// The whole second a decision made at `unix_millis` is decided at: rounded
+// up, never down. Decisions take their day and an allow's cache life
+// (residency-rules.md, "Caching") from it, so a basis that ends at midnight
+// is never cached past it (rounded down, an allow made in its last second
+// could be cached for up to a second longer), at the cost of treating it as
+// ended up to a second early.
+inline int64_t DecisionSeconds(int64_t unix_millis) {
+  int64_t s = unix_millis / 1000;
+  if (unix_millis % 1000 > 0) ++s;
+  return s;
+}
+
 }  // namespace geoledger::residency

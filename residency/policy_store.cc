@@ -98,6 +98,26 @@ StatusOr<ChangePage> ReadHistory(const KvStore& kv, const std::string& prefix, c
   return page;
 }
 
+// Forms a stored policy may hold, and a bundle may carry, that a change may
+// no longer write (compliance-docs/residency-rules.md): the undated DPF
+// declaration, which never lapses though a listing must be renewed every
+// year, and an Art. 49 derogation without an end, which would make an
+// occasional transfer basis a standing one.
+Status CheckWritableForms(const Tenant& t) {
+  const std::string who = "tenant " + t.id + ": ";
+  for (size_t i = 0; i < t.certifications.size(); ++i)
+    if (!t.certifications[i].dated())
+      return InvalidArgument(who + "certifications[" + std::to_string(i) +
+                             "]: the undated \"dpf\" is no longer accepted in a change; declare the DPF "
+                             "listing as {\"name\":\"dpf\",\"reference\",\"valid_from\",\"valid_until\"}");
+  for (size_t i = 0; i < t.safeguards.size(); ++i)
+    if (t.safeguards[i].mechanism == Mechanism::kArt49 && !t.safeguards[i].valid_until)
+      return InvalidArgument(who + "safeguards[" + std::to_string(i) +
+                             "].valid_until: required for an Art. 49 derogation (the end of the occasion "
+                             "it covers)");
+  return Status::Ok();
+}
+
 }  // namespace
 
 PolicyStore::PolicyStore(KvStore* kv, Engine* engine, const Clock* clock)
@@ -260,6 +280,7 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(const Actor& actor, const Tenant& 
                                               const AuditChange& audit, const Precondition& pre, Tenant* as_stored) {
   const Jurisdictions& j = engine_->jurisdictions();
   GL_RETURN_IF_ERROR(TenantFromJson(tenant.id, TenantToJson(tenant), j).status());
+  GL_RETURN_IF_ERROR(CheckWritableForms(tenant));
   std::lock_guard<std::mutex> lock(mu_);
   GL_RETURN_IF_ERROR(CheckUsable());
   GL_RETURN_IF_ERROR(CheckTenantReferences(
@@ -276,12 +297,18 @@ StatusOr<ChangeRecord> PolicyStore::PutTenant(const Actor& actor, const Tenant& 
   GL_RETURN_IF_ERROR(CheckPrecondition(pre, "tenant " + tenant.id,
                                        before ? std::optional<std::string>(EntityTag(TenantToJson(*before)))
                                               : std::nullopt));
-  // Suspension is the operator's: a token bound to the tenant (which may
-  // administer the tenant's own policy) can neither lift nor impose it.
-  const TenantStatus status_before = before ? before->status : TenantStatus::kActive;
-  if (!actor.tenant.empty() && tenant.status != status_before)
-    return PermissionDenied("a token bound to a tenant cannot change its status (" +
-                            std::string(TenantStatusName(status_before)) + "); an operator's token can");
+  // Whether a tenant exists at all, and its suspension, are the operator's:
+  // a token bound to the tenant (which may administer the tenant's own
+  // policy) can neither create it (bring back one the operator removed, or
+  // one never admitted) nor lift or impose a suspension.
+  if (!actor.tenant.empty()) {
+    if (!before)
+      return PermissionDenied("a token bound to a tenant cannot create it (tenant " + tenant.id +
+                              " does not exist); an operator's token can");
+    if (tenant.status != before->status)
+      return PermissionDenied("a token bound to a tenant cannot change its status (" +
+                              std::string(TenantStatusName(before->status)) + "); an operator's token can");
+  }
   ChangeRecord rec{version_, clock_->UnixMillis(), actor.name, "tenant", tenant.id,
                    !before, DiffTenant(before, tenant), std::nullopt, actor.tenant};
   if (rec.changes.empty()) {

@@ -119,8 +119,11 @@ class PolicyStore {
   StatusOr<ChangeRecord> PutRegion(const Actor& actor, const Region& region, const AuditChange& audit,
                                    const Precondition& pre = {}, Region* as_stored = nullptr);
   // Creates or replaces a tenant, the same way; kInvalidArgument when it
-  // names a region that does not exist. kPermissionDenied when an actor bound
-  // to a tenant would change its status (a new tenant's counts as active).
+  // names a region that does not exist, or holds a form that stored policies
+  // and bundles may hold but a change may no longer write (an undated DPF
+  // declaration, an Art. 49 derogation without valid_until). kPermissionDenied when an actor bound
+  // to a tenant would create it (it does not exist: never admitted, or
+  // removed by a bundle import) or change its status.
   StatusOr<ChangeRecord> PutTenant(const Actor& actor, const Tenant& tenant, const AuditChange& audit,
                                    const Precondition& pre = {}, Tenant* as_stored = nullptr);
 

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "crypto/hash.h"
+#include "residency/date.h"
 #include "server/audit_routes.h"
 #include "server/json_fields.h"
 #include "server/problem.h"
@@ -139,7 +140,7 @@ std::string CacheControl(uint32_t ttl_s) { return "private, max-age=" + std::to_
 std::string GatewayCacheControl(uint32_t ttl_s) { return "public, max-age=" + std::to_string(ttl_s); }
 constexpr const char* kGatewayVary = "Authorization, X-Tenant-Id, X-Data-Category, X-Operation, X-Target-Region";
 
-int64_t NowSeconds() { return SystemClock::Get().UnixMillis() / 1000; }
+int64_t NowSeconds() { return residency::DecisionSeconds(SystemClock::Get().UnixMillis()); }
 
 // A legal basis as a header value: a safeguard's reference is the tenant's
 // text (any printable UTF-8), and a header should carry visible ASCII only

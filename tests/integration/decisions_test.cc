@@ -286,12 +286,15 @@ TEST_F(DecisionsTest, ABatchRequestsUnknownFieldIsNamedWithItsIndex) {
 TEST_F(DecisionsTest, ATenantThatOptsOutOfAnAdequacyDecisionNeedsASafeguardThere) {
   const std::string admin = server_->admin_token();
   auto put = [&](const std::string& body) { return server_->Authed(admin, "PUT", "/v1/tenants/optco", body); };
+  const residency::Day today = residency::DayOf(SystemClock::Get().UnixMillis() / 1000);
   const std::string base =
-      R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["us-east-1"]},"certifications":["dpf"])";
+      R"({"home_region":"eu-west-1","status":"active","allowed_regions":{"personal":["us-east-1"]},)"
+      R"("certifications":[{"name":"dpf","reference":"OptCo","valid_from":")" + residency::FormatDate(today - 1) +
+      R"(","valid_until":")" + residency::FormatDate(today + 100) + R"("}])";
   ASSERT_EQ(put(base + "}").status, 201);
   RawResponse r = Check(GatewayHeaders("optco", "personal", "read", "us-east-1"));
   ASSERT_EQ(r.status, 200);
-  EXPECT_EQ(r.Header("x-residency-legal-basis"), "gdpr:art45:US");
+  EXPECT_EQ(r.Header("x-residency-legal-basis"), "gdpr:art45:US:dpf:OptCo");
   r = put(base + R"(,"adequacy_opt_out":["US"]})");
   ASSERT_EQ(r.status, 200) << r.body;
   r = Check(GatewayHeaders("optco", "personal", "read", "us-east-1"));
@@ -303,6 +306,27 @@ TEST_F(DecisionsTest, ATenantThatOptsOutOfAnAdequacyDecisionNeedsASafeguardThere
   r = server_->Authed(admin, "GET", "/v1/tenants/optco/history");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("adequacy_opt_out"), std::string::npos) << r.body;
+}
+
+// Through the API, a change may not write the forms that never lapse: an
+// undated DPF declaration and an Art. 49 derogation without an end are
+// refused with a problem document that names the field, and change nothing.
+TEST_F(DecisionsTest, APutWithAnUndatedDpfOrAnOpenEndedDerogationIsRefused) {
+  const std::string admin = server_->admin_token();
+  const uint64_t before = AuditSize(*server_, reader_);
+  RawResponse r = server_->Authed(admin, "PUT", "/v1/tenants/lapseco",
+                                  R"({"home_region":"eu-west-1","status":"active",)"
+                                  R"("allowed_regions":{"personal":["us-east-1"]},"certifications":["dpf"]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/problem+json");
+  EXPECT_NE(r.body.find("certifications[0]"), std::string::npos) << r.body;
+  r = server_->Authed(admin, "PUT", "/v1/tenants/lapseco",
+                      R"({"home_region":"eu-west-1","status":"active","safeguards":[)"
+                      R"({"jurisdiction":"IN","mechanism":"art49","reference":"art49-1-a","valid_from":"2025-01-01"}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("safeguards[0].valid_until"), std::string::npos) << r.body;
+  EXPECT_EQ(server_->Authed(admin, "GET", "/v1/tenants/lapseco").status, 404);
+  EXPECT_EQ(AuditSize(*server_, reader_), before);
 }
 
 // A dated DPF declaration makes a US region adequate only while the

@@ -290,6 +290,29 @@ TEST_F(PolicyApiTest, ATenantsOwnTokenCannotChangeItsStatus) {
   EXPECT_EQ(Admin("PUT", "/v1/tenants/acme", active).status, 200);
 }
 
+// Whether a tenant exists is the operator's too: a token bound to a tenant
+// the policy does not hold (never admitted, or removed) cannot create it,
+// which would turn its decisions from "tenant-unknown" denials into allows.
+TEST_F(PolicyApiTest, ATokenBoundToAMissingTenantCannotCreateIt) {
+  const std::string newco_admin = server_->CreateToken("newco-admin", {"admin"}, "newco");
+  ASSERT_FALSE(newco_admin.empty());
+  const uint64_t size = AuditSize(*server_, reader_);
+  RawResponse create = server_->Authed(newco_admin, "PUT", "/v1/tenants/newco",
+                                       R"({"home_region":"eu-west-1","status":"active",
+                                           "allowed_regions":{"personal":["us-east-1"]}})");
+  EXPECT_EQ(create.status, 403) << create.body;
+  EXPECT_EQ(create.Header("content-type"), "application/problem+json");
+  EXPECT_NE(Json(create)["detail"].get<std::string>().find("cannot create"), std::string::npos) << create.body;
+  EXPECT_EQ(Admin("GET", "/v1/tenants/newco").status, 404);
+  EXPECT_EQ(AuditSize(*server_, reader_), size);
+  // Once the operator has created it, its own token edits it.
+  ASSERT_EQ(Admin("PUT", "/v1/tenants/newco", R"({"home_region":"eu-west-1","status":"active"})").status, 201);
+  RawResponse edit = server_->Authed(newco_admin, "PUT", "/v1/tenants/newco",
+                                     R"({"home_region":"eu-west-1","status":"active",
+                                         "allowed_regions":{"personal":["eu-west-1"]}})");
+  EXPECT_EQ(edit.status, 200) << edit.body;
+}
+
 // A PUT equal as policy to what is stored, though not as sent (allowed
 // regions in another order), changes nothing, and its answer is the stored
 // entity with the tag GET and If-Match use.

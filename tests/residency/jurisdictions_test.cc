@@ -171,5 +171,17 @@ TEST(DateTest, ParsesStrictlyAndRoundTrips) {
   EXPECT_EQ(DayOf(86400), 1);
 }
 
+// A decision's second is rounded up: the last fraction of a day belongs to
+// the next one, so nothing decided in it outlives the day's end.
+TEST(DateTest, ADecisionsSecondIsRoundedUp) {
+  EXPECT_EQ(DecisionSeconds(0), 0);
+  EXPECT_EQ(DecisionSeconds(1), 1);
+  EXPECT_EQ(DecisionSeconds(999), 1);
+  EXPECT_EQ(DecisionSeconds(1000), 1);
+  EXPECT_EQ(DecisionSeconds(86399'001), 86400);
+  EXPECT_EQ(DayOf(DecisionSeconds(86399'999)), 1);
+  EXPECT_EQ(DayOf(DecisionSeconds(86399'000)), 0);
+}
+
 }  // namespace
 }  // namespace geoledger::residency

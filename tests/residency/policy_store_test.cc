@@ -103,6 +103,78 @@ TEST(PolicyStoreTest, UnknownRegionReferenceIsRejectedAndChangesNothing) {
   EXPECT_FALSE(got->has_value());
 }
 
+// A change may not write the two forms that never lapse (an undated DPF
+// declaration, an Art. 49 derogation without an end), though stored
+// policies and bundles may hold them and still decide as before.
+TEST(PolicyStoreTest, AChangeCannotWriteAFormThatNeverLapsesButABundleAndTheStoreKeepIt) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
+  const Tenant undated = T("old", R"({"home_region":"eu-west-1","status":"active",
+      "allowed_regions":{"personal":["us-east-1"]},"certifications":["dpf"]})");
+  const Tenant open_derogation = T("old", R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"IN","mechanism":"art49","reference":"art49-1-a","valid_from":"2025-01-01"}]})");
+  auto refused = f.store->PutTenant("admin", open_derogation, testing::Audited(kv));
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("safeguards[0].valid_until"), std::string::npos)
+      << refused.status().ToString();
+  EXPECT_EQ(f.store->version(), 3u);
+  // An SCC may be open-ended; a derogation with an end may be written.
+  ASSERT_TRUE(f.store->PutTenant("admin", T("ok", R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"US","mechanism":"scc","reference":"scc-1","valid_from":"2025-01-01"},
+                    {"jurisdiction":"IN","mechanism":"art49","reference":"art49-1-a","valid_from":"2025-01-01",
+                     "valid_until":"2025-06-30"}]})"), testing::Audited(kv)).ok());
+
+  PolicyDocument doc;
+  doc.version = 10;
+  doc.regions = {R("eu-west-1", "IE"), R("us-east-1", "US"), R("ap-south-1", "IN")};
+  doc.tenants = {undated, T("derog", R"({"home_region":"eu-west-1","status":"active",
+      "safeguards":[{"jurisdiction":"IN","mechanism":"art49","reference":"art49-1-a","valid_from":"2025-01-01"}]})")};
+  auto imported = f.store->Replace("bundle", doc, testing::Audited(kv));
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  auto decides_as_before = [](const Engine& engine) {
+    const OwnedDecision us = engine.Decide("old", "personal", "store", "us-east-1", kNow);
+    EXPECT_TRUE(us.allow);
+    EXPECT_EQ(us.legal_basis, "gdpr:art45:US");
+    const OwnedDecision in = engine.Decide("derog", "personal", "read", "ap-south-1", kNow);
+    EXPECT_TRUE(in.allow);
+    EXPECT_EQ(in.legal_basis, "gdpr:art49:art49-1-a");
+  };
+  decides_as_before(*f.engine);
+  // Reopened from the store: the same.
+  f.store.reset();
+  Fixture g(kv.get(), &clock);
+  ASSERT_TRUE(g.store);
+  decides_as_before(*g.engine);
+  // A PUT must replace the form, even one otherwise equal to what is stored.
+  refused = g.store->PutTenant("admin", undated, testing::Audited(kv));
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("certifications[0]"), std::string::npos) << refused.status().ToString();
+  EXPECT_EQ(g.store->version(), 10u);
+}
+
+// Whether a tenant exists is the operator's: a token bound to a tenant the
+// policy does not hold cannot create it (its decisions would turn from
+// "tenant-unknown" denials into allows); once it exists, it edits it.
+TEST(PolicyStoreTest, AnActorBoundToAMissingTenantCannotCreateIt) {
+  auto kv = NewMemoryKvStore();
+  ManualClock clock;
+  Fixture f(kv.get(), &clock);
+  ASSERT_TRUE(LoadAcme(*f.store, kv.get()));
+  const Tenant beta = T("beta", R"({"home_region":"eu-west-1","status":"active"})");
+  auto refused = f.store->PutTenant(Actor("beta-admin", "beta"), beta, testing::Audited(kv));
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(f.store->version(), 3u);
+  EXPECT_EQ(f.engine->Decide("beta", "personal", "store", "eu-west-1", kNow).reason, Reason::kTenantUnknown);
+  ASSERT_TRUE(f.store->PutTenant("admin", beta, testing::Audited(kv)).ok());
+  auto edited = f.store->PutTenant(Actor("beta-admin", "beta"),
+                                   T("beta", R"({"home_region":"eu-west-1","status":"active",
+                                       "allowed_regions":{"personal":["eu-central-1"]}})"),
+                                   testing::Audited(kv));
+  EXPECT_TRUE(edited.ok()) << edited.status().ToString();
+}
+
 // Rule 15 takes the first active SCC or BCR in the tenant's list: a PUT that
 // only reorders the safeguards changes the legal basis a transfer names, so
 // it is a change like any other (it was compared as a set and dropped).

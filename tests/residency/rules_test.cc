@@ -237,6 +237,15 @@ TEST(RulesTest, AllowIsNotCachedPastTheEndOfItsSafeguard) {
   // Open-ended bases keep the default.
   d = engine->Decide("acme", "personal", "process", "jp-1", At("2026-12-31", 23, 59, 30));
   EXPECT_EQ(d.ttl_s, 60u);
+  // In the safeguard's last second, at whole seconds its allow is cached
+  // for the rest of it; within that second, the decision's time rounds up
+  // to midnight and the safeguard no longer applies.
+  d = engine->Decide("acme", "personal", "process", "in-1", At("2026-12-31", 23, 59, 59));
+  ASSERT_TRUE(d.allow);
+  EXPECT_EQ(d.ttl_s, 1u);
+  d = engine->Decide("acme", "personal", "process", "in-1",
+                     DecisionSeconds(At("2026-12-31", 23, 59, 59) * 1000 + 400));
+  EXPECT_NE(d.legal_basis, "gdpr:art46:scc:SCC-IN-2025");
 }
 
 TEST(RulesTest, EveryReasonHasAStableCode) {
