@@ -60,13 +60,15 @@ stop_pid() {  # stop_pid NAME PID: SIGTERM, wait up to STOP_TIMEOUT (15) s, then
 }
 
 # ---- processes a benchmark starts ----------------------------------------------
-# A script keeps what it starts in GL_PID, NGINX_PID and WRK_PID, and its
-# scratch directory in WORK, then calls install_cleanup. On exit (or INT/TERM)
-# every one of them still running is stopped, the last lines of each file in
-# FAILURE_LOGS are shown if the script failed, and WORK is removed.
+# A script keeps what it starts in GL_PID, NGINX_PID, WRK_PID and (any other
+# server) OTHER_PIDS, and its scratch directory in WORK, then calls
+# install_cleanup. On exit (or INT/TERM) every one of them still running is
+# stopped, the last lines of each file in FAILURE_LOGS are shown if the
+# script failed, and WORK is removed.
 GL_PID=""
 NGINX_PID=""
 WRK_PID=""
+OTHER_PIDS=()
 FAILURE_LOGS=()
 
 bench_cleanup() {
@@ -75,6 +77,7 @@ bench_cleanup() {
   stop_pid wrk "$WRK_PID"
   stop_pid geoledgerd "$GL_PID"
   stop_pid nginx "$NGINX_PID"
+  for f in "${OTHER_PIDS[@]}"; do stop_pid server "$f"; done
   if (( rc != 0 && rc != 130 && rc != 143 )); then
     for f in "${FAILURE_LOGS[@]}"; do
       [[ -s "$f" ]] && { echo "---- $f (last 20 lines) ----" >&2; tail -n 20 "$f" >&2; }
