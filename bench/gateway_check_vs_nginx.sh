@@ -105,21 +105,6 @@ cpu_per_request() {
     END { printf "total=%.1fus per request\n", total }'
 }
 
-# run_open_loop NAME HOST:PORT PATH RATE OUTFILE: open_loop at RATE req/s with
-# the gateway check's headers (nginx ignores them), DURATION after WARMUP, on
-# WRK_CONNECTIONS connections; prints its report.
-run_open_loop() {
-  echo "==== $1 open-loop: $(basename "$OPEN_LOOP") --rate $4 --connections $WRK_CONNECTIONS --duration $DURATION_S"
-  timeout "$(( WARMUP_S + DURATION_S + 30 ))" "$OPEN_LOOP" --target "$2" --path "$3" --rate "$4" \
-    --connections "$WRK_CONNECTIONS" --duration "$DURATION_S" --warmup "$WARMUP_S" \
-    --header "Authorization: Bearer $TOKEN" --header 'X-Tenant-Id: acme' --header 'X-Data-Category: personal' \
-    --header 'X-Operation: read' --header 'X-Target-Region: eu-west-1' >"$5" \
-    || note "WARNING: open_loop against $1 reported failed, non-2xx or unanswered requests (see below)"
-  cat "$5"
-  grep -q '^pctl ' "$5" || die "no percentiles from open_loop against $1"
-  echo
-}
-
 CORES="$(nproc)"
 echo "geoledgerd: $GEOLEDGERD (--threads $SERVER_WORKERS, access log off, log level warn, rate limits off)"
 echo "nginx:      $NGINX (pid $NGINX_PID, worker_processes $SERVER_WORKERS, access_log off, fixed 200) at $NGINX_URL"

@@ -130,24 +130,11 @@ stop_pid floor-nosync "$FLOOR_PID"
 # ---- the same open-loop load on all three ----------------------------------------------
 if [[ -x "$OPEN_LOOP" ]]; then
   TARGET="$(awk -v f="$FLOOR_MEAN" -v h="$HALF_FRACTION" 'BEGIN { printf "%.0f", f * h }')"
-  # open_loop NAME HOST:PORT OUTFILE
-  open_at() {
-    echo "==== $1 open-loop: $(basename "$OPEN_LOOP") --rate $TARGET --connections $WRK_CONNECTIONS --duration $DURATION_S"
-    timeout "$(( WARMUP_S + DURATION_S + 30 ))" "$OPEN_LOOP" --target "$2" --path /v1/gateway/check \
-      --rate "$TARGET" --connections "$WRK_CONNECTIONS" --duration "$DURATION_S" --warmup "$WARMUP_S" \
-      --header "Authorization: Bearer $TOKEN" --header 'X-Tenant-Id: acme' --header 'X-Data-Category: personal' \
-      --header 'X-Operation: read' --header 'X-Target-Region: eu-west-1' >"$3" \
-      || note "WARNING: open_loop against $1 reported failed, non-2xx or unanswered requests (see below)"
-    cat "$3"
-    grep -q '^pctl ' "$3" || die "no percentiles from open_loop against $1"
-    echo
-  }
-  open_at "floor(leader)" "${LEADER_URL#http://}" "$WORK/open-leader.txt"
-  open_at "floor(syncer)" "${SYNCER_URL#http://}" "$WORK/open-syncer.txt"
-  open_at nginx "${NGINX_BASE#http://}" "$WORK/open-nginx.txt"
+  run_open_loop "floor(leader)" "${LEADER_URL#http://}" /v1/gateway/check "$TARGET" "$WORK/open-leader.txt"
+  run_open_loop "floor(syncer)" "${SYNCER_URL#http://}" /v1/gateway/check "$TARGET" "$WORK/open-syncer.txt"
+  run_open_loop nginx "${NGINX_BASE#http://}" /v1/gateway/check "$TARGET" "$WORK/open-nginx.txt"
   gateway_buckets "http://$GL_ADDR" >"$WORK/buckets-before.txt"
-  SYNC_GL_HOSTPORT="${GL_URL#http://}"
-  open_at "geoledgerd(sync)" "${SYNC_GL_HOSTPORT%%/*}" "$WORK/open-gl.txt"
+  run_open_loop "geoledgerd(sync)" "$GL_ADDR" /v1/gateway/check "$TARGET" "$WORK/open-gl.txt"
   gateway_buckets "http://$GL_ADDR" >"$WORK/buckets-after.txt"
   SUMMARY+=("open   at $TARGET req/s ($HALF_FRACTION of floor($BEST)'s mean): floor(leader) $(pctl "$WORK/open-leader.txt" | sed 's/ p99.9.*//')")
   SUMMARY+=("open   at $TARGET req/s: floor(syncer) $(pctl "$WORK/open-syncer.txt" | sed 's/ p99.9.*//')")

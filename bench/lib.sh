@@ -370,5 +370,21 @@ run_wrk() {
   echo
 }
 
+# run_open_loop NAME HOST:PORT PATH RATE OUTFILE: open_loop at RATE req/s with
+# the gateway check's headers (nginx ignores them), DURATION after WARMUP, on
+# WRK_CONNECTIONS connections, with $OPEN_LOOP and the bearer token $TOKEN;
+# prints its report.
+run_open_loop() {
+  echo "==== $1 open-loop: $(basename "$OPEN_LOOP") --rate $4 --connections $WRK_CONNECTIONS --duration $DURATION_S"
+  timeout "$(( WARMUP_S + DURATION_S + 30 ))" "$OPEN_LOOP" --target "$2" --path "$3" --rate "$4" \
+    --connections "$WRK_CONNECTIONS" --duration "$DURATION_S" --warmup "$WARMUP_S" \
+    --header "Authorization: Bearer $TOKEN" --header 'X-Tenant-Id: acme' --header 'X-Data-Category: personal' \
+    --header 'X-Operation: read' --header 'X-Target-Region: eu-west-1' >"$5" \
+    || note "WARNING: open_loop against $1 reported failed, non-2xx or unanswered requests (see below)"
+  cat "$5"
+  grep -q '^pctl ' "$5" || die "no percentiles from open_loop against $1"
+  echo
+}
+
 # pctl FILE: the percentiles gateway_lua's done() printed.
 pctl() { grep '^pctl' "$1" | sed 's/^pctl //'; }
