@@ -34,7 +34,9 @@ bool ValidText(const std::string& s, size_t max) { return s.size() <= max; }
 
 Ledger::Ledger(KvStore* kv, const crypto::Ed25519Signer* signer, const Clock* clock, Options options)
     : kv_(kv), signer_(signer), clock_(clock), options_(std::move(options)),
-      origin_("geoledger/" + options_.region) {}
+      origin_("geoledger/" + options_.region) {
+  stats_.queue_capacity = options_.max_queued_events;
+}
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(KvStore* kv, const crypto::Ed25519Signer* signer,
                                                const Clock* clock, Options options) {

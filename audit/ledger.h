@@ -84,6 +84,7 @@ struct StoredEntry {
 struct LedgerStats {
   uint64_t size = 0;
   uint64_t queue_depth = 0;      // events waiting for the writer
+  uint64_t queue_capacity = 0;   // Options::max_queued_events
   uint64_t batches = 0;          // committed batches
   uint64_t last_batch_events = 0;
   uint64_t rejected = 0;         // appends refused because the queue was full

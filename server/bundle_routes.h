@@ -7,7 +7,8 @@
 //                            keys, refused when not newer than the active
 //                            policy (409), activated atomically, saved as
 //                            the last-known-good file, audit-logged
-//                            (policy.bundle.imported / policy.bundle.refused)
+//                            (policy.bundle.imported; a bundle read and
+//                            refused: policy.bundle.refused)
 #pragma once
 
 #include <functional>

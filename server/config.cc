@@ -167,7 +167,8 @@ const std::vector<OptionSpec>& Specs() {
        }},
       {"decision-audit-queue",
        "Decision audit events accepted and not yet durable before decisions get 503 + Retry-After (at least 1000, "
-       "the largest batch, which would otherwise never fit)",
+       "the largest batch, which would otherwise never fit); the audit log's queue holds this many plus 100,000 "
+       "for other audit writes",
        "100000", Count(&ServerConfig::decision_audit_queue, "decision-audit-queue", 1000, 10000000)},
       {"decision-audit-async-linger-ms",
        "With --decision-audit=async: how long a decision's entry may wait to share a write with others, and "
@@ -176,7 +177,8 @@ const std::vector<OptionSpec>& Specs() {
        "2", Count(&ServerConfig::decision_audit_async_linger_ms, "decision-audit-async-linger-ms", 0, 100)},
       {"policy-trusted-keys",
        "File of Ed25519 public keys (one per line, base64 of the raw 32 bytes; # comments) trusted to sign "
-       "imported policy bundles, in addition to this instance's own policy-signing key",
+       "imported policy bundles, in addition to this instance's own policy-signing key. It must be a regular file "
+       "that only its owner (the service user or root) may write; otherwise the start stops",
        "", Text(&ServerConfig::policy_trusted_keys)},
   };
   return specs;

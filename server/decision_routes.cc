@@ -102,6 +102,9 @@ audit::AuditEvent DecisionEvent(const RequestContext& ctx, const Input& in, cons
   m.emplace("route_region", d.route_region);
   m.emplace("decision_id", decision_id);
   m.emplace("policy_version", std::to_string(d.policy_version));
+  // How long the answer may be served from a cache, as answered: an auditor
+  // reads from the log alone for how long one entry stands for more uses.
+  m.emplace("ttl_s", std::to_string(d.ttl_s));
   // Not ctx.tenant, which the request named (header or query) and may be
   // unknown, or another tenant than the one decided on.
   e.tenant = known.tenant ? in.tenant : std::string();
@@ -287,13 +290,14 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
                 {"x-target-region", &in.region}};
   for (const auto& w : wanted) {
     const std::string* v = req.Header(w.header);
-    if (v == nullptr || v->empty())
-      return RefuseUndecided(deps, ctx, std::move(reply), "missing-header", w.header,
-                             std::string("header ") + w.header + " is required");
-    // Two values: which one a backend acts on is its own choice, not ours.
+    // Two values (empty ones too): which one a backend acts on is its own
+    // choice, not ours.
     if (req.HeaderCount(w.header) > 1)
       return RefuseUndecided(deps, ctx, std::move(reply), "invalid-header", w.header,
                              std::string("header ") + w.header + " appears more than once");
+    if (v == nullptr || v->empty())
+      return RefuseUndecided(deps, ctx, std::move(reply), "missing-header", w.header,
+                             std::string("header ") + w.header + " is required");
     if (v->size() > kMaxFieldBytes)
       return RefuseUndecided(deps, ctx, std::move(reply), "invalid-header", w.header,
                              std::string("header ") + w.header + " is longer than 64 bytes");

@@ -26,6 +26,9 @@
 namespace geoledger::server {
 namespace {
 
+// Room in the audit ledger's queue beyond what decisions may take.
+constexpr size_t kAuditQueueBeyondDecisions = 100000;
+
 Status MakeDir(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
     return Internal("cannot create directory " + path + ": " + std::strerror(errno));
@@ -148,6 +151,11 @@ Status Service::OpenStorageAndKeys() {
   audit::Ledger::Options lopts;
   lopts.region = config_.region;
   lopts.lazy_delay = std::chrono::milliseconds(config_.decision_audit_async_linger_ms);
+  // Decisions hold at most --decision-audit-queue events in the ledger's
+  // queue (the DecisionAuditor's bound); the room beyond it is kept for
+  // every other audit write (events, policy and key changes), which a
+  // backlog of decisions therefore never refuses.
+  lopts.max_queued_events = config_.decision_audit_queue + kAuditQueueBeyondDecisions;
   auto ledger = audit::Ledger::Open(kv_.get(), &*audit_signer_, &SystemClock::Get(), lopts);
   if (!ledger.ok()) {
     if (ledger.status().code() == StatusCode::kDataLoss) {
@@ -198,6 +206,18 @@ Status Service::LoadPolicyKeys(const crypto::KeySource& source) {
     return FailedPrecondition("policy signing key: " + seed.status().message());
   }
   if (!config_.policy_trusted_keys.empty()) {
+    // Whoever can write this file decides which policies this instance
+    // accepts: like the key files, it must be the service user's (or
+    // root's), and nobody else's to write.
+    struct stat st {};
+    if (::stat(config_.policy_trusted_keys.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      return FailedPrecondition("cannot read --policy-trusted-keys " + config_.policy_trusted_keys);
+    if ((st.st_mode & 022) != 0)
+      return FailedPrecondition("--policy-trusted-keys " + config_.policy_trusted_keys +
+                                " is writable by group or others; chmod go-w it");
+    if (st.st_uid != ::geteuid() && st.st_uid != 0)
+      return FailedPrecondition("--policy-trusted-keys " + config_.policy_trusted_keys +
+                                " is owned by neither the service user nor root");
     std::ifstream in(config_.policy_trusted_keys);
     if (!in) return FailedPrecondition("cannot read --policy-trusted-keys " + config_.policy_trusted_keys);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -219,8 +239,14 @@ Status Service::LoadLastKnownGoodPolicy() {
     event.resource = "policy";
     event.outcome = "ok";
     event.details = {{"policy_version", std::to_string(change.version)}, {"source", "last-known-good"}};
-    for (const auto& c : change.changes)  // counts, and the bundle's key_id and payload_sha256
-      if (c.field != "version") event.details[c.field] = c.to;
+    // The version it replaced, the counts, and the bundle's key_id and
+    // payload_sha256: an import's details.
+    for (const auto& c : change.changes) {
+      if (c.field == "version")
+        event.details["previous_version"] = c.from;
+      else
+        event.details[c.field] = c.to;
+    }
     return event;
   });
   auto loaded = residency::LoadLastKnownGood(*policy_, config_.data_dir + "/policy-bundle.json", trusted_policy_keys_,
@@ -377,6 +403,9 @@ void Service::RegisterRoutes() {
                  st.checkpoint_size);
     AppendMetric(out, "geoledger_audit_queue_depth", "gauge", "Events waiting for the group-commit writer.",
                  st.queue_depth);
+    AppendMetric(out, "geoledger_audit_queue_capacity", "gauge",
+                 "Events the writer's queue holds before appends get 503 (--decision-audit-queue + 100000).",
+                 st.queue_capacity);
     AppendMetric(out, "geoledger_audit_batches_total", "counter", "Committed (fsynced) batches.", st.batches);
     AppendMetric(out, "geoledger_audit_last_batch_events", "gauge", "Events in the last committed batch.",
                  st.last_batch_events);

@@ -98,6 +98,7 @@ TEST_F(DecisionsTest, SingleDecisionAnswersEveryFieldAndIsAuditedBeforeTheAnswer
   EXPECT_EQ(e["details"]["operation"], "store");
   EXPECT_EQ(e["details"]["region"], "eu-central-1");
   EXPECT_EQ(e["details"]["policy_version"], std::to_string(j["policy_version"].get<uint64_t>()));
+  EXPECT_EQ(e["details"]["ttl_s"], std::to_string(j["ttl_s"].get<uint32_t>()));
 }
 
 TEST_F(DecisionsTest, DenialsNameTheReasonAndAreAuditedToo) {
@@ -399,6 +400,17 @@ TEST_F(DecisionsTest, GatewayCheckRefusesADecisionHeaderSentTwice) {
     EXPECT_TRUE(r.Header("x-residency-region").empty()) << name;
     EXPECT_NE(r.Header("x-residency-detail").find("more than once"), std::string::npos) << name;
   }
+  // An empty value counts as one: the header is there twice, not missing.
+  std::string head = "GET /v1/gateway/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + acme + "\r\n";
+  head += "X-Tenant-Id:\r\n";
+  for (const auto& [k, v] : GatewayHeaders("acme", "personal", "read", "eu-west-1")) head += k + ": " + v + "\r\n";
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(head + "\r\n"));
+  RawResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  RefusalEntry(r, "invalid-header", "x-tenant-id");
+  EXPECT_NE(r.Header("x-residency-detail").find("more than once"), std::string::npos) << r.Header("x-residency-detail");
 }
 
 TEST_F(DecisionsTest, BatchIsDecidedAndAuditedInOrder) {
@@ -706,6 +718,17 @@ TEST(DecisionsAsyncTest, AsyncAuditAnswersAtOnceAndStillWritesEveryEntry) {
     if (logged.size() < ids.size()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(logged, ids);
+  EXPECT_EQ(server->Terminate(), 0);
+}
+
+// Decisions take at most --decision-audit-queue places in the audit
+// ledger's queue; it holds 100,000 more for every other audit write, so a
+// backlog of decisions never refuses them.
+TEST(DecisionsAsyncTest, TheLedgersQueueHoldsTheDecisionBoundAndRoomForOtherWrites) {
+  auto server = TestServer::Start({"--decision-audit", "async", "--decision-audit-queue", "2000"});
+  ASSERT_TRUE(server->started()) << server->log();
+  RawResponse m = server->Request("GET", "/metrics");
+  EXPECT_EQ(MetricSample(m.body, "geoledger_audit_queue_capacity"), 102000) << m.body;
   EXPECT_EQ(server->Terminate(), 0);
 }
 

@@ -164,8 +164,10 @@ TEST_F(PolicyBundleTest, TamperedOrUntrustedBundlesChangeNothing) {
   EXPECT_EQ(Import(*stranger, j.dump()).status, 403);
   EXPECT_EQ(Version(*stranger), 0u);
 
+  // The three bundles read and refused are audited; a body that is not JSON
+  // at all is refused before any bundle is read, like on any route.
   auto actions = AuditActions(*follower_, reader_);
-  EXPECT_GE(std::count(actions.begin(), actions.end(), "policy.bundle.refused"), 2);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "policy.bundle.refused"), 3);
   // The untampered newer bundle still imports.
   EXPECT_EQ(Import(*follower_, j.dump()).status, 200);
   EXPECT_GT(Version(*follower_), version);
@@ -195,8 +197,30 @@ TEST_F(PolicyBundleTest, LastKnownGoodBundleSeedsAFreshInstance) {
   auto seeded = TestServer::Start({"--policy-trusted-keys", trusted_}, fresh);
   ASSERT_TRUE(seeded->started()) << seeded->log();
   EXPECT_EQ(Version(*seeded), version);
+  // Audited with an import's details, the version it replaced included.
+  const std::string reader = seeded->CreateToken("seed-reader", {"audit:read"});
+  const auto entries = AuditEntries(*seeded, reader, 0, AuditSize(*seeded, reader));
+  auto loaded = std::find_if(entries.begin(), entries.end(),
+                             [](const nlohmann::json& e) { return e["action"] == "policy.bundle.loaded"; });
+  ASSERT_NE(loaded, entries.end());
+  EXPECT_EQ((*loaded)["details"]["policy_version"], std::to_string(version)) << loaded->dump();
+  EXPECT_EQ((*loaded)["details"]["previous_version"], "0") << loaded->dump();
+  EXPECT_TRUE((*loaded)["details"].contains("payload_sha256")) << loaded->dump();
   EXPECT_EQ(seeded->Terminate(), 0);
   RemoveTree(scratch);
+}
+
+// Whoever can write the trusted-keys file decides which policies are
+// accepted: one that group or others may write stops the start.
+TEST_F(PolicyBundleTest, ATrustedKeysFileOthersMayWriteStopsTheStart) {
+  ASSERT_EQ(::chmod(trusted_.c_str(), 0666), 0);
+  auto refused = TestServer::Start({"--policy-trusted-keys", trusted_});
+  EXPECT_FALSE(refused->started());
+  EXPECT_NE(refused->log().find("is writable by group or others"), std::string::npos) << refused->log();
+  ASSERT_EQ(::chmod(trusted_.c_str(), 0644), 0);
+  auto started = TestServer::Start({"--policy-trusted-keys", trusted_});
+  EXPECT_TRUE(started->started()) << started->log();
+  EXPECT_EQ(started->Terminate(), 0);
 }
 
 // The key that signed the active bundle is taken off the trusted list (a
