@@ -121,9 +121,10 @@ class PolicyStore {
   // Creates or replaces a tenant, the same way; kInvalidArgument when it
   // names a region that does not exist, or holds a form that stored policies
   // and bundles may hold but a change may no longer write (an undated DPF
-  // declaration, an Art. 49 derogation without valid_until). kPermissionDenied when an actor bound
-  // to a tenant would create it (it does not exist: never admitted, or
-  // removed by a bundle import) or change its status.
+  // declaration, an Art. 49 derogation without valid_until).
+  // kPermissionDenied when an actor bound to a tenant would create it (it
+  // does not exist: never admitted, or removed by a bundle import) or change
+  // its status.
   StatusOr<ChangeRecord> PutTenant(const Actor& actor, const Tenant& tenant, const AuditChange& audit,
                                    const Precondition& pre = {}, Tenant* as_stored = nullptr);
 
