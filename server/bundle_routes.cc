@@ -65,6 +65,10 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                  return Unavailable("this instance has no policy-signing key (DATA_DIR/keys/policy-signing.key); "
                                     "export from the instance that edits the policy");
                GL_ASSIGN_OR_RETURN(auto doc, deps.policy()->Export());
+               // Version 0 is no policy: a bundle of it would be refused by
+               // every importer as not newer than theirs.
+               if (doc.version == 0)
+                 return NotFound("residency policy: nothing to export yet (no region or tenant has been set)");
                HttpResponse r;
                r.body = residency::SignBundle(doc, *signer);
                r.headers.emplace_back("X-Policy-Version", std::to_string(doc.version));

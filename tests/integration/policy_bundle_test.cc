@@ -163,6 +163,10 @@ TEST_F(PolicyBundleTest, TamperedOrUntrustedBundlesChangeNothing) {
   ASSERT_TRUE(stranger->started());
   EXPECT_EQ(Import(*stranger, j.dump()).status, 403);
   EXPECT_EQ(Version(*stranger), 0u);
+  // It has no policy to export either.
+  RawResponse none = stranger->Authed(stranger->admin_token(), "GET", "/v1/policy/bundle");
+  EXPECT_EQ(none.status, 404) << none.body;
+  EXPECT_EQ(none.Header("content-type"), "application/problem+json");
 
   // The three bundles read and refused are audited; a body that is not JSON
   // at all is refused before any bundle is read, like on any route.
