@@ -149,12 +149,18 @@ Status CheckSignature(const nlohmann::json& outer, const std::optional<std::stri
   std::optional<std::string> signature = Base64Decode(outer.at("signature").get<std::string>());
   if (!payload || !signature) return InvalidArgument("policy bundle: payload or signature is not base64");
   const std::string key_id = outer.at("key_id").get<std::string>();
+  // BundleKeyId's form: a bundle naming anything else was not made by an
+  // exporter, and its key_id is never echoed into an error or a log.
+  const bool key_id_form = key_id.size() == 16 && std::all_of(key_id.begin(), key_id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+  if (!key_id_form) return InvalidArgument("policy bundle: key_id must be 16 lowercase hex digits");
   const std::string message = SignedMessage(*payload);
   for (const std::string& key : trusted_public_keys) {
     if (BundleKeyId(key) != key_id) continue;
     if (crypto::Ed25519Verify(key, message, *signature)) return Status::Ok();
   }
-  return PermissionDenied("policy bundle: not signed by a trusted key (key_id " + key_id.substr(0, 16) + ")");
+  return PermissionDenied("policy bundle: not signed by a trusted key (key_id " + key_id + ")");
 }
 
 OpenedBundle OpenBundle(std::string_view bundle, const std::vector<std::string>& trusted_public_keys) {

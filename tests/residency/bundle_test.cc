@@ -140,6 +140,16 @@ TEST_F(BundleTest, MalformedBundlesAreInvalidArgument) {
                           R"({"format":"geoledger-residency-bundle/1","key_id":"a","payload":"!!","signature":"c"})"}) {
     EXPECT_EQ(VerifyBundle(bad, trusted_, Jur()).status().code(), StatusCode::kInvalidArgument) << bad;
   }
+  // A well-signed bundle whose key_id is not BundleKeyId's form (16
+  // lowercase hex digits) is malformed, not merely untrusted.
+  for (const std::string& key_id : {std::string("a"), BundleKeyId(signer_.public_key()) + "0", std::string(16, 'G'),
+                                   std::string("0123456789ABCDEF")}) {
+    nlohmann::json outer = nlohmann::json::parse(SignBundle(Doc(5), signer_));
+    outer["key_id"] = key_id;
+    auto r = VerifyBundle(outer.dump(), trusted_, Jur());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << key_id;
+    EXPECT_EQ(r.status().message(), "policy bundle: key_id must be 16 lowercase hex digits");
+  }
 }
 
 TEST_F(BundleTest, NonCanonicalPayloadIsRejectedEvenWhenSigned) {
