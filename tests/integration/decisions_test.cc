@@ -44,6 +44,17 @@ class DecisionsTest : public ::testing::Test {
   RawResponse Check(std::map<std::string, std::string> headers, const std::string& token = "") {
     return server_->Authed(token.empty() ? decide_ : token, "GET", "/v1/gateway/check", "", std::move(headers));
   }
+  // Sends `head` (a request line and headers, each ending in CRLF, without
+  // the blank line that ends them) on a new connection and reads the answer:
+  // for header sets a client library would not send.
+  RawResponse SendHead(const std::string& head) {
+    RawConnection c(server_->port());
+    RawResponse r;
+    EXPECT_TRUE(c.connected());
+    EXPECT_TRUE(c.Send(head + "\r\n"));
+    EXPECT_TRUE(c.ReadResponse(&r));
+    return r;
+  }
   // `r` must be a gateway refusal made before any decision (403 with
   // `reason`) that was audited as a denial naming `header`: returns its
   // audit entry (null when it has none).
@@ -263,11 +274,7 @@ TEST_F(DecisionsTest, TwoAuthorizationHeadersAreRefused) {
     std::string head = std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + decide_ +
                        "\r\nAuthorization: Bearer " + other + "\r\n";
     for (const auto& [k, v] : GatewayHeaders("acme", "personal", "read", "eu-west-1")) head += k + ": " + v + "\r\n";
-    RawConnection c(server_->port());
-    ASSERT_TRUE(c.connected());
-    ASSERT_TRUE(c.Send(head + "\r\n"));
-    RawResponse r;
-    ASSERT_TRUE(c.ReadResponse(&r));
+    RawResponse r = SendHead(head);
     EXPECT_EQ(r.status, 401) << target << " " << r.body;
   }
 }
@@ -389,11 +396,7 @@ TEST_F(DecisionsTest, GatewayCheckRefusesADecisionHeaderSentTwice) {
       head += k + ": " + v + "\r\n";
       if (k == name) head += k + ": " + second + "\r\n";
     }
-    RawConnection c(server_->port());
-    ASSERT_TRUE(c.connected());
-    ASSERT_TRUE(c.Send(head + "\r\n"));
-    RawResponse r;
-    ASSERT_TRUE(c.ReadResponse(&r));
+    RawResponse r = SendHead(head);
     std::string lower(name);
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
     nlohmann::json e = RefusalEntry(r, "invalid-header", lower);
@@ -404,11 +407,7 @@ TEST_F(DecisionsTest, GatewayCheckRefusesADecisionHeaderSentTwice) {
   std::string head = "GET /v1/gateway/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + acme + "\r\n";
   head += "X-Tenant-Id:\r\n";
   for (const auto& [k, v] : GatewayHeaders("acme", "personal", "read", "eu-west-1")) head += k + ": " + v + "\r\n";
-  RawConnection c(server_->port());
-  ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send(head + "\r\n"));
-  RawResponse r;
-  ASSERT_TRUE(c.ReadResponse(&r));
+  RawResponse r = SendHead(head);
   RefusalEntry(r, "invalid-header", "x-tenant-id");
   EXPECT_NE(r.Header("x-residency-detail").find("more than once"), std::string::npos) << r.Header("x-residency-detail");
 }

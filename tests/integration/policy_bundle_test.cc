@@ -50,6 +50,12 @@ class PolicyBundleTest : public ::testing::Test {
     RawResponse r = s.Request("GET", "/readyz");
     return nlohmann::json::parse(r.body, nullptr, false).value("policy_version", uint64_t{0});
   }
+  // The first audit entry of `s` with `action`; null when there is none.
+  nlohmann::json FirstEntry(TestServer& s, const std::string& reader, const std::string& action) {
+    for (auto& e : AuditEntries(s, reader, 0, AuditSize(s, reader)))
+      if (e["action"] == action) return e;
+    return nullptr;
+  }
   std::vector<std::string> AuditActions(TestServer& s, const std::string& reader) {
     std::vector<std::string> out;
     for (const auto& e : AuditEntries(s, reader, 0, AuditSize(s, reader))) out.push_back(e["action"]);
@@ -107,27 +113,25 @@ TEST_F(PolicyBundleTest, AnImportWhoseFileCannotBeSavedIsActiveAuditedAndSaysSo)
   EXPECT_EQ(answer["last_known_good"], "not saved (see the log)") << r.body;
   EXPECT_EQ(r.body.find(follower_->data_dir()), std::string::npos) << r.body;
   EXPECT_EQ(Version(*follower_), version);
-  const auto entries = AuditEntries(*follower_, reader_, 0, AuditSize(*follower_, reader_));
-  auto imported = std::find_if(entries.begin(), entries.end(),
-                               [](const nlohmann::json& e) { return e["action"] == "policy.bundle.imported"; });
-  ASSERT_NE(imported, entries.end());
-  EXPECT_EQ((*imported)["details"]["policy_version"], std::to_string(version)) << imported->dump();
-  EXPECT_EQ((*imported)["details"]["previous_version"], "0") << imported->dump();
+  const nlohmann::json imported = FirstEntry(*follower_, reader_, "policy.bundle.imported");
+  ASSERT_FALSE(imported.is_null());
+  EXPECT_EQ(imported["details"]["policy_version"], std::to_string(version)) << imported.dump();
+  EXPECT_EQ(imported["details"]["previous_version"], "0") << imported.dump();
   EXPECT_EQ(answer["previous_version"], 0);
-  EXPECT_EQ((*imported)["index"], answer["audit_index"]) << imported->dump();
+  EXPECT_EQ(imported["index"], answer["audit_index"]) << imported.dump();
   // It names the signing key and the SHA-256 of the signed payload, which
   // the holder of the bundle file recomputes.
   const nlohmann::json outer = nlohmann::json::parse(bundle);
-  EXPECT_EQ((*imported)["details"]["key_id"], outer["key_id"]) << imported->dump();
+  EXPECT_EQ(imported["details"]["key_id"], outer["key_id"]) << imported.dump();
   const std::string payload = *Base64Decode(outer["payload"].get<std::string>());
-  EXPECT_EQ((*imported)["details"]["payload_sha256"], HexEncode(crypto::AsView(crypto::Sha256(payload))))
-      << imported->dump();
+  EXPECT_EQ(imported["details"]["payload_sha256"], HexEncode(crypto::AsView(crypto::Sha256(payload))))
+      << imported.dump();
   // The import's entry is written before the file; the failed save gets its own, after it.
-  auto unsaved = std::find_if(imported, entries.end(),
-                              [](const nlohmann::json& e) { return e["action"] == "policy.bundle.last_known_good"; });
-  ASSERT_NE(unsaved, entries.end());
-  EXPECT_EQ((*unsaved)["outcome"], "failed") << unsaved->dump();
-  EXPECT_EQ((*unsaved)["details"]["policy_version"], std::to_string(version)) << unsaved->dump();
+  const nlohmann::json unsaved = FirstEntry(*follower_, reader_, "policy.bundle.last_known_good");
+  ASSERT_FALSE(unsaved.is_null());
+  EXPECT_GT(unsaved["index"].get<uint64_t>(), imported["index"].get<uint64_t>()) << unsaved.dump();
+  EXPECT_EQ(unsaved["outcome"], "failed") << unsaved.dump();
+  EXPECT_EQ(unsaved["details"]["policy_version"], std::to_string(version)) << unsaved.dump();
   EXPECT_NE(follower_->log().find("last-known-good file was not saved"), std::string::npos);
 }
 
@@ -203,13 +207,11 @@ TEST_F(PolicyBundleTest, LastKnownGoodBundleSeedsAFreshInstance) {
   EXPECT_EQ(Version(*seeded), version);
   // Audited with an import's details, the version it replaced included.
   const std::string reader = seeded->CreateToken("seed-reader", {"audit:read"});
-  const auto entries = AuditEntries(*seeded, reader, 0, AuditSize(*seeded, reader));
-  auto loaded = std::find_if(entries.begin(), entries.end(),
-                             [](const nlohmann::json& e) { return e["action"] == "policy.bundle.loaded"; });
-  ASSERT_NE(loaded, entries.end());
-  EXPECT_EQ((*loaded)["details"]["policy_version"], std::to_string(version)) << loaded->dump();
-  EXPECT_EQ((*loaded)["details"]["previous_version"], "0") << loaded->dump();
-  EXPECT_TRUE((*loaded)["details"].contains("payload_sha256")) << loaded->dump();
+  const nlohmann::json loaded = FirstEntry(*seeded, reader, "policy.bundle.loaded");
+  ASSERT_FALSE(loaded.is_null());
+  EXPECT_EQ(loaded["details"]["policy_version"], std::to_string(version)) << loaded.dump();
+  EXPECT_EQ(loaded["details"]["previous_version"], "0") << loaded.dump();
+  EXPECT_TRUE(loaded["details"].contains("payload_sha256")) << loaded.dump();
   EXPECT_EQ(seeded->Terminate(), 0);
   RemoveTree(scratch);
 }
