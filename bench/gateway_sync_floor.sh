@@ -58,7 +58,7 @@ echo "wrk:      ${WRK_ARGS[*]} -d$DURATION after a ${WARMUP_S}s warm-up; servers
 "$FLOOR" fsync --log "$WORK/fsync-probe" --count 2000 --record-bytes 300 | tee "$WORK/fsync.txt"
 echo
 
-# ---- the three servers ----------------------------------------------------------
+# ---- the servers: nginx, the two floors, geoledgerd ------------------------------
 start_nginx_fixed200 "$WORK/nginx" "$SERVER_WORKERS"
 NGINX_URL="$NGINX_BASE/v1/gateway/check"
 check_keepalive nginx "$NGINX_URL"
@@ -127,7 +127,7 @@ SUMMARY+=("$(awk -v f="$(rps "$WORK/floor-nosync.txt")" -v n="$NGINX_MEAN" 'BEGI
   printf "floor(leader) without fdatasync: %.0f req/s (%.2f of nginx'"'"'s mean)", f, f / n }')")
 stop_pid floor-nosync "$FLOOR_PID"
 
-# ---- the same open-loop load on all three ----------------------------------------------
+# ---- the same open-loop load on all four ----------------------------------------------
 if [[ -x "$OPEN_LOOP" ]]; then
   TARGET="$(awk -v f="$FLOOR_MEAN" -v h="$HALF_FRACTION" 'BEGIN { printf "%.0f", f * h }')"
   run_open_loop "floor(leader)" "${LEADER_URL#http://}" /v1/gateway/check "$TARGET" "$WORK/open-leader.txt"
