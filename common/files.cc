@@ -10,6 +10,35 @@
 
 namespace geoledger {
 
+StatusOr<std::optional<std::string>> ReadRegularFile(const std::string& path, struct stat* st) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Internal("read " + path + ": " + std::strerror(errno));
+  }
+  struct stat got {};
+  if (::fstat(fd, &got) != 0 || !S_ISREG(got.st_mode)) {
+    ::close(fd);
+    return Internal("read " + path + ": not a regular file");
+  }
+  std::string out;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Internal("read " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (st != nullptr) *st = got;
+  return std::optional<std::string>(std::move(out));
+}
+
 Status RenameDurably(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) return Internal("rename " + from + ": " + std::strerror(errno));
   const size_t slash = to.find_last_of('/');

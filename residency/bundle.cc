@@ -1,17 +1,14 @@
 #include "residency/bundle.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 #include "common/encoding.h"
 #include "common/files.h"
@@ -76,26 +73,6 @@ StatusOr<PolicyDocument> ParsePayload(std::string_view payload, const Jurisdicti
     return InvalidArgument("policy bundle: payload is not canonical (regions and tenants must be rendered as "
                            "the API renders them)");
   return out;
-}
-
-StatusOr<std::optional<std::string>> ReadFile(const std::string& path) {
-  // A directory opens and reads as empty through an ifstream: refused by
-  // name instead of being taken for an empty file.
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return Internal("read " + path + ": " + std::strerror(errno));
-  }
-  if (!S_ISREG(st.st_mode)) return Internal("read " + path + ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return Internal("read " + path + ": " + std::strerror(errno));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Internal("read " + path + ": I/O error");
-  return std::optional<std::string>(ss.str());
 }
 
 // The version a canonical payload states, read from its end (its keys are
@@ -240,7 +217,7 @@ namespace {
 StatusOr<std::optional<PendingImport>> SettlePendingImport(const PolicyStore& store, const std::string& lkg_path,
                                                            const std::vector<std::string>& trusted_public_keys) {
   const std::string path = PendingImportPath(lkg_path);
-  GL_ASSIGN_OR_RETURN(std::optional<std::string> pending, ReadFile(path));
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> pending, ReadRegularFile(path));
   if (!pending) return std::optional<PendingImport>();
   const OpenedBundle p = OpenBundle(*pending, trusted_public_keys);
   PendingImport settled{p.payload ? TailVersion(*p.payload) : std::nullopt, PendingImport::kUnverified, ""};
@@ -253,7 +230,7 @@ StatusOr<std::optional<PendingImport>> SettlePendingImport(const PolicyStore& st
   if (settled.outcome == PendingImport::kSaved) {
     // A file that cannot be read is not a verified bundle: the rename below
     // replaces it, or fails and says why.
-    StatusOr<std::optional<std::string>> current = ReadFile(lkg_path);
+    StatusOr<std::optional<std::string>> current = ReadRegularFile(lkg_path);
     if (current.ok() && *current) {
       const OpenedBundle c = OpenBundle(**current, trusted_public_keys);
       const std::optional<uint64_t> v = c.payload ? TailVersion(*c.payload) : std::nullopt;
@@ -360,7 +337,7 @@ StatusOr<LastKnownGood> LoadLastKnownGood(PolicyStore& store, const std::string&
   LastKnownGood out{std::nullopt, Status::Ok(), std::nullopt, 0};
   GL_ASSIGN_OR_RETURN(out.temporaries_removed, RemoveLeftoverTemporaries(lkg_path));
   GL_ASSIGN_OR_RETURN(out.pending, SettlePendingImport(store, lkg_path, trusted_public_keys));
-  GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadFile(lkg_path));
+  GL_ASSIGN_OR_RETURN(std::optional<std::string> bundle, ReadRegularFile(lkg_path));
   if (!bundle) return out;
   // The signature first; the policy is parsed only when the file is newer
   // (a million tenants take seconds to parse, and this runs at every start).

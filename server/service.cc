@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include "common/log.h"
@@ -210,7 +209,8 @@ Status Service::LoadPolicyKeys(const crypto::KeySource& source) {
     // accepts: like the key files, it must be the service user's (or
     // root's), and nobody else's to write.
     struct stat st {};
-    if (::stat(config_.policy_trusted_keys.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    StatusOr<std::optional<std::string>> text = ReadRegularFile(config_.policy_trusted_keys, &st);
+    if (!text.ok() || !*text)
       return FailedPrecondition("cannot read --policy-trusted-keys " + config_.policy_trusted_keys);
     if ((st.st_mode & 022) != 0)
       return FailedPrecondition("--policy-trusted-keys " + config_.policy_trusted_keys +
@@ -218,10 +218,7 @@ Status Service::LoadPolicyKeys(const crypto::KeySource& source) {
     if (st.st_uid != ::geteuid() && st.st_uid != 0)
       return FailedPrecondition("--policy-trusted-keys " + config_.policy_trusted_keys +
                                 " is owned by neither the service user nor root");
-    std::ifstream in(config_.policy_trusted_keys);
-    if (!in) return FailedPrecondition("cannot read --policy-trusted-keys " + config_.policy_trusted_keys);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto keys = ParseTrustedKeys(text);
+    auto keys = ParseTrustedKeys(**text);
     if (!keys.ok()) return FailedPrecondition(config_.policy_trusted_keys + ": " + keys.status().message());
     trusted_policy_keys_.insert(trusted_policy_keys_.end(), keys->begin(), keys->end());
   }
