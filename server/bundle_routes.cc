@@ -39,6 +39,14 @@ std::string PreviousVersion(const residency::ChangeRecord& change) {
 
 }  // namespace
 
+std::map<std::string, std::string> BundleChangeDetails(const residency::ChangeRecord& change) {
+  std::map<std::string, std::string> details = {{"policy_version", std::to_string(change.version)},
+                                                {"previous_version", PreviousVersion(change)}};
+  for (const auto& c : change.changes)
+    if (c.field != "version") details[c.field] = c.to;
+  return details;
+}
+
 StatusOr<std::vector<std::string>> ParseTrustedKeys(const std::string& text) {
   std::vector<std::string> keys;
   std::istringstream in(text);
@@ -79,11 +87,7 @@ void RegisterBundleRoutes(Dispatcher& d, BundleRouteDeps deps) {
                GL_RETURN_IF_ERROR(OnlyUnrestricted(ctx));
                const uint64_t before = deps.policy()->version();
                PolicyChangeAudit audit(deps.ledger(), [&ctx](const residency::ChangeRecord& change) {
-                 std::map<std::string, std::string> details = {{"policy_version", std::to_string(change.version)},
-                                                               {"previous_version", PreviousVersion(change)}};
-                 for (const auto& c : change.changes)
-                   if (c.field != "version") details[c.field] = c.to;  // "N set, M removed"
-                 return ServiceEvent(ctx, "policy.bundle.imported", "policy", "ok", std::move(details));
+                 return ServiceEvent(ctx, "policy.bundle.imported", "policy", "ok", BundleChangeDetails(change));
                });
                auto imported = residency::ImportBundle(*deps.policy(), ctx.request.body, *deps.trusted_keys(),
                                                        deps.last_known_good_path, ctx.principal->name, audit.Hook());

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,12 @@ struct BundleRouteDeps {
 };
 
 void RegisterBundleRoutes(Dispatcher& dispatcher, BundleRouteDeps deps);
+
+// The audit details of a whole-policy change (a bundle import, or the
+// last-known-good bundle loaded at start): policy_version, previous_version,
+// then each of the change's other fields ("regions", "tenants": "N set, M
+// removed"; the bundle's key_id and payload_sha256) with its new value.
+std::map<std::string, std::string> BundleChangeDetails(const residency::ChangeRecord& change);
 
 // Parses a trusted-keys file: one base64 raw 32-byte Ed25519 public key per
 // line; blank lines and lines starting with '#' are ignored.

@@ -235,15 +235,8 @@ Status Service::LoadLastKnownGoodPolicy() {
     event.action = "policy.bundle.loaded";
     event.resource = "policy";
     event.outcome = "ok";
-    event.details = {{"policy_version", std::to_string(change.version)}, {"source", "last-known-good"}};
-    // The version it replaced, the counts, and the bundle's key_id and
-    // payload_sha256: an import's details.
-    for (const auto& c : change.changes) {
-      if (c.field == "version")
-        event.details["previous_version"] = c.from;
-      else
-        event.details[c.field] = c.to;
-    }
+    event.details = BundleChangeDetails(change);  // an import's details
+    event.details["source"] = "last-known-good";
     return event;
   });
   auto loaded = residency::LoadLastKnownGood(*policy_, config_.data_dir + "/policy-bundle.json", trusted_policy_keys_,
