@@ -261,6 +261,12 @@ TEST_F(HttpPipeliningTest, AClientThatPipelinesWithoutReadingIsCutOffNotBuffered
   EXPECT_LT(ok, 64u) << "every pipelined answer was produced and held";
   EXPECT_NE(received.find("HTTP/1.1 503 Service Unavailable\r\n"), std::string::npos) << ok << " answers";
   EXPECT_NE(received.find("too many pipelined requests"), std::string::npos) << ok << " answers";
+  // Like every 503, it says when to come back.
+  const size_t refusal = received.find("HTTP/1.1 503 Service Unavailable\r\n");
+  ASSERT_NE(refusal, std::string::npos);
+  const size_t head_end = received.find("\r\n\r\n", refusal);
+  EXPECT_NE(received.substr(refusal, head_end - refusal).find("\r\nRetry-After: 1\r\n"), std::string::npos)
+      << received.substr(refusal, head_end - refusal);
   EXPECT_EQ(server->Request("GET", "/healthz").status, 200);
 }
 
