@@ -145,6 +145,19 @@ constexpr const char* kGatewayVary = "Authorization, X-Tenant-Id, X-Data-Categor
 
 int64_t NowSeconds() { return residency::DecisionSeconds(SystemClock::Get().UnixMillis()); }
 
+// What is left, as the answer goes out, of a ttl decided at `decided_s`
+// (NowSeconds). A cache counts max-age from when it receives the answer,
+// which in sync mode comes after the entry's sync and any backlog before it;
+// a ttl that runs to the end of its legal basis's last day must not be
+// stretched by that wait. Both times are whole seconds rounded up, so the
+// answer's max-age never reaches past decided_s + ttl_s, and an answer
+// within the second it was decided in keeps the whole ttl.
+uint32_t RemainingTtl(uint32_t ttl_s, int64_t decided_s) {
+  const int64_t elapsed = NowSeconds() - decided_s;
+  if (elapsed <= 0) return ttl_s;
+  return elapsed >= int64_t{ttl_s} ? 0 : ttl_s - static_cast<uint32_t>(elapsed);
+}
+
 // A legal basis as a header value: a safeguard's reference is the tenant's
 // text (any printable UTF-8), and a header should carry visible ASCII only
 // (RFC 9110 §5.5), so other bytes, and '%', are percent-encoded.
@@ -164,7 +177,7 @@ std::string HeaderSafe(std::string_view basis) {
   return out;
 }
 
-HttpResponse GatewayAnswer(const residency::OwnedDecision& d, const std::string& decision_id,
+HttpResponse GatewayAnswer(const residency::OwnedDecision& d, int64_t decided_s, const std::string& decision_id,
                            std::optional<uint64_t> audit_index) {
   HttpResponse r;  // no body: Dispatcher::Finish sends every gateway answer without one
   r.status = d.allow ? 200 : 403;
@@ -174,7 +187,7 @@ HttpResponse GatewayAnswer(const residency::OwnedDecision& d, const std::string&
   r.headers.emplace_back("X-Residency-Policy-Version", std::to_string(d.policy_version));
   if (!d.legal_basis.empty()) r.headers.emplace_back("X-Residency-Legal-Basis", HeaderSafe(d.legal_basis));
   if (audit_index) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string(*audit_index));
-  r.headers.emplace_back("Cache-Control", GatewayCacheControl(d.ttl_s));
+  r.headers.emplace_back("Cache-Control", GatewayCacheControl(RemainingTtl(d.ttl_s, decided_s)));
   r.headers.emplace_back("Vary", kGatewayVary);
   return r;
 }
@@ -222,12 +235,13 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
   std::vector<audit::AuditEvent> events;
   events.reserve(views.size());
   uint32_t ttl = UINT32_MAX;
+  const int64_t decided_s = NowSeconds();
   {
     // One snapshot for the whole batch and for what its audit entries
     // record, pinned only while they are made.
     const auto snapshot = deps.engine()->Pin();
     std::vector<residency::Decision> decisions(views.size());
-    snapshot->DecideBatch(views, NowSeconds(), decisions);
+    snapshot->DecideBatch(views, decided_s, decisions);
     for (size_t i = 0; i < decisions.size(); ++i) {
       std::string id = NewDecisionId();
       events.push_back(DecisionEvent(ctx, (*inputs)[i], decisions[i], id, *snapshot));
@@ -235,12 +249,14 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
       ttl = std::min(ttl, decisions[i].ttl_s);
     }
   }
-  auto render = [answers, batch, ttl](const std::vector<uint64_t>* indexes) {
+  auto render = [answers, batch, ttl, decided_s](const std::vector<uint64_t>* indexes) {
     if (indexes)
       for (size_t i = 0; i < answers->size(); ++i) (*answers)[i]["audit_index"] = (*indexes)[i];
+    // Each ttl_s as it stands now (RemainingTtl); the audit entries keep the decided ones.
+    for (auto& a : *answers) a["ttl_s"] = RemainingTtl(a["ttl_s"].get<uint32_t>(), decided_s);
     HttpResponse r = JsonResponse(200, batch ? nlohmann::json{{"decisions", std::move(*answers)}}
                                              : std::move((*answers)[0]));
-    r.headers.emplace_back("Cache-Control", CacheControl(ttl));
+    r.headers.emplace_back("Cache-Control", CacheControl(RemainingTtl(ttl, decided_s)));
     return r;
   };
   AuditThenAnswer(deps, std::move(events), std::move(reply), render);
@@ -310,14 +326,15 @@ void GatewayCheck(const DecisionRouteDeps& deps, RequestContext& ctx, Reply repl
   residency::OwnedDecision d;  // answered after the read: its strings are copied
   std::string id = NewDecisionId();
   std::vector<audit::AuditEvent> events;
+  const int64_t decided_s = NowSeconds();
   {
     const auto snapshot = deps.engine()->Pin();  // the decision and what its entry records
-    const residency::Decision decided = snapshot->Decide(in.View(), NowSeconds());
+    const residency::Decision decided = snapshot->Decide(in.View(), decided_s);
     events = One(DecisionEvent(ctx, in, decided, id, *snapshot));
     d = residency::OwnedDecision(decided);
   }
-  AuditThenAnswer(deps, std::move(events), std::move(reply), [d, id](const std::vector<uint64_t>* indexes) {
-    return GatewayAnswer(d, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);
+  AuditThenAnswer(deps, std::move(events), std::move(reply), [d, decided_s, id](const std::vector<uint64_t>* indexes) {
+    return GatewayAnswer(d, decided_s, id, indexes ? std::optional<uint64_t>((*indexes)[0]) : std::nullopt);
   });
 }
 
