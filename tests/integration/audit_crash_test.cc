@@ -1,8 +1,10 @@
 // Invariant 2 through the real server: an acknowledged audit append is
 // durable. geoledgerd is killed with SIGKILL at a random moment while several
-// clients append over persistent connections, then restarted on the same data
-// dir, again and again. After every restart each append that was answered 200
-// must be in the log with the resource it was sent with, the hash chain and
+// clients append over persistent connections and a gateway asks for
+// sync-audited decisions, then restarted on the same data dir, again and
+// again. After every restart each append that was answered 200
+// must be in the log with the resource it was sent with, each decision
+// answered (allow or deny) at the index its answer named, with its id, the hash chain and
 // the leaf hashes must hold, the signed checkpoint must verify with the
 // published key and match the recomputed tree, and the checkpoint must never
 // go backwards. Requests cut off by the kill were never acknowledged: they may
@@ -33,6 +35,7 @@
 #include "audit/merkle.h"
 #include "common/encoding.h"
 #include "crypto/hash.h"
+#include "tests/integration/residency_policy.h"
 #include "tests/integration/test_server.h"
 
 namespace geoledger::testing {
@@ -115,6 +118,47 @@ void AppendUntilKilled(uint16_t port, const std::string& token, int round, int t
   }
 }
 
+// Asks for gateway checks over one persistent connection until the server
+// goes away, as a gateway does: sync audit, so each answer (an allow or a
+// deny) names the index of its durable entry. Recorded as acks whose
+// resource is "decision:<decision id>".
+void CheckUntilKilled(uint16_t port, const std::string& token, int round, const std::atomic<bool>& killed,
+                      ClientResult* out) {
+  std::mt19937 rng(kSeed ^ static_cast<uint32_t>(round * 131 + 997));
+  std::uniform_int_distribution<int> pause_ms(1, 5);
+  auto conn = std::make_unique<RawConnection>(port);
+  for (int n = 0;; ++n) {
+    if (!conn->connected()) {
+      if (killed.load()) return;
+      if (++out->failures_before_kill > 3) return;
+      conn = std::make_unique<RawConnection>(port);
+      continue;
+    }
+    std::string request = RequestBytes("GET", "/v1/gateway/check", token);
+    request.resize(request.size() - 2);  // the blank line, after the headers below
+    for (const auto& [name, value] : GatewayHeaders("globex", "personal", "store", n % 2 ? "eu-central-1" : "us-east-1"))
+      request += name + ": " + value + "\r\n";
+    RawResponse r;
+    if (!conn->Send(request + "\r\n") || !conn->ReadResponse(&r, std::chrono::seconds(20))) {
+      if (killed.load()) return;
+      if (++out->failures_before_kill > 3) return;
+      conn = std::make_unique<RawConnection>(port);
+      continue;
+    }
+    const int expected = n % 2 ? 200 : 403;
+    const std::string index = r.Header("x-residency-audit-index"), id = r.Header("x-residency-decision-id");
+    if (r.status != expected || index.empty() || id.empty()) {
+      out->unexpected.push_back("gateway check: " + std::to_string(r.status) + " (expected " +
+                                std::to_string(expected) + "), audit index '" + index + "'");
+      if (out->unexpected.size() > 3) return;
+      continue;
+    }
+    out->acks.push_back({std::stoull(index), "decision:" + id, round});
+    out->requests_acked++;
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
+  }
+}
+
 // What the previous verification saw; later rounds must extend it.
 struct Seen {
   std::string verifier_key;
@@ -156,6 +200,9 @@ void VerifyLog(TestServer& server, const std::string& reader, int round, const s
       ASSERT_TRUE(raw.has_value() && !raw->empty()) << where << "index " << i << ": entry is not base64";
       bytes[i] = *raw;
       resources[i] = e.value("resource", "");
+      // A decision is known by its id (its resource names only its tenant).
+      if (e.value("action", "") == "residency.decision" && e.contains("details"))
+        resources[i] = "decision:" + e["details"].value("decision_id", "");
       leaves[i] = audit::LeafHash(bytes[i]);
       auto leaf = Base64Decode(e.value("leaf_hash", ""));
       if (!leaf || *leaf != crypto::AsView(leaves[i])) {
@@ -261,27 +308,31 @@ TEST(AuditCrashTest, KillNineNeverLosesAnAcknowledgedAppend) {
   ASSERT_TRUE(server->started()) << server->log();
   const std::string writer = server->CreateToken("crash-writer", {"audit:write"});
   const std::string reader = server->CreateToken("crash-reader", {"audit:read"});
+  const std::string gateway = server->CreateToken("crash-gateway", {"decide"});
   ASSERT_FALSE(writer.empty());
   ASSERT_FALSE(reader.empty());
+  ASSERT_FALSE(gateway.empty());
+  LoadResidencyPolicy(*server);
 
   std::mt19937 rng(kSeed);
   std::uniform_int_distribution<int> threads_dist(2, 4);
   std::uniform_int_distribution<int> delay_dist(5, 150);
   std::vector<Ack> acks;
   Seen seen;
-  uint64_t total_acked = 0;
+  uint64_t total_acked = 0, total_decisions = 0;
 
   for (int round = 0; round < kRounds; ++round) {
     const auto round_started = std::chrono::steady_clock::now();
     const int threads = threads_dist(rng);
     const int delay_ms = delay_dist(rng);
     std::atomic<bool> killed{false};
-    std::vector<ClientResult> results(threads);
+    std::vector<ClientResult> results(threads + 1);  // the appenders, then the gateway
     std::string death;
     {
       std::vector<std::jthread> clients;
       for (int t = 0; t < threads; ++t)
         clients.emplace_back(AppendUntilKilled, server->port(), writer, round, t, std::cref(killed), &results[t]);
+      clients.emplace_back(CheckUntilKilled, server->port(), gateway, round, std::cref(killed), &results[threads]);
       std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
       killed.store(true);  // before the signal: every failure after this may be the kill
       death = KillNine(server->pid());
@@ -291,7 +342,7 @@ TEST(AuditCrashTest, KillNineNeverLosesAnAcknowledgedAppend) {
 
     uint64_t round_acked = 0;
     int round_requests = 0;
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; t <= threads; ++t) {
       EXPECT_EQ(results[t].failures_before_kill, 0)
           << "round " << round << " thread " << t << ": connection failed while the server was alive";
       EXPECT_TRUE(results[t].unexpected.empty())
@@ -301,6 +352,7 @@ TEST(AuditCrashTest, KillNineNeverLosesAnAcknowledgedAppend) {
       acks.insert(acks.end(), results[t].acks.begin(), results[t].acks.end());
     }
     total_acked += round_acked;
+    total_decisions += results[threads].acks.size();
 
     server = TestServer::Start({}, data_dir);
     ASSERT_TRUE(server->started()) << "round " << round << ": geoledgerd did not become ready after SIGKILL\n"
@@ -321,7 +373,7 @@ TEST(AuditCrashTest, KillNineNeverLosesAnAcknowledgedAppend) {
       VerifyLog(*server, reader, round, acks, &seen, &report);  // now with full-root equality
       if (::testing::Test::HasFatalFailure()) return;
     }
-    std::printf("[ round %2d ] %d clients, kill after %3d ms: %4llu events acked in %3d requests; "
+    std::printf("[ round %2d ] %d appenders and a gateway, kill after %3d ms: %4llu entries acked in %3d requests; "
                 "log %5llu, checkpoint %5llu; %lld ms\n",
                 round, threads, delay_ms, static_cast<unsigned long long>(round_acked), round_requests,
                 static_cast<unsigned long long>(report.log_size), static_cast<unsigned long long>(report.checkpoint_size),
@@ -338,7 +390,8 @@ TEST(AuditCrashTest, KillNineNeverLosesAnAcknowledgedAppend) {
   VerifyLog(*server, reader, kRounds, acks, &seen, &report);
   if (::testing::Test::HasFatalFailure()) return;
   EXPECT_EQ(report.checkpoint_size, report.log_size) << "after a clean shutdown the checkpoint must cover the log";
-  EXPECT_GT(total_acked, 0u);
+  EXPECT_GT(total_acked, total_decisions);
+  EXPECT_GT(total_decisions, 0u);
   std::printf("[ total    ] %d kills, %llu events acknowledged, final log %llu, %lld ms\n", kRounds,
               static_cast<unsigned long long>(total_acked), static_cast<unsigned long long>(report.log_size),
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(

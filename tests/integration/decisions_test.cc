@@ -4,6 +4,7 @@
 // policy changes under a storm of requests.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cctype>
@@ -733,6 +734,49 @@ TEST(DecisionsAsyncTest, AsyncAuditAnswersAtOnceAndStillWritesEveryEntry) {
   EXPECT_EQ(server->Terminate(), 0);
 }
 
+// Async answers go out before their entries are written; a stop (SIGTERM)
+// writes every entry still queued before the process exits, so a restart
+// finds each decision that was answered.
+TEST(DecisionsAsyncTest, AStopWritesEveryQueuedEntryBeforeExiting) {
+  DirGuard guard{MakeTempDir()};
+  const std::string data = guard.dir + "/data";
+  ASSERT_EQ(::mkdir(data.c_str(), 0700), 0);
+  std::set<std::string> ids;
+  {
+    // Entries wait up to 100 ms to be written and as long again to be
+    // synced, so the last answers' entries are still queued at the stop.
+    auto server = TestServer::Start({"--decision-audit", "async", "--decision-audit-async-linger-ms", "100",
+                                     "--rate-limit-tenant-rps", "0", "--rate-limit-token-rps", "0"},
+                                    data);
+    ASSERT_TRUE(server->started()) << server->log();
+    LoadResidencyPolicy(*server);
+    const std::string decide = server->CreateToken("gateway", {"decide"});
+    RawConnection c(server->port());
+    ASSERT_TRUE(c.connected());
+    for (int i = 0; i < 60; ++i) {
+      std::string request = RequestBytes("GET", "/v1/gateway/check", decide);
+      request.resize(request.size() - 2);  // the blank line, after the headers below
+      for (const auto& [name, value] : GatewayHeaders("acme", "personal", "read", i % 3 ? "eu-west-1" : "us-east-1"))
+        request += name + ": " + value + "\r\n";
+      ASSERT_TRUE(c.Send(request + "\r\n"));
+      RawResponse r;
+      ASSERT_TRUE(c.ReadResponse(&r));
+      ASSERT_EQ(r.status, i % 3 ? 200 : 403);
+      ids.insert(r.Header("x-residency-decision-id"));
+    }
+    ASSERT_EQ(ids.size(), 60u);
+    EXPECT_EQ(server->Terminate(), 0) << server->log();
+  }
+  auto again = TestServer::Start({}, data);
+  ASSERT_TRUE(again->started()) << again->log();
+  const std::string reader = again->CreateToken("auditor", {"audit:read"});
+  std::set<std::string> logged;
+  for (const auto& e : AuditEntries(*again, reader, 0, AuditSize(*again, reader)))
+    if (e["action"] == "residency.decision") logged.insert(e["details"]["decision_id"].get<std::string>());
+  EXPECT_EQ(logged, ids);
+  EXPECT_EQ(again->Terminate(), 0);
+}
+
 // Decisions take at most --decision-audit-queue places in the audit
 // ledger's queue; it holds 100,000 more for every other audit write, so a
 // backlog of decisions never refuses them.
@@ -821,6 +865,8 @@ TEST(DecisionsStormTest, ConcurrentPolicyChangesNeverTearADecision) {
   for (auto& t : readers) t.join();
   ASSERT_EQ(failures.load(), 0);
   ASSERT_GT(seen.size(), 0u);
+  std::set<char> states_checked;  // of versions written during the storm
+  std::set<uint64_t> versions_checked;
   for (const auto& d : seen) {
     uint64_t v = d[0]["policy_version"];
     ASSERT_EQ(d[1]["policy_version"], v);
@@ -830,8 +876,13 @@ TEST(DecisionsStormTest, ConcurrentPolicyChangesNeverTearADecision) {
     if (it == state_at.end()) continue;  // a version from before the storm
     EXPECT_EQ(personal, it->second == 'A') << "version " << v;
     checked++;
+    if (v != v0) states_checked.insert(it->second), versions_checked.insert(v);
   }
   EXPECT_GT(checked.load(), 0);
+  // Decided while the policy changed, in both of its states, not only
+  // before the first change.
+  EXPECT_EQ(states_checked, (std::set<char>{'A', 'B'}));
+  EXPECT_GE(versions_checked.size(), 3u);
   EXPECT_EQ(server->Terminate(), 0);
 }
 

@@ -146,11 +146,12 @@ TEST_F(PolicyBundleTest, TamperedOrUntrustedBundlesChangeNothing) {
   std::string payload = *Base64Decode(j["payload"].get<std::string>());
   auto pos = payload.find("suspended");
   ASSERT_NE(pos, std::string::npos);
-  payload.replace(pos, 9, "active\"  ");  // same length, different policy
+  payload.replace(pos, 9, "active");  // a well-formed policy, not the one signed
   auto tampered = j;
   tampered["payload"] = Base64Encode(payload);
   RawResponse r = Import(*follower_, tampered.dump());
-  EXPECT_TRUE(r.status == 400 || r.status == 403) << r.status << " " << r.body;
+  // The signature is checked before the payload is read.
+  EXPECT_EQ(r.status, 403) << r.body;
   auto bad_sig = j;
   std::string sig = *Base64Decode(j["signature"].get<std::string>());
   sig[0] ^= 1;
@@ -188,10 +189,22 @@ TEST_F(PolicyBundleTest, OlderOrSameVersionIsRefusedAsRollback) {
   std::string v2 = Export();
   ASSERT_EQ(Import(*follower_, v2).status, 200);
   uint64_t version = Version(*follower_);
+  const std::string last_known_good = follower_->data_dir() + "/policy-bundle.json";
+  ASSERT_EQ(ReadText(last_known_good), v2);
   RawResponse r = Import(*follower_, v1);
   EXPECT_EQ(r.status, 409) << r.body;
   EXPECT_EQ(Import(*follower_, v2).status, 409);  // not newer either
   EXPECT_EQ(Version(*follower_), version);
+  EXPECT_EQ(ReadText(last_known_good), v2);  // the newer bundle stays the one kept
+  // Both refusals are audited as such, against the active version.
+  int refused = 0;
+  for (const auto& e : AuditEntries(*follower_, reader_, 0, AuditSize(*follower_, reader_))) {
+    if (e["action"] != "policy.bundle.refused") continue;
+    ++refused;
+    EXPECT_EQ(e["details"]["reason"], "not-newer") << e.dump();
+    EXPECT_EQ(e["details"]["active_version"], std::to_string(version)) << e.dump();
+  }
+  EXPECT_EQ(refused, 2);
 }
 
 TEST_F(PolicyBundleTest, LastKnownGoodBundleSeedsAFreshInstance) {

@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "tests/residency/fixtures.h"
@@ -417,6 +419,8 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
     ++writers_done;
   };
 
+  std::mutex seen_mu;
+  std::set<uint64_t> seen_versions;  // guarded by seen_mu
   auto reader = [&](unsigned seed) {
     std::mt19937 rng(seed);
     std::vector<std::string> ids;
@@ -451,6 +455,11 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
         }
       }
       decisions += 1 + kTenants;
+      {
+        std::lock_guard<std::mutex> lock(seen_mu);
+        seen_versions.insert(d.policy_version);
+        seen_versions.insert(out[0].policy_version);
+      }
       if (first) ++readers_started;
     }
   };
@@ -464,6 +473,9 @@ TEST(EngineConcurrencyTest, NoDecisionSeesAHalfAppliedPolicy) {
   EXPECT_FALSE(failed.load());
   EXPECT_EQ(engine->version(), 1u + 2 * kUpdatesPerWriter);
   EXPECT_GT(decisions.load(), 0u);
+  // The readers decided while the policy changed under them, not only
+  // before the first and after the last change.
+  EXPECT_GE(seen_versions.size(), 5u);
   // The final state holds the invariant too.
   const std::string final_region = RegionFor(engine->version());
   for (int i = 0; i < kTenants; ++i)

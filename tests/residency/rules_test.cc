@@ -40,7 +40,7 @@ std::unique_ptr<Engine> RulesEngine() {
   for (const Region& r : {R("eu-west-1", "IE"), R("eu-central-1", "DE"), R("eu-south-1", "IT"),
                           R("eu-north-1", "SE"), R("is-1", "IS"), R("gf-1", "GF"),
                           R("uk-1", "GB"), R("jp-1", "JP"), R("us-east-1", "US"),
-                          R("ca-1", "CA"), R("ch-1", "CH"), R("kr-1", "KR"), R("in-1", "IN"),
+                          R("ca-1", "CA"), R("ch-1", "CH"), R("kr-1", "KR"), R("il-1", "IL"), R("in-1", "IN"),
                           R("br-1", "BR"), R("sg-1", "SG")})
     EXPECT_TRUE(b.PutRegion(r).ok());
   const Tenant tenants[] = {
@@ -106,6 +106,18 @@ const Case kCases[] = {
     {"acme", "personal", "read", "kr-1", true, "allowed", "gdpr:art45:KR", "kr-1"},
     {"acme", "personal", "process", "uk-1", false, "no-transfer-basis", "", "eu-west-1", "2031-12-28"},
     {"acme", "personal", "process", "jp-1", false, "no-transfer-basis", "", "eu-west-1", "2019-01-22"},
+    // Each adequacy decision applies from its first day, not a day earlier.
+    {"acme", "personal", "process", "ch-1", false, "no-transfer-basis", "", "eu-west-1", "2000-07-25"},
+    {"acme", "personal", "process", "ch-1", true, "allowed", "gdpr:art45:CH", "ch-1", "2000-07-26"},
+    {"acme", "personal", "process", "ca-1", false, "no-transfer-basis", "", "eu-west-1", "2001-12-19"},
+    {"acme", "personal", "process", "ca-1", true, "allowed", "gdpr:art45:CA", "ca-1", "2001-12-20"},
+    {"acme", "personal", "process", "il-1", false, "no-transfer-basis", "", "eu-west-1", "2011-01-30"},
+    {"acme", "personal", "process", "il-1", true, "allowed", "gdpr:art45:IL", "il-1", "2011-01-31"},
+    {"acme", "personal", "transfer", "il-1", true, "allowed", "gdpr:art45:IL", "il-1"},
+    {"acme", "personal", "process", "kr-1", false, "no-transfer-basis", "", "eu-west-1", "2021-12-16"},
+    {"acme", "personal", "process", "kr-1", true, "allowed", "gdpr:art45:KR", "kr-1", "2021-12-17"},
+    {"acme", "personal", "process", "uk-1", false, "no-transfer-basis", "", "eu-west-1", "2021-06-27"},
+    {"acme", "personal", "process", "uk-1", true, "allowed", "gdpr:art45:GB", "uk-1", "2021-06-28"},
     // --- the US: DPF adequacy needs a declared certification ------------------
     {"acme", "personal", "store", "us-east-1", false, "no-transfer-basis", "", "eu-west-1"},
     {"acme", "personal", "process", "us-east-1", false, "no-transfer-basis", "", "eu-west-1"},
@@ -143,7 +155,6 @@ const Case kCases[] = {
     {"kr-out", "personal", "read", "jp-1", true, "allowed", "gdpr:art45:JP", "jp-1"},
     {"jp-out", "personal", "read", "jp-1", false, "no-transfer-basis", "", "eu-west-1"},
     {"jp-out", "anonymous", "read", "jp-1", true, "allowed", "not-personal-data", "jp-1"},
-    {"acme", "personal", "read", "kr-1", true, "allowed", "gdpr:art45:KR", "kr-1"},
     // Brazil: adequate from 2026-01-28 (the table's start for (EU) 2026/179).
     {"acme", "personal", "process", "br-1", false, "no-transfer-basis", "", "eu-west-1", "2026-01-27"},
     {"acme", "personal", "process", "br-1", true, "allowed", "gdpr:art45:BR", "br-1", "2026-01-28"},
