@@ -14,10 +14,11 @@ Status CheckPrecondition(const Precondition& pre, const std::string& what,
                          const std::optional<std::string>& current) {
   if (pre.if_none_exists && current)
     return PreconditionFailed(what + " already exists (If-None-Match: *)");
+  if (pre.if_exists && !current) return PreconditionFailed(what + " does not exist (If-Match: *)");
   if (pre.if_match) {
     if (!current) return PreconditionFailed(what + " does not exist (If-Match)");
     for (const std::string& tag : *pre.if_match)
-      if (tag == "*" || tag == *current) return Status::Ok();
+      if (tag == *current) return Status::Ok();
     return PreconditionFailed(what + " has changed since the version the request names (If-Match); read it again");
   }
   return Status::Ok();

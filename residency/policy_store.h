@@ -74,7 +74,10 @@ using AuditChange = std::function<StatusOr<uint64_t>(const ChangeRecord& change,
 // A caller's precondition on the entity a change replaces (HTTP If-Match /
 // If-None-Match), in EntityTag terms. Unset, it always holds.
 struct Precondition {
-  // The entity must exist and its tag be one of these ("*": exist at all).
+  // The entity must exist (If-Match: *).
+  bool if_exists = false;
+  // The entity must exist and its tag be one of these (compared exactly; a
+  // quoted "*" is a tag like any other, RFC 9110 §13.1.1).
   std::optional<std::vector<std::string>> if_match;
   // The entity must not exist (If-None-Match: *), for a create that must
   // not replace anything.

@@ -29,17 +29,18 @@ HttpResponse Changed(const residency::ChangeRecord& change, nlohmann::json entit
 }
 
 // The entity tags in an If-Match or If-None-Match value (RFC 9110 §8.8.3,
-// §13.1): "*", or a comma-separated list of quoted tags, each maybe weak
-// (W/"…"). Weak tags are returned with their prefix, so that they never
-// equal a tag: a change needs the strong comparison.
-StatusOr<std::vector<std::string>> EntityTags(std::string_view value, const char* header) {
+// §13.1): nullopt for the bare "*", else a comma-separated list of quoted
+// tags, each maybe weak (W/"…"). Weak tags are returned with their prefix,
+// so that they never equal a tag: a change needs the strong comparison. A
+// quoted "*" is a tag, not the wildcard.
+StatusOr<std::optional<std::vector<std::string>>> EntityTags(std::string_view value, const char* header) {
   std::vector<std::string> tags;
   auto bad = [header] { return InvalidArgument(std::string(header) + ": want * or a list of quoted entity tags"); };
   auto skip_ows = [&value] {
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   };
   skip_ows();
-  if (value == "*") return std::vector<std::string>{"*"};
+  if (value == "*") return std::optional<std::vector<std::string>>();
   while (true) {
     skip_ows();
     std::string weak;
@@ -56,7 +57,7 @@ StatusOr<std::vector<std::string>> EntityTags(std::string_view value, const char
     tags.push_back(weak + std::string(tag));
     value.remove_prefix(close + 1);
     skip_ows();
-    if (value.empty()) return tags;
+    if (value.empty()) return std::optional<std::vector<std::string>>(std::move(tags));
     if (value.front() != ',') return bad();
     value.remove_prefix(1);
   }
@@ -70,11 +71,12 @@ StatusOr<residency::Precondition> ReadPrecondition(const HttpRequest& req) {
     return InvalidArgument("If-Match and If-None-Match may each appear once");
   if (const std::string* v = req.Header("if-match")) {
     GL_ASSIGN_OR_RETURN(auto tags, EntityTags(*v, "If-Match"));
-    pre.if_match = std::move(tags);
+    if (tags) pre.if_match = std::move(*tags);
+    else pre.if_exists = true;
   }
   if (const std::string* v = req.Header("if-none-match")) {
     GL_ASSIGN_OR_RETURN(auto tags, EntityTags(*v, "If-None-Match"));
-    if (tags.size() != 1 || tags[0] != "*") return InvalidArgument("If-None-Match: only * is supported here");
+    if (tags) return InvalidArgument("If-None-Match: only * is supported here");
     pre.if_none_exists = true;
   }
   return pre;

@@ -58,7 +58,8 @@ TEST_F(PolicyApiTest, APutWithAStaleIfMatchIsRefusedAndChangesNothing) {
   const std::string second = other.Header("etag");
   EXPECT_NE(second, first);
   const uint64_t size = AuditSize(*server_, reader_);
-  for (const std::string& stale : {first, "W/" + second, "\"0000\", " + first}) {
+  // A quoted "*" is a tag like any other, not the wildcard (RFC 9110 §13.1.1).
+  for (const std::string& stale : {first, "W/" + second, "\"0000\", " + first, std::string("\"*\"")}) {
     RawResponse r = put("/v1/tenants/etagco", active, {{"If-Match", stale}});
     EXPECT_EQ(r.status, 412) << stale << " " << r.body;
     EXPECT_EQ(Json(r)["type"], "urn:geoledger:problem:precondition-failed") << r.body;
@@ -69,10 +70,12 @@ TEST_F(PolicyApiTest, APutWithAStaleIfMatchIsRefusedAndChangesNothing) {
   EXPECT_EQ(put("/v1/tenants/nobody", active, {{"If-Match", "*"}}).status, 412);
   EXPECT_EQ(put("/v1/tenants/etagco", active, {{"If-Match", "no-quotes"}}).status, 400);
   EXPECT_EQ(put("/v1/tenants/etagco", active, {{"If-None-Match", second}}).status, 400);
+  EXPECT_EQ(put("/v1/tenants/etagco", active, {{"If-None-Match", "\"*\""}}).status, 400);
   // The current tag, in a list, holds.
   RawResponse ok = put("/v1/tenants/etagco", active, {{"If-Match", "\"0000\", " + second}});
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(ok.Header("etag"), first);  // the same document as at first
+  EXPECT_EQ(put("/v1/tenants/etagco", active, {{"If-Match", "*"}}).status, 200);  // it exists
 
   // Regions the same way.
   RawResponse region = Admin("GET", "/v1/regions/eu-west-1");
