@@ -60,7 +60,11 @@ std::string Pseudonymizer::Pseudonym(const std::string& tenant, const std::strin
 audit::AuditEvent ServiceEvent(const RequestContext& ctx, std::string action, std::string resource,
                                std::string outcome, std::map<std::string, std::string> details) {
   audit::AuditEvent e;
-  e.tenant = ctx.tenant;
+  // Filed under the tenant the route's path names or the token is bound to,
+  // never one the caller only named in a header or the query string: a
+  // region change or a bundle import is no tenant's, whatever the request
+  // says (routes that decide the tenant otherwise set it themselves).
+  if (ctx.params.count("tenant") != 0 || (ctx.principal && !ctx.principal->tenant.empty())) e.tenant = ctx.tenant;
   e.actor = ctx.principal ? ctx.principal->name : "geoledgerd";
   e.action = std::move(action);
   e.resource = std::move(resource);

@@ -29,7 +29,9 @@ class Pseudonymizer {
   const crypto::SecretBytes* root_key_;
 };
 
-// Builds the ledger event for a call the service itself audits.
+// Builds the ledger event for a call the service itself audits. Its tenant
+// is ctx.tenant only when the route's path names it or the token is bound to
+// it; otherwise none (a caller's X-Tenant-Id or ?tenant= never files it).
 audit::AuditEvent ServiceEvent(const RequestContext& ctx, std::string action, std::string resource,
                                std::string outcome, std::map<std::string, std::string> details = {});
 

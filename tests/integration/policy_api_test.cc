@@ -229,6 +229,28 @@ TEST_F(PolicyApiTest, EachRegionChangeIsListedInItsHistory) {
   EXPECT_EQ(Admin("GET", "/v1/regions/eu-west-1/history?limit=0").status, 400);
 }
 
+// A region is no tenant's: its change's entry is filed under no tenant,
+// whatever tenant the request names in a header or the query string (a
+// tenant's auditors would otherwise read it, with the operator's token name).
+TEST_F(PolicyApiTest, ARegionChangeIsFiledUnderNoTenantWhateverTheRequestNames) {
+  for (const char* path : {"/v1/regions/eu-west-1", "/v1/regions/eu-west-1?tenant=acme"}) {
+    RawResponse put = server_->Authed(server_->admin_token(), "PUT", path,
+                                      std::string(R"({"country":"IE","name":")") + path + "\"}",
+                                      {{"X-Tenant-Id", "acme"}});
+    ASSERT_EQ(put.status, 200) << put.body;
+    const uint64_t index = Json(put)["audit_index"];
+    const nlohmann::json e = AuditEntries(*server_, reader_, index, index + 1)[0];
+    EXPECT_EQ(e["action"], "region.updated") << e.dump();
+    EXPECT_EQ(e.value("tenant", ""), "") << e.dump();
+  }
+  // A tenant's change is filed under the tenant its path names, not the header's.
+  RawResponse put = server_->Authed(server_->admin_token(), "PUT", "/v1/tenants/globex",
+                                    R"({"home_region":"eu-west-1","status":"active"})", {{"X-Tenant-Id", "acme"}});
+  ASSERT_EQ(put.status, 200) << put.body;
+  const uint64_t index = Json(put)["audit_index"];
+  EXPECT_EQ(AuditEntries(*server_, reader_, index, index + 1)[0]["tenant"], "globex");
+}
+
 // A tenant's token reads who made its tenant's changes only when that was
 // one of the tenant's own tokens; the operator reads every actor, with the
 // tenant its token is bound to.
