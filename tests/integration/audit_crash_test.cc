@@ -134,12 +134,11 @@ void CheckUntilKilled(uint16_t port, const std::string& token, int round, const 
       conn = std::make_unique<RawConnection>(port);
       continue;
     }
-    std::string request = RequestBytes("GET", "/v1/gateway/check", token);
-    request.resize(request.size() - 2);  // the blank line, after the headers below
-    for (const auto& [name, value] : GatewayHeaders("globex", "personal", "store", n % 2 ? "eu-central-1" : "us-east-1"))
-      request += name + ": " + value + "\r\n";
+    const std::string region = n % 2 ? "eu-central-1" : "us-east-1";
+    const std::string request =
+        RequestBytes("GET", "/v1/gateway/check", token, "", GatewayHeaders("globex", "personal", "store", region));
     RawResponse r;
-    if (!conn->Send(request + "\r\n") || !conn->ReadResponse(&r, std::chrono::seconds(20))) {
+    if (!conn->Send(request) || !conn->ReadResponse(&r, std::chrono::seconds(20))) {
       if (killed.load()) return;
       if (++out->failures_before_kill > 3) return;
       conn = std::make_unique<RawConnection>(port);

@@ -754,11 +754,8 @@ TEST(DecisionsAsyncTest, AStopWritesEveryQueuedEntryBeforeExiting) {
     RawConnection c(server->port());
     ASSERT_TRUE(c.connected());
     for (int i = 0; i < 60; ++i) {
-      std::string request = RequestBytes("GET", "/v1/gateway/check", decide);
-      request.resize(request.size() - 2);  // the blank line, after the headers below
-      for (const auto& [name, value] : GatewayHeaders("acme", "personal", "read", i % 3 ? "eu-west-1" : "us-east-1"))
-        request += name + ": " + value + "\r\n";
-      ASSERT_TRUE(c.Send(request + "\r\n"));
+      ASSERT_TRUE(c.Send(RequestBytes("GET", "/v1/gateway/check", decide, "",
+                                      GatewayHeaders("acme", "personal", "read", i % 3 ? "eu-west-1" : "us-east-1"))));
       RawResponse r;
       ASSERT_TRUE(c.ReadResponse(&r));
       ASSERT_EQ(r.status, i % 3 ? 200 : 403);

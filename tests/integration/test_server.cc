@@ -84,8 +84,9 @@ void RemoveTree(const std::string& dir) {
 }
 
 std::string RequestBytes(const std::string& method, const std::string& path, const std::string& token,
-                         const std::string& body) {
+                         const std::string& body, const std::map<std::string, std::string>& headers) {
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token + "\r\n";
+  for (const auto& [name, value] : headers) req += name + ": " + value + "\r\n";
   if (!body.empty()) req += "Content-Type: application/json\r\n";
   if (!body.empty() || method == "POST" || method == "PUT")
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n";

@@ -132,10 +132,11 @@ struct DirGuard {
   }
 };
 
-// The bytes of one HTTP/1.1 request with a bearer token and, for a non-empty
-// body, a JSON content type (for RawConnection::Send on a kept connection).
+// The bytes of one HTTP/1.1 request with a bearer token, `headers` and, for a
+// non-empty body, a JSON content type (for RawConnection::Send on a kept
+// connection).
 std::string RequestBytes(const std::string& method, const std::string& path, const std::string& token,
-                         const std::string& body = "");
+                         const std::string& body = "", const std::map<std::string, std::string>& headers = {});
 
 // In a child between fork and exec: have the kernel send `signal` to it when
 // the process that forked it (`parent`, its pid read before the fork) ends,
