@@ -145,18 +145,21 @@ constexpr const char* kGatewayVary = "Authorization, X-Tenant-Id, X-Data-Categor
 
 int64_t NowSeconds() { return residency::DecisionSeconds(SystemClock::Get().UnixMillis()); }
 
-// What is left, as the answer goes out, of a ttl decided at `decided_s`
-// (NowSeconds). A cache counts max-age from when it receives the answer,
+// What is left of a ttl once `elapsed_s` have passed since its decision
+// (ElapsedSeconds). A cache counts max-age from when it receives the answer,
 // which in sync mode comes after the entry's sync and any backlog before it;
 // a ttl that runs to the end of its legal basis's last day must not be
-// stretched by that wait. Both times are whole seconds rounded up, so the
-// answer's max-age never reaches past decided_s + ttl_s, and an answer
-// within the second it was decided in keeps the whole ttl.
-uint32_t RemainingTtl(uint32_t ttl_s, int64_t decided_s) {
-  const int64_t elapsed = NowSeconds() - decided_s;
-  if (elapsed <= 0) return ttl_s;
-  return elapsed >= int64_t{ttl_s} ? 0 : ttl_s - static_cast<uint32_t>(elapsed);
+// stretched by that wait.
+uint32_t RemainingTtl(uint32_t ttl_s, int64_t elapsed_s) {
+  if (elapsed_s <= 0) return ttl_s;
+  return elapsed_s >= int64_t{ttl_s} ? 0 : ttl_s - static_cast<uint32_t>(elapsed_s);
 }
+
+// Whole seconds from a decision made at `decided_s` (NowSeconds) to now, read
+// once per answer. Both times are rounded up, so an answer's max-age never
+// reaches past decided_s + ttl_s, and an answer within the second it was
+// decided in keeps the whole ttl.
+int64_t ElapsedSeconds(int64_t decided_s) { return NowSeconds() - decided_s; }
 
 // A legal basis as a header value: a safeguard's reference is the tenant's
 // text (any printable UTF-8), and a header should carry visible ASCII only
@@ -187,7 +190,7 @@ HttpResponse GatewayAnswer(const residency::OwnedDecision& d, int64_t decided_s,
   r.headers.emplace_back("X-Residency-Policy-Version", std::to_string(d.policy_version));
   if (!d.legal_basis.empty()) r.headers.emplace_back("X-Residency-Legal-Basis", HeaderSafe(d.legal_basis));
   if (audit_index) r.headers.emplace_back("X-Residency-Audit-Index", std::to_string(*audit_index));
-  r.headers.emplace_back("Cache-Control", GatewayCacheControl(RemainingTtl(d.ttl_s, decided_s)));
+  r.headers.emplace_back("Cache-Control", GatewayCacheControl(RemainingTtl(d.ttl_s, ElapsedSeconds(decided_s))));
   r.headers.emplace_back("Vary", kGatewayVary);
   return r;
 }
@@ -253,10 +256,12 @@ void Decisions(const DecisionRouteDeps& deps, RequestContext& ctx, Reply reply) 
     if (indexes)
       for (size_t i = 0; i < answers->size(); ++i) (*answers)[i]["audit_index"] = (*indexes)[i];
     // Each ttl_s as it stands now (RemainingTtl); the audit entries keep the decided ones.
-    for (auto& a : *answers) a["ttl_s"] = RemainingTtl(a["ttl_s"].get<uint32_t>(), decided_s);
+    const int64_t elapsed = ElapsedSeconds(decided_s);
+    if (elapsed > 0)
+      for (auto& a : *answers) a["ttl_s"] = RemainingTtl(a["ttl_s"].get<uint32_t>(), elapsed);
     HttpResponse r = JsonResponse(200, batch ? nlohmann::json{{"decisions", std::move(*answers)}}
                                              : std::move((*answers)[0]));
-    r.headers.emplace_back("Cache-Control", CacheControl(RemainingTtl(ttl, decided_s)));
+    r.headers.emplace_back("Cache-Control", CacheControl(RemainingTtl(ttl, elapsed)));
     return r;
   };
   AuditThenAnswer(deps, std::move(events), std::move(reply), render);

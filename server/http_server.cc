@@ -861,7 +861,8 @@ class Frontend final : public Http::Handler {
           break;
       }
       if (conn->TooFarBehind())
-        return Fail(peer, conn, 503, "too many pipelined requests without reading the answers", /*retry_after_s=*/1, &in, http10);
+        return Fail(peer, conn, 503, "too many pipelined requests without reading the answers",
+                    /*retry_after_s=*/1, &in, http10);
       if (conn->probe_only) {
         // Closed to make room for a newer one: its request is not answered.
         if (!conn->awaiting_probe.exchange(false)) return;
