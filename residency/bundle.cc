@@ -128,10 +128,8 @@ Status CheckSignature(const nlohmann::json& outer, const std::optional<std::stri
   const std::string key_id = outer.at("key_id").get<std::string>();
   // BundleKeyId's form: a bundle naming anything else was not made by an
   // exporter, and its key_id is never echoed into an error or a log.
-  const bool key_id_form = key_id.size() == 16 && std::all_of(key_id.begin(), key_id.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  });
-  if (!key_id_form) return InvalidArgument("policy bundle: key_id must be 16 lowercase hex digits");
+  if (key_id.size() != 16 || !HexDecode(key_id))  // lowercase only, as HexEncode writes it
+    return InvalidArgument("policy bundle: key_id must be 16 lowercase hex digits");
   const std::string message = SignedMessage(*payload);
   for (const std::string& key : trusted_public_keys) {
     if (BundleKeyId(key) != key_id) continue;
